@@ -27,10 +27,20 @@ const failureOf = <A>(thunk: () => Promise<A>): Effect.Effect<{ readonly name?: 
     Effect.orDieWith(() => new Error("expected the SDK call to fail, but it succeeded"))
   )
 
+/** `inject` returns undefined when the globalSetup is not configured: fail with a useful message. */
+const injected = (key: "kinesisEndpoint" | "s3Endpoint" | "region"): string => {
+  const value = inject(key) as string | undefined
+  if (value === undefined) {
+    throw new Error(`inject("${key}") is undefined: add globalSetup: ["test/support/globalSetup.ts"] to vitest.config.ts`)
+  }
+  return value
+}
+
 describe("LocalAws harness", () => {
-  const region = inject("region")
-  const kinesis: KinesisClient = makeKinesisClient(inject("kinesisEndpoint"), region)
-  const s3: S3Client = makeS3Client(inject("s3Endpoint"), region)
+  const region = injected("region")
+  const s3Endpoint = injected("s3Endpoint")
+  const kinesis: KinesisClient = makeKinesisClient(injected("kinesisEndpoint"), region)
+  const s3: S3Client = makeS3Client(s3Endpoint, region)
 
   afterAll(() => {
     kinesis.destroy()
@@ -114,7 +124,7 @@ describe("LocalAws harness", () => {
       Effect.gen(function*() {
         // With the SDK default ("WHEN_SUPPORTED") a stream Body is sent aws-chunked,
         // which s3rver stores verbatim (framing included); see makeS3Client.
-        const client = makeS3Client(inject("s3Endpoint"), region, { requestChecksumCalculation: "WHEN_REQUIRED" })
+        const client = makeS3Client(s3Endpoint, region, { requestChecksumCalculation: "WHEN_REQUIRED" })
         yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
         const bucket = uniqueName("bucket")
         yield* Effect.promise(() => createBucket(client, bucket))

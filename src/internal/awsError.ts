@@ -1,0 +1,79 @@
+/**
+ * What the AWS SDK v3 and Node's network stack tell us about a failed call, read the same
+ * way for Kinesis and S3, and the one predicate that decides whether trying again may help.
+ *
+ * @internal
+ */
+
+/** The facts of a failed AWS call. */
+export interface AwsErrorFacts {
+  /** AWS error name (`ResourceNotFoundException`), Node error code (`ECONNREFUSED`) or JS error name. */
+  readonly errorName: string
+  readonly httpStatus: number | undefined
+  readonly retryable: boolean
+}
+
+const THROTTLING = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "Throttling",
+  "ThrottledException",
+  "LimitExceededException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "TooManyRequestsException",
+  "SlowDown",
+  "KMSThrottlingException",
+  "InternalFailure",
+  "ServiceUnavailable",
+  "InternalError"
+])
+
+const TRANSIENT_NETWORK = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "TimeoutError",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "NetworkingError"
+])
+
+/**
+ * Whether a failure is worth retrying: throttling, a 5xx or 429, a timeout, a network fault.
+ * Everything else (not found, access denied, validation) fails at once.
+ */
+export const isRetryable = (errorName: string, httpStatus: number | undefined): boolean =>
+  THROTTLING.has(errorName) ||
+  TRANSIENT_NETWORK.has(errorName) ||
+  (httpStatus !== undefined && (httpStatus >= 500 || httpStatus === 429))
+
+/** Reads an SDK or network error. */
+export const awsErrorFacts = (error: unknown): AwsErrorFacts => {
+  const e = (typeof error === "object" && error !== null ? error : {}) as {
+    readonly name?: unknown
+    readonly code?: unknown
+    readonly $metadata?: { readonly httpStatusCode?: unknown }
+    readonly $response?: { readonly statusCode?: unknown }
+  }
+  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+  const httpStatus = typeof status === "number" ? status : undefined
+  // Node network errors carry their meaning in `code` (`ECONNREFUSED`); SDK service errors in `name`.
+  const errorName = typeof e.code === "string" && /^E[A-Z_]+$/.test(e.code)
+    ? e.code
+    : typeof e.name === "string" && e.name !== "Error"
+    ? e.name
+    : typeof e.code === "string"
+    ? e.code
+    : error instanceof Error
+    ? error.name
+    : "UnknownError"
+  return { errorName, httpStatus, retryable: isRetryable(errorName, httpStatus) }
+}

@@ -1,0 +1,181 @@
+/**
+ * The `Kinesis` service: the part of Kinesis Data Streams the writer needs (PutRecords and
+ * DescribeStreamSummary), over `@aws-sdk/client-kinesis` or a test double.
+ *
+ * @since 0.1.0
+ */
+import type { KinesisClientConfig } from "@aws-sdk/client-kinesis"
+import { DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from "@aws-sdk/client-kinesis"
+import { Config, Context, Effect, Layer, Option } from "effect"
+import { KinesisError } from "../errors.js"
+import { awsErrorFacts } from "../internal/awsError.js"
+
+/**
+ * One record of a PutRecords call.
+ *
+ * @since 0.1.0
+ */
+export interface PutRecordsEntry {
+  readonly data: Uint8Array
+  readonly partitionKey: string
+}
+
+/**
+ * The outcome of one record of a PutRecords call, in request order: a shard and sequence
+ * number when it was written, an error code (`ProvisionedThroughputExceededException`,
+ * `InternalFailure`, `KMSThrottlingException`, …) when it was not.
+ *
+ * @since 0.1.0
+ */
+export type PutRecordsResultEntry =
+  | { readonly _tag: "Written"; readonly shardId: string; readonly sequenceNumber: string }
+  | { readonly _tag: "Failed"; readonly errorCode: string; readonly errorMessage?: string | undefined }
+
+/**
+ * A PutRecords request.
+ *
+ * @since 0.1.0
+ */
+export interface PutRecordsRequest {
+  readonly streamName: string
+  /** When set, the stream is addressed by ARN (cross-account writes). */
+  readonly streamArn?: string | undefined
+  readonly records: ReadonlyArray<PutRecordsEntry>
+}
+
+/**
+ * What the writer reads of a stream when it is told to honour the stream's record limit.
+ *
+ * @since 0.1.0
+ */
+export interface StreamSummary {
+  readonly streamName: string
+  readonly status: string
+  readonly openShardCount: number
+  /** The stream's largest record (data plus partition key), in KiB; absent on endpoints that do not report it. */
+  readonly maxRecordSizeInKiB?: number | undefined
+}
+
+/**
+ * Kinesis Data Streams, narrowed to what the writer needs. Every call fails with a
+ * `KinesisError` whose `retryable` flag drives the writer's retries; interrupting a call
+ * aborts its HTTP request.
+ *
+ * @since 0.1.0
+ */
+export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesis, {
+  /** One PutRecords call. A per-record failure is an outcome, not an error. */
+  readonly putRecords: (request: PutRecordsRequest) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
+  /** One DescribeStreamSummary call. */
+  readonly describeStreamSummary: (streamName: string) => Effect.Effect<StreamSummary, KinesisError>
+}>() {
+  /**
+   * The service over an SDK client. The client stays the caller's to configure and destroy.
+   *
+   * @since 0.1.0
+   */
+  static readonly make = (client: KinesisClient): Kinesis["Type"] =>
+    Kinesis.of({
+      putRecords: (request) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(
+              new PutRecordsCommand({
+                ...(request.streamArn === undefined ? { StreamName: request.streamName } : { StreamARN: request.streamArn }),
+                Records: request.records.map((r) => ({ Data: r.data, PartitionKey: r.partitionKey }))
+              }),
+              { abortSignal: signal }
+            ),
+          catch: toKinesisError("PutRecords", request.streamName)
+        }).pipe(Effect.flatMap((output) => resultEntries(request, output.Records))),
+      describeStreamSummary: (streamName) =>
+        Effect.tryPromise({
+          try: (signal) => client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }), { abortSignal: signal }),
+          catch: toKinesisError("DescribeStreamSummary", streamName)
+        }).pipe(Effect.map(({ StreamDescriptionSummary: s }) => ({
+          streamName,
+          status: s?.StreamStatus ?? "UNKNOWN",
+          openShardCount: s?.OpenShardCount ?? 0,
+          maxRecordSizeInKiB: s?.MaxRecordSizeInKiB
+        })))
+    })
+
+  /**
+   * A layer over a client the caller built and owns.
+   *
+   * Configure the client with `maxAttempts: 1` (or a small number): the writer retries the
+   * records that failed itself, and the SDK's own retries would multiply its schedule.
+   *
+   * @example
+   * ```ts
+   * import { KinesisClient } from "@aws-sdk/client-kinesis"
+   * const KinesisLive = Kinesis.layer(new KinesisClient({ region: "eu-west-1", maxAttempts: 1 }))
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layer = (client: KinesisClient): Layer.Layer<Kinesis> => Layer.succeed(Kinesis, Kinesis.make(client))
+
+  /**
+   * A layer that builds its own client, destroyed when the layer's scope closes.
+   *
+   * @since 0.1.0
+   */
+  static readonly layerClient = (config: KinesisClientConfig = {}): Layer.Layer<Kinesis> =>
+    Layer.scoped(
+      Kinesis,
+      Effect.acquireRelease(
+        Effect.sync(() => new KinesisClient({ maxAttempts: 1, ...config })),
+        (client) => Effect.sync(() => client.destroy())
+      ).pipe(Effect.map(Kinesis.make))
+    )
+
+  /**
+   * {@link Kinesis.layerClient} with the region and an optional endpoint read through Effect
+   * `Config` (by default `AWS_REGION` and `KINESIS_ENDPOINT`); credentials come from the SDK's
+   * default chain.
+   *
+   * @since 0.1.0
+   */
+  static readonly layerConfig = (
+    config: Config.Config<{ readonly region: string; readonly endpoint: Option.Option<string> }> = Config.all({
+      region: Config.string("AWS_REGION"),
+      endpoint: Config.option(Config.string("KINESIS_ENDPOINT"))
+    })
+  ) =>
+    Layer.unwrapEffect(
+      Effect.map(config, ({ endpoint, region }) =>
+        Kinesis.layerClient({ region, ...(Option.isSome(endpoint) ? { endpoint: endpoint.value } : {}) }))
+    )
+}
+
+/**
+ * Maps an error thrown by the Kinesis SDK (or the network under it) to a `KinesisError`,
+ * with its `retryable` flag from one predicate shared with the S3 store.
+ *
+ * @since 0.1.0
+ */
+export const toKinesisError = (operation: string, streamName: string) => (cause: unknown): KinesisError => {
+  const facts = awsErrorFacts(cause)
+  return new KinesisError({ operation, streamName, ...facts, cause })
+}
+
+const resultEntries = (
+  request: PutRecordsRequest,
+  records: ReadonlyArray<{ SequenceNumber?: string | undefined; ShardId?: string | undefined; ErrorCode?: string | undefined; ErrorMessage?: string | undefined }> | undefined
+): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
+  records === undefined || records.length !== request.records.length
+    ? Effect.fail(
+      new KinesisError({
+        operation: "PutRecords",
+        streamName: request.streamName,
+        errorName: "InvalidResponse",
+        retryable: true,
+        cause: new Error(`PutRecords answered ${records?.length ?? 0} results for ${request.records.length} records`)
+      })
+    )
+    : Effect.succeed(records.map((r): PutRecordsResultEntry =>
+      r.ErrorCode === undefined && r.SequenceNumber !== undefined
+        ? { _tag: "Written", shardId: r.ShardId ?? "", sequenceNumber: r.SequenceNumber }
+        : { _tag: "Failed", errorCode: r.ErrorCode ?? "UnknownError", errorMessage: r.ErrorMessage }
+    ))

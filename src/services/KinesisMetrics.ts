@@ -1,0 +1,169 @@
+/**
+ * The `KinesisMetrics` service: the writer's counters and latency histogram (DESIGN §4),
+ * every one labelled with `stream_name`. Layers for a prom-client registry, for Effect's own
+ * `Metric` API (OpenTelemetry exporters), and a no-op.
+ *
+ * | metric | type | what it counts |
+ * |---|---|---|
+ * | `kinesis_write_attempts_total` | counter | PutRecords calls |
+ * | `kinesis_write_success_total` | counter | calls in which every record was written |
+ * | `kinesis_failed_records_total` | counter | records that failed: refused one by one, or in a call that failed whole |
+ * | `kinesis_large_payloads_total` | counter | records offloaded to the large-payload store |
+ * | `kinesis_batch_write_failures_total` | counter | calls or payload builds that failed as a whole |
+ * | `kinesis_write_latency_seconds` | histogram | duration of one PutRecords call (Prometheus default buckets) |
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Metric, MetricBoundaries } from "effect"
+import { Counter, Histogram, type Registry } from "prom-client"
+
+/**
+ * The metric names: part of the contract, dashboards depend on them.
+ *
+ * @since 0.1.0
+ */
+export const MetricNames = {
+  writeAttempts: "kinesis_write_attempts_total",
+  writeSuccess: "kinesis_write_success_total",
+  failedRecords: "kinesis_failed_records_total",
+  largePayloads: "kinesis_large_payloads_total",
+  batchWriteFailures: "kinesis_batch_write_failures_total",
+  writeLatency: "kinesis_write_latency_seconds"
+} as const
+
+/**
+ * Prometheus' default histogram buckets, in seconds.
+ *
+ * @since 0.1.0
+ */
+export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * The outcome of one PutRecords call, as the metrics see it.
+ *
+ * @since 0.1.0
+ */
+export interface PutRecordsOutcome {
+  readonly streamName: string
+  /** Duration of the call in seconds. */
+  readonly seconds: number
+  /** Records that failed: those Kinesis refused, or all of the call's records when it failed whole. */
+  readonly failedRecords: number
+  /** Whether the call failed as a whole. */
+  readonly callFailed: boolean
+}
+
+/**
+ * Records what the writer does. Each method is cheap and never fails.
+ *
+ * @since 0.1.0
+ */
+export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMetrics")<KinesisMetrics, {
+  /** One PutRecords call: an attempt, its latency, success or its failed records. */
+  readonly putRecords: (outcome: PutRecordsOutcome) => Effect.Effect<void>
+  /** Records offloaded to the large-payload store. */
+  readonly largePayloads: (streamName: string, count: number) => Effect.Effect<void>
+  /** A payload build that failed as a whole (the call failures are counted by `putRecords`). */
+  readonly batchWriteFailure: (streamName: string) => Effect.Effect<void>
+}>() {
+  /**
+   * Metrics on a prom-client `Registry`: the one given, never the global one unless it is
+   * the one given. Several writers (for different streams) may share a registry: the
+   * metrics are created once per registry and labelled by stream.
+   *
+   * @example
+   * ```ts
+   * import { Registry } from "prom-client"
+   * const registry = new Registry()
+   * const MetricsLive = KinesisMetrics.layerPrometheus(registry)
+   * // later: await registry.metrics() is the exposition text
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layerPrometheus = (registry: Registry): Layer.Layer<KinesisMetrics> =>
+    Layer.sync(KinesisMetrics, () => KinesisMetrics.makePrometheus(registry))
+
+  /**
+   * The service behind {@link KinesisMetrics.layerPrometheus}.
+   *
+   * @since 0.1.0
+   */
+  static readonly makePrometheus = (registry: Registry): KinesisMetrics["Type"] => {
+    const counter = (name: string, help: string): Counter<"stream_name"> =>
+      (registry.getSingleMetric(name) as Counter<"stream_name"> | undefined) ??
+        new Counter({ name, help, labelNames: ["stream_name"], registers: [registry] })
+    const attempts = counter(MetricNames.writeAttempts, "PutRecords calls made")
+    const success = counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written")
+    const failed = counter(MetricNames.failedRecords, "Records that failed in a PutRecords call")
+    const large = counter(MetricNames.largePayloads, "Records offloaded to the large-payload store")
+    const batchFailures = counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole")
+    const latency = (registry.getSingleMetric(MetricNames.writeLatency) as Histogram<"stream_name"> | undefined) ??
+      new Histogram({
+        name: MetricNames.writeLatency,
+        help: "Duration of one PutRecords call in seconds",
+        labelNames: ["stream_name"],
+        buckets: [...LATENCY_BUCKETS],
+        registers: [registry]
+      })
+    return KinesisMetrics.of({
+      putRecords: (o) =>
+        Effect.sync(() => {
+          const labels = { stream_name: o.streamName }
+          attempts.inc(labels)
+          latency.observe(labels, o.seconds)
+          if (o.failedRecords > 0) failed.inc(labels, o.failedRecords)
+          if (o.callFailed) batchFailures.inc(labels)
+          else if (o.failedRecords === 0) success.inc(labels)
+        }),
+      largePayloads: (streamName, count) => Effect.sync(() => count > 0 && large.inc({ stream_name: streamName }, count)),
+      batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName }))
+    })
+  }
+
+  /**
+   * Metrics through Effect's own `Metric` API (for applications that export with
+   * OpenTelemetry): monotonic counters and a seconds histogram, tagged `stream_name`.
+   * Effect's metric registry is process-wide.
+   *
+   * @since 0.1.0
+   */
+  static readonly layerEffect: Layer.Layer<KinesisMetrics> = Layer.sync(KinesisMetrics, () => {
+    const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+    const attempts = counter(MetricNames.writeAttempts, "PutRecords calls made")
+    const success = counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written")
+    const failed = counter(MetricNames.failedRecords, "Records that failed in a PutRecords call")
+    const large = counter(MetricNames.largePayloads, "Records offloaded to the large-payload store")
+    const batchFailures = counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole")
+    const latency = Metric.histogram(
+      MetricNames.writeLatency,
+      MetricBoundaries.fromIterable(LATENCY_BUCKETS),
+      "Duration of one PutRecords call in seconds"
+    )
+    const tag = <M extends Metric.Metric<any, any, any>>(metric: M, streamName: string) =>
+      Metric.tagged(metric, "stream_name", streamName) as M
+    return KinesisMetrics.of({
+      putRecords: (o) =>
+        Effect.gen(function*() {
+          yield* Metric.increment(tag(attempts, o.streamName))
+          yield* Metric.update(tag(latency, o.streamName), o.seconds)
+          if (o.failedRecords > 0) yield* Metric.incrementBy(tag(failed, o.streamName), o.failedRecords)
+          if (o.callFailed) yield* Metric.increment(tag(batchFailures, o.streamName))
+          else if (o.failedRecords === 0) yield* Metric.increment(tag(success, o.streamName))
+        }),
+      largePayloads: (streamName, count) =>
+        count > 0 ? Metric.incrementBy(tag(large, streamName), count) : Effect.void,
+      batchWriteFailure: (streamName) => Metric.increment(tag(batchFailures, streamName))
+    })
+  })
+
+  /**
+   * Records nothing.
+   *
+   * @since 0.1.0
+   */
+  static readonly layerNoop: Layer.Layer<KinesisMetrics> = Layer.succeed(
+    KinesisMetrics,
+    KinesisMetrics.of({ putRecords: () => Effect.void, largePayloads: () => Effect.void, batchWriteFailure: () => Effect.void })
+  )
+}

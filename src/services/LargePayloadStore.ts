@@ -1,0 +1,194 @@
+/**
+ * The `LargePayloadStore` service: where a record too large for the stream goes (the
+ * claim-check pattern). The S3 layer writes each object once with the bucket owner check,
+ * server-side encryption and key prefix it is given; the in-memory layer serves tests.
+ *
+ * @since 0.1.0
+ */
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
+import { Context, Effect, Layer } from "effect"
+import { LargePayloadStoreError } from "../errors.js"
+import { awsErrorFacts } from "../internal/awsError.js"
+
+/**
+ * Where a large payload lives.
+ *
+ * @since 0.1.0
+ */
+export interface PayloadLocation {
+  readonly bucket: string
+  readonly key: string
+}
+
+/**
+ * Server-side encryption of large payloads: S3-managed keys (`SSE-S3`, AES256) or a KMS
+ * key (`SSE-KMS`, with its key id or ARN).
+ *
+ * @since 0.1.0
+ */
+export type ServerSideEncryption =
+  | { readonly _tag: "SSE-S3" }
+  | { readonly _tag: "SSE-KMS"; readonly kmsKeyId: string }
+
+/**
+ * Options of {@link LargePayloadStore.layerS3}.
+ *
+ * @since 0.1.0
+ */
+export interface S3StoreOptions {
+  /** The caller's client; it stays the caller's to destroy. */
+  readonly client: S3Client
+  readonly bucket: string
+  /** Prepended to every key, e.g. `"kinesis-large/"`. Default none. */
+  readonly keyPrefix?: string | undefined
+  /** Sent as `ExpectedBucketOwner`, so that a bucket that changed hands is never written or read. */
+  readonly expectedBucketOwner?: string | undefined
+  readonly serverSideEncryption?: ServerSideEncryption | undefined
+}
+
+/**
+ * Stores and fetches large payloads. `write` returns where the payload went (the store may
+ * prefix the key); `read` fetches by that location.
+ *
+ * @since 0.1.0
+ */
+export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargePayloadStore")<LargePayloadStore, {
+  readonly write: (key: string, bytes: Uint8Array) => Effect.Effect<PayloadLocation, LargePayloadStoreError>
+  readonly read: (location: PayloadLocation) => Effect.Effect<Uint8Array, LargePayloadStoreError>
+  readonly delete: (location: PayloadLocation) => Effect.Effect<void, LargePayloadStoreError>
+}>() {
+  /**
+   * The S3 store over a client the caller built.
+   *
+   * @since 0.1.0
+   */
+  static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore["Type"] => {
+    const { bucket, client } = options
+    const owner = options.expectedBucketOwner === undefined ? {} : { ExpectedBucketOwner: options.expectedBucketOwner }
+    const sse = options.serverSideEncryption === undefined
+      ? {}
+      : options.serverSideEncryption._tag === "SSE-S3"
+      ? { ServerSideEncryption: "AES256" as const }
+      : { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: options.serverSideEncryption.kmsKeyId }
+    return LargePayloadStore.of({
+      write: (key, bytes) => {
+        const location = { bucket, key: `${options.keyPrefix ?? ""}${key}` }
+        return Effect.tryPromise({
+          try: (signal) =>
+            client.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: location.key,
+                Body: bytes,
+                ContentLength: bytes.length,
+                ContentType: "application/x-protobuf",
+                ...owner,
+                ...sse
+              }),
+              { abortSignal: signal }
+            ),
+          catch: toStoreError("write", location)
+        }).pipe(Effect.as(location))
+      },
+      read: (location) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
+              abortSignal: signal
+            }).then((output) => output.Body === undefined ? new Uint8Array(0) : output.Body.transformToByteArray()),
+          catch: toStoreError("read", location)
+        }),
+      delete: (location) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
+              abortSignal: signal
+            }),
+          catch: toStoreError("delete", location)
+        }).pipe(Effect.asVoid)
+    })
+  }
+
+  /**
+   * Large payloads in S3.
+   *
+   * @example
+   * ```ts
+   * import { S3Client } from "@aws-sdk/client-s3"
+   * const StoreLive = LargePayloadStore.layerS3({
+   *   client: new S3Client({}),
+   *   bucket: "my-large-payload-bucket",
+   *   expectedBucketOwner: "123456789012",
+   *   serverSideEncryption: { _tag: "SSE-KMS", kmsKeyId: "alias/kinesis-large" },
+   *   keyPrefix: "large/"
+   * })
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layerS3 = (options: S3StoreOptions): Layer.Layer<LargePayloadStore> =>
+    Layer.succeed(LargePayloadStore, LargePayloadStore.makeS3(options))
+
+  /**
+   * An in-memory store, for tests and local runs: objects live as long as the layer.
+   *
+   * @since 0.1.0
+   */
+  static readonly makeMemory = (bucket = "memory"): Effect.Effect<MemoryStore> =>
+    Effect.sync(() => {
+      const objects = new Map<string, Uint8Array>()
+      const id = (location: PayloadLocation) => `${location.bucket}/${location.key}`
+      return {
+        objects: Effect.sync(() => new Map(objects)),
+        service: LargePayloadStore.of({
+          write: (key, bytes) =>
+            Effect.sync(() => {
+              objects.set(`${bucket}/${key}`, Uint8Array.from(bytes))
+              return { bucket, key }
+            }),
+          read: (location) =>
+            Effect.suspend(() => {
+              const bytes = objects.get(id(location))
+              return bytes === undefined
+                ? Effect.fail(
+                  new LargePayloadStoreError({
+                    operation: "read",
+                    ...location,
+                    errorName: "NoSuchKey",
+                    httpStatus: 404,
+                    retryable: false
+                  })
+                )
+                : Effect.succeed(bytes)
+            }),
+          delete: (location) => Effect.sync(() => void objects.delete(id(location)))
+        })
+      }
+    })
+
+  /**
+   * {@link LargePayloadStore.makeMemory} as a layer.
+   *
+   * @since 0.1.0
+   */
+  static readonly layerMemory = (bucket = "memory"): Layer.Layer<LargePayloadStore> =>
+    Layer.effect(LargePayloadStore, Effect.map(LargePayloadStore.makeMemory(bucket), (m) => m.service))
+}
+
+/**
+ * An in-memory store and a view of its objects (keyed `bucket/key`), for assertions.
+ *
+ * @since 0.1.0
+ */
+export interface MemoryStore {
+  readonly service: LargePayloadStore["Type"]
+  readonly objects: Effect.Effect<ReadonlyMap<string, Uint8Array>>
+}
+
+/**
+ * Maps an error thrown by the S3 SDK (or the network under it) to a `LargePayloadStoreError`.
+ *
+ * @since 0.1.0
+ */
+export const toStoreError = (operation: "write" | "read" | "delete", location: PayloadLocation) =>
+(cause: unknown): LargePayloadStoreError => new LargePayloadStoreError({ operation, ...location, ...awsErrorFacts(cause), cause })
