@@ -1,0 +1,138 @@
+/**
+ * A scriptable `Kinesis` test double: every PutRecords call is recorded and answered by a
+ * script the test (or a user's test) writes — accept everything, refuse some records with a
+ * per-record error code, fail whole calls with a `KinesisError`, or anything in between.
+ * For what no real server does on demand: throttling, partial failures, crashes.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { KinesisTest } from "cygnus-kinesis-writer"
+ *
+ * // Refuse every record of the first call with throttling, accept the rest.
+ * const layer = KinesisTest.layer((call) =>
+ *   call.index === 0
+ *     ? KinesisTest.failEach(call, "ProvisionedThroughputExceededException")
+ *     : KinesisTest.acceptAll(call))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
+import { KinesisError } from "../errors.js"
+import type { PutRecordsRequest, PutRecordsResultEntry, StreamSummary } from "../services/Kinesis.js"
+import { Kinesis } from "../services/Kinesis.js"
+
+/**
+ * One recorded PutRecords call: its 0-based index among the double's calls and its request.
+ *
+ * @since 0.1.0
+ */
+export interface PutRecordsCall {
+  readonly index: number
+  readonly request: PutRecordsRequest
+}
+
+/**
+ * How the double answers a call.
+ *
+ * @since 0.1.0
+ */
+export type PutRecordsScript = (call: PutRecordsCall) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
+
+/**
+ * What the double saw, for assertions.
+ *
+ * @since 0.1.0
+ */
+export class KinesisTestRecorder extends Context.Tag("cygnus-kinesis-writer/KinesisTestRecorder")<KinesisTestRecorder, {
+  /** Every PutRecords call so far, in the order they started. */
+  readonly calls: Effect.Effect<ReadonlyArray<PutRecordsCall>>
+}>() {}
+
+let sequence = 0n
+
+/**
+ * Writes every record of the call, on shard `shardId-00000000000N` by MD5 of its key over 4 shards.
+ *
+ * @since 0.1.0
+ */
+export const acceptAll = (call: PutRecordsCall): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
+  Effect.sync(() =>
+    call.request.records.map((r): PutRecordsResultEntry => ({
+      _tag: "Written",
+      shardId: `shardId-00000000000${createHash("md5").update(r.partitionKey).digest()[0]! % 4}`,
+      sequenceNumber: String(++sequence)
+    }))
+  )
+
+/**
+ * Refuses every record of the call with a per-record error code.
+ *
+ * @since 0.1.0
+ */
+export const failEach = (call: PutRecordsCall, errorCode: string): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
+  Effect.succeed(call.request.records.map(() => ({ _tag: "Failed", errorCode, errorMessage: `scripted ${errorCode}` })))
+
+/**
+ * Answers record by record: `errorCodeOf` returns an error code to refuse a record, or
+ * `undefined` to write it.
+ *
+ * @since 0.1.0
+ */
+export const perRecord = (
+  call: PutRecordsCall,
+  errorCodeOf: (record: PutRecordsRequest["records"][number], index: number) => string | undefined
+): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
+  Effect.map(acceptAll(call), (written) =>
+    written.map((entry, i) => {
+      const errorCode = errorCodeOf(call.request.records[i]!, i)
+      return errorCode === undefined ? entry : { _tag: "Failed", errorCode, errorMessage: `scripted ${errorCode}` }
+    }))
+
+/**
+ * Fails the whole call, as the SDK would for an error with this name and HTTP status.
+ *
+ * @since 0.1.0
+ */
+export const failCall = (
+  call: PutRecordsCall,
+  errorName: string,
+  options: { readonly httpStatus?: number | undefined; readonly retryable: boolean }
+): Effect.Effect<never, KinesisError> =>
+  Effect.fail(
+    new KinesisError({
+      operation: "PutRecords",
+      streamName: call.request.streamName,
+      errorName,
+      httpStatus: options.httpStatus,
+      retryable: options.retryable
+    })
+  )
+
+/**
+ * The double and its recorder as a layer. `summary` answers DescribeStreamSummary.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  script: PutRecordsScript = acceptAll,
+  summary: Partial<StreamSummary> = {}
+): Layer.Layer<Kinesis | KinesisTestRecorder> =>
+  Layer.effectContext(Effect.sync(() => {
+    const calls: Array<PutRecordsCall> = []
+    const kinesis = Kinesis.of({
+      putRecords: (request) =>
+        Effect.suspend(() => {
+          const call = { index: calls.length, request }
+          calls.push(call)
+          return script(call)
+        }),
+      describeStreamSummary: (streamName) =>
+        Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4, ...summary })
+    })
+    return Context.make(Kinesis, kinesis).pipe(
+      Context.add(KinesisTestRecorder, { calls: Effect.sync(() => [...calls]) })
+    )
+  }))

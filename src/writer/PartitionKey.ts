@@ -1,0 +1,79 @@
+/**
+ * Partition keys (DESIGN §2): `{logGroupId}-{schemaName}-{bucket}-{attempt}`, where bucket is
+ * a stable hash of `file_path` modulo `distributionFactor` and attempt is 0 on the first try
+ * and n on the n-th retry, so a retried record can land on another shard.
+ *
+ * @since 0.1.0
+ */
+
+const utf8 = new TextEncoder()
+
+/**
+ * FNV-1a (32 bit) over the UTF-8 bytes of a string: stable across processes, versions and
+ * languages, unlike a runtime's own string hash.
+ *
+ * @since 0.1.0
+ */
+export const fnv1a32 = (text: string): number => {
+  let hash = 0x811c9dc5
+  const bytes = utf8.encode(text)
+  for (let i = 0; i < bytes.length; i++) {
+    hash ^= bytes[i]!
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
+
+/**
+ * The distribution bucket of a `file_path`: `fnv1a32(filePath) % distributionFactor`.
+ *
+ * @since 0.1.0
+ */
+export const distributionBucket = (filePath: string, distributionFactor: number): number =>
+  fnv1a32(filePath) % Math.max(1, Math.floor(distributionFactor))
+
+/**
+ * What partition keys are made of.
+ *
+ * @since 0.1.0
+ */
+export interface PartitionKeyParts {
+  readonly logGroupId: string
+  readonly schemaName: string
+}
+
+/**
+ * The part of a record's partition key that does not change across attempts:
+ * `{logGroupId}-{schemaName}-{bucket}-`.
+ *
+ * @since 0.1.0
+ */
+export const partitionKeyPrefix = (parts: PartitionKeyParts, filePath: string, distributionFactor: number): string =>
+  `${parts.logGroupId}-${parts.schemaName}-${distributionBucket(filePath, distributionFactor)}-`
+
+/**
+ * The partition key of a record for an attempt (0 for the first try).
+ *
+ * @example
+ * ```ts
+ * partitionKey({ logGroupId: "lg", schemaName: "orders" }, "s3://b/f.parquet", 4, 0) // "lg-orders-2-0"
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const partitionKey = (
+  parts: PartitionKeyParts,
+  filePath: string,
+  distributionFactor: number,
+  attempt: number
+): string => `${partitionKeyPrefix(parts, filePath, distributionFactor)}${attempt}`
+
+/**
+ * The longest partition key a configuration can make (highest bucket, last retry): the one
+ * that must fit Kinesis' 256 characters.
+ *
+ * @since 0.1.0
+ */
+export const longestPartitionKey = (
+  config: PartitionKeyParts & { readonly distributionFactor: number; readonly maxRetries: number }
+): string => `${config.logGroupId}-${config.schemaName}-${Math.max(1, config.distributionFactor) - 1}-${config.maxRetries}`

@@ -1,0 +1,204 @@
+/**
+ * The writer's settings: what a caller gives, the defaults of DESIGN §5, their validation
+ * (a bad value fails the layer with a `ConfigError` naming the field and the value), and the
+ * same settings read through Effect `Config`.
+ *
+ * @since 0.1.0
+ */
+import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
+import { DEFAULT_COMPRESSION_LEVEL } from "../codec/RecordCodec.js"
+import { longestPartitionKey } from "./PartitionKey.js"
+
+/**
+ * What a caller sets. Only the first four are required.
+ *
+ * @since 0.1.0
+ */
+export interface KinesisWriterOptions {
+  /** The stream: 1–128 of `[a-zA-Z0-9_.-]`. */
+  readonly streamName: string
+  /** Addresses the stream by ARN instead of name (cross-account writes). */
+  readonly streamArn?: string | undefined
+  /** Producer namespace; part of partition keys, S3 keys and every record's info. */
+  readonly logGroupId: string
+  /** Schema the records belong to; part of partition keys, S3 keys and every record's info. */
+  readonly schemaName: string
+  /** The producer's AWS account id: 12 digits. */
+  readonly accountId: string
+  /** How many partition-key buckets records are spread over. Integer, clamped to ≥ 1. Default 4. */
+  readonly distributionFactor?: number | undefined
+  /** A record whose serialized `DataFileV1` is larger (bytes) goes to S3. Positive integer. Default 921,600 (900 KiB). */
+  readonly largePayloadThreshold?: number | undefined
+  /** Retries of the records that failed, after the first attempt. Integer ≥ 0. Default 3. */
+  readonly maxRetries?: number | undefined
+  /** First backoff delay. Default 100 ms. */
+  readonly backoffBase?: Duration.DurationInput | undefined
+  /** Longest backoff delay. Default 10 s. */
+  readonly backoffCap?: Duration.DurationInput | undefined
+  /** Bytes (data plus partition keys) per PutRecords call. Default 5 MiB, at most 10 MiB. */
+  readonly maxRequestBytes?: number | undefined
+  /** Read the stream's `MaxRecordSizeInKiB` with DescribeStreamSummary when the layer is built, instead of assuming 1 MiB. Default false. */
+  readonly readStreamRecordLimit?: boolean | undefined
+  /** PutRecords calls in flight at once per batch. Default 4. */
+  readonly maxConcurrentCalls?: number | undefined
+  /** Large-payload uploads in flight at once per batch. Default 8. */
+  readonly maxConcurrentUploads?: number | undefined
+  /** gzip level, -1 (zlib's default, 6) or 0–9. Default -1. */
+  readonly compressionLevel?: number | undefined
+}
+
+/**
+ * The settings after validation and defaults.
+ *
+ * @since 0.1.0
+ */
+export interface ResolvedWriterConfig {
+  readonly streamName: string
+  readonly streamArn: string | undefined
+  readonly logGroupId: string
+  readonly schemaName: string
+  readonly accountId: string
+  readonly distributionFactor: number
+  readonly largePayloadThreshold: number
+  readonly maxRetries: number
+  readonly backoffBase: Duration.Duration
+  readonly backoffCap: Duration.Duration
+  readonly maxRequestBytes: number
+  readonly readStreamRecordLimit: boolean
+  readonly maxConcurrentCalls: number
+  readonly maxConcurrentUploads: number
+  readonly compressionLevel: number
+}
+
+/**
+ * The defaults of DESIGN §5 and the Kinesis limits.
+ *
+ * @since 0.1.0
+ */
+export const WriterDefaults = {
+  distributionFactor: 4,
+  largePayloadThreshold: 921_600,
+  maxRetries: 3,
+  backoffBase: Duration.millis(100),
+  backoffCap: Duration.seconds(10),
+  maxRequestBytes: 5 * 1024 * 1024,
+  maxRequestBytesLimit: 10 * 1024 * 1024,
+  recordLimitBytes: 1024 * 1024,
+  maxRecordsPerCall: 500,
+  maxPartitionKeyLength: 256,
+  maxConcurrentCalls: 4,
+  maxConcurrentUploads: 8,
+  compressionLevel: DEFAULT_COMPRESSION_LEVEL
+} as const
+
+const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/
+const ACCOUNT_ID = /^\d{12}$/
+
+const invalid = (field: string, requirement: string, value: unknown) =>
+  ConfigError.InvalidData([field], `${field} ${requirement}, got ${JSON.stringify(value) ?? String(value)}`)
+
+const check = <A>(field: string, value: A, ok: boolean, requirement: string): Either.Either<A, ConfigError.ConfigError> =>
+  ok ? Either.right(value) : Either.left(invalid(field, requirement, value))
+
+const integer = (field: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  check(field, value, Number.isInteger(value) && value >= min && value <= max, `must be an integer from ${min} to ${max}`)
+
+const duration = (field: string, value: Duration.DurationInput) =>
+  Either.flatMap(
+    Either.fromOption(Duration.decodeUnknown(value), () => invalid(field, "must be a duration", value)),
+    (d) => check(field, d, Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d), "must be a positive, finite duration")
+  )
+
+/**
+ * Validates options and fills in defaults. Each bad value is a `ConfigError.InvalidData`
+ * whose path is the field and whose message names the value.
+ *
+ * @since 0.1.0
+ */
+export const resolveWriterConfig = (
+  options: KinesisWriterOptions
+): Effect.Effect<ResolvedWriterConfig, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const d = WriterDefaults
+    const streamName = yield* check("streamName", options.streamName, typeof options.streamName === "string" && STREAM_NAME.test(options.streamName), "must be 1–128 characters of [a-zA-Z0-9_.-]")
+    const accountId = yield* check("accountId", options.accountId, typeof options.accountId === "string" && ACCOUNT_ID.test(options.accountId), "must be 12 digits")
+    const logGroupId = yield* check("logGroupId", options.logGroupId, typeof options.logGroupId === "string" && options.logGroupId.length > 0, "must be a non-empty string")
+    const schemaName = yield* check("schemaName", options.schemaName, typeof options.schemaName === "string" && options.schemaName.length > 0, "must be a non-empty string")
+    const rawFactor = options.distributionFactor ?? d.distributionFactor
+    const distributionFactor = Math.max(1, yield* check("distributionFactor", rawFactor, Number.isSafeInteger(rawFactor), "must be an integer"))
+    const largePayloadThreshold = yield* integer("largePayloadThreshold", options.largePayloadThreshold ?? d.largePayloadThreshold, 1)
+    const maxRetries = yield* integer("maxRetries", options.maxRetries ?? d.maxRetries, 0, 1_000)
+    const maxRequestBytes = yield* integer("maxRequestBytes", options.maxRequestBytes ?? d.maxRequestBytes, 1024, d.maxRequestBytesLimit)
+    const maxConcurrentCalls = yield* integer("maxConcurrentCalls", options.maxConcurrentCalls ?? d.maxConcurrentCalls, 1, 1_000)
+    const maxConcurrentUploads = yield* integer("maxConcurrentUploads", options.maxConcurrentUploads ?? d.maxConcurrentUploads, 1, 1_000)
+    const compressionLevel = yield* integer("compressionLevel", options.compressionLevel ?? d.compressionLevel, -1, 9)
+    const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
+    const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
+    const longest = longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
+    yield* check(
+      "logGroupId",
+      logGroupId,
+      longest.length <= d.maxPartitionKeyLength,
+      `and schemaName make partition keys of up to ${longest.length} characters (limit ${d.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
+    )
+    return {
+      streamName,
+      streamArn: options.streamArn,
+      logGroupId,
+      schemaName,
+      accountId,
+      distributionFactor,
+      largePayloadThreshold,
+      maxRetries,
+      backoffBase,
+      backoffCap,
+      maxRequestBytes,
+      readStreamRecordLimit: options.readStreamRecordLimit ?? false,
+      maxConcurrentCalls,
+      maxConcurrentUploads,
+      compressionLevel
+    }
+  })
+
+/**
+ * The writer's options read through Effect `Config`, by default from the environment:
+ *
+ * | variable | option |
+ * |---|---|
+ * | `KINESIS_STREAM_NAME` | streamName |
+ * | `KINESIS_STREAM_ARN` | streamArn (optional) |
+ * | `KINESIS_LOG_GROUP_ID` | logGroupId |
+ * | `KINESIS_SCHEMA_NAME` | schemaName |
+ * | `AWS_ACCOUNT_ID` | accountId |
+ * | `KINESIS_DISTRIBUTION_FACTOR` | distributionFactor |
+ * | `KINESIS_LARGE_PAYLOAD_THRESHOLD` | largePayloadThreshold |
+ * | `KINESIS_MAX_RETRIES` | maxRetries |
+ * | `KINESIS_BACKOFF_BASE`, `KINESIS_BACKOFF_CAP` | backoffBase, backoffCap (e.g. `100 millis`) |
+ * | `KINESIS_MAX_REQUEST_BYTES` | maxRequestBytes |
+ * | `KINESIS_READ_STREAM_RECORD_LIMIT` | readStreamRecordLimit |
+ * | `KINESIS_MAX_CONCURRENT_CALLS`, `KINESIS_MAX_CONCURRENT_UPLOADS` | concurrency bounds |
+ * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
+ *
+ * @since 0.1.0
+ */
+export const writerOptionsConfig: Config.Config<KinesisWriterOptions> = Config.all({
+  streamName: Config.string("KINESIS_STREAM_NAME"),
+  streamArn: optional(Config.string("KINESIS_STREAM_ARN")),
+  logGroupId: Config.string("KINESIS_LOG_GROUP_ID"),
+  schemaName: Config.string("KINESIS_SCHEMA_NAME"),
+  accountId: Config.string("AWS_ACCOUNT_ID"),
+  distributionFactor: optional(Config.integer("KINESIS_DISTRIBUTION_FACTOR")),
+  largePayloadThreshold: optional(Config.integer("KINESIS_LARGE_PAYLOAD_THRESHOLD")),
+  maxRetries: optional(Config.integer("KINESIS_MAX_RETRIES")),
+  backoffBase: optional(Config.duration("KINESIS_BACKOFF_BASE")),
+  backoffCap: optional(Config.duration("KINESIS_BACKOFF_CAP")),
+  maxRequestBytes: optional(Config.integer("KINESIS_MAX_REQUEST_BYTES")),
+  readStreamRecordLimit: optional(Config.boolean("KINESIS_READ_STREAM_RECORD_LIMIT")),
+  maxConcurrentCalls: optional(Config.integer("KINESIS_MAX_CONCURRENT_CALLS")),
+  maxConcurrentUploads: optional(Config.integer("KINESIS_MAX_CONCURRENT_UPLOADS")),
+  compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL"))
+})
+
+function optional<A>(config: Config.Config<A>): Config.Config<A | undefined> {
+  return Config.map(Config.option(config), Option.getOrUndefined)
+}
