@@ -1,0 +1,53 @@
+import { Effect, Layer } from "effect"
+import type { KinesisWriterOptions } from "../../src/index.js"
+import { KinesisMetrics, KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
+import type { PutRecordsScript } from "../../src/testing/KinesisTest.js"
+import type { MemoryStore } from "../../src/services/LargePayloadStore.js"
+
+export const baseOptions = {
+  streamName: "test-stream",
+  logGroupId: "lg",
+  schemaName: "schema",
+  accountId: "123456789012"
+} as const satisfies KinesisWriterOptions
+
+/**
+ * A writer over the scripted Kinesis double, an in-memory store and the given metrics;
+ * the double's recorder stays in the context for assertions.
+ */
+export const writerLayer = (
+  script: PutRecordsScript = KinesisTest.acceptAll,
+  options: Partial<KinesisWriterOptions> = {},
+  extra: {
+    readonly store?: Layer.Layer<LargePayloadStore> | undefined
+    readonly metrics?: Layer.Layer<KinesisMetrics> | undefined
+    readonly summary?: Parameters<typeof KinesisTest.layer>[1]
+  } = {}
+) =>
+  KinesisWriter.layer({ ...baseOptions, ...options }).pipe(
+    Layer.provideMerge(KinesisTest.layer(script, extra.summary)),
+    Layer.provideMerge(extra.store ?? LargePayloadStore.layerMemory()),
+    Layer.provideMerge(extra.metrics ?? KinesisMetrics.layerNoop)
+  )
+
+/** An in-memory store that counts writes and fails the first `failures` of them. */
+export const countingStore = (memory: MemoryStore, counter: { writes: number }, failures: {
+  readonly count: number
+  readonly errorName: string
+  readonly retryable: boolean
+} = { count: 0, errorName: "", retryable: false }) =>
+  Layer.succeed(
+    LargePayloadStore,
+    LargePayloadStore.of({
+      ...memory.service,
+      write: (key, bytes) =>
+        Effect.suspend(() => {
+          counter.writes++
+          return counter.writes <= failures.count
+            ? Effect.fail(
+              new LargePayloadStoreError({ operation: "write", bucket: "memory", key, errorName: failures.errorName, retryable: failures.retryable })
+            )
+            : memory.service.write(key, bytes)
+        })
+    })
+  )
