@@ -76,3 +76,6 @@ export * as RecordReader from "./reader/RecordReader.js"
 export * as KinesisTest from "./testing/KinesisTest.js"
 /** Realistic `DataFileV1` records for tests, demos and benchmarks. @since 0.1.0 */
 export * as RecordGenerator from "./testing/RecordGenerator.js"
+
+/** The Prometheus scrape endpoint (`@effect/platform` HttpServer on Node). @since 0.1.0 */
+export { MetricsServer, MetricsServerDefaults, type MetricsServerOptions } from "./http/MetricsServer.js"

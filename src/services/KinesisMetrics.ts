@@ -116,7 +116,10 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
           if (o.callFailed) batchFailures.inc(labels)
           else if (o.failedRecords === 0) success.inc(labels)
         }),
-      largePayloads: (streamName, count) => Effect.sync(() => count > 0 && large.inc({ stream_name: streamName }, count)),
+      largePayloads: (streamName, count) =>
+        Effect.sync(() => {
+          if (count > 0) large.inc({ stream_name: streamName }, count)
+        }),
       batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName }))
     })
   }

@@ -51,8 +51,6 @@ export class KinesisTestRecorder extends Context.Tag("cygnus-kinesis-writer/Kine
   readonly calls: Effect.Effect<ReadonlyArray<PutRecordsCall>>
 }>() {}
 
-let sequence = 0n
-
 /**
  * Writes every record of the call, on shard `shardId-00000000000N` by MD5 of its key over 4 shards.
  *
@@ -60,10 +58,10 @@ let sequence = 0n
  */
 export const acceptAll = (call: PutRecordsCall): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
   Effect.sync(() =>
-    call.request.records.map((r): PutRecordsResultEntry => ({
+    call.request.records.map((r, i): PutRecordsResultEntry => ({
       _tag: "Written",
       shardId: `shardId-00000000000${createHash("md5").update(r.partitionKey).digest()[0]! % 4}`,
-      sequenceNumber: String(++sequence)
+      sequenceNumber: `${call.index}-${i}`
     }))
   )
 

@@ -148,7 +148,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         // Delivery state across attempts: only what is still pending is sent again.
         let pending: ReadonlyArray<PreparedRecord> = batch.records
         let lastFailures: ReadonlyArray<FailedRecord> = []
-        const given_up: Array<FailedRecord> = []
+        const givenUp: Array<FailedRecord> = []
         let attempts = 0
         let calls = 0
         let retriedRecords = 0
@@ -163,7 +163,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
             lastCallError = outcome.callErrors.at(-1) ?? lastCallError
             fatal = outcome.callErrors.find((e) => !e.retryable)
             const retryable: Array<FailedRecord> = []
-            for (const f of outcome.failed) (f.retryable && fatal === undefined ? retryable : given_up).push(f)
+            for (const f of outcome.failed) (f.retryable && fatal === undefined ? retryable : givenUp).push(f)
             lastFailures = retryable
             pending = retryable.map((f) => f.record)
             return pending.length === 0 ? Effect.void : Effect.fail(RetryPending)
@@ -180,7 +180,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         )
         yield* Effect.annotateCurrentSpan({ "kinesis.calls": calls, "kinesis.attempts": attempts })
 
-        const undeliveredFailures = [...given_up, ...lastFailures]
+        const undeliveredFailures = [...givenUp, ...lastFailures]
         if (undeliveredFailures.length > 0) {
           const undelivered = undeliveredFailures
             .map((f): UndeliveredRecord => ({

@@ -106,7 +106,10 @@ const integer = (field: string, value: number, min: number, max = Number.MAX_SAF
 const duration = (field: string, value: Duration.DurationInput) =>
   Either.flatMap(
     Either.fromOption(Duration.decodeUnknown(value), () => invalid(field, "must be a duration", value)),
-    (d) => check(field, d, Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d), "must be a positive, finite duration")
+    (d) =>
+      Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d)
+        ? Either.right(d)
+        : Either.left(invalid(field, "must be a positive, finite duration", value))
   )
 
 /**
