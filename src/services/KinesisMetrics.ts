@@ -38,6 +38,27 @@ export const MetricNames = {
  */
 export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+
+/**
+ * The metrics of {@link KinesisMetrics.layerEffect}, untagged: tag one with
+ * `Metric.tagged(metric, "stream_name", name)` to read a stream's value with `Metric.value`.
+ *
+ * @since 0.1.0
+ */
+export const EffectMetrics = {
+  writeAttempts: counter(MetricNames.writeAttempts, "PutRecords calls made"),
+  writeSuccess: counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written"),
+  failedRecords: counter(MetricNames.failedRecords, "Records that failed in a PutRecords call"),
+  largePayloads: counter(MetricNames.largePayloads, "Records offloaded to the large-payload store"),
+  batchWriteFailures: counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole"),
+  writeLatency: Metric.histogram(
+    MetricNames.writeLatency,
+    MetricBoundaries.fromIterable(LATENCY_BUCKETS),
+    "Duration of one PutRecords call in seconds"
+  )
+} as const
+
 /**
  * The outcome of one PutRecords call, as the metrics see it.
  *
@@ -132,31 +153,21 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    * @since 0.1.0
    */
   static readonly layerEffect: Layer.Layer<KinesisMetrics> = Layer.sync(KinesisMetrics, () => {
-    const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
-    const attempts = counter(MetricNames.writeAttempts, "PutRecords calls made")
-    const success = counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written")
-    const failed = counter(MetricNames.failedRecords, "Records that failed in a PutRecords call")
-    const large = counter(MetricNames.largePayloads, "Records offloaded to the large-payload store")
-    const batchFailures = counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole")
-    const latency = Metric.histogram(
-      MetricNames.writeLatency,
-      MetricBoundaries.fromIterable(LATENCY_BUCKETS),
-      "Duration of one PutRecords call in seconds"
-    )
+    const m = EffectMetrics
     const tag = <M extends Metric.Metric<any, any, any>>(metric: M, streamName: string) =>
       Metric.tagged(metric, "stream_name", streamName) as M
     return KinesisMetrics.of({
       putRecords: (o) =>
         Effect.gen(function*() {
-          yield* Metric.increment(tag(attempts, o.streamName))
-          yield* Metric.update(tag(latency, o.streamName), o.seconds)
-          if (o.failedRecords > 0) yield* Metric.incrementBy(tag(failed, o.streamName), o.failedRecords)
-          if (o.callFailed) yield* Metric.increment(tag(batchFailures, o.streamName))
-          else if (o.failedRecords === 0) yield* Metric.increment(tag(success, o.streamName))
+          yield* Metric.increment(tag(m.writeAttempts, o.streamName))
+          yield* Metric.update(tag(m.writeLatency, o.streamName), o.seconds)
+          if (o.failedRecords > 0) yield* Metric.incrementBy(tag(m.failedRecords, o.streamName), o.failedRecords)
+          if (o.callFailed) yield* Metric.increment(tag(m.batchWriteFailures, o.streamName))
+          else if (o.failedRecords === 0) yield* Metric.increment(tag(m.writeSuccess, o.streamName))
         }),
       largePayloads: (streamName, count) =>
-        count > 0 ? Metric.incrementBy(tag(large, streamName), count) : Effect.void,
-      batchWriteFailure: (streamName) => Metric.increment(tag(batchFailures, streamName))
+        count > 0 ? Metric.incrementBy(tag(m.largePayloads, streamName), count) : Effect.void,
+      batchWriteFailure: (streamName) => Metric.increment(tag(m.batchWriteFailures, streamName))
     })
   })
 
