@@ -1,0 +1,480 @@
+/**
+ * The round trip, end to end: write a batch of realistic `DataFileV1` records to a Kinesis
+ * stream (large ones through S3), read every shard back, decode each record and check it
+ * against what was written, then print a summary and the Prometheus metrics.
+ *
+ *   npm run demo                                   # embedded kinesalite + s3rver, 1,000 records
+ *   npm run demo -- --records 200 --columns 5
+ *   npm run demo -- --endpoint http://localhost:4566          # LocalStack (S3 on the same port)
+ *   npm run demo -- --stream my-stream --bucket my-bucket --region eu-west-1   # real AWS
+ *
+ * Without `--endpoint` or `--stream` the demo starts its own Kinesis and S3 emulators on
+ * loopback and stops them on exit (Ctrl-C included). With either, it talks to that endpoint
+ * (or to AWS) with the SDK's default credential chain, and creates the stream or the bucket
+ * only when it was not given one.
+ */
+import { equals } from "@bufbuild/protobuf"
+import { KinesisClient } from "@aws-sdk/client-kinesis"
+import { S3Client } from "@aws-sdk/client-s3"
+import { NodeRuntime } from "@effect/platform-node"
+import { NodeHttpHandler } from "@smithy/node-http-handler"
+import type { Scope } from "effect"
+import { Cause, Console, Data, Duration, Effect, Either, Layer, Option } from "effect"
+import { Registry } from "prom-client"
+import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
+import {
+  DataFileV1Schema,
+  Kinesis,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordGenerator,
+  RecordReader
+} from "../src/index.js"
+import type { LocalAws, StoredRecord } from "../test/support/LocalAws.js"
+import {
+  createBucket,
+  createStream,
+  DEFAULT_REGION,
+  makeKinesisClient,
+  makeS3Client,
+  readAllRecords,
+  startLocalAws
+} from "../test/support/LocalAws.js"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+interface DemoOptions {
+  readonly records: number
+  readonly columns: number
+  /** Kinesis endpoint (LocalStack, …): no embedded servers. */
+  readonly endpoint?: string | undefined
+  /** S3 endpoint; defaults to `endpoint` (LocalStack serves both on one port). */
+  readonly s3Endpoint?: string | undefined
+  readonly stream?: string | undefined
+  readonly bucket?: string | undefined
+  readonly region?: string | undefined
+  // Hook: `--serve-metrics PORT` adds `readonly serveMetrics?: number | undefined` here, a row
+  // in FLAGS below, and its layer in `sidecars`.
+}
+
+/** A bad command line: the message and the usage are printed, the exit code is 1. */
+class UsageError extends Data.TaggedError("UsageError")<{ readonly reason: string }> {
+  override get message(): string {
+    return `${this.reason}\n\n${USAGE}`
+  }
+}
+
+/** Something outside the library failed: a server would not start, a stream would not create, … */
+class DemoError extends Data.TaggedError("DemoError")<{ readonly step: string; readonly cause: unknown }> {
+  override get message(): string {
+    return `${this.step} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+/** What was read back does not match what was written. */
+class RoundTripError extends Data.TaggedError("RoundTripError")<{ readonly problems: ReadonlyArray<string> }> {
+  override get message(): string {
+    const shown = this.problems.slice(0, 20).map((p) => `  - ${p}`).join("\n")
+    const more = this.problems.length > 20 ? `\n  … and ${this.problems.length - 20} more` : ""
+    return `round trip FAILED, ${this.problems.length} problem(s):\n${shown}${more}`
+  }
+}
+
+type Setter = (options: Mutable<DemoOptions>, value: string) => Either.Either<void, UsageError>
+type Mutable<A> = { -readonly [K in keyof A]: A[K] }
+
+const positiveInt = (flag: string, value: string, max: number) => {
+  const n = Number(value)
+  return Number.isInteger(n) && n >= 1 && n <= max
+    ? Either.right(n)
+    : Either.left(new UsageError({ reason: `${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}` }))
+}
+
+/** Every flag takes one value, given as `--flag value` or `--flag=value`. */
+const FLAGS: Record<string, { readonly value: string; readonly help: string; readonly set: Setter }> = {
+  "--records": {
+    value: "N",
+    help: "records in the batch (default 1000)",
+    set: (o, v) => Either.map(positiveInt("--records", v, 1_000_000), (n) => void (o.records = n))
+  },
+  "--columns": {
+    value: "N",
+    help: "columns with statistics per record (default 30)",
+    set: (o, v) => Either.map(positiveInt("--columns", v, 10_000), (n) => void (o.columns = n))
+  },
+  "--endpoint": {
+    value: "URL",
+    help: "Kinesis endpoint (LocalStack, …); no embedded servers",
+    set: (o, v) => Either.right(void (o.endpoint = v))
+  },
+  "--s3-endpoint": {
+    value: "URL",
+    help: "S3 endpoint (default: --endpoint when given, else AWS)",
+    set: (o, v) => Either.right(void (o.s3Endpoint = v))
+  },
+  "--stream": {
+    value: "NAME",
+    help: "an existing stream (not created); without --endpoint: real AWS",
+    set: (o, v) => Either.right(void (o.stream = v))
+  },
+  "--bucket": {
+    value: "NAME",
+    help: "an existing bucket for large payloads (not created)",
+    set: (o, v) => Either.right(void (o.bucket = v))
+  },
+  "--region": {
+    value: "R",
+    help: "AWS region (default: the SDK's, or us-east-1 locally)",
+    set: (o, v) => Either.right(void (o.region = v))
+  }
+}
+
+const USAGE = [
+  "usage: npm run demo -- [flags]",
+  "",
+  ...Object.entries(FLAGS).map(([flag, f]) => `  ${`${flag} ${f.value}`.padEnd(22)} ${f.help}`),
+  `  ${"--help".padEnd(22)} this text`
+].join("\n")
+
+/** The command line, or `None` for `--help`. */
+const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Option.Option<DemoOptions>, UsageError> => {
+  const options: Mutable<DemoOptions> = { records: 1_000, columns: 30 }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--help" || arg === "-h") return Either.right(Option.none())
+    const eq = arg.indexOf("=")
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const flag = FLAGS[name]
+    if (flag === undefined) return Either.left(new UsageError({ reason: `unknown argument ${JSON.stringify(arg)}` }))
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (value === undefined || value === "") return Either.left(new UsageError({ reason: `${name} needs a value (${flag.value})` }))
+    const set = flag.set(options, value)
+    if (Either.isLeft(set)) return Either.left(set.left)
+  }
+  if (options.s3Endpoint !== undefined && options.endpoint === undefined && options.stream === undefined) {
+    return Either.left(new UsageError({ reason: "--s3-endpoint needs --endpoint or --stream (the embedded servers bring their own S3)" }))
+  }
+  return Either.right(Option.some(options))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the demo writes: embedded servers, an endpoint, or AWS
+// ---------------------------------------------------------------------------------------------
+
+interface Target {
+  readonly description: string
+  readonly kinesis: KinesisClient
+  readonly s3: S3Client
+  /** Whether the servers are ours, fresh and empty: then anything unexpected on the stream is a failure. */
+  readonly embedded: boolean
+}
+
+const attempt = <A>(step: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (cause) => new DemoError({ step, cause }) })
+
+/** Kinesis and S3 servers on loopback, stopped when the scope closes (Ctrl-C included). */
+const embeddedServers: Effect.Effect<LocalAws, DemoError, Scope.Scope> = Effect.acquireRelease(
+  attempt("starting the embedded Kinesis and S3 servers", () => startLocalAws()),
+  (aws) =>
+    attempt("stopping the embedded servers", () => aws.stop()).pipe(
+      Effect.catchAll((e) => Effect.logWarning(e.message))
+    )
+)
+
+const scopedClient = <C extends { destroy: () => void }>(make: () => C): Effect.Effect<C, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.sync(make), (client) => Effect.sync(() => client.destroy()))
+
+const acquireTarget = (options: DemoOptions): Effect.Effect<Target, DemoError, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (options.endpoint === undefined && options.stream === undefined) {
+      yield* Console.log("starting embedded Kinesis (kinesalite) and S3 (s3rver) on loopback…")
+      const aws = yield* embeddedServers
+      const region = options.region ?? aws.region
+      return {
+        description: `embedded servers (Kinesis ${aws.kinesisEndpoint}, S3 ${aws.s3Endpoint})`,
+        kinesis: yield* scopedClient(() => makeKinesisClient(aws.kinesisEndpoint, region)),
+        s3: yield* scopedClient(() => makeS3Client(aws.s3Endpoint, region)),
+        embedded: true
+      }
+    }
+    // An endpoint (LocalStack) or AWS itself, with the SDK's default credential chain.
+    const region = options.region ?? (options.endpoint === undefined ? undefined : process.env["AWS_REGION"] ?? DEFAULT_REGION)
+    const s3Endpoint = options.s3Endpoint ?? options.endpoint
+    const common = () => ({
+      ...(region === undefined ? {} : { region }),
+      // The writer retries itself; the SDK's retries would multiply its schedule.
+      maxAttempts: 1,
+      // HTTP/1.1: client-kinesis defaults to HTTP/2, which emulators do not all speak.
+      requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 30_000 })
+    })
+    return {
+      description: options.endpoint === undefined
+        ? `AWS${region === undefined ? "" : ` (${region})`}`
+        : `Kinesis ${options.endpoint}, S3 ${s3Endpoint ?? "AWS"}`,
+      kinesis: yield* scopedClient(() =>
+        new KinesisClient({ ...common(), ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }) })
+      ),
+      s3: yield* scopedClient(() =>
+        new S3Client({
+          ...common(),
+          ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint, forcePathStyle: true })
+        })
+      ),
+      embedded: false
+    }
+  })
+
+const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+// ---------------------------------------------------------------------------------------------
+
+const tty = process.stdout.isTTY === true
+
+/** Reports `done/total`: one line rewritten in place on a terminal, a line per quarter otherwise. */
+const progress = (label: string, total: number) => {
+  let lastQuarter = 0
+  return {
+    update: (done: number) =>
+      Effect.sync(() => {
+        if (tty) {
+          process.stdout.write(`\r${label} ${done}/${total}`)
+          if (done === total) process.stdout.write("\n")
+          return
+        }
+        const quarter = Math.floor((done * 4) / Math.max(1, total))
+        if (quarter > lastQuarter || done === total) {
+          lastQuarter = quarter
+          process.stdout.write(`${label} ${done}/${total}\n`)
+        }
+      })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The records
+// ---------------------------------------------------------------------------------------------
+
+const LARGE_PAYLOAD_THRESHOLD = 16 * 1024
+const DISTRIBUTION_FACTOR = 16
+
+/** Record `i`: about 3% are made 24–64 KB, over the lowered threshold, so they go to S3. */
+const makeRecord = (i: number, columns: number): DataFileV1 => {
+  const seed = 1 + i
+  if (i % 33 !== 16) return RecordGenerator.makeDataFile({ columns, seed })
+  const plainSize = RecordGenerator.serializedSize(RecordGenerator.makeDataFile({ columns, seed }))
+  const serializedBytes = Math.max(plainSize + 1_024, 24_000 + ((i * 7_919) % 40_000))
+  return RecordGenerator.makeDataFile({ columns, seed, serializedBytes })
+}
+
+/** Lets the event loop run (signals included) between chunks of synchronous work. */
+const yieldToEventLoop = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/** The records, made a chunk at a time so that Ctrl-C is handled promptly even for big runs. */
+const makeRecords = (count: number, columns: number): Effect.Effect<Array<DataFileV1>> =>
+  Effect.gen(function*() {
+    const records: Array<DataFileV1> = []
+    const bar = count >= 5_000 ? progress("generating…", count) : undefined
+    while (records.length < count) {
+      const end = Math.min(count, records.length + 50)
+      for (let i = records.length; i < end; i++) records.push(makeRecord(i, columns))
+      if (bar !== undefined) yield* bar.update(records.length)
+      yield* yieldToEventLoop
+    }
+    return records
+  })
+
+// ---------------------------------------------------------------------------------------------
+// The round trip
+// ---------------------------------------------------------------------------------------------
+
+interface Verification {
+  readonly read: number
+  readonly matched: number
+  readonly largeReadBack: number
+  readonly duplicates: number
+  /** Records on a stream we were given that are not from this run. */
+  readonly foreign: number
+  readonly shards: ReadonlyMap<string, number>
+}
+
+const verify = (
+  written: ReadonlyArray<DataFileV1>,
+  result: WriteResult,
+  stored: ReadonlyArray<StoredRecord>,
+  writerOptions: KinesisWriterOptions,
+  strict: boolean
+): Effect.Effect<Verification, RoundTripError, LargePayloadStore> =>
+  Effect.gen(function*() {
+    const indexOf = new Map(result.recordIds.map((id, i) => [id, i]))
+    const seen = new Set<number>()
+    const problems: Array<string> = []
+    const shards = new Map<string, number>()
+    let largeReadBack = 0
+    let duplicates = 0
+    let foreign = 0
+    let done = 0
+    const bar = progress("verifying…", stored.length)
+
+    yield* Effect.forEach(stored, (s) =>
+      Effect.gen(function*() {
+        const decoded = yield* Effect.either(RecordReader.decodeRecord(s.data))
+        yield* bar.update(++done)
+        if (Either.isLeft(decoded)) {
+          if (strict) problems.push(`${s.shardId}/${s.sequenceNumber}: ${decoded.left.message}`)
+          else foreign++
+          return
+        }
+        const { dataFile, info, largePayload } = decoded.right
+        const index = indexOf.get(info.recordId)
+        if (index === undefined) {
+          if (strict) problems.push(`${s.shardId}/${s.sequenceNumber}: record_id ${info.recordId} was never written`)
+          else foreign++
+          return
+        }
+        if (seen.has(index)) {
+          // At-least-once delivery: consumers de-duplicate by record_id.
+          duplicates++
+          return
+        }
+        seen.add(index)
+        shards.set(s.shardId, (shards.get(s.shardId) ?? 0) + 1)
+        if (largePayload !== undefined) largeReadBack++
+        const expected = written[index]!
+        if (!equals(DataFileV1Schema, dataFile, expected)) problems.push(`record #${index} (${info.recordId}): DataFileV1 differs from what was written`)
+        const infoProblems = [
+          info.filePath === expected.filePath ? undefined : "file_path",
+          info.accountId === writerOptions.accountId ? undefined : "account_id",
+          info.logGroupId === writerOptions.logGroupId ? undefined : "log_group_id",
+          info.schemaName === writerOptions.schemaName ? undefined : "schema_name"
+        ].filter((p) => p !== undefined)
+        if (infoProblems.length > 0) problems.push(`record #${index} (${info.recordId}): wrong ${infoProblems.join(", ")} in DataFileInfo`)
+      }), { concurrency: 16, discard: true })
+
+    const missing = result.recordIds.flatMap((id, i) => seen.has(i) ? [] : [`record #${i} (${id}) was written but not read back`])
+    problems.push(...missing)
+    if (largeReadBack !== result.largePayloads) {
+      problems.push(`${largeReadBack} records came back through S3, the writer offloaded ${result.largePayloads}`)
+    }
+    if (problems.length > 0) return yield* new RoundTripError({ problems })
+    return { read: stored.length, matched: seen.size, largeReadBack, duplicates, foreign, shards }
+  })
+
+const formatBytes = (n: number) =>
+  n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`
+
+const formatDuration = (d: Duration.Duration) => {
+  const ms = Duration.toMillis(d)
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
+}
+
+const roundTrip = (options: DemoOptions, registry: Registry) =>
+  Effect.gen(function*() {
+    const target = yield* acquireTarget(options)
+    yield* Console.log(`target: ${target.description}`)
+
+    const stream = options.stream ?? uniqueName("cygnus-demo")
+    const bucket = options.bucket ?? uniqueName("cygnus-demo-large")
+    if (options.stream === undefined) {
+      yield* attempt(`creating stream ${stream}`, () => createStream(target.kinesis, stream, 4, { timeoutMs: 120_000, pollIntervalMs: 250 }))
+      yield* Console.log(`created stream ${stream} (4 shards)${target.embedded ? "" : " — it stays after the demo"}`)
+    }
+    if (options.bucket === undefined) {
+      yield* attempt(`creating bucket ${bucket}`, () => createBucket(target.s3, bucket))
+      yield* Console.log(`created bucket ${bucket}${target.embedded ? "" : " — it stays after the demo"}`)
+    }
+
+    const writerOptions: KinesisWriterOptions = {
+      streamName: stream,
+      logGroupId: "demo-log-group",
+      schemaName: "orders",
+      accountId: "123456789012",
+      distributionFactor: DISTRIBUTION_FACTOR,
+      largePayloadThreshold: LARGE_PAYLOAD_THRESHOLD,
+      // Honour the stream's own MaxRecordSizeInKiB where the endpoint reports it (AWS does).
+      readStreamRecordLimit: true
+    }
+    // Composed as in the README.
+    const WriterLive = KinesisWriter.layer(writerOptions).pipe(
+      Layer.provide(Kinesis.layer(target.kinesis)),
+      Layer.provide(LargePayloadStore.layerS3({ client: target.s3, bucket })),
+      Layer.provide(KinesisMetrics.layerPrometheus(registry))
+    )
+    // The reader fetches large payloads from the same bucket.
+    const ReaderLive = LargePayloadStore.layerS3({ client: target.s3, bucket })
+
+    return yield* Effect.gen(function*() {
+      const writer = yield* KinesisWriter
+      const records = yield* makeRecords(options.records, options.columns)
+      yield* Console.log(`writing ${records.length} records (${options.columns} columns) to ${stream}…`)
+      const [writeTime, result] = yield* Effect.timed(writer.writeBatch(records))
+      yield* Console.log(`written in ${formatDuration(writeTime)}; reading back…`)
+      const [readTime, stored] = yield* Effect.timed(attempt(`reading ${stream} back`, () => readAllRecords(target.kinesis, stream)))
+      yield* Console.log(`read ${stored.length} records in ${formatDuration(readTime)}`)
+      const [verifyTime, checked] = yield* Effect.timed(verify(records, result, stored, writerOptions, target.embedded || options.stream === undefined))
+      return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit: writer.recordLimitBytes }
+    }).pipe(Effect.provide(Layer.merge(WriterLive, ReaderLive)))
+  })
+
+/**
+ * What runs beside the demo for as long as it runs. Nothing yet: `--serve-metrics PORT`
+ * will return the `/metrics` server layer over `registry` here.
+ */
+const sidecars = (_options: DemoOptions, _registry: Registry): Layer.Layer<never> => Layer.empty
+
+/** The round trip, then its summary and the metrics. */
+const runAndReport = (options: DemoOptions, registry: Registry) =>
+  Effect.gen(function*() {
+    const [elapsed, run] = yield* Effect.timed(Effect.scoped(roundTrip(options, registry)))
+    const { checked, result } = run
+    const shardList = [...checked.shards].sort(([a], [b]) => a.localeCompare(b)).map(([id, n]) => `${id}: ${n}`).join(", ")
+    const ratio = result.uncompressedBytes === 0 ? 0 : (100 * result.compressedBytes) / result.uncompressedBytes
+    const lines = [
+      "",
+      "round trip OK: every record read back matches what was written (by record_id)",
+      `  records written      ${result.records}`,
+      `  records read back    ${checked.matched}${checked.duplicates > 0 ? ` (+${checked.duplicates} duplicates)` : ""}${
+        checked.foreign > 0 ? ` (+${checked.foreign} other records on the stream, ignored)` : ""
+      }`,
+      `  shards hit           ${checked.shards.size} (${shardList})`,
+      `  bytes on the stream  ${formatBytes(result.uncompressedBytes)} before gzip → ${formatBytes(result.compressedBytes)} after (${ratio.toFixed(1)}%)`,
+      `  large payloads       ${result.largePayloads} via s3://${run.bucket} (threshold ${formatBytes(LARGE_PAYLOAD_THRESHOLD)}, record limit ${formatBytes(run.recordLimit)})`,
+      `  Kinesis calls        ${result.kinesisCalls} PutRecords`,
+      `  retries              ${result.retries} rounds, ${result.retriedRecords} records resent`,
+      `  elapsed              ${formatDuration(elapsed)} (write ${formatDuration(run.writeTime)}, read ${formatDuration(run.readTime)}, verify ${
+        formatDuration(run.verifyTime)
+      })`,
+      "",
+      "# Prometheus metrics",
+      yield* Effect.promise(() => registry.metrics())
+    ]
+    yield* Console.log(lines.join("\n"))
+  })
+
+const main = Effect.gen(function*() {
+  const parsed = yield* parseArgs(process.argv.slice(2))
+  if (Option.isNone(parsed)) return yield* Console.log(USAGE)
+  const options = parsed.value
+  const registry = new Registry()
+  yield* runAndReport(options, registry).pipe(Effect.provide(sidecars(options, registry)))
+})
+
+/**
+ * A failure is one readable line (the usage, for a bad command line) and exit code 1; a
+ * defect prints its full cause; Ctrl-C interrupts, which stops the embedded servers.
+ */
+const reportFailure = <E extends { readonly message: string }>(cause: Cause.Cause<E>) =>
+  Cause.isInterruptedOnly(cause)
+    ? Effect.void
+    : Console.error(Option.match(Cause.failureOption(cause), {
+      onNone: () => Cause.pretty(cause),
+      onSome: (error) => `demo failed: ${error.message}`
+    }))
+
+NodeRuntime.runMain(main.pipe(Effect.tapErrorCause(reportFailure)), { disableErrorReporting: true })
