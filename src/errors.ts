@@ -146,19 +146,32 @@ export interface UndeliveredRecord {
   readonly record: DataFileV1
   /** Its index in the batch given to `writeBatch`. */
   readonly index: number
-  /** The `record_id` it was sent with: a record that may have landed carries it on the stream. */
+  /** The `record_id` it was sent with: if it did land (see `maybeDelivered`), the stream carries this id. */
   readonly recordId: string
-  /** The last error code: Kinesis' per-record code or the name of the call's failure. */
+  /** The last error code: Kinesis' per-record code, the name of the call's failure, or `Interrupted`. */
   readonly errorCode: string
   /** The last error message Kinesis gave, if any. */
   readonly errorMessage?: string | undefined
-  /** The S3 key of its large payload, when it has one: the object stays for a later retry. */
-  readonly largePayloadKey?: string | undefined
+  /**
+   * True when some attempt's outcome for this record was ambiguous — a call that timed out,
+   * lost its connection after sending, answered 5xx, or was interrupted in flight — so the
+   * record may be on the stream after all. A consumer de-duplicating on `record_id` is safe
+   * either way; a caller that resends it should expect a possible duplicate.
+   */
+  readonly maybeDelivered: boolean
+  /**
+   * Its large payload in S3, when it had one. The object is deleted (best effort,
+   * `deleted: true`) when the record is certainly not on the stream; it is kept when the
+   * record may have been delivered, since a consumer may still need it.
+   */
+  readonly largePayload?: { readonly bucket: string; readonly key: string; readonly deleted: boolean } | undefined
 }
 
 /**
  * Some records did not reach the stream: retries ran out, a call failed in a way retrying
- * cannot fix, or a record was refused with a non-retryable code.
+ * cannot fix, a record was refused with a non-retryable code, or the batch was interrupted
+ * while delivering (`interrupted`; the fiber's exit then holds both the interruption and
+ * this error).
  *
  * Every record that was not delivered is in `undelivered` with its last error code;
  * `delivered` counts the records of the batch that did reach the stream. `cause` is the
@@ -172,14 +185,18 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
   readonly delivered: number
   /** PutRecords attempts made (first try included). */
   readonly attempts: number
+  /** True when delivery stopped because the fiber was interrupted. */
+  readonly interrupted: boolean
   readonly cause?: KinesisError | undefined
 }> {
   override get message(): string {
     const codes = new Map<string, number>()
     for (const r of this.undelivered) codes.set(r.errorCode, (codes.get(r.errorCode) ?? 0) + 1)
     const summary = [...codes].map(([code, n]) => `${code} ×${n}`).join(", ")
+    const maybe = this.undelivered.filter((r) => r.maybeDelivered).length
+    const ambiguous = maybe === 0 ? "" : `, ${maybe} of them possibly delivered`
     const why = this.cause === undefined ? "" : `; last call failure: ${this.cause.message}`
-    return `${this.undelivered.length} of ${this.undelivered.length + this.delivered} records not delivered to stream ${this.streamName} after ${this.attempts} attempt(s) (${summary})${why}`
+    return `${this.undelivered.length} of ${this.undelivered.length + this.delivered} records not delivered to stream ${this.streamName} after ${this.attempts} attempt(s)${this.interrupted ? " (interrupted)" : ""} (${summary}${ambiguous})${why}`
   }
 }
 

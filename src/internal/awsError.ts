@@ -77,3 +77,14 @@ export const awsErrorFacts = (error: unknown): AwsErrorFacts => {
     : "UnknownError"
   return { errorName, httpStatus, retryable: isRetryable(errorName, httpStatus) }
 }
+
+/** Failures that happen before a request leaves this machine: the server cannot have applied it. */
+const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"])
+
+/**
+ * Whether a failed call may nonetheless have been applied by the server: a 5xx, a timeout,
+ * a connection lost after sending, an unreadable answer. A 4xx (the server refused it) and a
+ * connection that was never made are definite.
+ */
+export const mayHaveBeenApplied = (errorName: string, httpStatus: number | undefined): boolean =>
+  httpStatus !== undefined ? httpStatus >= 500 : !NEVER_SENT.has(errorName)

@@ -66,8 +66,8 @@ export interface StreamSummary {
 export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesis, {
   /** One PutRecords call. A per-record failure is an outcome, not an error. */
   readonly putRecords: (request: PutRecordsRequest) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
-  /** One DescribeStreamSummary call. */
-  readonly describeStreamSummary: (streamName: string) => Effect.Effect<StreamSummary, KinesisError>
+  /** One DescribeStreamSummary call, by name, or by ARN when one is given (cross-account). */
+  readonly describeStreamSummary: (streamName: string, streamArn?: string) => Effect.Effect<StreamSummary, KinesisError>
 }>() {
   /**
    * The service over an SDK client. The client stays the caller's to configure and destroy.
@@ -88,9 +88,13 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
             ),
           catch: toKinesisError("PutRecords", request.streamName)
         }).pipe(Effect.flatMap((output) => resultEntries(request, output.Records))),
-      describeStreamSummary: (streamName) =>
+      describeStreamSummary: (streamName, streamArn) =>
         Effect.tryPromise({
-          try: (signal) => client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }), { abortSignal: signal }),
+          try: (signal) =>
+            client.send(
+              new DescribeStreamSummaryCommand(streamArn === undefined ? { StreamName: streamName } : { StreamARN: streamArn }),
+              { abortSignal: signal }
+            ),
           catch: toKinesisError("DescribeStreamSummary", streamName)
         }).pipe(Effect.map(({ StreamDescriptionSummary: s }) => ({
           streamName,

@@ -8,6 +8,7 @@
  */
 import { Clock, Effect } from "effect"
 import type { KinesisError } from "../errors.js"
+import { mayHaveBeenApplied } from "../internal/awsError.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
 import type { PreparedRecord } from "./PreparedBatch.js"
@@ -36,6 +37,8 @@ export interface FailedRecord {
   readonly errorMessage?: string | undefined
   /** Whether sending it again may succeed. */
   readonly retryable: boolean
+  /** Whether the call may have written it anyway (a timeout, a 5xx, a connection lost after sending). */
+  readonly ambiguous: boolean
 }
 
 /**
@@ -51,6 +54,27 @@ export interface AttemptOutcome {
   readonly calls: number
   /** The errors of calls that failed whole. */
   readonly callErrors: ReadonlyArray<KinesisError>
+}
+
+/**
+ * Where each record of a batch stands, by its index in the batch, updated as calls start
+ * and finish: what a batch that is interrupted or runs out of retries reports from.
+ *
+ * @since 0.1.0
+ */
+export class DeliveryLedger {
+  /** 0 not sent (or failed), 1 in a call in flight, 2 written. */
+  readonly state: Uint8Array
+  /** 1 when some call that carried the record had an ambiguous outcome. */
+  readonly ambiguous: Uint8Array
+  constructor(size: number) {
+    this.state = new Uint8Array(size)
+    this.ambiguous = new Uint8Array(size)
+  }
+  /** Whether the record may be on the stream though not known to be: an ambiguous outcome, or in flight now. */
+  maybeDelivered(index: number): boolean {
+    return this.ambiguous[index] === 1 || this.state[index] === 1
+  }
 }
 
 /**
@@ -90,7 +114,8 @@ export const planCalls = <A>(
 export const deliverAttempt = (
   config: ResolvedWriterConfig,
   records: ReadonlyArray<PreparedRecord>,
-  attempt: number
+  attempt: number,
+  ledger?: DeliveryLedger
 ): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
   Effect.gen(function*() {
     const kinesis = yield* Kinesis
@@ -104,6 +129,7 @@ export const deliverAttempt = (
     yield* Effect.forEach(calls, (call) =>
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
+        if (ledger !== undefined) for (const r of call) ledger.state[r.index] = 1
         const result = yield* Effect.either(kinesis.putRecords({
           streamName: config.streamName,
           streamArn: config.streamArn,
@@ -112,9 +138,14 @@ export const deliverAttempt = (
         const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
         if (result._tag === "Left") {
           const error = result.left
+          const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
           callErrors.push(error)
           for (const record of call) {
-            failed.push({ record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable })
+            failed.push({ record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous })
+            if (ledger !== undefined) {
+              ledger.state[record.index] = 0
+              if (ambiguous) ledger.ambiguous[record.index] = 1
+            }
           }
           yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: call.length, callFailed: true })
           yield* Effect.logWarning("PutRecords call failed").pipe(
@@ -127,14 +158,17 @@ export const deliverAttempt = (
           const record = call[i]!
           if (entry._tag === "Written") {
             written.push(record)
+            if (ledger !== undefined) ledger.state[record.index] = 2
           } else {
             failedInCall++
             failed.push({
               record,
               errorCode: entry.errorCode,
               errorMessage: entry.errorMessage,
-              retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode)
+              retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
+              ambiguous: false
             })
+            if (ledger !== undefined) ledger.state[record.index] = 0
           }
         })
         yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: failedInCall, callFailed: false })

@@ -7,15 +7,15 @@
  * @since 0.1.0
  */
 import type { ConfigError } from "effect"
-import { Clock, Config, Context, Effect, Layer, Schedule } from "effect"
-import type { UndeliveredRecord } from "../errors.js"
-import { KinesisError, WriteBatchError } from "../errors.js"
+import { Cause, Clock, Config, Context, Effect, Exit, Layer, Schedule, ScheduleDecision } from "effect"
+import type { KinesisError, WriteBatchError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
 import { LargePayloadStore } from "../services/LargePayloadStore.js"
 import { backoff } from "./Backoff.js"
-import type { AttemptOutcome, FailedRecord } from "./Delivery.js"
+import { BatchDelivery } from "./BatchDelivery.js"
+import type { AttemptOutcome, DeliveryLedger } from "./Delivery.js"
 import { deliverAttempt } from "./Delivery.js"
 import type { PreparedBatch, PrepareError, PreparedRecord } from "./PreparedBatch.js"
 import { prepareBatch } from "./PreparedBatch.js"
@@ -98,9 +98,16 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   readonly prepare: (records: ReadonlyArray<DataFileV1>) => Effect.Effect<PreparedBatch, PrepareError>
   /**
    * The second half: sends prepared records once with the partition keys of `attempt`
-   * (0 first) and returns what was written and what failed, with retryability. Never fails.
+   * (0 first) and returns what was written and what failed, with retryability and whether
+   * the outcome was ambiguous. Never fails. A `DeliveryLedger` sized to the batch, when
+   * given, is kept up to date as calls start and finish (what was in flight at an
+   * interruption).
    */
-  readonly putAttempt: (records: ReadonlyArray<PreparedRecord>, attempt: number) => Effect.Effect<AttemptOutcome>
+  readonly putAttempt: (
+    records: ReadonlyArray<PreparedRecord>,
+    attempt: number,
+    ledger?: DeliveryLedger
+  ) => Effect.Effect<AttemptOutcome>
 }>() {
   /**
    * Builds a writer from options: validates them (a bad value is a `ConfigError` naming the
@@ -118,7 +125,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
       const store = yield* LargePayloadStore
       const metrics = yield* KinesisMetrics
       const recordLimitBytes = config.readStreamRecordLimit
-        ? yield* kinesis.describeStreamSummary(config.streamName).pipe(
+        ? yield* kinesis.describeStreamSummary(config.streamName, config.streamArn).pipe(
           Effect.map((s) => s.maxRecordSizeInKiB === undefined ? WriterDefaults.recordLimitBytes : s.maxRecordSizeInKiB * 1024)
         )
         : WriterDefaults.recordLimitBytes
@@ -132,8 +139,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
             Effect.tap((batch) => metrics.largePayloads(stream, batch.largePayloads))
           )
 
-      const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number) =>
-        Effect.provide(deliverAttempt(config, records, attempt), services)
+      const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+        Effect.provide(deliverAttempt(config, records, attempt, ledger), services)
 
       const defaultSchedule = backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries })
 
@@ -144,73 +151,60 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         yield* Effect.annotateCurrentSpan({ "kinesis.stream_name": stream, "kinesis.records": records.length })
         if (records.length === 0) return emptyResult
         const batch = yield* prepare(records)
-
-        // Delivery state across attempts: only what is still pending is sent again.
-        let pending: ReadonlyArray<PreparedRecord> = batch.records
-        let lastFailures: ReadonlyArray<FailedRecord> = []
-        const givenUp: Array<FailedRecord> = []
-        let attempts = 0
-        let calls = 0
-        let retriedRecords = 0
-        let fatal: KinesisError | undefined
-        let lastCallError: KinesisError | undefined
-
-        const attempt = Effect.suspend(() => putAttempt(pending, attempts)).pipe(
-          Effect.flatMap((outcome) => {
-            if (attempts > 0) retriedRecords += pending.length
-            attempts++
-            calls += outcome.calls
-            lastCallError = outcome.callErrors.at(-1) ?? lastCallError
-            fatal = outcome.callErrors.find((e) => !e.retryable)
-            const retryable: Array<FailedRecord> = []
-            for (const f of outcome.failed) (f.retryable && fatal === undefined ? retryable : givenUp).push(f)
-            lastFailures = retryable
-            pending = retryable.map((f) => f.record)
-            return pending.length === 0 ? Effect.void : Effect.fail(RetryPending)
+        const delivery = new BatchDelivery(batch.records)
+        const schedule = (options?.schedule ?? defaultSchedule).pipe(
+          Schedule.onDecision((_, decision) =>
+            ScheduleDecision.isContinue(decision)
+              ? Effect.logWarning("retrying records that failed").pipe(
+                Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
+              )
+              : Effect.void
+          )
+        )
+        // Delivery runs interruptibly; whatever ends it, the batch's outcome is built from the
+        // ledger, so an interrupted batch still says which records may have been delivered.
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Effect.exit(restore(delivery.run(putAttempt, schedule))), (exit) => {
+            if (Exit.isFailure(exit)) {
+              return Cause.isInterruptedOnly(exit.cause)
+                ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, []))))
+                : Effect.failCause(exit.cause)
+            }
+            return restore(finish(batch, delivery))
           })
         )
-        yield* attempt.pipe(
-          Effect.tapError(() =>
-            Effect.logWarning("retrying records that failed").pipe(
-              Effect.annotateLogs({ stream, records: pending.length, attempt: attempts })
-            )
-          ),
-          Effect.retry(options?.schedule ?? defaultSchedule),
-          Effect.ignore
-        )
-        yield* Effect.annotateCurrentSpan({ "kinesis.calls": calls, "kinesis.attempts": attempts })
-
-        const undeliveredFailures = [...givenUp, ...lastFailures]
-        if (undeliveredFailures.length > 0) {
-          const undelivered = undeliveredFailures
-            .map((f): UndeliveredRecord => ({
-              record: f.record.record,
-              index: f.record.index,
-              recordId: f.record.recordId,
-              errorCode: f.errorCode,
-              errorMessage: f.errorMessage,
-              largePayloadKey: f.record.largePayload?.key
-            }))
-            .sort((a, b) => a.index - b.index)
-          return yield* new WriteBatchError({
-            streamName: stream,
-            undelivered,
-            delivered: records.length - undelivered.length,
-            attempts,
-            cause: fatal ?? lastCallError
-          })
-        }
-        return {
-          records: records.length,
-          recordIds: batch.records.map((r) => r.recordId),
-          kinesisCalls: calls,
-          retries: attempts - 1,
-          retriedRecords,
-          largePayloads: batch.largePayloads,
-          uncompressedBytes: batch.uncompressedBytes,
-          compressedBytes: batch.compressedBytes
-        } satisfies WriteResult
       })
+
+      /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
+      const finish = (batch: PreparedBatch, delivery: BatchDelivery): Effect.Effect<WriteResult, WriteBatchError> =>
+        Effect.gen(function*() {
+          yield* Effect.annotateCurrentSpan({ "kinesis.calls": delivery.calls, "kinesis.attempts": delivery.attempts })
+          const failures = delivery.undeliveredFailures()
+          if (failures.length === 0) {
+            return {
+              records: batch.records.length,
+              recordIds: batch.records.map((r) => r.recordId),
+              kinesisCalls: delivery.calls,
+              retries: delivery.attempts - 1,
+              retriedRecords: delivery.retriedRecords,
+              largePayloads: batch.largePayloads,
+              uncompressedBytes: batch.uncompressedBytes,
+              compressedBytes: batch.compressedBytes
+            }
+          }
+          const orphans = failures.filter((f) => f.record.largePayload !== undefined && !delivery.ledger.maybeDelivered(f.record.index))
+          const deleted = new Set<number>()
+          yield* Effect.forEach(orphans, (f) =>
+            store.delete(f.record.largePayload!).pipe(
+              Effect.timeout("10 seconds"),
+              Effect.tap(() => deleted.add(f.record.index)),
+              Effect.tapError((e) => Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
+                Effect.annotateLogs({ stream, key: f.record.largePayload!.key, error: String(e) })
+              )),
+              Effect.ignore
+            ), { concurrency: config.maxConcurrentUploads, discard: true })
+          return yield* delivery.toError(stream, false, [...deleted])
+        })
 
       return KinesisWriter.of({ config, recordLimitBytes, writeBatch, prepare, putAttempt })
     })
@@ -252,8 +246,6 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   ): Layer.Layer<KinesisWriter, ConfigError.ConfigError | KinesisError, Kinesis | LargePayloadStore | KinesisMetrics> =>
     Layer.effect(KinesisWriter, Effect.flatMap(config, KinesisWriter.make))
 }
-
-const RetryPending = { _tag: "RetryPending" } as const
 
 const emptyResult: WriteResult = {
   records: 0,

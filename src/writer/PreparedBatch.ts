@@ -94,8 +94,10 @@ export const prepareBatch = (
     const drafts: Array<Draft> = new Array(records.length)
     const prepared: Array<PreparedRecord | undefined> = new Array(records.length)
     const offload: Array<Draft> = []
-    // The hot loop: plain code over Eithers, no fiber or closure per record.
+    // The hot loop: plain code over Eithers, no fiber or closure per record; it yields now
+    // and then so that a long batch does not hold the event loop (timers, interruption).
     for (let index = 0; index < records.length; index++) {
+      if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* Effect.yieldNow()
       const record = records[index]!
       const dataFileBytes = yield* serializeDataFileSync(record, index)
       const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
@@ -117,8 +119,10 @@ export const prepareBatch = (
       if (built.data.length + draft.keyBytes > context.recordLimitBytes) offload.push(draft)
       else prepared[index] = built
     }
+    // Objects already written when the build fails belong to no record on the stream: delete them.
+    const uploaded: Array<PayloadLocation> = []
     yield* Effect.forEach(offload, (draft) =>
-      Effect.flatMap(upload(context, draft), (pointer) =>
+      Effect.flatMap(Effect.tap(upload(context, draft), (pointer) => uploaded.push(pointer.location)), (pointer) =>
         Effect.flatMap(build(context, draft, { _tag: "large", pointer: pointer.entry }), (built) => {
           if (built.data.length + draft.keyBytes > context.recordLimitBytes) {
             return Effect.fail(
@@ -132,7 +136,9 @@ export const prepareBatch = (
           }
           prepared[draft.index] = { ...built, largePayload: pointer.location }
           return Effect.void
-        })), { concurrency: config.maxConcurrentUploads, discard: true })
+        })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
+      Effect.onError(() => deleteBestEffort(context, uploaded))
+    )
     let uncompressedBytes = 0
     let compressedBytes = 0
     for (const p of prepared) {
@@ -140,6 +146,14 @@ export const prepareBatch = (
       compressedBytes += p!.data.length
     }
     return { records: prepared as Array<PreparedRecord>, largePayloads: offload.length, uncompressedBytes, compressedBytes }
+  })
+
+const YIELD_EVERY = 256
+
+const deleteBestEffort = (context: PrepareContext, locations: ReadonlyArray<PayloadLocation>) =>
+  Effect.forEach(locations, (location) => Effect.ignore(Effect.timeout(context.store.delete(location), "10 seconds")), {
+    concurrency: context.config.maxConcurrentUploads,
+    discard: true
   })
 
 const build = (
