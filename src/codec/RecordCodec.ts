@@ -23,7 +23,6 @@ import type { DataFileEntry, DataFileEntryRecord, DataFileInfo, LargeDataFileEnt
 import {
   DataFileEntryRecordSchema,
   DataFileEntrySchema,
-  DataFileInfoSchema,
   DataFileVersion,
   LargeDataFileEntrySchema,
   StandardDataFileEntrySchema
@@ -121,13 +120,21 @@ export const encodeStandardEntry = (dataFileBytes: Uint8Array): Uint8Array =>
   writeStandardEntry(new BinaryWriter().tag(1, WireType.LengthDelimited).fork(), dataFileBytes).join().finish()
 
 /**
+ * The fields of a `DataFileInfo`: the generated message, or a plain object of the same
+ * fields (the writer's hot path builds no message object per record).
+ *
+ * @since 0.1.0
+ */
+export type DataFileInfoFields = Pick<DataFileInfo, "filePath" | "creationTime" | "accountId" | "recordId" | "logGroupId" | "schemaName">
+
+/**
  * The serialized `DataFileEntryRecord` (before gzip) of an info envelope and a payload.
  * Byte for byte what `toBinary(DataFileEntryRecordSchema, …)` gives for the same message.
  *
  * @since 0.1.0
  */
 export const encodeEntryRecordSync = (
-  info: DataFileInfo,
+  info: DataFileInfoFields,
   payload: EntryPayload
 ): Either.Either<Uint8Array, SerializationError> => {
   try {
@@ -139,7 +146,7 @@ export const encodeEntryRecordSync = (
       writer.tag(2, WireType.LengthDelimited).bytes(toBinary(LargeDataFileEntrySchema, payload.pointer))
     }
     writer.join()
-    writer.tag(2, WireType.LengthDelimited).bytes(toBinary(DataFileInfoSchema, info))
+    writeInfo(writer.tag(2, WireType.LengthDelimited).fork(), info).join()
     return Either.right(writer.finish())
   } catch (cause) {
     return Either.left(
@@ -188,7 +195,7 @@ export const gunzipSync = (bytes: Uint8Array): Either.Either<Uint8Array, DecodeE
  */
 export const encodeRecordSync = (
   dataFile: DataFileV1,
-  info: DataFileInfo,
+  info: DataFileInfoFields,
   level: number = DEFAULT_COMPRESSION_LEVEL
 ): Either.Either<EncodedRecord, SerializationError | CompressionError> =>
   Either.flatMap(serializeDataFileSync(dataFile), (dataFileBytes) =>
@@ -275,7 +282,7 @@ export const makeEntryRecord = (dataFile: DataFileV1, info: DataFileInfo): DataF
  */
 export const encodeRecord = (
   dataFile: DataFileV1,
-  info: DataFileInfo,
+  info: DataFileInfoFields,
   level?: number
 ): Effect.Effect<EncodedRecord, SerializationError | CompressionError> =>
   Effect.suspend(() => encodeRecordSync(dataFile, info, level))
@@ -288,6 +295,17 @@ export const encodeRecord = (
  */
 export const decodeRecordData = (data: Uint8Array): Effect.Effect<DecodedEntryRecord, DecodeError> =>
   Effect.suspend(() => decodeRecordDataSync(data))
+
+// DataFileInfo as toBinary writes it: fields in number order, proto3 defaults omitted.
+const writeInfo = (writer: BinaryWriter, info: DataFileInfoFields): BinaryWriter => {
+  if (info.filePath !== "") writer.tag(1, WireType.LengthDelimited).string(info.filePath)
+  if (info.creationTime !== 0n) writer.tag(2, WireType.Varint).uint64(info.creationTime)
+  if (info.accountId !== "") writer.tag(3, WireType.LengthDelimited).string(info.accountId)
+  if (info.recordId !== "") writer.tag(4, WireType.LengthDelimited).string(info.recordId)
+  if (info.logGroupId !== "") writer.tag(5, WireType.LengthDelimited).string(info.logGroupId)
+  if (info.schemaName !== "") writer.tag(6, WireType.LengthDelimited).string(info.schemaName)
+  return writer
+}
 
 const writeStandardEntry = (writer: BinaryWriter, dataFileBytes: Uint8Array): BinaryWriter =>
   writer

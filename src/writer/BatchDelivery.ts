@@ -1,19 +1,24 @@
 /**
- * The delivery of one prepared batch across attempts: only what failed retryably is sent
- * again, on the retry schedule; what failed for good is set aside; the ledger knows at
- * every moment which records are written, in flight, or possibly written.
+ * The delivery of one batch across attempts: only what failed retryably is sent again, on
+ * the retry schedule; what failed for good is set aside; the ledger knows at every moment
+ * which records are written, in flight, or possibly written.
  *
  * @since 0.1.0
  */
 import type { Schedule } from "effect"
 import { Effect } from "effect"
-import type { KinesisError, UndeliveredRecord } from "../errors.js"
+import type { CompressionError, KinesisError, UndeliveredRecord } from "../errors.js"
 import { WriteBatchError } from "../errors.js"
-import type { AttemptOutcome, FailedRecord } from "./Delivery.js"
+import type { AttemptOutcome } from "./Delivery.js"
 import { DeliveryLedger } from "./Delivery.js"
-import type { PreparedRecord } from "./PreparedBatch.js"
+import type { BatchEntry, PreparedRecord } from "./PreparedBatch.js"
 
 const RetryPending = { _tag: "RetryPending" } as const
+
+interface LastFailure {
+  readonly errorCode: string
+  readonly errorMessage?: string | undefined
+}
 
 /**
  * Mutable state of one batch's delivery; one instance per `writeBatch` call, driven by one fiber.
@@ -22,34 +27,47 @@ const RetryPending = { _tag: "RetryPending" } as const
  */
 export class BatchDelivery {
   readonly ledger: DeliveryLedger
-  /** Records to send on the next attempt. */
-  pending: ReadonlyArray<PreparedRecord>
+  /** Records to send on the next retry. */
+  pending: ReadonlyArray<PreparedRecord> = []
   attempts = 0
   calls = 0
   retriedRecords = 0
   /** Last failure of each record not (yet) delivered, by batch index. */
-  private readonly lastFailure = new Map<number, FailedRecord>()
-  /** The first call failure that retrying cannot fix; stops delivery. */
-  private fatal: KinesisError | undefined
+  private readonly lastFailure = new Map<number, LastFailure>()
+  /** What stopped delivery for good: a call failure retrying cannot fix, or a compression failure. */
+  private fatal: KinesisError | CompressionError | undefined
   private lastCallError: KinesisError | undefined
 
-  constructor(readonly records: ReadonlyArray<PreparedRecord>) {
-    this.ledger = new DeliveryLedger(records.length)
-    this.pending = records
+  constructor(readonly entries: ReadonlyArray<BatchEntry>) {
+    this.ledger = new DeliveryLedger(entries.length)
   }
 
-  /** Attempts until nothing is pending, a call fails for good, or the schedule stops. Never fails. */
+  /**
+   * Runs the first attempt, then retries what failed retryably until nothing is pending, a
+   * failure stops delivery for good, or the schedule stops. Never fails.
+   */
   run(
-    putAttempt: (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger: DeliveryLedger) => Effect.Effect<AttemptOutcome>,
+    firstAttempt: Effect.Effect<AttemptOutcome>,
+    retry: (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger: DeliveryLedger) => Effect.Effect<AttemptOutcome>,
     schedule: Schedule.Schedule<unknown, unknown>
   ): Effect.Effect<void> {
-    const attempt = Effect.suspend(() => putAttempt(this.pending, this.attempts, this.ledger)).pipe(
+    const next = Effect.suspend(() => this.attempts === 0 ? firstAttempt : retry(this.pending, this.attempts, this.ledger)).pipe(
       Effect.flatMap((outcome) => {
         this.record(outcome)
         return this.pending.length === 0 ? Effect.void : Effect.fail(RetryPending)
       })
     )
-    return attempt.pipe(Effect.retry(schedule), Effect.ignore)
+    return next.pipe(Effect.retry(schedule), Effect.ignore)
+  }
+
+  /** Records that cannot be sent at all (their payload could not be built), with the reason. */
+  fail(entries: Iterable<BatchEntry>, error: CompressionError): void {
+    this.fatal = error
+    for (const entry of entries) {
+      if (this.ledger.state[entry.index] === 0 && !this.lastFailure.has(entry.index)) {
+        this.lastFailure.set(entry.index, { errorCode: error._tag, errorMessage: error.message })
+      }
+    }
   }
 
   private record(outcome: AttemptOutcome): void {
@@ -57,8 +75,7 @@ export class BatchDelivery {
     this.attempts++
     this.calls += outcome.calls
     this.lastCallError = outcome.callErrors.at(-1) ?? this.lastCallError
-    this.fatal = outcome.callErrors.find((e) => !e.retryable)
-    for (const written of outcome.written) this.lastFailure.delete(written.index)
+    this.fatal ??= outcome.callErrors.find((e) => !e.retryable)
     const retry: Array<PreparedRecord> = []
     for (const failure of outcome.failed) {
       this.lastFailure.set(failure.record.index, failure)
@@ -67,38 +84,35 @@ export class BatchDelivery {
     this.pending = retry
   }
 
-  /** The last failure of every record not delivered, in batch order. */
-  undeliveredFailures(): Array<FailedRecord> {
-    return [...this.lastFailure.values()].sort((a, b) => a.record.index - b.record.index)
+  /** Indexes of the records not delivered (for good, or when interrupted not yet), in batch order. */
+  undelivered(interrupted: boolean): Array<BatchEntry> {
+    return this.entries.filter((e) =>
+      this.ledger.state[e.index] !== 2 && (interrupted || this.lastFailure.has(e.index))
+    )
   }
 
   /**
    * The error naming every record not written: those that failed, and — when interrupted —
    * those never sent or in flight. `deleted` lists the indexes whose S3 object was deleted.
    */
-  toError(streamName: string, interrupted: boolean, deleted: ReadonlyArray<number>): WriteBatchError {
-    const removed = new Set(deleted)
-    const undelivered: Array<UndeliveredRecord> = []
-    for (const record of this.records) {
-      if (this.ledger.state[record.index] === 2) continue
-      const failure = this.lastFailure.get(record.index)
-      if (failure === undefined && !interrupted) continue
-      undelivered.push({
-        record: record.record,
-        index: record.index,
-        recordId: record.recordId,
-        errorCode: failure === undefined || (interrupted && this.ledger.state[record.index] === 1) ? "Interrupted" : failure.errorCode,
+  toError(streamName: string, interrupted: boolean, deleted: ReadonlySet<number>): WriteBatchError {
+    const undelivered = this.undelivered(interrupted).map((entry): UndeliveredRecord => {
+      const failure = this.lastFailure.get(entry.index)
+      const inFlight = this.ledger.state[entry.index] === 1
+      return {
+        record: entry.record,
+        index: entry.index,
+        recordId: entry.recordId,
+        errorCode: failure === undefined || (interrupted && inFlight) ? "Interrupted" : failure.errorCode,
         errorMessage: failure?.errorMessage,
-        maybeDelivered: this.ledger.maybeDelivered(record.index),
-        largePayload: record.largePayload === undefined
-          ? undefined
-          : { ...record.largePayload, deleted: removed.has(record.index) }
-      })
-    }
+        maybeDelivered: this.ledger.maybeDelivered(entry.index),
+        largePayload: entry.largePayload === undefined ? undefined : { ...entry.largePayload, deleted: deleted.has(entry.index) }
+      }
+    })
     return new WriteBatchError({
       streamName,
       undelivered,
-      delivered: this.records.length - undelivered.length,
+      delivered: this.entries.length - undelivered.length,
       attempts: this.attempts,
       interrupted,
       cause: this.fatal ?? this.lastCallError

@@ -1,8 +1,8 @@
 /**
- * One delivery attempt: the pending records split into PutRecords calls within Kinesis'
- * limits (500 records, `maxRequestBytes` of data plus keys), several calls in flight, and
- * what failed, record by record. A call that fails whole fails each of its records with the
- * call's error name; nothing is dropped.
+ * Sending prepared records: PutRecords calls within Kinesis' limits (500 records,
+ * `maxRequestBytes` of data plus keys), several in flight, and what failed, record by record.
+ * A call that fails whole fails each of its records with the call's error name; nothing is
+ * dropped. A `DeliveryLedger` follows every record as calls start and finish.
  *
  * @since 0.1.0
  */
@@ -42,13 +42,13 @@ export interface FailedRecord {
 }
 
 /**
- * What one attempt did.
+ * What one attempt (or one call) did.
  *
  * @since 0.1.0
  */
 export interface AttemptOutcome {
-  /** Records written, in no particular order. */
-  readonly written: ReadonlyArray<PreparedRecord>
+  /** Records written. */
+  readonly written: number
   readonly failed: ReadonlyArray<FailedRecord>
   /** PutRecords calls made. */
   readonly calls: number
@@ -75,6 +75,25 @@ export class DeliveryLedger {
   maybeDelivered(index: number): boolean {
     return this.ambiguous[index] === 1 || this.state[index] === 1
   }
+}
+
+/**
+ * Adds up outcomes.
+ *
+ * @since 0.1.0
+ */
+export const combineOutcomes = (outcomes: Iterable<AttemptOutcome>): AttemptOutcome => {
+  let written = 0
+  let calls = 0
+  const failed: Array<FailedRecord> = []
+  const callErrors: Array<KinesisError> = []
+  for (const o of outcomes) {
+    written += o.written
+    calls += o.calls
+    for (const f of o.failed) failed.push(f)
+    for (const e of o.callErrors) callErrors.push(e)
+  }
+  return { written, failed, calls, callErrors }
 }
 
 /**
@@ -106,8 +125,84 @@ export const planCalls = <A>(
 }
 
 /**
- * Sends `records` once, with the partition keys of `attempt` (0 for the first try). Never
- * fails: every record comes back written or failed.
+ * The calls that carry `records` on `attempt`: {@link planCalls} with the attempt's keys.
+ *
+ * @since 0.1.0
+ */
+export const planAttempt = (
+  config: ResolvedWriterConfig,
+  records: ReadonlyArray<PreparedRecord>,
+  attempt: number
+): Array<Array<PreparedRecord>> => {
+  const suffixBytes = String(attempt).length
+  return planCalls(records, (r) => r.data.length + Buffer.byteLength(r.partitionKeyPrefix) + suffixBytes, config.maxRequestBytes)
+}
+
+/**
+ * One PutRecords call with the partition keys of `attempt`. Never fails: every record comes
+ * back written or failed, and the metrics see the call.
+ *
+ * @since 0.1.0
+ */
+export const sendCall = (
+  config: ResolvedWriterConfig,
+  call: ReadonlyArray<PreparedRecord>,
+  attempt: number,
+  ledger?: DeliveryLedger
+): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
+  Effect.gen(function*() {
+    const kinesis = yield* Kinesis
+    const metrics = yield* KinesisMetrics
+    const suffix = String(attempt)
+    const start = yield* Clock.currentTimeMillis
+    if (ledger !== undefined) for (const r of call) ledger.state[r.index] = 1
+    const result = yield* Effect.either(kinesis.putRecords({
+      streamName: config.streamName,
+      streamArn: config.streamArn,
+      records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
+    }))
+    const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+    const failed: Array<FailedRecord> = []
+    if (result._tag === "Left") {
+      const error = result.left
+      const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
+      for (const record of call) {
+        failed.push({ record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous })
+        if (ledger !== undefined) {
+          ledger.state[record.index] = 0
+          if (ambiguous) ledger.ambiguous[record.index] = 1
+        }
+      }
+      yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: call.length, callFailed: true })
+      yield* Effect.logWarning("PutRecords call failed").pipe(
+        Effect.annotateLogs({ stream: config.streamName, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
+      )
+      return { written: 0, failed, calls: 1, callErrors: [error] }
+    }
+    let written = 0
+    result.right.forEach((entry, i) => {
+      const record = call[i]!
+      if (entry._tag === "Written") {
+        written++
+        if (ledger !== undefined) ledger.state[record.index] = 2
+      } else {
+        failed.push({
+          record,
+          errorCode: entry.errorCode,
+          errorMessage: entry.errorMessage,
+          retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
+          ambiguous: false
+        })
+        if (ledger !== undefined) ledger.state[record.index] = 0
+      }
+    })
+    yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: failed.length, callFailed: false })
+    return { written, failed, calls: 1, callErrors: [] }
+  })
+
+/**
+ * Sends `records` once, with the partition keys of `attempt` (0 for the first try), at
+ * most `maxConcurrentCalls` calls in flight. Never fails.
  *
  * @since 0.1.0
  */
@@ -117,63 +212,11 @@ export const deliverAttempt = (
   attempt: number,
   ledger?: DeliveryLedger
 ): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
-  Effect.gen(function*() {
-    const kinesis = yield* Kinesis
-    const metrics = yield* KinesisMetrics
-    const suffix = String(attempt)
-    const keyOf = (r: PreparedRecord) => r.partitionKeyPrefix + suffix
-    const calls = planCalls(records, (r) => r.data.length + Buffer.byteLength(keyOf(r)), config.maxRequestBytes)
-    const written: Array<PreparedRecord> = []
-    const failed: Array<FailedRecord> = []
-    const callErrors: Array<KinesisError> = []
-    yield* Effect.forEach(calls, (call) =>
-      Effect.gen(function*() {
-        const start = yield* Clock.currentTimeMillis
-        if (ledger !== undefined) for (const r of call) ledger.state[r.index] = 1
-        const result = yield* Effect.either(kinesis.putRecords({
-          streamName: config.streamName,
-          streamArn: config.streamArn,
-          records: call.map((r) => ({ data: r.data, partitionKey: keyOf(r) }))
-        }))
-        const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
-        if (result._tag === "Left") {
-          const error = result.left
-          const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
-          callErrors.push(error)
-          for (const record of call) {
-            failed.push({ record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous })
-            if (ledger !== undefined) {
-              ledger.state[record.index] = 0
-              if (ambiguous) ledger.ambiguous[record.index] = 1
-            }
-          }
-          yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: call.length, callFailed: true })
-          yield* Effect.logWarning("PutRecords call failed").pipe(
-            Effect.annotateLogs({ stream: config.streamName, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
-          )
-          return
-        }
-        let failedInCall = 0
-        result.right.forEach((entry, i) => {
-          const record = call[i]!
-          if (entry._tag === "Written") {
-            written.push(record)
-            if (ledger !== undefined) ledger.state[record.index] = 2
-          } else {
-            failedInCall++
-            failed.push({
-              record,
-              errorCode: entry.errorCode,
-              errorMessage: entry.errorMessage,
-              retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
-              ambiguous: false
-            })
-            if (ledger !== undefined) ledger.state[record.index] = 0
-          }
-        })
-        yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: failedInCall, callFailed: false })
-      }), { concurrency: config.maxConcurrentCalls, discard: true })
-    return { written, failed, calls: calls.length, callErrors }
-  }).pipe(Effect.withSpan("KinesisWriter.putAttempt", {
-    attributes: { "kinesis.stream_name": config.streamName, "kinesis.records": records.length, "kinesis.attempt": attempt }
-  }))
+  Effect.forEach(planAttempt(config, records, attempt), (call) => sendCall(config, call, attempt, ledger), {
+    concurrency: config.maxConcurrentCalls
+  }).pipe(
+    Effect.map(combineOutcomes),
+    Effect.withSpan("KinesisWriter.putAttempt", {
+      attributes: { "kinesis.stream_name": config.streamName, "kinesis.records": records.length, "kinesis.attempt": attempt }
+    })
+  )

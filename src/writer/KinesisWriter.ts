@@ -7,8 +7,10 @@
  * @since 0.1.0
  */
 import type { ConfigError } from "effect"
-import { Cause, Clock, Config, Context, Effect, Exit, Layer, Schedule, ScheduleDecision } from "effect"
+import { Cause, Clock, Config, Context, Effect, Exit, Layer, Schedule, ScheduleDecision, Scope, Stream } from "effect"
+import { Compressor } from "../compression/Compressor.js"
 import type { KinesisError, WriteBatchError } from "../errors.js"
+import { CompressionError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
@@ -16,9 +18,9 @@ import { LargePayloadStore } from "../services/LargePayloadStore.js"
 import { backoff } from "./Backoff.js"
 import { BatchDelivery } from "./BatchDelivery.js"
 import type { AttemptOutcome, DeliveryLedger } from "./Delivery.js"
-import { deliverAttempt } from "./Delivery.js"
-import type { PreparedBatch, PrepareError, PreparedRecord } from "./PreparedBatch.js"
-import { prepareBatch } from "./PreparedBatch.js"
+import { combineOutcomes, deliverAttempt, planAttempt, sendCall } from "./Delivery.js"
+import type { PrepareContext, PreparedBatch, PrepareError, PreparedRecord, SerializedBatch } from "./PreparedBatch.js"
+import { chunksOf, COMPRESSION_CHUNK, compressChunk, prepareBatch, serializeBatch } from "./PreparedBatch.js"
 import type { KinesisWriterOptions, ResolvedWriterConfig } from "./WriterConfig.js"
 import { resolveWriterConfig, writerOptionsConfig, WriterDefaults } from "./WriterConfig.js"
 
@@ -118,7 +120,11 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
    */
   static readonly make = (
     options: KinesisWriterOptions
-  ): Effect.Effect<KinesisWriter["Type"], ConfigError.ConfigError | KinesisError, Kinesis | LargePayloadStore | KinesisMetrics> =>
+  ): Effect.Effect<
+    KinesisWriter["Type"],
+    ConfigError.ConfigError | KinesisError,
+    Kinesis | LargePayloadStore | KinesisMetrics | Scope.Scope
+  > =>
     Effect.gen(function*() {
       const config = yield* resolveWriterConfig(options)
       const kinesis = yield* Kinesis
@@ -129,18 +135,55 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
           Effect.map((s) => s.maxRecordSizeInKiB === undefined ? WriterDefaults.recordLimitBytes : s.maxRecordSizeInKiB * 1024)
         )
         : WriterDefaults.recordLimitBytes
+      const compressor = yield* makeCompressor(config.compressionWorkers)
       const services = Context.make(Kinesis, kinesis).pipe(Context.add(KinesisMetrics, metrics))
       const stream = config.streamName
 
+      const context = Effect.map(Clock.currentTimeMillis, (now): PrepareContext => ({
+        config,
+        recordLimitBytes,
+        store,
+        compressor,
+        creationTime: BigInt(now)
+      }))
+
       const prepare = (records: ReadonlyArray<DataFileV1>) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          prepareBatch({ config, recordLimitBytes, store, creationTime: BigInt(now) }, records)).pipe(
-            Effect.tapError(() => metrics.batchWriteFailure(stream)),
-            Effect.tap((batch) => metrics.largePayloads(stream, batch.largePayloads))
-          )
+        Effect.flatMap(context, (ctx) => prepareBatch(ctx, records)).pipe(
+          Effect.tapError(() => metrics.batchWriteFailure(stream)),
+          Effect.tap((batch) => metrics.largePayloads(stream, batch.largePayloads))
+        )
 
       const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
         Effect.provide(deliverAttempt(config, records, attempt, ledger), services)
+
+      /**
+       * The first attempt as a pipeline: chunks are compressed (off the main thread) while
+       * earlier chunks' calls are in flight, and a chunk's payloads are dropped once written.
+       */
+      const firstAttempt = (ctx: PrepareContext, batch: SerializedBatch, delivery: BatchDelivery) => {
+        const chunks = chunksOf(batch.records, COMPRESSION_CHUNK)
+        let sent = 0
+        return Stream.fromIterable(chunks).pipe(
+          Stream.mapEffect((chunk) => compressChunk(ctx, chunk), { concurrency: config.compressionWorkers + 1 }),
+          Stream.tap(() => Effect.sync(() => sent++)),
+          Stream.flatMap((prepared) => Stream.fromIterable(planAttempt(config, prepared, 0))),
+          Stream.mapEffect((call) => sendCall(config, call, 0, delivery.ledger), { concurrency: config.maxConcurrentCalls, unordered: true }),
+          Stream.runFold([] as Array<AttemptOutcome>, (all, outcome) => {
+            all.push(outcome)
+            return all
+          }),
+          Effect.map(combineOutcomes),
+          Effect.catchAll((error) => {
+            // A chunk that could not be built: its records and every later one are named, not lost.
+            delivery.fail(chunks.slice(sent).flat(), error._tag === "CompressionError" ? error : new CompressionError({ reason: error.message, cause: error }))
+            return Effect.succeed(combineOutcomes([]))
+          }),
+          Effect.provide(services),
+          Effect.withSpan("KinesisWriter.putAttempt", {
+            attributes: { "kinesis.stream_name": stream, "kinesis.records": batch.records.length, "kinesis.attempt": 0 }
+          })
+        )
+      }
 
       const defaultSchedule = backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries })
 
@@ -150,7 +193,9 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
       ) {
         yield* Effect.annotateCurrentSpan({ "kinesis.stream_name": stream, "kinesis.records": records.length })
         if (records.length === 0) return emptyResult
-        const batch = yield* prepare(records)
+        const ctx = yield* context
+        const batch = yield* serializeBatch(ctx, records).pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
+        yield* metrics.largePayloads(stream, batch.largePayloads)
         const delivery = new BatchDelivery(batch.records)
         const schedule = (options?.schedule ?? defaultSchedule).pipe(
           Schedule.onDecision((_, decision) =>
@@ -164,23 +209,32 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         // Delivery runs interruptibly; whatever ends it, the batch's outcome is built from the
         // ledger, so an interrupted batch still says which records may have been delivered.
         return yield* Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(Effect.exit(restore(delivery.run(putAttempt, schedule))), (exit) => {
-            if (Exit.isFailure(exit)) {
-              return Cause.isInterruptedOnly(exit.cause)
-                ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, []))))
-                : Effect.failCause(exit.cause)
+          Effect.flatMap(
+            Effect.exit(restore(delivery.run(firstAttempt(ctx, batch, delivery), putAttempt, schedule))),
+            (exit) => {
+              if (Exit.isFailure(exit)) {
+                return Cause.isInterruptedOnly(exit.cause)
+                  ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, new Set()))))
+                  : Effect.failCause(exit.cause)
+              }
+              return restore(finish(batch, delivery))
             }
-            return restore(finish(batch, delivery))
-          })
+          )
         )
       })
 
       /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
-      const finish = (batch: PreparedBatch, delivery: BatchDelivery): Effect.Effect<WriteResult, WriteBatchError> =>
+      const finish = (batch: SerializedBatch, delivery: BatchDelivery): Effect.Effect<WriteResult, WriteBatchError> =>
         Effect.gen(function*() {
           yield* Effect.annotateCurrentSpan({ "kinesis.calls": delivery.calls, "kinesis.attempts": delivery.attempts })
-          const failures = delivery.undeliveredFailures()
-          if (failures.length === 0) {
+          const undelivered = delivery.undelivered(false)
+          if (undelivered.length === 0) {
+            let uncompressedBytes = 0
+            let compressedBytes = 0
+            for (const r of batch.records) {
+              uncompressedBytes += r.prepared?.uncompressedSize ?? 0
+              compressedBytes += r.prepared?.data.length ?? 0
+            }
             return {
               records: batch.records.length,
               recordIds: batch.records.map((r) => r.recordId),
@@ -188,22 +242,24 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
               retries: delivery.attempts - 1,
               retriedRecords: delivery.retriedRecords,
               largePayloads: batch.largePayloads,
-              uncompressedBytes: batch.uncompressedBytes,
-              compressedBytes: batch.compressedBytes
+              uncompressedBytes,
+              compressedBytes
             }
           }
-          const orphans = failures.filter((f) => f.record.largePayload !== undefined && !delivery.ledger.maybeDelivered(f.record.index))
+          const orphans = undelivered.filter((e) => e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index))
           const deleted = new Set<number>()
-          yield* Effect.forEach(orphans, (f) =>
-            store.delete(f.record.largePayload!).pipe(
+          yield* Effect.forEach(orphans, (entry) =>
+            store.delete(entry.largePayload!).pipe(
               Effect.timeout("10 seconds"),
-              Effect.tap(() => deleted.add(f.record.index)),
-              Effect.tapError((e) => Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
-                Effect.annotateLogs({ stream, key: f.record.largePayload!.key, error: String(e) })
-              )),
+              Effect.tap(() => deleted.add(entry.index)),
+              Effect.tapError((e) =>
+                Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
+                  Effect.annotateLogs({ stream, key: entry.largePayload!.key, error: String(e) })
+                )
+              ),
               Effect.ignore
             ), { concurrency: config.maxConcurrentUploads, discard: true })
-          return yield* delivery.toError(stream, false, [...deleted])
+          return yield* delivery.toError(stream, false, deleted)
         })
 
       return KinesisWriter.of({ config, recordLimitBytes, writeBatch, prepare, putAttempt })
@@ -232,7 +288,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   static readonly layer = (
     options: KinesisWriterOptions
   ): Layer.Layer<KinesisWriter, ConfigError.ConfigError | KinesisError, Kinesis | LargePayloadStore | KinesisMetrics> =>
-    Layer.effect(KinesisWriter, KinesisWriter.make(options))
+    Layer.scoped(KinesisWriter, KinesisWriter.make(options))
 
   /**
    * The writer as a layer, its options read through Effect `Config` (by default from the
@@ -244,8 +300,30 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   static readonly layerConfig = (
     config: Config.Config<KinesisWriterOptions> = writerOptionsConfig
   ): Layer.Layer<KinesisWriter, ConfigError.ConfigError | KinesisError, Kinesis | LargePayloadStore | KinesisMetrics> =>
-    Layer.effect(KinesisWriter, Effect.flatMap(config, KinesisWriter.make))
+    Layer.scoped(KinesisWriter, Effect.flatMap(config, KinesisWriter.make))
 }
+
+/**
+ * The writer's compressor: the calling thread when `workers` is 0; otherwise a pool of
+ * worker threads, started on the first batch large enough to use it (a writer that only
+ * sees small batches never starts a thread) and stopped with the writer's scope.
+ */
+const makeCompressor = (workers: number): Effect.Effect<Compressor["Type"], never, Scope.Scope> =>
+  workers === 0
+    ? Effect.succeed(Compressor.mainThread)
+    : Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const pool = yield* Effect.cached(Scope.extend(Compressor.makeWorkerPool({ workers }), scope))
+      return Compressor.of({
+        gzipAll: (payloads, level) =>
+          payloads.length < MIN_WORKER_BATCH
+            ? Compressor.mainThread.gzipAll(payloads, level)
+            : Effect.flatMap(pool, (p) => p.gzipAll(payloads, level))
+      })
+    })
+
+/** Below this many payloads a round trip to a worker costs more than it saves. */
+const MIN_WORKER_BATCH = 8
 
 const emptyResult: WriteResult = {
   records: 0,

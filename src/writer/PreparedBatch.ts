@@ -1,8 +1,17 @@
 /**
- * Building a batch's payloads, once per `writeBatch`: a fresh `record_id` and the creation
- * time per record, the `DataFileV1` serialized once, large payloads offloaded to the store
- * (the threshold, and the stream's record limit whatever the threshold), envelopes gzip'd.
- * Retries reuse what is built here: nothing is serialized or uploaded twice.
+ * Building a batch's payloads, once per `writeBatch`, in two phases.
+ *
+ * 1. `serializeBatch`, before anything is sent: a fresh `record_id` per record, the
+ *    `DataFileV1` serialized once, and the large payloads offloaded to the store — over the
+ *    threshold, or too large for the stream's record limit whatever the threshold. A failure
+ *    here stops the batch with nothing sent, naming the record, and deletes the objects
+ *    already written.
+ * 2. `compressChunk`, chunk by chunk as delivery goes: the envelope written around the
+ *    serialized bytes (no re-encoding, no message object per record) and gzip'd by the
+ *    `Compressor` (worker threads). The serialized bytes are released as soon as a chunk is
+ *    compressed, so a large batch never holds every compressed payload at once.
+ *
+ * Retries reuse what is built here: nothing is serialized, compressed or uploaded twice.
  *
  * @since 0.1.0
  */
@@ -11,9 +20,10 @@ import { Effect, Either } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import type { EntryPayload } from "../codec/RecordCodec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "../codec/RecordCodec.js"
+import type { Compressor } from "../compression/Compressor.js"
 import { CompressionError, LargePayloadStoreError, SerializationError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
-import { DataFileInfoSchema, LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js"
+import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import type { PayloadLocation } from "../services/LargePayloadStore.js"
 import { LargePayloadStore } from "../services/LargePayloadStore.js"
 import { backoff } from "./Backoff.js"
@@ -21,24 +31,32 @@ import { partitionKeyPrefix } from "./PartitionKey.js"
 import type { ResolvedWriterConfig } from "./WriterConfig.js"
 
 /**
- * One record ready for PutRecords, built once and reused by every attempt.
+ * What the batch knows of each record from the start: enough to name it in an error.
  *
  * @since 0.1.0
  */
-export interface PreparedRecord {
+export interface BatchEntry {
   /** Index of the record in the batch given to `writeBatch`. */
   readonly index: number
   /** The caller's record. */
   readonly record: DataFileV1
   readonly recordId: string
+  /** Where the large payload went, for a record offloaded to S3. */
+  readonly largePayload?: PayloadLocation | undefined
+}
+
+/**
+ * One record ready for PutRecords, built once and reused by every attempt.
+ *
+ * @since 0.1.0
+ */
+export interface PreparedRecord extends BatchEntry {
   /** The Kinesis record's Data: gzip'd `DataFileEntryRecord`. */
   readonly data: Uint8Array
   /** The envelope's size before gzip. */
   readonly uncompressedSize: number
   /** The partition key without its attempt suffix. */
   readonly partitionKeyPrefix: string
-  /** Where the large payload went, for a record offloaded to S3. */
-  readonly largePayload?: PayloadLocation | undefined
 }
 
 /**
@@ -60,27 +78,165 @@ export interface PreparedBatch {
  */
 export type PrepareError = SerializationError | CompressionError | LargePayloadStoreError
 
-/** What the builder needs to know besides the records. */
+/**
+ * What the builder needs besides the records.
+ *
+ * @since 0.1.0
+ */
 export interface PrepareContext {
   readonly config: ResolvedWriterConfig
   /** The stream's record limit in bytes (data plus partition key). */
   readonly recordLimitBytes: number
   readonly store: LargePayloadStore["Type"]
+  readonly compressor: Compressor["Type"]
   readonly creationTime: bigint
 }
 
-interface Draft {
-  readonly index: number
-  readonly record: DataFileV1
-  readonly recordId: string
-  readonly dataFileBytes: Uint8Array
-  readonly keyPrefix: string
-  /** Bytes of the longest partition key this record can get (last retry). */
-  readonly keyBytes: number
+/**
+ * A record after phase 1: serialized (until its chunk is compressed) or already prepared
+ * (large payloads and records that had to be compressed to decide where they go).
+ *
+ * @since 0.1.0
+ */
+export interface SerializedRecord extends BatchEntry {
+  readonly partitionKeyPrefix: string
+  dataFileBytes: Uint8Array | undefined
+  prepared: PreparedRecord | undefined
 }
 
 /**
- * Builds the payloads of a batch. Fails before anything is sent, naming the record.
+ * A batch after phase 1.
+ *
+ * @since 0.1.0
+ */
+export interface SerializedBatch {
+  readonly records: ReadonlyArray<SerializedRecord>
+  readonly largePayloads: number
+}
+
+const YIELD_EVERY = 256
+
+/**
+ * Phase 1: serializes every record and offloads the large ones. Fails before anything is
+ * sent, naming the record.
+ *
+ * @since 0.1.0
+ */
+export const serializeBatch = (
+  context: PrepareContext,
+  records: ReadonlyArray<DataFileV1>
+): Effect.Effect<SerializedBatch, PrepareError> =>
+  Effect.gen(function*() {
+    const { config } = context
+    const attemptDigits = String(config.maxRetries).length
+    const fixedInfoBytes = config.accountId.length + config.logGroupId.length + config.schemaName.length + 36 + 64
+    const out: Array<SerializedRecord> = new Array(records.length)
+    const offload: Array<SerializedRecord> = []
+    // The hot loop: plain code over Eithers, no fiber or closure per record; it yields now
+    // and then so that a long batch does not hold the event loop (timers, interruption).
+    for (let index = 0; index < records.length; index++) {
+      if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* Effect.yieldNow()
+      const record = records[index]!
+      const dataFileBytes = yield* serializeDataFileSync(record, index)
+      const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
+      const entry: SerializedRecord = {
+        index,
+        record,
+        recordId: randomUUID(),
+        partitionKeyPrefix: keyPrefix,
+        dataFileBytes,
+        prepared: undefined
+      }
+      out[index] = entry
+      if (dataFileBytes.length > config.largePayloadThreshold) {
+        offload.push(entry)
+        continue
+      }
+      // The record limit guard: a record that might not fit once gzip'd (its bound says so)
+      // is compressed now to decide; the others are compressed later, chunk by chunk.
+      const keyBytes = Buffer.byteLength(keyPrefix) + attemptDigits
+      const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
+      if (bound + keyBytes <= context.recordLimitBytes) continue
+      const built = yield* build(context, entry, { _tag: "standard", dataFileBytes })
+      if (built.data.length + keyBytes > context.recordLimitBytes) offload.push(entry)
+      else {
+        entry.prepared = built
+        entry.dataFileBytes = undefined
+      }
+    }
+    // Objects already written when the build fails belong to no record on the stream: delete them.
+    const uploaded: Array<PayloadLocation> = []
+    yield* Effect.forEach(offload, (entry) =>
+      Effect.flatMap(Effect.tap(upload(context, entry), (pointer) => uploaded.push(pointer.location)), (pointer) =>
+        Effect.flatMap(build(context, entry, { _tag: "large", pointer: pointer.entry }), (built) => {
+          const keyBytes = Buffer.byteLength(entry.partitionKeyPrefix) + attemptDigits
+          if (built.data.length + keyBytes > context.recordLimitBytes) {
+            return Effect.fail(
+              new SerializationError({
+                subject: "DataFileEntryRecord",
+                reason: `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
+                recordIndex: entry.index,
+                filePath: entry.record.filePath
+              })
+            )
+          }
+          const prepared = { ...built, largePayload: pointer.location }
+          out[entry.index] = { ...entry, largePayload: pointer.location, dataFileBytes: undefined, prepared }
+          return Effect.void
+        })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
+      Effect.onError(() =>
+        Effect.forEach(uploaded, (location) => Effect.ignore(Effect.timeout(context.store.delete(location), "10 seconds")), {
+          concurrency: config.maxConcurrentUploads,
+          discard: true
+        })
+      )
+    )
+    return { records: out, largePayloads: offload.length }
+  })
+
+/**
+ * Phase 2: the prepared records of a chunk, compressing those not prepared yet in one
+ * `Compressor` call and releasing their serialized bytes.
+ *
+ * @since 0.1.0
+ */
+export const compressChunk = (
+  context: PrepareContext,
+  chunk: ReadonlyArray<SerializedRecord>
+): Effect.Effect<Array<PreparedRecord>, SerializationError | CompressionError> =>
+  Effect.suspend((): Effect.Effect<Array<PreparedRecord>, SerializationError | CompressionError> => {
+    const pending: Array<SerializedRecord> = []
+    const envelopes: Array<Uint8Array> = []
+    for (const entry of chunk) {
+      if (entry.prepared !== undefined) continue
+      const envelope = encodeEntryRecordSync(info(context, entry), { _tag: "standard", dataFileBytes: entry.dataFileBytes! })
+      if (Either.isLeft(envelope)) {
+        return Effect.fail(new SerializationError({ ...envelope.left, recordIndex: entry.index, cause: envelope.left.cause }))
+      }
+      pending.push(entry)
+      envelopes.push(envelope.right)
+    }
+    const compressed = envelopes.length === 0
+      ? Effect.succeed([])
+      : context.compressor.gzipAll(envelopes, context.config.compressionLevel)
+    return Effect.map(compressed, (gz) => {
+      pending.forEach((entry, i) => {
+        entry.prepared = {
+          index: entry.index,
+          record: entry.record,
+          recordId: entry.recordId,
+          partitionKeyPrefix: entry.partitionKeyPrefix,
+          data: gz[i]!,
+          uncompressedSize: envelopes[i]!.length
+        }
+        entry.dataFileBytes = undefined
+      })
+      return chunk.map((entry) => entry.prepared!)
+    })
+  })
+
+/**
+ * Both phases for a whole batch: what `KinesisWriter.prepare` returns.
  *
  * @since 0.1.0
  */
@@ -89,118 +245,90 @@ export const prepareBatch = (
   records: ReadonlyArray<DataFileV1>
 ): Effect.Effect<PreparedBatch, PrepareError> =>
   Effect.gen(function*() {
-    const { config } = context
-    const attemptDigits = String(config.maxRetries).length
-    const drafts: Array<Draft> = new Array(records.length)
-    const prepared: Array<PreparedRecord | undefined> = new Array(records.length)
-    const offload: Array<Draft> = []
-    // The hot loop: plain code over Eithers, no fiber or closure per record; it yields now
-    // and then so that a long batch does not hold the event loop (timers, interruption).
-    for (let index = 0; index < records.length; index++) {
-      if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* Effect.yieldNow()
-      const record = records[index]!
-      const dataFileBytes = yield* serializeDataFileSync(record, index)
-      const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
-      const draft: Draft = {
-        index,
-        record,
-        recordId: randomUUID(),
-        dataFileBytes,
-        keyPrefix,
-        keyBytes: Buffer.byteLength(keyPrefix) + attemptDigits
-      }
-      drafts[index] = draft
-      if (dataFileBytes.length > config.largePayloadThreshold) {
-        offload.push(draft)
-        continue
-      }
-      const built = yield* build(context, draft, { _tag: "standard", dataFileBytes })
-      // The 1 MiB guard: a record whose compressed envelope and key do not fit goes to S3 too.
-      if (built.data.length + draft.keyBytes > context.recordLimitBytes) offload.push(draft)
-      else prepared[index] = built
-    }
-    // Objects already written when the build fails belong to no record on the stream: delete them.
-    const uploaded: Array<PayloadLocation> = []
-    yield* Effect.forEach(offload, (draft) =>
-      Effect.flatMap(Effect.tap(upload(context, draft), (pointer) => uploaded.push(pointer.location)), (pointer) =>
-        Effect.flatMap(build(context, draft, { _tag: "large", pointer: pointer.entry }), (built) => {
-          if (built.data.length + draft.keyBytes > context.recordLimitBytes) {
-            return Effect.fail(
-              new SerializationError({
-                subject: "DataFileEntryRecord",
-                reason: `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
-                recordIndex: draft.index,
-                filePath: draft.record.filePath
-              })
-            )
-          }
-          prepared[draft.index] = { ...built, largePayload: pointer.location }
-          return Effect.void
-        })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
-      Effect.onError(() => deleteBestEffort(context, uploaded))
-    )
+    const serialized = yield* serializeBatch(context, records)
+    const prepared = (yield* Effect.forEach(chunksOf(serialized.records, COMPRESSION_CHUNK), (chunk) => compressChunk(context, chunk)))
+      .flat()
     let uncompressedBytes = 0
     let compressedBytes = 0
     for (const p of prepared) {
-      uncompressedBytes += p!.uncompressedSize
-      compressedBytes += p!.data.length
+      uncompressedBytes += p.uncompressedSize
+      compressedBytes += p.data.length
     }
-    return { records: prepared as Array<PreparedRecord>, largePayloads: offload.length, uncompressedBytes, compressedBytes }
+    return { records: prepared, largePayloads: serialized.largePayloads, uncompressedBytes, compressedBytes }
   })
 
-const YIELD_EVERY = 256
+/**
+ * Records per compression chunk: a full PutRecords call's worth.
+ *
+ * @since 0.1.0
+ */
+export const COMPRESSION_CHUNK = 500
 
-const deleteBestEffort = (context: PrepareContext, locations: ReadonlyArray<PayloadLocation>) =>
-  Effect.forEach(locations, (location) => Effect.ignore(Effect.timeout(context.store.delete(location), "10 seconds")), {
-    concurrency: context.config.maxConcurrentUploads,
-    discard: true
-  })
+/**
+ * Consecutive slices of at most `size` items.
+ *
+ * @since 0.1.0
+ */
+export const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const chunks: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size))
+  return chunks
+}
 
+/** zlib's deflateBound plus the gzip header and trailer: no gzip stream of `n` bytes is longer. */
+const gzipBound = (n: number): number => n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 18
+
+const info = (context: PrepareContext, entry: BatchEntry) => ({
+  filePath: entry.record.filePath,
+  creationTime: context.creationTime,
+  accountId: context.config.accountId,
+  recordId: entry.recordId,
+  logGroupId: context.config.logGroupId,
+  schemaName: context.config.schemaName
+})
+
+/** One record's envelope, gzip'd on the calling thread (for the few decided in phase 1). */
 const build = (
   context: PrepareContext,
-  draft: Draft,
+  entry: SerializedRecord,
   payload: EntryPayload
-): Either.Either<PreparedRecord, SerializationError | CompressionError> => {
-  const { config } = context
-  const info = create(DataFileInfoSchema, {
-    filePath: draft.record.filePath,
-    creationTime: context.creationTime,
-    accountId: config.accountId,
-    recordId: draft.recordId,
-    logGroupId: config.logGroupId,
-    schemaName: config.schemaName
-  })
-  return Either.flatMap(
-    Either.mapLeft(encodeEntryRecordSync(info, payload), (e) => new SerializationError({ ...e, recordIndex: draft.index, cause: e.cause })),
+): Either.Either<PreparedRecord, SerializationError | CompressionError> =>
+  Either.flatMap(
+    Either.mapLeft(
+      encodeEntryRecordSync(info(context, entry), payload),
+      (e) => new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })
+    ),
     (envelope) =>
       Either.map(
-        Either.mapLeft(gzipSync(envelope, config.compressionLevel), (e) => new CompressionError({ ...e, recordIndex: draft.index, cause: e.cause })),
+        Either.mapLeft(
+          gzipSync(envelope, context.config.compressionLevel),
+          (e) => new CompressionError({ ...e, recordIndex: entry.index, cause: e.cause })
+        ),
         (data): PreparedRecord => ({
-          index: draft.index,
-          record: draft.record,
-          recordId: draft.recordId,
+          index: entry.index,
+          record: entry.record,
+          recordId: entry.recordId,
           data,
           uncompressedSize: envelope.length,
-          partitionKeyPrefix: draft.keyPrefix
+          partitionKeyPrefix: entry.partitionKeyPrefix
         })
       )
   )
-}
 
 /**
  * Writes the large payload of a record once, under `{logGroupId}-{schemaName}-{streamName}/{record_id}`,
  * retrying transient faults on the writer's backoff.
  */
-const upload = (context: PrepareContext, draft: Draft) => {
+const upload = (context: PrepareContext, entry: SerializedRecord) => {
   const { config } = context
-  const body = encodeStandardEntry(draft.dataFileBytes)
+  const body = encodeStandardEntry(entry.dataFileBytes!)
   const sha256 = createHash("sha256").update(body).digest()
-  return context.store.write(`${config.logGroupId}-${config.schemaName}-${config.streamName}/${draft.recordId}`, body).pipe(
+  return context.store.write(`${config.logGroupId}-${config.schemaName}-${config.streamName}/${entry.recordId}`, body).pipe(
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable
     }),
-    Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: draft.index, cause: e.cause })),
+    Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: entry.index, cause: e.cause })),
     Effect.map((location) => ({
       location,
       entry: create(LargeDataFileEntrySchema, {

@@ -45,6 +45,8 @@ export interface KinesisWriterOptions {
   readonly maxConcurrentUploads?: number | undefined
   /** gzip level, -1 (zlib's default, 6) or 0–9. Default -1. */
   readonly compressionLevel?: number | undefined
+  /** Worker threads that gzip off the main thread, started with the first large batch; 0 gzips on the main thread. Default 1. */
+  readonly compressionWorkers?: number | undefined
 }
 
 /**
@@ -68,6 +70,7 @@ export interface ResolvedWriterConfig {
   readonly maxConcurrentCalls: number
   readonly maxConcurrentUploads: number
   readonly compressionLevel: number
+  readonly compressionWorkers: number
 }
 
 /**
@@ -88,7 +91,8 @@ export const WriterDefaults = {
   maxPartitionKeyLength: 256,
   maxConcurrentCalls: 4,
   maxConcurrentUploads: 8,
-  compressionLevel: DEFAULT_COMPRESSION_LEVEL
+  compressionLevel: DEFAULT_COMPRESSION_LEVEL,
+  compressionWorkers: 1
 } as const
 
 const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/
@@ -135,6 +139,7 @@ export const resolveWriterConfig = (
     const maxConcurrentCalls = yield* integer("maxConcurrentCalls", options.maxConcurrentCalls ?? d.maxConcurrentCalls, 1, 1_000)
     const maxConcurrentUploads = yield* integer("maxConcurrentUploads", options.maxConcurrentUploads ?? d.maxConcurrentUploads, 1, 1_000)
     const compressionLevel = yield* integer("compressionLevel", options.compressionLevel ?? d.compressionLevel, -1, 9)
+    const compressionWorkers = yield* integer("compressionWorkers", options.compressionWorkers ?? d.compressionWorkers, 0, 64)
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
     const longest = longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
@@ -159,7 +164,8 @@ export const resolveWriterConfig = (
       readStreamRecordLimit: options.readStreamRecordLimit ?? false,
       maxConcurrentCalls,
       maxConcurrentUploads,
-      compressionLevel
+      compressionLevel,
+      compressionWorkers
     }
   })
 
@@ -181,6 +187,7 @@ export const resolveWriterConfig = (
  * | `KINESIS_READ_STREAM_RECORD_LIMIT` | readStreamRecordLimit |
  * | `KINESIS_MAX_CONCURRENT_CALLS`, `KINESIS_MAX_CONCURRENT_UPLOADS` | concurrency bounds |
  * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
+ * | `KINESIS_COMPRESSION_WORKERS` | compressionWorkers |
  *
  * @since 0.1.0
  */
@@ -199,7 +206,8 @@ export const writerOptionsConfig: Config.Config<KinesisWriterOptions> = Config.a
   readStreamRecordLimit: optional(Config.boolean("KINESIS_READ_STREAM_RECORD_LIMIT")),
   maxConcurrentCalls: optional(Config.integer("KINESIS_MAX_CONCURRENT_CALLS")),
   maxConcurrentUploads: optional(Config.integer("KINESIS_MAX_CONCURRENT_UPLOADS")),
-  compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL"))
+  compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL")),
+  compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS"))
 })
 
 function optional<A>(config: Config.Config<A>): Config.Config<A | undefined> {
