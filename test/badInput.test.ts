@@ -25,7 +25,7 @@ const refusingKinesis = Effect.acquireRelease(
     })
     server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
   }),
-  (server) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+  (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
 )
 
 describe("credentials refused", () => {
