@@ -79,3 +79,6 @@ export * as RecordGenerator from "./testing/RecordGenerator.js"
 
 /** The Prometheus scrape endpoint (`@effect/platform` HttpServer on Node). @since 0.1.0 */
 export { MetricsServer, MetricsServerDefaults, type MetricsServerOptions } from "./http/MetricsServer.js"
+
+/** A shard-throttling Kinesis simulator with seeded faults, for tests and benchmarks. @since 0.1.0 */
+export * as ShardSimulator from "./testing/ShardSimulator.js"
