@@ -82,9 +82,10 @@ export const awsErrorFacts = (error: unknown): AwsErrorFacts => {
 const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"])
 
 /**
- * Whether a failed call may nonetheless have been applied by the server: a 5xx, a timeout,
- * a connection lost after sending, an unreadable answer. A 4xx (the server refused it) and a
- * connection that was never made are definite.
+ * Whether a failed call may nonetheless have been applied by the server. Only two outcomes
+ * are definite: a 4xx (the server refused the request) and a connection that was never made.
+ * Everything else — a 5xx, a timeout, a connection lost after sending, an answer cut midway
+ * (the SDK then reports the 200 it had started to read) — may have been applied.
  */
 export const mayHaveBeenApplied = (errorName: string, httpStatus: number | undefined): boolean =>
-  httpStatus !== undefined ? httpStatus >= 500 : !NEVER_SENT.has(errorName)
+  httpStatus !== undefined && httpStatus >= 400 && httpStatus < 500 ? false : !NEVER_SENT.has(errorName)

@@ -53,6 +53,8 @@ export interface S3StoreOptions {
  * @since 0.1.0
  */
 export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargePayloadStore")<LargePayloadStore, {
+  /** Where `write(key, …)` puts its payload (the store may prefix the key). */
+  readonly locate: (key: string) => PayloadLocation
   readonly write: (key: string, bytes: Uint8Array) => Effect.Effect<PayloadLocation, LargePayloadStoreError>
   readonly read: (location: PayloadLocation) => Effect.Effect<Uint8Array, LargePayloadStoreError>
   readonly delete: (location: PayloadLocation) => Effect.Effect<void, LargePayloadStoreError>
@@ -70,9 +72,11 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
       : options.serverSideEncryption._tag === "SSE-S3"
       ? { ServerSideEncryption: "AES256" as const }
       : { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: options.serverSideEncryption.kmsKeyId }
+    const locate = (key: string): PayloadLocation => ({ bucket, key: `${options.keyPrefix ?? ""}${key}` })
     return LargePayloadStore.of({
+      locate,
       write: (key, bytes) => {
-        const location = { bucket, key: `${options.keyPrefix ?? ""}${key}` }
+        const location = locate(key)
         return Effect.tryPromise({
           try: (signal) =>
             client.send(
@@ -141,6 +145,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
       return {
         objects: Effect.sync(() => new Map(objects)),
         service: LargePayloadStore.of({
+          locate: (key) => ({ bucket, key }),
           write: (key, bytes) =>
             Effect.sync(() => {
               objects.set(`${bucket}/${key}`, Uint8Array.from(bytes))

@@ -164,10 +164,11 @@ export const serializeBatch = (
         entry.dataFileBytes = undefined
       }
     }
-    // Objects already written when the build fails belong to no record on the stream: delete them.
-    const uploaded: Array<PayloadLocation> = []
+    // Objects written (or perhaps written: an upload whose answer was lost) when the build
+    // fails belong to no record on the stream: delete them.
+    const attempted: Array<string> = []
     yield* Effect.forEach(offload, (entry) =>
-      Effect.flatMap(Effect.tap(upload(context, entry), (pointer) => uploaded.push(pointer.location)), (pointer) =>
+      Effect.flatMap(upload(context, entry, attempted), (pointer) =>
         Effect.flatMap(build(context, entry, { _tag: "large", pointer: pointer.entry }), (built) => {
           const keyBytes = Buffer.byteLength(entry.partitionKeyPrefix) + attemptDigits
           if (built.data.length + keyBytes > context.recordLimitBytes) {
@@ -185,10 +186,11 @@ export const serializeBatch = (
           return Effect.void
         })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
       Effect.onError(() =>
-        Effect.forEach(uploaded, (location) => Effect.ignore(Effect.timeout(context.store.delete(location), "10 seconds")), {
-          concurrency: config.maxConcurrentUploads,
-          discard: true
-        })
+        Effect.forEach(
+          attempted,
+          (key) => Effect.ignore(Effect.timeout(context.store.delete(context.store.locate(key)), "10 seconds")),
+          { concurrency: config.maxConcurrentUploads, discard: true }
+        )
       )
     )
     return { records: out, largePayloads: offload.length }
@@ -319,11 +321,13 @@ const build = (
  * Writes the large payload of a record once, under `{logGroupId}-{schemaName}-{streamName}/{record_id}`,
  * retrying transient faults on the writer's backoff.
  */
-const upload = (context: PrepareContext, entry: SerializedRecord) => {
+const upload = (context: PrepareContext, entry: SerializedRecord, attempted: Array<string>) => {
   const { config } = context
   const body = encodeStandardEntry(entry.dataFileBytes!)
   const sha256 = createHash("sha256").update(body).digest()
-  return context.store.write(`${config.logGroupId}-${config.schemaName}-${config.streamName}/${entry.recordId}`, body).pipe(
+  const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${entry.recordId}`
+  attempted.push(key)
+  return context.store.write(key, body).pipe(
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable
