@@ -26,6 +26,7 @@ import {
   DataFileV1Schema,
   Kinesis,
   KinesisMetrics,
+  MetricsServer,
   KinesisWriter,
   LargePayloadStore,
   RecordGenerator,
@@ -56,8 +57,8 @@ interface DemoOptions {
   readonly stream?: string | undefined
   readonly bucket?: string | undefined
   readonly region?: string | undefined
-  // Hook: `--serve-metrics PORT` adds `readonly serveMetrics?: number | undefined` here, a row
-  // in FLAGS below, and its layer in `sidecars`.
+  /** Serve the metrics at `http://127.0.0.1:PORT/metrics` and keep running until Ctrl-C. */
+  readonly serveMetrics?: number | undefined
 }
 
 /** A bad command line: the message and the usage are printed, the exit code is 1. */
@@ -129,6 +130,11 @@ const FLAGS: Record<string, { readonly value: string; readonly help: string; rea
     value: "R",
     help: "AWS region (default: the SDK's, or us-east-1 locally)",
     set: (o, v) => Either.right(void (o.region = v))
+  },
+  "--serve-metrics": {
+    value: "PORT",
+    help: "serve /metrics on 127.0.0.1:PORT and keep running until Ctrl-C",
+    set: (o, v) => Either.map(positiveInt("--serve-metrics", v, 65_535), (n) => void (o.serveMetrics = n))
   }
 }
 
@@ -423,10 +429,16 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
   })
 
 /**
- * What runs beside the demo for as long as it runs. Nothing yet: `--serve-metrics PORT`
- * will return the `/metrics` server layer over `registry` here.
+ * What runs beside the demo for as long as it runs: with `--serve-metrics PORT`, the
+ * `/metrics` endpoint over the writer's registry (Prometheus can scrape it during the write).
  */
-const sidecars = (_options: DemoOptions, _registry: Registry): Layer.Layer<never> => Layer.empty
+const sidecars = (options: DemoOptions, registry: Registry): Layer.Layer<never, DemoError> =>
+  options.serveMetrics === undefined
+    ? Layer.empty
+    : Layer.effectDiscard(Effect.flatMap(MetricsServer, ({ url }) => Console.log(`serving metrics at ${url}`))).pipe(
+      Layer.provide(MetricsServer.layer({ registry, port: options.serveMetrics })),
+      Layer.mapError((cause) => new DemoError({ step: `serving metrics on port ${options.serveMetrics}`, cause }))
+    )
 
 /** The round trip, then its summary and the metrics. */
 const runAndReport = (options: DemoOptions, registry: Registry) =>
@@ -462,7 +474,13 @@ const main = Effect.gen(function*() {
   if (Option.isNone(parsed)) return yield* Console.log(USAGE)
   const options = parsed.value
   const registry = new Registry()
-  yield* runAndReport(options, registry).pipe(Effect.provide(sidecars(options, registry)))
+  yield* Effect.gen(function*() {
+    yield* runAndReport(options, registry)
+    if (options.serveMetrics !== undefined) {
+      yield* Console.log(`still serving metrics on port ${options.serveMetrics}; Ctrl-C to stop`)
+      yield* Effect.never
+    }
+  }).pipe(Effect.provide(sidecars(options, registry)))
 })
 
 /**
