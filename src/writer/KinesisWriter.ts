@@ -160,12 +160,20 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
        * The first attempt as a pipeline: chunks are compressed (off the main thread) while
        * earlier chunks' calls are in flight, and a chunk's payloads are dropped once written.
        */
-      const firstAttempt = (ctx: PrepareContext, batch: SerializedBatch, delivery: BatchDelivery) => {
+      const firstAttempt = (ctx: PrepareContext, batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) => {
         const chunks = chunksOf(batch.records, COMPRESSION_CHUNK)
         let sent = 0
         return Stream.fromIterable(chunks).pipe(
           Stream.mapEffect((chunk) => compressChunk(ctx, chunk), { concurrency: config.compressionWorkers + 1 }),
-          Stream.tap(() => Effect.sync(() => sent++)),
+          Stream.tap((prepared) =>
+            Effect.sync(() => {
+              sent++
+              for (const r of prepared) {
+                bytes.uncompressed += r.uncompressedSize
+                bytes.compressed += r.data.length
+              }
+            })
+          ),
           Stream.flatMap((prepared) => Stream.fromIterable(planAttempt(config, prepared, 0))),
           Stream.mapEffect((call) => sendCall(config, call, 0, delivery.ledger), { concurrency: config.maxConcurrentCalls, unordered: true }),
           Stream.runFold([] as Array<AttemptOutcome>, (all, outcome) => {
@@ -197,6 +205,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         const batch = yield* serializeBatch(ctx, records).pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
         yield* metrics.largePayloads(stream, batch.largePayloads)
         const delivery = new BatchDelivery(batch.records)
+        const bytes: ByteCounts = { uncompressed: 0, compressed: 0 }
         const schedule = (options?.schedule ?? defaultSchedule).pipe(
           Schedule.onDecision((_, decision) =>
             ScheduleDecision.isContinue(decision)
@@ -210,31 +219,29 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         // ledger, so an interrupted batch still says which records may have been delivered.
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(
-            Effect.exit(restore(delivery.run(firstAttempt(ctx, batch, delivery), putAttempt, schedule))),
+            Effect.exit(restore(delivery.run(firstAttempt(ctx, batch, delivery, bytes), putAttempt, schedule))),
             (exit) => {
               if (Exit.isFailure(exit)) {
                 return Cause.isInterruptedOnly(exit.cause)
                   ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, new Set()))))
                   : Effect.failCause(exit.cause)
               }
-              return restore(finish(batch, delivery))
+              return restore(finish(batch, delivery, bytes))
             }
           )
         )
       })
 
       /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
-      const finish = (batch: SerializedBatch, delivery: BatchDelivery): Effect.Effect<WriteResult, WriteBatchError> =>
+      const finish = (
+        batch: SerializedBatch,
+        delivery: BatchDelivery,
+        bytes: ByteCounts
+      ): Effect.Effect<WriteResult, WriteBatchError> =>
         Effect.gen(function*() {
           yield* Effect.annotateCurrentSpan({ "kinesis.calls": delivery.calls, "kinesis.attempts": delivery.attempts })
           const undelivered = delivery.undelivered(false)
           if (undelivered.length === 0) {
-            let uncompressedBytes = 0
-            let compressedBytes = 0
-            for (const r of batch.records) {
-              uncompressedBytes += r.prepared?.uncompressedSize ?? 0
-              compressedBytes += r.prepared?.data.length ?? 0
-            }
             return {
               records: batch.records.length,
               recordIds: batch.records.map((r) => r.recordId),
@@ -242,8 +249,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
               retries: delivery.attempts - 1,
               retriedRecords: delivery.retriedRecords,
               largePayloads: batch.largePayloads,
-              uncompressedBytes,
-              compressedBytes
+              uncompressedBytes: bytes.uncompressed,
+              compressedBytes: bytes.compressed
             }
           }
           const orphans = undelivered.filter((e) => e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index))
@@ -321,6 +328,12 @@ const makeCompressor = (workers: number): Effect.Effect<Compressor["Type"], neve
             : Effect.flatMap(pool, (p) => p.gzipAll(payloads, level))
       })
     })
+
+/** Bytes of a batch's envelopes before and after gzip, summed as chunks are compressed. */
+interface ByteCounts {
+  uncompressed: number
+  compressed: number
+}
 
 /** Below this many payloads a round trip to a worker costs more than it saves. */
 const MIN_WORKER_BATCH = 8

@@ -93,8 +93,9 @@ export interface PrepareContext {
 }
 
 /**
- * A record after phase 1: serialized (until its chunk is compressed) or already prepared
- * (large payloads and records that had to be compressed to decide where they go).
+ * A record after phase 1: serialized (until its chunk is compressed, when the bytes are
+ * released) or already prepared (large payloads and records that had to be compressed to
+ * decide where they go).
  *
  * @since 0.1.0
  */
@@ -221,19 +222,21 @@ export const compressChunk = (
     const compressed = envelopes.length === 0
       ? Effect.succeed([])
       : context.compressor.gzipAll(envelopes, context.config.compressionLevel)
+    // The compressed records are handed on, not kept here: once written, nothing holds them.
     return Effect.map(compressed, (gz) => {
+      const built = new Map<number, PreparedRecord>()
       pending.forEach((entry, i) => {
-        entry.prepared = {
+        built.set(entry.index, {
           index: entry.index,
           record: entry.record,
           recordId: entry.recordId,
           partitionKeyPrefix: entry.partitionKeyPrefix,
           data: gz[i]!,
           uncompressedSize: envelopes[i]!.length
-        }
+        })
         entry.dataFileBytes = undefined
       })
-      return chunk.map((entry) => entry.prepared!)
+      return chunk.map((entry) => entry.prepared ?? built.get(entry.index)!)
     })
   })
 
