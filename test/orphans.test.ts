@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Supervisor } from "effect"
 import { KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordGenerator } from "../src/index.js"
 import { KinesisTestRecorder } from "../src/testing/KinesisTest.js"
 import { writerLayer } from "./support/writerLayers.js"
@@ -88,9 +88,18 @@ describe("undelivered records: ambiguity and their S3 objects", () => {
         call.index === 0
           ? KinesisTest.acceptAll(call)
           : Effect.zipRight(Deferred.succeed(secondCallStarted, undefined), Effect.never), { maxConcurrentCalls: 1 })
-      const fiber = yield* Effect.fork(Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(1_200, { columns: 2 }))).pipe(Effect.provide(layer)))
+      // Every fiber the batch starts (calls, compression, the pipeline) is tracked while it lives.
+      const supervisor = yield* Supervisor.track
+      const fiber = yield* Effect.fork(
+        Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(1_200, { columns: 2 }))).pipe(
+          Effect.provide(layer),
+          Effect.supervised(supervisor)
+        )
+      )
       yield* Deferred.await(secondCallStarted)
+      assert.isAbove((yield* supervisor.value).length, 0, "fibers of the batch run before the interruption")
       const exit = yield* Fiber.interrupt(fiber)
+      assert.strictEqual((yield* supervisor.value).length, 0, "no fiber of the batch is left running")
       assert.isTrue(Exit.isFailure(exit) && Cause.isInterrupted(exit.cause))
       if (!Exit.isFailure(exit)) return
       const error = Option.getOrThrow(Cause.failureOption(exit.cause))
