@@ -176,7 +176,8 @@ export interface UndeliveredRecord {
  * Every record that was not delivered is in `undelivered` with its last error code;
  * `delivered` counts the records of the batch that did reach the stream. `cause` is what
  * stopped delivery: the `KinesisError` of a call that failed whole, or the
- * `CompressionError` that left the rest of the batch unbuilt.
+ * `CompressionError` (or, in principle, `SerializationError`) that left the rest of the
+ * batch unbuilt.
  *
  * @since 0.1.0
  */
@@ -188,7 +189,7 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
   readonly attempts: number
   /** True when delivery stopped because the fiber was interrupted. */
   readonly interrupted: boolean
-  readonly cause?: KinesisError | CompressionError | undefined
+  readonly cause?: KinesisError | CompressionError | SerializationError | undefined
 }> {
   override get message(): string {
     const codes = new Map<string, number>()

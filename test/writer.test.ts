@@ -1,7 +1,9 @@
 import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
+import { Compressor } from "../src/compression/Compressor.js"
 import {
+  CompressionError,
   DataFileV1Schema,
   distributionBucket,
   KinesisTest,
@@ -317,6 +319,33 @@ describe("KinesisWriter.writeBatch: retries", () => {
       assert.include(error.message, "record #3")
       assert.strictEqual((yield* (yield* KinesisTestRecorder).calls).length, 0)
     }).pipe(Effect.provide(writerLayer())))
+
+  it.effect("a chunk that cannot be compressed after earlier chunks were sent: every record not written is named, none lost", () =>
+    Effect.gen(function*() {
+      let batches = 0
+      const failingSecond = Layer.succeed(Compressor, Compressor.of({
+        gzipAll: (payloads, level) =>
+          ++batches === 2
+            ? Effect.fail(new CompressionError({ reason: "worker died" }))
+            : Compressor.mainThread.gzipAll(payloads, level)
+      }))
+      const { calls, error } = yield* Effect.gen(function*() {
+        const error = yield* Effect.flip((yield* KinesisWriter).writeBatch(records(1_200), noDelay))
+        return { error, calls: yield* (yield* KinesisTestRecorder).calls }
+      }).pipe(Effect.provide(writerLayer(
+        (call) => KinesisTest.perRecord(call, (_, i) => i < 10 ? "ProvisionedThroughputExceededException" : undefined),
+        { maxConcurrentCalls: 1, compressionWorkers: 0 },
+        { compressor: failingSecond }
+      )))
+      if (error._tag !== "WriteBatchError") return assert.fail(error.message)
+      assert.strictEqual(error.cause?._tag, "CompressionError")
+      const written = calls.reduce((n, c) => n + c.request.records.length, 0) - 10 * calls.length
+      assert.strictEqual(error.delivered, written)
+      assert.strictEqual(error.delivered + error.undelivered.length, 1_200)
+      const codes = new Set(error.undelivered.map((u) => u.errorCode))
+      assert.isTrue(codes.has("CompressionError"))
+      assert.isTrue(codes.has("ProvisionedThroughputExceededException"), "the throttled records of the sent chunk are named too")
+    }))
 
   it.effect("the single-attempt building blocks let a caller drive retries", () =>
     Effect.gen(function*() {

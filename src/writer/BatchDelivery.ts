@@ -7,7 +7,7 @@
  */
 import type { Schedule } from "effect"
 import { Effect } from "effect"
-import type { CompressionError, KinesisError, UndeliveredRecord } from "../errors.js"
+import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../errors.js"
 import { WriteBatchError } from "../errors.js"
 import type { AttemptOutcome } from "./Delivery.js"
 import { DeliveryLedger } from "./Delivery.js"
@@ -35,7 +35,7 @@ export class BatchDelivery {
   /** Last failure of each record not (yet) delivered, by batch index. */
   private readonly lastFailure = new Map<number, LastFailure>()
   /** What stopped delivery for good: a call failure retrying cannot fix, or a compression failure. */
-  private fatal: KinesisError | CompressionError | undefined
+  private fatal: KinesisError | CompressionError | SerializationError | undefined
   private lastCallError: KinesisError | undefined
 
   constructor(readonly entries: ReadonlyArray<BatchEntry>) {
@@ -60,11 +60,14 @@ export class BatchDelivery {
     return next.pipe(Effect.retry(schedule), Effect.ignore)
   }
 
-  /** Records that cannot be sent at all (their payload could not be built), with the reason. */
-  fail(entries: Iterable<BatchEntry>, error: CompressionError): void {
+  /**
+   * Delivery cannot go on (a payload could not be built): every record not written and not
+   * failed already is marked with the error, and nothing is retried.
+   */
+  fail(error: CompressionError | SerializationError): void {
     this.fatal = error
-    for (const entry of entries) {
-      if (this.ledger.state[entry.index] === 0 && !this.lastFailure.has(entry.index)) {
+    for (const entry of this.entries) {
+      if (this.ledger.state[entry.index] !== 2 && !this.lastFailure.has(entry.index)) {
         this.lastFailure.set(entry.index, { errorCode: error._tag, errorMessage: error.message })
       }
     }

@@ -7,10 +7,9 @@
  * @since 0.1.0
  */
 import type { ConfigError } from "effect"
-import { Cause, Clock, Config, Context, Effect, Exit, Layer, Schedule, ScheduleDecision, Scope, Stream } from "effect"
+import { Cause, Clock, Config, Context, Effect, Exit, Layer, Option, Schedule, ScheduleDecision, Scope, Stream } from "effect"
 import { Compressor } from "../compression/Compressor.js"
 import type { KinesisError, WriteBatchError } from "../errors.js"
-import { CompressionError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
@@ -114,7 +113,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   /**
    * Builds a writer from options: validates them (a bad value is a `ConfigError` naming the
    * field and value) and, when `readStreamRecordLimit` is set, reads the stream's record
-   * limit once.
+   * limit once. A `Compressor` in the context (e.g. one pool shared by several writers) is
+   * used instead of the one `compressionWorkers` asks for.
    *
    * @since 0.1.0
    */
@@ -135,7 +135,10 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
           Effect.map((s) => s.maxRecordSizeInKiB === undefined ? WriterDefaults.recordLimitBytes : s.maxRecordSizeInKiB * 1024)
         )
         : WriterDefaults.recordLimitBytes
-      const compressor = yield* makeCompressor(config.compressionWorkers)
+      const compressor = yield* Effect.flatMap(
+        Effect.serviceOption(Compressor),
+        Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
+      )
       const services = Context.make(Kinesis, kinesis).pipe(Context.add(KinesisMetrics, metrics))
       const stream = config.streamName
 
@@ -161,13 +164,11 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
        * earlier chunks' calls are in flight, and a chunk's payloads are dropped once written.
        */
       const firstAttempt = (ctx: PrepareContext, batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) => {
-        const chunks = chunksOf(batch.records, COMPRESSION_CHUNK)
-        let sent = 0
-        return Stream.fromIterable(chunks).pipe(
+        const outcomes: Array<AttemptOutcome> = []
+        return Stream.fromIterable(chunksOf(batch.records, COMPRESSION_CHUNK)).pipe(
           Stream.mapEffect((chunk) => compressChunk(ctx, chunk), { concurrency: config.compressionWorkers + 1 }),
           Stream.tap((prepared) =>
             Effect.sync(() => {
-              sent++
               for (const r of prepared) {
                 bytes.uncompressed += r.uncompressedSize
                 bytes.compressed += r.data.length
@@ -176,16 +177,11 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
           ),
           Stream.flatMap((prepared) => Stream.fromIterable(planAttempt(config, prepared, 0))),
           Stream.mapEffect((call) => sendCall(config, call, 0, delivery.ledger), { concurrency: config.maxConcurrentCalls, unordered: true }),
-          Stream.runFold([] as Array<AttemptOutcome>, (all, outcome) => {
-            all.push(outcome)
-            return all
-          }),
-          Effect.map(combineOutcomes),
-          Effect.catchAll((error) => {
-            // A chunk that could not be built: its records and every later one are named, not lost.
-            delivery.fail(chunks.slice(sent).flat(), error._tag === "CompressionError" ? error : new CompressionError({ reason: error.message, cause: error }))
-            return Effect.succeed(combineOutcomes([]))
-          }),
+          Stream.runForEach((outcome) => Effect.sync(() => outcomes.push(outcome))),
+          // A chunk that could not be built stops the pipeline: every record not written is
+          // named with that error (calls it cut short leave theirs maybeDelivered), none lost.
+          Effect.catchAll((error) => Effect.sync(() => delivery.fail(error))),
+          Effect.zipRight(Effect.sync(() => combineOutcomes(outcomes))),
           Effect.provide(services),
           Effect.withSpan("KinesisWriter.putAttempt", {
             attributes: { "kinesis.stream_name": stream, "kinesis.records": batch.records.length, "kinesis.attempt": 0 }

@@ -2,6 +2,7 @@ import { Effect, Layer } from "effect"
 import type { KinesisWriterOptions } from "../../src/index.js"
 import { KinesisMetrics, KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
 import type { PutRecordsScript } from "../../src/testing/KinesisTest.js"
+import type { Compressor } from "../../src/compression/Compressor.js"
 import type { MemoryStore } from "../../src/services/LargePayloadStore.js"
 
 export const baseOptions = {
@@ -22,9 +23,12 @@ export const writerLayer = (
     readonly store?: Layer.Layer<LargePayloadStore> | undefined
     readonly metrics?: Layer.Layer<KinesisMetrics> | undefined
     readonly summary?: Parameters<typeof KinesisTest.layer>[1]
+    /** A compressor for the writer to use instead of its own. */
+    readonly compressor?: Layer.Layer<Compressor> | undefined
   } = {}
 ) =>
   KinesisWriter.layer({ ...baseOptions, ...options }).pipe(
+    Layer.provide(extra.compressor ?? Layer.empty),
     Layer.provideMerge(KinesisTest.layer(script, extra.summary)),
     Layer.provideMerge(extra.store ?? LargePayloadStore.layerMemory()),
     Layer.provideMerge(extra.metrics ?? KinesisMetrics.layerNoop)
