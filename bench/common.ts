@@ -1,0 +1,232 @@
+/**
+ * Shared pieces of the benchmarks: the machine, the load, timing with warm-up and medians,
+ * the zero-latency `Kinesis` layer, the hand-written baselines (floor and limit) and
+ * formatting. Nothing here asserts anything: the benchmarks print figures and ratios.
+ */
+import { create, toBinary } from "@bufbuild/protobuf"
+import type { Layer } from "effect"
+import { Effect, Layer as L, Logger, LogLevel, ManagedRuntime } from "effect"
+import { randomUUID } from "node:crypto"
+import * as os from "node:os"
+import * as Zlib from "node:zlib"
+import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry } from "../src/index.js"
+import {
+  DataFileEntryRecordSchema,
+  DataFileVersion,
+  Kinesis,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore
+} from "../src/index.js"
+
+// ---------------------------------------------------------------------------------------------
+// Machine and load
+// ---------------------------------------------------------------------------------------------
+
+export const machine = () => {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    memoryGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`
+  }
+}
+
+/** `load 1.23 / 1.10 / 0.90 (1/5/15 min) on 2 cores`. */
+export const loadNote = (): string => {
+  const [a, b, c] = os.loadavg()
+  return `load ${(a ?? 0).toFixed(2)} / ${(b ?? 0).toFixed(2)} / ${(c ?? 0).toFixed(2)} (1/5/15 min) on ${os.cpus().length} cores`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing
+// ---------------------------------------------------------------------------------------------
+
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+const gc = (): void => {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (g !== undefined) g()
+}
+
+/** The records of a pool, cycled to `n` (same objects, reused: generation stays out of the timed region). */
+export const cycle = <A>(pool: ReadonlyArray<A>, n: number): Array<A> => Array.from({ length: n }, (_, i) => pool[i % pool.length]!)
+
+export interface Measure<R> {
+  readonly name: string
+  /** Records per run. */
+  readonly n: number
+  /** Records per second (wall clock) of each timed run. */
+  readonly rates: ReadonlyArray<number>
+  /** Seconds (wall clock) of each timed run. */
+  readonly seconds: ReadonlyArray<number>
+  /** Median of `rates`. */
+  readonly rate: number
+  /** Median records per CPU-second of the whole process (all threads: main and workers), a figure less sensitive to load. */
+  readonly cpuRate: number
+  /** What the last timed run returned. */
+  readonly last: R
+}
+
+export interface Candidate<I, R> {
+  readonly name: string
+  /** Builds a run's input of `n` records, outside the timed region. */
+  readonly setup: (n: number) => I
+  readonly run: (input: I) => Promise<R> | R
+  /** Records of each of the two warm-up runs (the second calibrates `n`). */
+  readonly warmupN: number
+  readonly minN?: number
+  readonly maxN?: number
+}
+
+const timeOnce = async <I, R>(candidate: Candidate<I, R>, n: number) => {
+  const input = candidate.setup(n)
+  gc()
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  const result = await candidate.run(input)
+  const seconds = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
+  return { seconds, cpuSeconds: (used.user + used.system) / 1e6, result }
+}
+
+/**
+ * Each candidate warms up (two runs of `warmupN` records; the second calibrates `n` so that
+ * one run lasts about `targetSeconds`), then `runs` rounds run every candidate once, in turn,
+ * so that a change of load on the machine hits all of them alike; the median of each.
+ */
+export const measureGroup = async (
+  candidates: ReadonlyArray<Candidate<any, any>>,
+  options: { readonly targetSeconds?: number; readonly runs?: number } = {}
+): Promise<Array<Measure<any>>> => {
+  const target = options.targetSeconds ?? 1.4
+  const sized: Array<{ candidate: Candidate<any, any>; n: number; rates: Array<number>; cpuRates: Array<number>; seconds: Array<number>; last: unknown }> = []
+  for (const candidate of candidates) {
+    await timeOnce(candidate, candidate.warmupN)
+    const calibration = await timeOnce(candidate, candidate.warmupN)
+    const estimate = candidate.warmupN / calibration.seconds
+    const n = Math.max(candidate.minN ?? 100, Math.min(candidate.maxN ?? 1_000_000, Math.round((estimate * target) / 100) * 100))
+    sized.push({ candidate, n, rates: [], cpuRates: [], seconds: [], last: calibration.result })
+  }
+  for (let round = 0; round < (options.runs ?? 3); round++) {
+    for (const s of sized) {
+      const t = await timeOnce(s.candidate, s.n)
+      s.rates.push(s.n / t.seconds)
+      s.cpuRates.push(s.n / t.cpuSeconds)
+      s.seconds.push(t.seconds)
+      s.last = t.result
+    }
+  }
+  return sized.map((s) => ({
+    name: s.candidate.name,
+    n: s.n,
+    rates: s.rates,
+    seconds: s.seconds,
+    rate: median(s.rates),
+    cpuRate: median(s.cpuRates),
+    last: s.last
+  }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer under test
+// ---------------------------------------------------------------------------------------------
+
+export const WRITER_BASE = {
+  streamName: "bench-stream",
+  logGroupId: "bench-log-group",
+  schemaName: "bench-schema",
+  accountId: "123456789012"
+} as const satisfies KinesisWriterOptions
+
+const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
+
+/** A zero-latency `Kinesis`: every record of every call is answered as written, nothing is kept. */
+export const zeroLatencyKinesis: Layer.Layer<Kinesis> = L.succeed(
+  Kinesis,
+  Kinesis.of({
+    putRecords: (request) => Effect.sync(() => request.records.map(() => WRITTEN)),
+    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 })
+  })
+)
+
+/** Only errors of the writer's logs (retries and failed calls log warnings). */
+export const quietLogs = Logger.minimumLogLevel(LogLevel.Error)
+
+/** A writer runtime over a `Kinesis` layer, the in-memory store and no-op metrics, built once. */
+export const writerRuntime = (options: Partial<KinesisWriterOptions>, kinesis: Layer.Layer<Kinesis> = zeroLatencyKinesis) =>
+  ManagedRuntime.make(
+    KinesisWriter.layer({ ...WRITER_BASE, ...options }).pipe(
+      L.provide(kinesis),
+      L.provide(LargePayloadStore.layerMemory()),
+      L.provide(KinesisMetrics.layerNoop),
+      L.provideMerge(quietLogs)
+    )
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: what a user writes by hand, no Effect
+// ---------------------------------------------------------------------------------------------
+
+export interface EncodedByHand {
+  readonly data: Uint8Array
+  readonly uncompressedSize: number
+}
+
+/**
+ * One record as a user encodes it by hand: a `record_id`, the whole envelope as a message
+ * (`create` with info + standard entry), `toBinary`, and `zlib.gzipSync` (when `gzip`).
+ */
+export const encodeByHand = (record: DataFileV1, creationTime: bigint, gzip: boolean, level = -1): EncodedByHand => {
+  const envelope = create(DataFileEntryRecordSchema, {
+    dataFileInfo: {
+      filePath: record.filePath,
+      creationTime,
+      accountId: WRITER_BASE.accountId,
+      recordId: randomUUID(),
+      logGroupId: WRITER_BASE.logGroupId,
+      schemaName: WRITER_BASE.schemaName
+    },
+    dataFileEntry: { entry: { case: "standard", value: { version: DataFileVersion.V1, dataFileV1: record } } }
+  })
+  const bytes = toBinary(DataFileEntryRecordSchema, envelope)
+  return { data: gzip ? Zlib.gzipSync(bytes, { level }) : bytes, uncompressedSize: bytes.length }
+}
+
+/** The floor (gzip) or the limit (no gzip) loop over `records`; returns the bytes produced. */
+export const handLoop = (records: ReadonlyArray<DataFileV1>, gzip: boolean): number => {
+  const creationTime = BigInt(Date.now())
+  let bytes = 0
+  for (const record of records) bytes += encodeByHand(record, creationTime, gzip).data.length
+  return bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------------
+
+export const int = (n: number): string => Math.round(n).toLocaleString("en-US")
+export const fixed = (n: number, digits = 2): string => n.toFixed(digits)
+export const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`
+export const pct = (a: number, b: number): string => `${((100 * a) / b).toFixed(1)}%`
+
+/** A plain text table, columns right-aligned but the first. */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+
+export const section = (title: string): void => {
+  console.log(`\n## ${title}   [${loadNote()}]\n`)
+}
+
+/** `1.23 s, 1.19 s, 1.31 s` */
+export const secondsList = (xs: ReadonlyArray<number>): string => xs.map((s) => `${s.toFixed(2)} s`).join(", ")

@@ -1,0 +1,188 @@
+/**
+ * P1, the encode path: records/s of `writeBatch` against a zero-latency in-memory `Kinesis`
+ * (no-op metrics, in-memory large-payload store), against two hand-written loops over the
+ * same records with no Effect: the floor (envelope message, `toBinary`, `gzipSync`) and the
+ * limit (the same without gzip). Plus, at 50 columns: compression level 1 against the
+ * default, 0/1/2 compression workers, and the `KinesisTest` double against a trivial layer.
+ */
+import type { Layer } from "effect"
+import { availableParallelism } from "node:os"
+import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
+import { KinesisTest, KinesisWriter, RecordGenerator } from "../src/index.js"
+import type { Candidate, Measure } from "./common.js"
+import {
+  cycle,
+  fixed,
+  handLoop,
+  int,
+  measureGroup,
+  pct,
+  ratio,
+  secondsList,
+  section,
+  table,
+  writerRuntime,
+  zeroLatencyKinesis
+} from "./common.js"
+
+export interface ColumnFigures {
+  readonly columns: number
+  readonly writer: Measure<WriteResult>
+  readonly floor: Measure<number>
+  readonly limit: Measure<number>
+}
+
+export interface P1Result {
+  readonly byColumns: ReadonlyArray<ColumnFigures>
+  readonly level1: Measure<WriteResult>
+  readonly workers: ReadonlyArray<{ readonly workers: number; readonly measure: Measure<WriteResult> }>
+  readonly kinesisTest: Measure<WriteResult>
+}
+
+/** Distinct records per column count (cycled to the run size). */
+const POOL: Record<number, number> = { 5: 4_000, 50: 2_000, 500: 300 }
+
+/** A writer built once for its configuration; the runtime is disposed after the group. */
+const writerCandidate = (
+  name: string,
+  pool: ReadonlyArray<DataFileV1>,
+  options: Partial<KinesisWriterOptions>,
+  disposers: Array<() => Promise<void>>,
+  kinesis: Layer.Layer<Kinesis> = zeroLatencyKinesis
+): Candidate<Array<DataFileV1>, WriteResult> => {
+  const runtime = writerRuntime(options, kinesis)
+  disposers.push(() => runtime.dispose())
+  const writer = runtime.runSync(KinesisWriter)
+  // The warm-up runs are full batches: the worker pool starts on the first one.
+  return {
+    name,
+    setup: (n) => cycle(pool, n),
+    run: (batch) => runtime.runPromise(writer.writeBatch(batch)),
+    warmupN: pool.length,
+    minN: pool.length
+  }
+}
+
+const loopCandidate = (name: string, pool: ReadonlyArray<DataFileV1>, gzip: boolean): Candidate<Array<DataFileV1>, number> => ({
+  name,
+  setup: (n) => cycle(pool, n),
+  run: (records) => handLoop(records, gzip),
+  warmupN: pool.length,
+  minN: pool.length
+})
+
+const perRecord = (r: WriteResult) => ({
+  uncompressed: r.uncompressedBytes / r.records,
+  compressed: r.compressedBytes / r.records,
+  callsPer1000: (1000 * r.kinesisCalls) / r.records
+})
+
+const describe = (m: Measure<unknown>) => `${int(m.rate)} rec/s (n=${int(m.n)}: ${secondsList(m.seconds)})`
+
+export const runP1 = async (): Promise<P1Result> => {
+  section("P1 encode path: writeBatch vs hand-written loops (zero-latency Kinesis, in-memory store, no-op metrics)")
+  console.log("Each figure: 2 warm-up runs, then 3 rounds in which every measure of the group runs once in turn")
+  console.log("(so a change of load hits all alike), each run sized to ~1.4 s; the median. Same pre-generated records")
+  console.log("(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,")
+  console.log("default options (compressionWorkers 1, level -1 = 6), writer layer built once per configuration.")
+  console.log("floor = per record: record_id + create(DataFileEntryRecordSchema, info + standard entry) + toBinary + zlib.gzipSync;")
+  console.log("limit = the same loop without gzip. Both on the main thread, no Effect.")
+  console.log("rec/CPU-s = records per CPU-second of the whole process (main thread + workers): less sensitive to load.\n")
+
+  const byColumns: Array<ColumnFigures> = []
+  let level1: Measure<WriteResult> | undefined
+  let kinesisTest: Measure<WriteResult> | undefined
+  const workers: Array<{ workers: number; measure: Measure<WriteResult> }> = []
+  for (const columns of [5, 50, 500]) {
+    const pool = RecordGenerator.makeDataFiles(POOL[columns]!, { columns, seed: 1_000 * columns })
+    const disposers: Array<() => Promise<void>> = []
+    const candidates: Array<Candidate<any, any>> = [
+      writerCandidate("writeBatch", pool, {}, disposers),
+      loopCandidate("floor", pool, true),
+      loopCandidate("limit", pool, false)
+    ]
+    if (columns === 50) {
+      candidates.push(
+        writerCandidate("level 1", pool, { compressionLevel: 1 }, disposers),
+        writerCandidate("workers 0", pool, { compressionWorkers: 0 }, disposers),
+        writerCandidate("workers 2", pool, { compressionWorkers: 2 }, disposers),
+        writerCandidate("KinesisTest", pool, {}, disposers, KinesisTest.layer())
+      )
+    }
+    try {
+      const [writer, floor, limit, ...variants] = await measureGroup(candidates)
+      byColumns.push({ columns, writer: writer!, floor: floor!, limit: limit! })
+      console.log(`  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${describe(limit!)}`)
+      for (const v of variants) console.log(`              ${v.name}: ${describe(v)}`)
+      if (columns === 50) {
+        level1 = variants[0]!
+        workers.push({ workers: 0, measure: variants[1]! }, { workers: 1, measure: writer! }, { workers: 2, measure: variants[2]! })
+        kinesisTest = variants[3]!
+      }
+    } finally {
+      for (const dispose of disposers) await dispose()
+    }
+  }
+
+  console.log("\nThroughput (records/s wall clock, median of 3; in brackets records per CPU-second):\n")
+  console.log(table(
+    ["columns", "writeBatch", "floor", "writer/floor", "limit", "writer/limit", "floor/limit"],
+    byColumns.map((c) => [
+      String(c.columns),
+      `${int(c.writer.rate)} [${int(c.writer.cpuRate)}]`,
+      `${int(c.floor.rate)} [${int(c.floor.cpuRate)}]`,
+      `${ratio(c.writer.rate, c.floor.rate)} [${ratio(c.writer.cpuRate, c.floor.cpuRate)}]`,
+      `${int(c.limit.rate)} [${int(c.limit.cpuRate)}]`,
+      `${pct(c.writer.rate, c.limit.rate)} [${pct(c.writer.cpuRate, c.limit.cpuRate)}]`,
+      pct(c.floor.rate, c.limit.rate)
+    ])
+  ))
+  const c50 = byColumns[1]!
+  const cores = availableParallelism()
+  const bound = cores * c50.floor.cpuRate
+  console.log(
+    `\nBound at 50 columns on this machine: writeBatch does at least the floor's work per record (serialize + gzip, ` +
+      `1/${int(c50.floor.cpuRate)} CPU-s); spread perfectly over ${cores} cores with no one else running, that is at most ` +
+      `${int(bound)} rec/s = ${ratio(bound, c50.floor.rate)} the floor and ${pct(bound, c50.limit.rate)} of the limit.`
+  )
+  const default50 = byColumns[1]!.writer
+  const d = perRecord(default50.last)
+  const variantRow = (label: string, m: Measure<WriteResult>) => {
+    const p = perRecord(m.last)
+    return [label, int(m.rate), int(m.cpuRate), ratio(m.rate, default50.rate), fixed(p.compressed, 1), pct(p.compressed, d.compressed)]
+  }
+  console.log("\nVariants at 50 columns (writeBatch, median of 3, measured in the same rounds as the default):\n")
+  console.log(table(
+    ["configuration", "records/s", "rec/CPU-s", "vs default", "gzip B/record", "vs default"],
+    [
+      variantRow("default (level -1 = 6, 1 worker)", default50),
+      variantRow("compressionLevel 1", level1!),
+      variantRow("compressionWorkers 0 (gzip on the main thread)", workers[0]!.measure),
+      variantRow("compressionWorkers 2", workers[2]!.measure),
+      variantRow("KinesisTest.layer() instead of the trivial layer", kinesisTest!)
+    ]
+  ))
+
+  console.log("\nBytes on the wire per record and Kinesis calls (from the WriteResult of the last timed run; floor = the hand loop's gzip):\n")
+  const bytesRow = (label: string, r: WriteResult, floorBytes?: number) => {
+    const p = perRecord(r)
+    return [
+      label,
+      int(r.records),
+      fixed(p.uncompressed, 1),
+      fixed(p.compressed, 1),
+      pct(p.compressed, p.uncompressed),
+      floorBytes === undefined ? "" : fixed(floorBytes, 1),
+      int(r.kinesisCalls),
+      fixed(p.callsPer1000, 2)
+    ]
+  }
+  console.log(table(
+    ["columns", "records", "before gzip B/rec", "after gzip B/rec", "after/before", "floor gzip B/rec", "calls", "calls per 1,000 rec"],
+    [
+      ...byColumns.map((c) => bytesRow(String(c.columns), c.writer.last, c.floor.last / c.floor.n)),
+      bytesRow("50, level 1", level1!.last)
+    ]
+  ))
+  return { byColumns, level1: level1!, workers, kinesisTest: kinesisTest! }
+}

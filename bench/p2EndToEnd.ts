@@ -1,0 +1,220 @@
+/**
+ * P2, end to end with real latency: 10,000 records of 50 columns through the real SDK
+ * Kinesis client (NodeHttpHandler, maxAttempts 1, as test/support/LocalAws.ts makes it) to
+ * kinesalite behind a proxy that adds 25 ms to every call, both in a child process; against
+ * what a user writes by hand: per chunk of 500, encode + gzip as the floor loop, then one
+ * PutRecordsCommand, sequentially, same endpoint, same client configuration.
+ */
+import type { KinesisClient } from "@aws-sdk/client-kinesis"
+import { PutRecordsCommand } from "@aws-sdk/client-kinesis"
+import { Layer, ManagedRuntime } from "effect"
+import type { ChildProcess } from "node:child_process"
+import { fork } from "node:child_process"
+import { availableParallelism } from "node:os"
+import { fileURLToPath } from "node:url"
+import type { DataFileV1, WriteResult } from "../src/index.js"
+import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, partitionKey, RecordGenerator } from "../src/index.js"
+import { createStream, makeKinesisClient } from "../test/support/LocalAws.js"
+import { encodeByHand, fixed, int, median, quietLogs, ratio, section, table, WRITER_BASE } from "./common.js"
+
+export const P2_RECORDS = 10_000
+export const P2_DELAY_MS = 25
+const WARMUP = 500
+const RUNS = 3
+
+interface Servers {
+  readonly kinesis: string
+  readonly proxy: string
+  readonly cpu: () => Promise<{ readonly cpu: number; readonly calls: number }>
+  readonly stop: () => void
+}
+
+const startServers = (delayMs: number): Promise<Servers> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(fileURLToPath(new URL("./servers.ts", import.meta.url)), [String(delayMs)], {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    child.once("error", reject)
+    child.once("exit", (code) => reject(new Error(`servers exited early with ${code}`)))
+    child.once("message", (message) => {
+      const { kinesis, proxy } = message as { kinesis: string; proxy: string }
+      resolve({
+        kinesis,
+        proxy,
+        cpu: () =>
+          new Promise((done) => {
+            child.once("message", (m) => done(m as { cpu: number; calls: number }))
+            child.send("cpu")
+          }),
+        stop: () => {
+          child.removeAllListeners("exit")
+          child.disconnect()
+        }
+      })
+    })
+  })
+
+interface Run {
+  /** By hand only: wall seconds encoding, and inside client.send (SDK + 25 ms + server). */
+  readonly encodeSeconds?: number | undefined
+  readonly sendSeconds?: number | undefined
+  readonly seconds: number
+  readonly rate: number
+  readonly calls: number
+  readonly failed: number
+  /** CPU seconds the servers' process spent during the run. */
+  readonly serverCpu: number
+  /** CPU seconds this process spent during the run (main thread + compression worker). */
+  readonly clientCpu: number
+}
+
+const timed = async (
+  servers: Servers,
+  body: () => Promise<{ calls: number; failed: number; encodeSeconds?: number; sendSeconds?: number }>
+): Promise<Run> => {
+  const serverBefore = await servers.cpu()
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  const { calls, encodeSeconds, failed, sendSeconds } = await body()
+  const seconds = (performance.now() - start) / 1000
+  const used = process.cpuUsage(cpu)
+  const serverAfter = await servers.cpu()
+  return {
+    encodeSeconds,
+    sendSeconds,
+    seconds,
+    rate: P2_RECORDS / seconds,
+    calls,
+    failed,
+    serverCpu: serverAfter.cpu - serverBefore.cpu,
+    clientCpu: (used.user + used.system) / 1e6
+  }
+}
+
+/** What a user writes by hand: per chunk of 500, encode + gzip, one PutRecords call, one after another. */
+const handWrite = async (client: KinesisClient, streamName: string, records: ReadonlyArray<DataFileV1>) => {
+  const creationTime = BigInt(Date.now())
+  let calls = 0
+  let failed = 0
+  let encodeSeconds = 0
+  let sendSeconds = 0
+  for (let i = 0; i < records.length; i += 500) {
+    const t0 = performance.now()
+    const entries = records.slice(i, i + 500).map((record) => ({
+      Data: encodeByHand(record, creationTime, true).data,
+      PartitionKey: partitionKey(WRITER_BASE, record.filePath, 4, 0)
+    }))
+    const t1 = performance.now()
+    const output = await client.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }))
+    sendSeconds += (performance.now() - t1) / 1000
+    encodeSeconds += (t1 - t0) / 1000
+    calls++
+    failed += output.FailedRecordCount ?? 0
+  }
+  return { calls, failed, encodeSeconds, sendSeconds }
+}
+
+export interface P2Result {
+  readonly writer: ReadonlyArray<Run>
+  readonly loop: ReadonlyArray<Run>
+  readonly writerRate: number
+  readonly loopRate: number
+  readonly delayMs: number
+}
+
+export const runP2 = async (options: { readonly delayMs?: number } = {}): Promise<P2Result> => {
+  const delayMs = options.delayMs ?? P2_DELAY_MS
+  section(`P2 end to end: ${int(P2_RECORDS)} records of 50 columns, real SDK client -> proxy (+${delayMs} ms per call) -> kinesalite`)
+  console.log(`kinesalite and the delaying proxy run in a child process (bench/servers.ts). Client: makeKinesisClient (NodeHttpHandler,`)
+  console.log(`maxAttempts 1), the same for both. Each run: a fresh 4-shard stream, a warm-up batch of ${WARMUP} records, then the timed`)
+  console.log(`${int(P2_RECORDS)} records. writeBatch: one call, default options (4 calls in flight, 1 compression worker).`)
+  console.log(`by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand, sequentially. ${RUNS} runs each, alternating.\n`)
+  const records = RecordGenerator.makeDataFiles(P2_RECORDS, { columns: 50, seed: 77 })
+  const warm = RecordGenerator.makeDataFiles(WARMUP, { columns: 50, seed: 7_777_777 })
+  const servers = await startServers(delayMs)
+  const client = makeKinesisClient(servers.proxy)
+  const admin = makeKinesisClient(servers.kinesis)
+  const writerRuns: Array<Run> = []
+  const loopRuns: Array<Run> = []
+  try {
+    for (let round = 0; round < RUNS; round++) {
+      const writerStream = `bench-p2-writer-${round}-${Date.now()}`
+      await createStream(admin, writerStream, 4)
+      const runtime = ManagedRuntime.make(
+        KinesisWriter.layer({ ...WRITER_BASE, streamName: writerStream }).pipe(
+          Layer.provide(Kinesis.layer(client)),
+          Layer.provide(LargePayloadStore.layerMemory()),
+          Layer.provide(KinesisMetrics.layerNoop),
+          Layer.provideMerge(quietLogs)
+        )
+      )
+      try {
+        const writer = await runtime.runPromise(KinesisWriter)
+        await runtime.runPromise(writer.writeBatch(warm))
+        let result: WriteResult | undefined
+        const run = await timed(servers, async () => {
+          result = await runtime.runPromise(writer.writeBatch(records))
+          return { calls: result.kinesisCalls, failed: result.retriedRecords }
+        })
+        writerRuns.push(run)
+      } finally {
+        await runtime.dispose()
+      }
+
+      const loopStream = `bench-p2-loop-${round}-${Date.now()}`
+      await createStream(admin, loopStream, 4)
+      await handWrite(client, loopStream, warm)
+      loopRuns.push(await timed(servers, () => handWrite(client, loopStream, records)))
+      console.log(
+        `  run ${round + 1}: writeBatch ${int(writerRuns.at(-1)!.rate)} rec/s (${fixed(writerRuns.at(-1)!.seconds)} s), ` +
+          `by hand ${int(loopRuns.at(-1)!.rate)} rec/s (${fixed(loopRuns.at(-1)!.seconds)} s)`
+      )
+    }
+  } finally {
+    client.destroy()
+    admin.destroy()
+    servers.stop()
+  }
+  const writerRate = median(writerRuns.map((r) => r.rate))
+  const loopRate = median(loopRuns.map((r) => r.rate))
+  const row = (label: string, runs: ReadonlyArray<Run>, rate: number) => [
+    label,
+    int(rate),
+    fixed(median(runs.map((r) => r.seconds))),
+    String(runs[0]!.calls),
+    String(runs.reduce((n, r) => n + r.failed, 0)),
+    fixed(median(runs.map((r) => r.clientCpu))),
+    fixed(median(runs.map((r) => r.serverCpu)))
+  ]
+  console.log("")
+  console.log(table(
+    ["", "records/s (median)", "seconds", "calls", "failed/retried", "client CPU-s", "server CPU-s"],
+    [row("writeBatch", writerRuns, writerRate), row("by hand, sequential", loopRuns, loopRate)]
+  ))
+  const floorCalls = Math.ceil(P2_RECORDS / 500)
+  console.log(`\nratio writeBatch / by hand: ${ratio(writerRate, loopRate)} (target ≥ 3×)`)
+  console.log(
+    `A sequential loop cannot beat ${floorCalls} calls × ${delayMs} ms = ${fixed((floorCalls * delayMs) / 1000)} s of pure latency ` +
+      `(${int(P2_RECORDS / ((floorCalls * delayMs) / 1000))} rec/s) plus its encoding and the server's time per call.`
+  )
+  console.log(`server CPU-s = CPU of the kinesalite + proxy process during the run (one thread: near the run's seconds = saturated).`)
+  const calls = loopRuns[0]!.calls
+  const encodeMs = (1000 * median(loopRuns.map((r) => r.encodeSeconds ?? 0))) / calls
+  const sendMs = (1000 * median(loopRuns.map((r) => r.sendSeconds ?? 0))) / calls
+  const serverMs = (1000 * median(loopRuns.map((r) => r.serverCpu))) / calls
+  console.log(
+    `\nby hand, per call of 500 records: encode + gzip ${fixed(encodeMs, 0)} ms, then client.send ${fixed(sendMs, 0)} ms ` +
+      `(= ${delayMs} ms added latency + ~${fixed(serverMs, 0)} ms of server CPU + the SDK's own work and waiting for a core).`
+  )
+  const writerCpu = median(writerRuns.map((r) => r.clientCpu + r.serverCpu))
+  const cores = availableParallelism()
+  const floorSeconds = writerCpu / cores
+  const loopSeconds = median(loopRuns.map((r) => r.seconds))
+  console.log(
+    `CPU bound: writeBatch's ${int(P2_RECORDS)} records cost ${fixed(writerCpu)} CPU-s (client + servers); on ${cores} cores that is at least ` +
+      `${fixed(floorSeconds)} s even with no one else on the machine, i.e. at most ${int(P2_RECORDS / floorSeconds)} rec/s = ` +
+      `${ratio(loopSeconds, floorSeconds)} the loop's median; the ${delayMs} ms per call is ${fixed((100 * calls * delayMs) / 1000 / loopSeconds, 0)}% of the loop's time.`
+  )
+  return { writer: writerRuns, loop: loopRuns, writerRate, loopRate, delayMs }
+}

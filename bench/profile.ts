@@ -1,0 +1,113 @@
+/**
+ * The P1 case at 50 columns under `node --cpu-prof`, in child processes: `writeBatch` with
+ * the default single compression worker, `writeBatch` with gzip on the main thread
+ * (compressionWorkers 0), and the floor loop. Only the samples of the timed window count
+ * (module loading, record generation and warm-up are left out); tsx's transformed positions
+ * are mapped back to source lines. Prints busy time per thread, microseconds per record by
+ * where the code lives, and the top self-time functions.
+ */
+import { fork } from "node:child_process"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import type { ProfileSummary } from "./cpuProfile.js"
+import { busyTimeline, SourceResolver, summarize } from "./cpuProfile.js"
+import { fixed, int, section, table } from "./common.js"
+
+interface Window {
+  readonly start: number
+  readonly end: number
+  readonly seconds: number
+  readonly records: number
+}
+
+export interface ProfileCase {
+  readonly label: string
+  readonly records: number
+  readonly seconds: number
+  /** By thread: "main", "worker 1", … (tsx's idle loader thread left out). */
+  readonly threads: ReadonlyArray<{ readonly thread: string; readonly summary: ProfileSummary; readonly timeline: ReadonlyArray<number> }>
+}
+
+const SLICES = 20
+
+const RECORDS = 4_000
+
+const runCase = async (label: string, args: ReadonlyArray<string>): Promise<ProfileCase> => {
+  const dir = mkdtempSync(join(tmpdir(), "cygnus-bench-prof-"))
+  try {
+    const target = fileURLToPath(new URL("./profileTarget.ts", import.meta.url))
+    await new Promise<void>((resolve, reject) => {
+      const child = fork(target, [dir, ...args, String(RECORDS)], {
+        execArgv: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "tsx"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"]
+      })
+      child.on("error", reject)
+      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`profile child exited with ${code}`))))
+    })
+    const window = JSON.parse(readFileSync(join(dir, "window.json"), "utf8")) as Window
+    const resolver = SourceResolver.fromFile(join(dir, "sourcemaps.json"))
+    const threads: Array<{ thread: string; summary: ProfileSummary; timeline: Array<number> }> = []
+    // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).sort()) {
+      const threadId = Number(file.split(".").at(-3))
+      const summary = summarize(join(dir, file), { from: window.start, to: window.end }, 15, resolver)
+      if (threadId !== 0 && summary.busyMs < 0.02 * summary.windowMs) continue // tsx's module-loader thread, idle
+      const timeline = busyTimeline(join(dir, file), { from: window.start, to: window.end }, SLICES)
+      threads.push({ thread: threadId === 0 ? "main" : `worker (thread ${threadId})`, summary, timeline })
+    }
+    return { label, records: window.records, seconds: window.seconds, threads }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const print = (c: ProfileCase): void => {
+  console.log(`\n### ${c.label}: ${int(c.records)} records in ${fixed(c.seconds)} s = ${int(c.records / c.seconds)} rec/s while profiled\n`)
+  console.log(`busy % of each thread in each 1/${SLICES} of the window (when it worked, when it waited):`)
+  for (const { thread, timeline } of c.threads) {
+    console.log(`  ${thread.padEnd(19)} ${timeline.map((b) => String(Math.round(100 * b)).padStart(3)).join(" ")}`)
+  }
+  console.log("")
+  for (const { summary, thread } of c.threads) {
+    const perRecord = (ms: number) => fixed((1000 * ms) / c.records, 1)
+    console.log(
+      `${thread}: busy ${int(summary.busyMs)} ms of ${int(summary.windowMs)} ms (${fixed((100 * summary.busyMs) / summary.windowMs, 0)}%), ` +
+        `${perRecord(summary.busyMs)} µs CPU per record`
+    )
+    console.log(table(
+      ["where", "self ms", "µs/record", "share of busy"],
+      summary.groups.map((g) => [g.group, int(g.selfMs), perRecord(g.selfMs), `${fixed(100 * g.share, 1)}%`])
+    ))
+    console.log("")
+    console.log(table(
+      ["top self time", "source", "self ms", "µs/record", "share"],
+      summary.top.slice(0, thread === "main" ? 15 : 5).map((t) => [
+        t.name,
+        t.where,
+        int(t.selfMs),
+        perRecord(t.selfMs),
+        `${fixed(100 * t.share, 1)}%`
+      ])
+    ))
+    console.log("")
+  }
+}
+
+export const runProfile = async (): Promise<ReadonlyArray<ProfileCase>> => {
+  section("Profile of the P1 case at 50 columns (node --cpu-prof, timed window only)")
+  console.log(`${int(RECORDS)} records of 50 columns per case, after 2 warm-up batches; child processes started with`)
+  console.log("`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor [workers]`.")
+  const cases: Array<ProfileCase> = []
+  for (const [label, args] of [
+    ["writeBatch, default (1 compression worker)", ["writer", "1"]],
+    ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
+    ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
+  ] as const) {
+    const c = await runCase(label, args)
+    print(c)
+    cases.push(c)
+  }
+  return cases
+}

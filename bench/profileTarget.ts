@@ -1,0 +1,70 @@
+/**
+ * The P1 case at 50 columns under `node --cpu-prof`: a child process (started by
+ * `profile.ts`) that generates records, warms up, then runs `writeBatch` (or the floor loop)
+ * for the profiled window and writes the window's bounds (monotonic clock, microseconds, the
+ * clock of the .cpuprofile files) next to the profiles.
+ *
+ *   node --cpu-prof --cpu-prof-dir=DIR --import tsx bench/profileTarget.ts DIR writer|floor [workers] [records]
+ */
+import { readdirSync, writeFileSync } from "node:fs"
+import { findSourceMap } from "node:module"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { KinesisWriter, RecordGenerator } from "../src/index.js"
+import { cycle, handLoop, writerRuntime } from "./common.js"
+
+const dir = process.argv[2] ?? "."
+const mode = process.argv[3] ?? "writer"
+const workers = Number(process.argv[4] ?? "1")
+const records = Number(process.argv[5] ?? "4000")
+const micros = () => Number(process.hrtime.bigint() / 1000n)
+
+/**
+ * tsx runs the TypeScript sources transformed (one line per module, names wrapped), so the
+ * profile's positions are in the transformed code: keep each loaded module's source map
+ * for `profile.ts` to map them back to source lines.
+ */
+const dumpSourceMaps = () => {
+  const root = fileURLToPath(new URL("..", import.meta.url))
+  const maps: Record<string, unknown> = {}
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (/\.(ts|js)$/.test(entry.name)) {
+        const url = pathToFileURL(join(root, path)).href
+        const map = findSourceMap(url)
+        if (map !== undefined) maps[url] = map.payload
+      }
+    }
+  }
+  walk("src")
+  walk("bench")
+  writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
+}
+
+const pool = RecordGenerator.makeDataFiles(2_000, { columns: 50, seed: 50_000 })
+if (mode === "floor") {
+  for (let i = 0; i < 2; i++) handLoop(pool, true)
+  const batch = cycle(pool, records)
+  const start = micros()
+  const wall = performance.now()
+  handLoop(batch, true)
+  const end = micros()
+  const seconds = (performance.now() - wall) / 1000
+  writeFileSync(join(dir, "window.json"), JSON.stringify({ start, end, seconds, records, mode }))
+  dumpSourceMaps()
+  process.exit(0)
+}
+const runtime = writerRuntime({ compressionWorkers: workers })
+const writer = await runtime.runPromise(KinesisWriter)
+for (let i = 0; i < 2; i++) await runtime.runPromise(writer.writeBatch(pool))
+const batch = cycle(pool, records)
+const start = micros()
+const wall = performance.now()
+const result = await runtime.runPromise(writer.writeBatch(batch))
+const end = micros()
+const seconds = (performance.now() - wall) / 1000
+writeFileSync(join(dir, "window.json"), JSON.stringify({ start, end, seconds, records: result.records, mode, workers }))
+dumpSourceMaps()
+await runtime.dispose()
