@@ -2,6 +2,7 @@ import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import * as Zlib from "node:zlib"
+import { EnvelopePacker, unpack } from "../src/codec/EnvelopePacker.js"
 import * as RecordCodec from "../src/codec/RecordCodec.js"
 import { DataFileV1Schema } from "../src/gen/cygnus/v1/data_file_pb.js"
 import {
@@ -52,6 +53,19 @@ describe("RecordCodec round trip", () => {
     const dataFileBytes = Either.getOrThrow(RecordCodec.serializeDataFileSync(dataFile))
     const envelope = Either.getOrThrow(RecordCodec.encodeEntryRecordSync(info, { _tag: "standard", dataFileBytes }))
     assert.deepStrictEqual(envelope, toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, info)))
+  }, { fastCheck: RUNS })
+
+  it.prop("envelopes packed for a batch are byte-identical to toBinary of each whole message", [fc.array(fc.tuple(dataFileV1, dataFileInfo), { minLength: 1, maxLength: 5 }), dataFileInfo], ([records, batchInfo]) => {
+    const packer = new EnvelopePacker(batchInfo)
+    const expected = records.map(([dataFile, info]) => {
+      const perRecord = { ...batchInfo, filePath: info.filePath, recordId: info.recordId }
+      const size = packer.add(toBinary(DataFileV1Schema, dataFile), perRecord.filePath, perRecord.recordId)
+      const bytes = toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, create(DataFileInfoSchema, perRecord)))
+      assert.strictEqual(size, bytes.length)
+      return bytes
+    })
+    assert.deepStrictEqual(unpack(packer.take()).map((b) => Uint8Array.from(b)), expected)
+    assert.strictEqual(packer.count, 0)
   }, { fastCheck: RUNS })
 
   it.prop("the serialized size the codec reports is the byte length that goes on the wire", [dataFileV1, dataFileInfo], ([dataFile, info]) => {

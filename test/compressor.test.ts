@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as Zlib from "node:zlib"
+import { pack } from "../src/codec/EnvelopePacker.js"
 import { Compressor } from "../src/compression/Compressor.js"
+import { KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordGenerator } from "../src/index.js"
+import { writerLayer } from "./support/writerLayers.js"
 
 const payloads = Array.from({ length: 300 }, (_, i) => new TextEncoder().encode(`payload ${i} `.repeat(10 + (i % 50))))
 
@@ -9,22 +12,46 @@ describe("Compressor", () => {
   it.scoped("the worker pool gzips a batch into standard gzip streams, in order", () =>
     Effect.gen(function*() {
       const compressor = yield* Compressor.makeWorkerPool({ workers: 2 })
-      const gz = yield* compressor.gzipAll(payloads, 6)
+      const gz = yield* compressor.gzipPacked(pack(payloads), 6)
       assert.strictEqual(gz.length, payloads.length)
       gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
       // Several batches at once over the pool.
-      const many = yield* Effect.forEach([1, 2, 3, 4], () => compressor.gzipAll(payloads, 1), { concurrency: 4 })
+      const many = yield* Effect.forEach([1, 2, 3, 4], () => compressor.gzipPacked(pack(payloads), 1), { concurrency: 4 })
       assert.isTrue(many.every((batch) => batch.length === payloads.length))
-      // The caller's buffers are intact (the pool transfers a packed copy, not them).
-      assert.strictEqual(payloads[0]!.length > 0, true)
+      // The caller's payloads are intact: the pool transfers the packed copy, not them.
+      assert.isTrue(payloads.every((p) => p.length > 0))
     }))
 
   it.scoped("an invalid level is a CompressionError from the worker and from the main thread", () =>
     Effect.gen(function*() {
       const compressor = yield* Compressor.makeWorkerPool({ workers: 1 })
-      const fromWorker = yield* Effect.flip(compressor.gzipAll(payloads, 42))
+      const fromWorker = yield* Effect.flip(compressor.gzipPacked(pack(payloads), 42))
       assert.strictEqual(fromWorker._tag, "CompressionError")
-      const fromMain = yield* Effect.flip(Compressor.mainThread.gzipAll(payloads.slice(0, 2), 42))
+      const fromMain = yield* Effect.flip(Compressor.mainThread.gzipPacked(pack(payloads.slice(0, 2)), 42))
       assert.strictEqual(fromMain._tag, "CompressionError")
     }))
+})
+
+describe("the writer's compression pool", () => {
+  it.live("a batch that fails while the pool is starting does not break the batches after it", () =>
+    Effect.gen(function*() {
+      const memory = yield* LargePayloadStore.makeMemory()
+      let refuse = true
+      const store = Layer.succeed(LargePayloadStore, LargePayloadStore.of({
+        ...memory.service,
+        write: (key, bytes) =>
+          refuse
+            ? Effect.fail(new LargePayloadStoreError({ operation: "write", bucket: "memory", key, errorName: "AccessDenied", retryable: false }))
+            : memory.service.write(key, bytes)
+      }))
+      yield* Effect.gen(function*() {
+        const writer = yield* KinesisWriter
+        // 40 small records start the pool; the large one fails its upload at once.
+        const batch = [...RecordGenerator.makeDataFiles(40), RecordGenerator.makeDataFile({ seed: 99, serializedBytes: 3_000 })]
+        assert.strictEqual((yield* Effect.flip(writer.writeBatch(batch)))._tag, "LargePayloadStoreError")
+        refuse = false
+        const result = yield* writer.writeBatch(batch)
+        assert.strictEqual(result.records, 41)
+      }).pipe(Effect.provide(writerLayer(undefined, { largePayloadThreshold: 2_000, compressionWorkers: 1 }, { store })))
+    }), 30_000)
 })

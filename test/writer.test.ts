@@ -324,10 +324,10 @@ describe("KinesisWriter.writeBatch: retries", () => {
     Effect.gen(function*() {
       let batches = 0
       const failingSecond = Layer.succeed(Compressor, Compressor.of({
-        gzipAll: (payloads, level) =>
+        gzipPacked: (packed, level) =>
           ++batches === 2
             ? Effect.fail(new CompressionError({ reason: "worker died" }))
-            : Compressor.mainThread.gzipAll(payloads, level)
+            : Compressor.mainThread.gzipPacked(packed, level)
       }))
       const { calls, error } = yield* Effect.gen(function*() {
         const error = yield* Effect.flip((yield* KinesisWriter).writeBatch(records(1_200), noDelay))

@@ -12,6 +12,8 @@ import * as Worker from "@effect/platform/Worker"
 import { NodeWorker } from "@effect/platform-node"
 import { Context, Effect, Either, Layer } from "effect"
 import * as WorkerThreads from "node:worker_threads"
+import type { PackedPayloads } from "../codec/EnvelopePacker.js"
+import { unpack } from "../codec/EnvelopePacker.js"
 import { gzipSync } from "../codec/RecordCodec.js"
 import { CompressionError } from "../errors.js"
 
@@ -21,7 +23,8 @@ import { CompressionError } from "../errors.js"
  * @since 0.1.0
  */
 export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<Compressor, {
-  readonly gzipAll: (payloads: ReadonlyArray<Uint8Array>, level: number) => Effect.Effect<Array<Uint8Array>, CompressionError>
+  /** gzip of each payload of a packed buffer, in order. The buffer may be transferred: do not use it afterwards. */
+  readonly gzipPacked: (payloads: PackedPayloads, level: number) => Effect.Effect<Array<Uint8Array>, CompressionError>
 }>() {
   /**
    * gzip on the calling thread, one payload after another.
@@ -29,8 +32,9 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    * @since 0.1.0
    */
   static readonly mainThread: Compressor["Type"] = Compressor.of({
-    gzipAll: (payloads, level) =>
+    gzipPacked: (packed, level) =>
       Effect.suspend(() => {
+        const payloads = unpack(packed)
         const out: Array<Uint8Array> = new Array(payloads.length)
         for (let i = 0; i < payloads.length; i++) {
           const gz = gzipSync(payloads[i]!, level)
@@ -67,10 +71,10 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
       )
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
-        gzipAll: (payloads, level) =>
-          payloads.length < minBatch
-            ? Compressor.mainThread.gzipAll(payloads, level)
-            : Effect.suspend(() => pool.executeEffect(pack(payloads, level))).pipe(
+        gzipPacked: (packed, level) =>
+          packed.offsets.length - 1 < minBatch
+            ? Compressor.mainThread.gzipPacked(packed, level)
+            : Effect.suspend(() => pool.executeEffect({ level, ...packed })).pipe(
               Effect.map(unpack),
               Effect.mapError((cause) =>
                 new CompressionError({ reason: typeof cause === "string" ? cause : `compression worker failed: ${cause.message}`, cause })
@@ -88,29 +92,8 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
     Layer.scoped(Compressor, Compressor.makeWorkerPool(options))
 }
 
-interface GzipRequest {
+interface GzipRequest extends PackedPayloads {
   readonly level: number
-  readonly buffer: Uint8Array
-  readonly offsets: Uint32Array
 }
 
-interface GzipResponse {
-  readonly buffer: Uint8Array
-  readonly offsets: Uint32Array
-}
-
-/** Packs payloads into one transferable buffer. */
-const pack = (payloads: ReadonlyArray<Uint8Array>, level: number): GzipRequest => {
-  const offsets = new Uint32Array(payloads.length + 1)
-  for (let i = 0; i < payloads.length; i++) offsets[i + 1] = offsets[i]! + payloads[i]!.length
-  const buffer = new Uint8Array(offsets[payloads.length]!)
-  for (let i = 0; i < payloads.length; i++) buffer.set(payloads[i]!, offsets[i]!)
-  return { level, buffer, offsets }
-}
-
-/** Views of each gzip stream in the answer's buffer (no copy). */
-const unpack = ({ buffer, offsets }: GzipResponse): Array<Uint8Array> => {
-  const out: Array<Uint8Array> = new Array(offsets.length - 1)
-  for (let i = 0; i < out.length; i++) out[i] = buffer.subarray(offsets[i]!, offsets[i + 1]!)
-  return out
-}
+type GzipResponse = PackedPayloads

@@ -7,9 +7,9 @@
  * @since 0.1.0
  */
 import type { ConfigError } from "effect"
-import { Cause, Clock, Config, Context, Effect, Exit, Layer, Option, Schedule, ScheduleDecision, Scope, Stream } from "effect"
+import { Cause, Clock, Config, Context, Deferred, Effect, Exit, Layer, Option, Schedule, ScheduleDecision, Scope, Stream } from "effect"
 import { Compressor } from "../compression/Compressor.js"
-import type { KinesisError, WriteBatchError } from "../errors.js"
+import type { CompressionError, KinesisError, WriteBatchError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
@@ -19,7 +19,7 @@ import { BatchDelivery } from "./BatchDelivery.js"
 import type { AttemptOutcome, DeliveryLedger } from "./Delivery.js"
 import { combineOutcomes, deliverAttempt, planAttempt, sendCall } from "./Delivery.js"
 import type { PrepareContext, PreparedBatch, PrepareError, PreparedRecord, SerializedBatch } from "./PreparedBatch.js"
-import { chunksOf, COMPRESSION_CHUNK, compressChunk, prepareBatch, serializeBatch } from "./PreparedBatch.js"
+import { compressChunk, prepareBatch, serializeBatch } from "./PreparedBatch.js"
 import type { KinesisWriterOptions, ResolvedWriterConfig } from "./WriterConfig.js"
 import { resolveWriterConfig, writerOptionsConfig, WriterDefaults } from "./WriterConfig.js"
 
@@ -147,7 +147,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         recordLimitBytes,
         store,
         compressor,
-        creationTime: BigInt(now)
+        // Whole milliseconds: a test clock may stand between two.
+        creationTime: BigInt(Math.floor(now))
       }))
 
       const prepare = (records: ReadonlyArray<DataFileV1>) =>
@@ -163,10 +164,10 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
        * The first attempt as a pipeline: chunks are compressed (off the main thread) while
        * earlier chunks' calls are in flight, and a chunk's payloads are dropped once written.
        */
-      const firstAttempt = (ctx: PrepareContext, batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) => {
+      const firstAttempt = (batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) => {
         const outcomes: Array<AttemptOutcome> = []
-        return Stream.fromIterable(chunksOf(batch.records, COMPRESSION_CHUNK)).pipe(
-          Stream.mapEffect((chunk) => compressChunk(ctx, chunk), { concurrency: config.compressionWorkers + 1 }),
+        return Stream.fromIterable(batch.chunks).pipe(
+          Stream.mapEffect(compressChunk),
           Stream.tap((prepared) =>
             Effect.sync(() => {
               for (const r of prepared) {
@@ -215,7 +216,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         // ledger, so an interrupted batch still says which records may have been delivered.
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(
-            Effect.exit(restore(delivery.run(firstAttempt(ctx, batch, delivery, bytes), putAttempt, schedule))),
+            Effect.exit(restore(delivery.run(firstAttempt(batch, delivery, bytes), putAttempt, schedule))),
             (exit) => {
               if (Exit.isFailure(exit)) {
                 return Cause.isInterruptedOnly(exit.cause)
@@ -226,7 +227,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
             }
           )
         )
-      })
+        // The batch's scope holds the compressions started in phase 1.
+      }, Effect.scoped)
 
       /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
       const finish = (
@@ -316,12 +318,20 @@ const makeCompressor = (workers: number): Effect.Effect<Compressor["Type"], neve
     ? Effect.succeed(Compressor.mainThread)
     : Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const pool = yield* Effect.cached(Scope.extend(Compressor.makeWorkerPool({ workers }), scope))
+      const pool = yield* Deferred.make<Compressor["Type"], CompressionError>()
+      // The pool starts in a fiber of the writer's own scope, so that a batch interrupted
+      // (or failed) while it starts only stops waiting for it.
+      let started = false
+      const start = Effect.suspend(() => {
+        if (started) return Effect.void
+        started = true
+        return Effect.asVoid(Effect.forkIn(Effect.intoDeferred(Scope.extend(Compressor.makeWorkerPool({ workers }), scope), pool), scope))
+      })
       return Compressor.of({
-        gzipAll: (payloads, level) =>
-          payloads.length < MIN_WORKER_BATCH
-            ? Compressor.mainThread.gzipAll(payloads, level)
-            : Effect.flatMap(pool, (p) => p.gzipAll(payloads, level))
+        gzipPacked: (packed, level) =>
+          packed.offsets.length - 1 < MIN_WORKER_BATCH
+            ? Compressor.mainThread.gzipPacked(packed, level)
+            : start.pipe(Effect.zipRight(Deferred.await(pool)), Effect.flatMap((p) => p.gzipPacked(packed, level)))
       })
     })
 

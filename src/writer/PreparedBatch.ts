@@ -2,22 +2,25 @@
  * Building a batch's payloads, once per `writeBatch`, in two phases.
  *
  * 1. `serializeBatch`, before anything is sent: a fresh `record_id` per record, the
- *    `DataFileV1` serialized once, and the large payloads offloaded to the store — over the
- *    threshold, or too large for the stream's record limit whatever the threshold. A failure
- *    here stops the batch with nothing sent, naming the record, and deletes the objects
- *    already written.
- * 2. `compressChunk`, chunk by chunk as delivery goes: the envelope written around the
- *    serialized bytes (no re-encoding, no message object per record) and gzip'd by the
- *    `Compressor` (worker threads). The serialized bytes are released as soon as a chunk is
- *    compressed, so a large batch never holds every compressed payload at once.
+ *    `DataFileV1` serialized once and its envelope written around those bytes straight into
+ *    the chunk's packed buffer (no re-encoding, no message object per record); each chunk of
+ *    500 is handed to the `Compressor` (worker threads) as soon as it is packed, so gzip runs
+ *    beside the serialization of the next chunks. Large payloads are offloaded to the store —
+ *    over the threshold, or too large for the stream's record limit whatever the threshold.
+ *    A failure here stops the batch with nothing sent, naming the record, and deletes the
+ *    objects already written.
+ * 2. `compressChunk`, chunk by chunk as delivery goes: the chunk's gzip'd records, handed to
+ *    the calls and not kept, so a large batch never holds every compressed payload at once.
  *
  * Retries reuse what is built here: nothing is serialized, compressed or uploaded twice.
  *
  * @since 0.1.0
  */
 import { create } from "@bufbuild/protobuf"
-import { Effect, Either } from "effect"
+import type { Scope } from "effect"
+import { Effect, Either, Fiber } from "effect"
 import { createHash, randomUUID } from "node:crypto"
+import { EnvelopePacker } from "../codec/EnvelopePacker.js"
 import type { EntryPayload } from "../codec/RecordCodec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "../codec/RecordCodec.js"
 import type { Compressor } from "../compression/Compressor.js"
@@ -93,9 +96,10 @@ export interface PrepareContext {
 }
 
 /**
- * A record after phase 1: serialized (until its chunk is compressed, when the bytes are
- * released) or already prepared (large payloads and records that had to be compressed to
- * decide where they go).
+ * A record after phase 1: already prepared (large payloads and records that had to be
+ * compressed to decide where they go), or packed into its chunk's envelopes, on their way
+ * through the `Compressor`. Only an offloaded record keeps its serialized bytes (for the
+ * upload).
  *
  * @since 0.1.0
  */
@@ -106,64 +110,110 @@ export interface SerializedRecord extends BatchEntry {
 }
 
 /**
+ * Up to `COMPRESSION_CHUNK` consecutive records and the compression of the envelopes of
+ * those not prepared in phase 1, started as soon as the chunk was serialized.
+ *
+ * @since 0.1.0
+ */
+export interface SerializedChunk {
+  readonly records: ReadonlyArray<SerializedRecord>
+  /** Indexes (in `records`) of the packed records, in packing order. */
+  readonly packed: ReadonlyArray<number>
+  /** Envelope sizes before gzip, in packing order. */
+  readonly envelopeSizes: ReadonlyArray<number>
+  /** The gzip'd envelopes, in packing order. */
+  readonly compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>
+}
+
+/**
  * A batch after phase 1.
  *
  * @since 0.1.0
  */
 export interface SerializedBatch {
   readonly records: ReadonlyArray<SerializedRecord>
+  readonly chunks: ReadonlyArray<SerializedChunk>
   readonly largePayloads: number
 }
 
 const YIELD_EVERY = 256
 
 /**
- * Phase 1: serializes every record and offloads the large ones. Fails before anything is
- * sent, naming the record.
+ * Lets timers and I/O run: a macrotask turn, unlike `Effect.yieldNow`, which the default
+ * scheduler resumes as a microtask.
+ */
+const yieldToEventLoop = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/**
+ * Phase 1: serializes every record, packs the envelopes of each chunk and starts its
+ * compression (which then runs beside the serialization of the next chunks), and offloads
+ * the large payloads. Fails before anything is sent, naming the record; the compressions
+ * started belong to the scope.
  *
  * @since 0.1.0
  */
 export const serializeBatch = (
   context: PrepareContext,
   records: ReadonlyArray<DataFileV1>
-): Effect.Effect<SerializedBatch, PrepareError> =>
+): Effect.Effect<SerializedBatch, PrepareError, Scope.Scope> =>
   Effect.gen(function*() {
     const { config } = context
     const attemptDigits = String(config.maxRetries).length
     const fixedInfoBytes = config.accountId.length + config.logGroupId.length + config.schemaName.length + 36 + 64
+    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
     const out: Array<SerializedRecord> = new Array(records.length)
+    const chunks: Array<SerializedChunk> = []
     const offload: Array<SerializedRecord> = []
-    // The hot loop: plain code over Eithers, no fiber or closure per record; it yields now
-    // and then so that a long batch does not hold the event loop (timers, interruption).
-    for (let index = 0; index < records.length; index++) {
-      if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* Effect.yieldNow()
-      const record = records[index]!
-      const dataFileBytes = yield* serializeDataFileSync(record, index)
-      const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
-      const entry: SerializedRecord = {
-        index,
-        record,
-        recordId: randomUUID(),
-        partitionKeyPrefix: keyPrefix,
-        dataFileBytes,
-        prepared: undefined
+    for (let start = 0; start < records.length; start += COMPRESSION_CHUNK) {
+      const end = Math.min(records.length, start + COMPRESSION_CHUNK)
+      const packed: Array<number> = []
+      const envelopeSizes: Array<number> = []
+      // The hot loop: plain code over Eithers, no fiber or closure per record.
+      for (let index = start; index < end; index++) {
+        if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* yieldToEventLoop
+        const record = records[index]!
+        const serialized = serializeDataFileSync(record, index)
+        if (Either.isLeft(serialized)) return yield* serialized.left
+        const dataFileBytes = serialized.right
+        const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
+        const entry: SerializedRecord = {
+          index,
+          record,
+          recordId: randomUUID(),
+          partitionKeyPrefix: keyPrefix,
+          dataFileBytes: undefined,
+          prepared: undefined
+        }
+        out[index] = entry
+        if (dataFileBytes.length > config.largePayloadThreshold) {
+          entry.dataFileBytes = dataFileBytes
+          offload.push(entry)
+          continue
+        }
+        // The record limit guard: a record that might not fit once gzip'd (its bound says so)
+        // is compressed now to decide; the others go to the chunk's compression.
+        const keyBytes = Buffer.byteLength(keyPrefix) + attemptDigits
+        const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
+        if (bound + keyBytes <= context.recordLimitBytes) {
+          packed.push(index - start)
+          envelopeSizes.push(packer.add(dataFileBytes, record.filePath, entry.recordId))
+          continue
+        }
+        const built = yield* build(context, entry, { _tag: "standard", dataFileBytes })
+        if (built.data.length + keyBytes > context.recordLimitBytes) {
+          entry.dataFileBytes = dataFileBytes
+          offload.push(entry)
+        } else {
+          entry.prepared = built
+        }
       }
-      out[index] = entry
-      if (dataFileBytes.length > config.largePayloadThreshold) {
-        offload.push(entry)
-        continue
-      }
-      // The record limit guard: a record that might not fit once gzip'd (its bound says so)
-      // is compressed now to decide; the others are compressed later, chunk by chunk.
-      const keyBytes = Buffer.byteLength(keyPrefix) + attemptDigits
-      const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
-      if (bound + keyBytes <= context.recordLimitBytes) continue
-      const built = yield* build(context, entry, { _tag: "standard", dataFileBytes })
-      if (built.data.length + keyBytes > context.recordLimitBytes) offload.push(entry)
-      else {
-        entry.prepared = built
-        entry.dataFileBytes = undefined
-      }
+      const compressed = packed.length === 0
+        ? Fiber.succeed<Array<Uint8Array>>([])
+        : yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel))
+      chunks.push({ records: out.slice(start, end), packed, envelopeSizes, compressed })
     }
     // Objects written (or perhaps written: an upload whose answer was lost) when the build
     // fails belong to no record on the stream: delete them.
@@ -182,8 +232,11 @@ export const serializeBatch = (
               })
             )
           }
-          const prepared = { ...built, largePayload: pointer.location }
-          out[entry.index] = { ...entry, largePayload: pointer.location, dataFileBytes: undefined, prepared }
+          // The entry object is shared with its chunk: update it in place.
+          const mutable = entry as { largePayload?: PayloadLocation | undefined }
+          mutable.largePayload = pointer.location
+          entry.prepared = { ...built, largePayload: pointer.location }
+          entry.dataFileBytes = undefined
           return Effect.void
         })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
       Effect.onError(() =>
@@ -194,50 +247,33 @@ export const serializeBatch = (
         )
       )
     )
-    return { records: out, largePayloads: offload.length }
+    return { records: out, chunks, largePayloads: offload.length }
   })
 
 /**
- * Phase 2: the prepared records of a chunk, compressing those not prepared yet in one
- * `Compressor` call and releasing their serialized bytes.
+ * Phase 2: the prepared records of a chunk, once its compression is done. The compressed
+ * records are handed on, not kept: once written, nothing holds them.
  *
  * @since 0.1.0
  */
-export const compressChunk = (
-  context: PrepareContext,
-  chunk: ReadonlyArray<SerializedRecord>
-): Effect.Effect<Array<PreparedRecord>, SerializationError | CompressionError> =>
-  Effect.suspend((): Effect.Effect<Array<PreparedRecord>, SerializationError | CompressionError> => {
-    const pending: Array<SerializedRecord> = []
-    const envelopes: Array<Uint8Array> = []
-    for (const entry of chunk) {
-      if (entry.prepared !== undefined) continue
-      const envelope = encodeEntryRecordSync(info(context, entry), { _tag: "standard", dataFileBytes: entry.dataFileBytes! })
-      if (Either.isLeft(envelope)) {
-        return Effect.fail(new SerializationError({ ...envelope.left, recordIndex: entry.index, cause: envelope.left.cause }))
+export const compressChunk = (chunk: SerializedChunk): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
+  Effect.map(Fiber.join(chunk.compressed), (gz) => {
+    const out: Array<PreparedRecord> = new Array(chunk.records.length)
+    chunk.packed.forEach((at, i) => {
+      const entry = chunk.records[at]!
+      out[at] = {
+        index: entry.index,
+        record: entry.record,
+        recordId: entry.recordId,
+        partitionKeyPrefix: entry.partitionKeyPrefix,
+        data: gz[i]!,
+        uncompressedSize: chunk.envelopeSizes[i]!
       }
-      pending.push(entry)
-      envelopes.push(envelope.right)
-    }
-    const compressed = envelopes.length === 0
-      ? Effect.succeed([])
-      : context.compressor.gzipAll(envelopes, context.config.compressionLevel)
-    // The compressed records are handed on, not kept here: once written, nothing holds them.
-    return Effect.map(compressed, (gz) => {
-      const built = new Map<number, PreparedRecord>()
-      pending.forEach((entry, i) => {
-        built.set(entry.index, {
-          index: entry.index,
-          record: entry.record,
-          recordId: entry.recordId,
-          partitionKeyPrefix: entry.partitionKeyPrefix,
-          data: gz[i]!,
-          uncompressedSize: envelopes[i]!.length
-        })
-        entry.dataFileBytes = undefined
-      })
-      return chunk.map((entry) => entry.prepared ?? built.get(entry.index)!)
     })
+    chunk.records.forEach((entry, at) => {
+      if (out[at] === undefined) out[at] = entry.prepared!
+    })
+    return out
   })
 
 /**
@@ -251,8 +287,7 @@ export const prepareBatch = (
 ): Effect.Effect<PreparedBatch, PrepareError> =>
   Effect.gen(function*() {
     const serialized = yield* serializeBatch(context, records)
-    const prepared = (yield* Effect.forEach(chunksOf(serialized.records, COMPRESSION_CHUNK), (chunk) => compressChunk(context, chunk)))
-      .flat()
+    const prepared = (yield* Effect.forEach(serialized.chunks, compressChunk)).flat()
     let uncompressedBytes = 0
     let compressedBytes = 0
     for (const p of prepared) {
@@ -260,7 +295,7 @@ export const prepareBatch = (
       compressedBytes += p.data.length
     }
     return { records: prepared, largePayloads: serialized.largePayloads, uncompressedBytes, compressedBytes }
-  })
+  }).pipe(Effect.scoped)
 
 /**
  * Records per compression chunk: a full PutRecords call's worth.
@@ -268,17 +303,6 @@ export const prepareBatch = (
  * @since 0.1.0
  */
 export const COMPRESSION_CHUNK = 500
-
-/**
- * Consecutive slices of at most `size` items.
- *
- * @since 0.1.0
- */
-export const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  const chunks: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size))
-  return chunks
-}
 
 /** zlib's deflateBound plus the gzip header and trailer: no gzip stream of `n` bytes is longer. */
 const gzipBound = (n: number): number => n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 18

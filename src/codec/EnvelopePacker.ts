@@ -1,0 +1,158 @@
+/**
+ * Writes the stream envelopes of many records straight into one buffer: each
+ * `DataFileEntryRecord` (standard case) around a record's already serialized `DataFileV1`,
+ * byte for byte what `toBinary` of the whole message gives, with no message object, no
+ * intermediate writer and one copy of the data file's bytes. The packed buffer is what the
+ * `Compressor` takes (and hands to a worker thread without copying).
+ *
+ * The info fields that are the same for a whole batch (creation time, account, log group,
+ * schema) are encoded once.
+ *
+ * @since 0.1.0
+ */
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
+import type { DataFileInfoFields } from "./RecordCodec.js"
+
+/**
+ * Payloads packed into one buffer: payload `i` is `buffer[offsets[i]..offsets[i + 1])`.
+ *
+ * @since 0.1.0
+ */
+export interface PackedPayloads {
+  readonly buffer: Uint8Array
+  readonly offsets: Uint32Array
+}
+
+/**
+ * The per-batch part of `DataFileInfo`: everything but `file_path` and `record_id`.
+ *
+ * @since 0.1.0
+ */
+export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | "logGroupId" | "schemaName">
+
+const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+
+/**
+ * Packs envelopes for one batch's records, a chunk at a time.
+ *
+ * @since 0.1.0
+ */
+export class EnvelopePacker {
+  /** Fields 2 (creation_time) and 3 (account_id) of `DataFileInfo`. */
+  private readonly middle: Uint8Array
+  /** Fields 5 (log_group_id) and 6 (schema_name) of `DataFileInfo`. */
+  private readonly tail: Uint8Array
+  private buffer: Buffer
+  private offsets: Array<number> = [0]
+
+  constructor(info: BatchInfo, initialBytes = 64 * 1024) {
+    const middle = new BinaryWriter()
+    if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
+    if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
+    this.middle = middle.finish()
+    const tail = new BinaryWriter()
+    if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
+    if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
+    this.tail = tail.finish()
+    this.buffer = Buffer.allocUnsafe(initialBytes)
+  }
+
+  /** Envelopes packed since the last `take`. */
+  get count(): number {
+    return this.offsets.length - 1
+  }
+
+  /** Appends the envelope of a record; returns its size in bytes. */
+  add(dataFileBytes: Uint8Array, filePath: string, recordId: string): number {
+    const pathBytes = Buffer.byteLength(filePath, "utf8")
+    const idBytes = Buffer.byteLength(recordId, "utf8")
+    const standard = 2 + 1 + varintSize(dataFileBytes.length) + dataFileBytes.length
+    const entry = 1 + varintSize(standard) + standard
+    const info = (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
+      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
+    const size = 1 + varintSize(entry) + entry + 1 + varintSize(info) + info
+    let at = this.offsets[this.offsets.length - 1]!
+    this.reserve(at + size)
+    const b = this.buffer
+    b[at++] = 0x0a // DataFileEntryRecord.data_file_entry
+    at = writeVarint(b, at, entry)
+    b[at++] = 0x0a // DataFileEntry.standard
+    at = writeVarint(b, at, standard)
+    b[at++] = 0x08 // StandardDataFileEntry.version
+    b[at++] = 0x01 // DATA_FILE_VERSION_V1
+    b[at++] = 0x12 // StandardDataFileEntry.data_file_v1
+    at = writeVarint(b, at, dataFileBytes.length)
+    b.set(dataFileBytes, at)
+    at += dataFileBytes.length
+    b[at++] = 0x12 // DataFileEntryRecord.data_file_info
+    at = writeVarint(b, at, info)
+    if (pathBytes > 0) {
+      b[at++] = 0x0a // DataFileInfo.file_path
+      at = writeVarint(b, at, pathBytes)
+      at += b.write(filePath, at, "utf8")
+    }
+    b.set(this.middle, at)
+    at += this.middle.length
+    if (idBytes > 0) {
+      b[at++] = 0x22 // DataFileInfo.record_id
+      at = writeVarint(b, at, idBytes)
+      at += b.write(recordId, at, "utf8")
+    }
+    b.set(this.tail, at)
+    at += this.tail.length
+    this.offsets.push(at)
+    return size
+  }
+
+  /**
+   * The envelopes packed since the last `take`, in a buffer of their own (transferable to a
+   * worker), and a fresh buffer for the next ones.
+   */
+  take(): PackedPayloads {
+    const end = this.offsets[this.offsets.length - 1]!
+    const packed = { buffer: this.buffer.subarray(0, end), offsets: Uint32Array.from(this.offsets) }
+    this.buffer = Buffer.allocUnsafe(Math.max(64 * 1024, end))
+    this.offsets = [0]
+    return packed
+  }
+
+  private reserve(bytes: number): void {
+    if (bytes <= this.buffer.length) return
+    const grown = Buffer.allocUnsafe(Math.max(bytes, this.buffer.length * 2))
+    this.buffer.copy(grown, 0, 0, this.offsets[this.offsets.length - 1]!)
+    this.buffer = grown
+  }
+}
+
+/**
+ * Views of each payload of a packed buffer (no copy).
+ *
+ * @since 0.1.0
+ */
+export const unpack = ({ buffer, offsets }: PackedPayloads): Array<Uint8Array> => {
+  const out: Array<Uint8Array> = new Array(offsets.length - 1)
+  for (let i = 0; i < out.length; i++) out[i] = buffer.subarray(offsets[i]!, offsets[i + 1]!)
+  return out
+}
+
+/**
+ * Packs separate payloads into one buffer.
+ *
+ * @since 0.1.0
+ */
+export const pack = (payloads: ReadonlyArray<Uint8Array>): PackedPayloads => {
+  const offsets = new Uint32Array(payloads.length + 1)
+  for (let i = 0; i < payloads.length; i++) offsets[i + 1] = offsets[i]! + payloads[i]!.length
+  const buffer = new Uint8Array(offsets[payloads.length]!)
+  for (let i = 0; i < payloads.length; i++) buffer.set(payloads[i]!, offsets[i]!)
+  return { buffer, offsets }
+}
+
+const writeVarint = (b: Uint8Array, at: number, n: number): number => {
+  while (n > 0x7f) {
+    b[at++] = (n & 0x7f) | 0x80
+    n >>>= 7
+  }
+  b[at++] = n
+  return at
+}
