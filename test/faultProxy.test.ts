@@ -13,7 +13,7 @@ import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, PutRecor
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import type { S3Client } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, inject, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { NodeHttpHandlerOptions } from "@smithy/types"
 import { Effect } from "effect"
@@ -26,17 +26,8 @@ import { toKinesisError } from "../src/services/Kinesis.js"
 import { toStoreError } from "../src/services/LargePayloadStore.js"
 import type { FaultKind, FaultProxy, FaultProxyOptions, FaultRates } from "./support/FaultProxy.js"
 import { freePort, refusedEndpoint, startFaultProxy } from "./support/FaultProxy.js"
+import { injected, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
-
-const injected = (key: "kinesisEndpoint" | "s3Endpoint" | "region"): string => {
-  const value = inject(key) as string | undefined
-  if (value === undefined) throw new Error(`inject("${key}") is undefined: the vitest globalSetup is not configured`)
-  return value
-}
-
-let nameCounter = 0
-const uniqueName = (prefix: string): string =>
-  `${prefix}-${Date.now().toString(36)}-${(nameCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 
 // ---------------------------------------------------------------------------------------------
 // The raw proxy, against a tiny echo server.

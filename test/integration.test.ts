@@ -9,7 +9,7 @@
 import { equals } from "@bufbuild/protobuf"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import type { S3Client } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, inject, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:net"
 import { Registry } from "prom-client"
@@ -28,18 +28,8 @@ import {
   WriteBatchError
 } from "../src/index.js"
 import type { StoredRecord } from "./support/LocalAws.js"
+import { injected, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
-
-const injected = (key: "kinesisEndpoint" | "s3Endpoint" | "region"): string => {
-  const value = inject(key) as string | undefined
-  if (value === undefined) throw new Error(`inject("${key}") is undefined: the vitest globalSetup is not configured`)
-  return value
-}
-
-let nameCounter = 0
-/** Unique, lowercase, 3–63 characters: valid for both Kinesis streams and S3 buckets. */
-const uniqueName = (prefix: string): string =>
-  `${prefix}-${Date.now().toString(36)}-${(nameCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 

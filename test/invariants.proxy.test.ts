@@ -33,7 +33,7 @@ import { equals } from "@bufbuild/protobuf"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import type { S3Client } from "@aws-sdk/client-s3"
 import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, inject, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Effect, Either, Layer, Logger, LogLevel } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteError, WriteResult } from "../src/index.js"
@@ -52,17 +52,8 @@ import {
 } from "../src/index.js"
 import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"
+import { injected, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
-
-const injected = (key: "kinesisEndpoint" | "s3Endpoint" | "region"): string => {
-  const value = inject(key) as string | undefined
-  if (value === undefined) throw new Error(`inject("${key}") is undefined: the vitest globalSetup is not configured`)
-  return value
-}
-
-let nameCounter = 0
-const uniqueName = (prefix: string): string =>
-  `${prefix}-${Date.now().toString(36)}-${(nameCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 
 const region = injected("region")
 const kinesisEndpoint = injected("kinesisEndpoint")
