@@ -48,7 +48,7 @@ export {
   type ServerSideEncryption
 } from "./services/LargePayloadStore.js"
 /** The `KinesisMetrics` service: Prometheus, Effect `Metric`, no-op. @since 0.1.0 */
-export { EffectMetrics, KinesisMetrics, LATENCY_BUCKETS, MetricNames, type PutRecordsOutcome } from "./services/KinesisMetrics.js"
+export { EffectMetrics, KinesisMetrics, LATENCY_BUCKETS, MetricHelp, MetricNames, type PutRecordsOutcome } from "./services/KinesisMetrics.js"
 
 /** The writer. @since 0.1.0 */
 export { KinesisWriter, type WriteBatchOptions, type WriteError, type WriteResult } from "./writer/KinesisWriter.js"

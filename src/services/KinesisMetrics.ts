@@ -38,7 +38,22 @@ export const MetricNames = {
  */
 export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+/**
+ * What each metric counts, as its help text.
+ *
+ * @since 0.1.0
+ */
+export const MetricHelp: Record<keyof typeof MetricNames, string> = {
+  writeAttempts: "PutRecords calls made",
+  writeSuccess: "PutRecords calls in which every record was written",
+  failedRecords: "Records that failed in a PutRecords call",
+  largePayloads: "Records offloaded to the large-payload store",
+  batchWriteFailures: "PutRecords calls or payload builds that failed as a whole",
+  writeLatency: "Duration of one PutRecords call in seconds"
+}
+
+const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">) =>
+  Metric.counter(MetricNames[metric], { description: MetricHelp[metric], incremental: true })
 
 /**
  * The metrics of {@link KinesisMetrics.layerEffect}, untagged: tag one with
@@ -47,16 +62,12 @@ const counter = (name: string, description: string) => Metric.counter(name, { de
  * @since 0.1.0
  */
 export const EffectMetrics = {
-  writeAttempts: counter(MetricNames.writeAttempts, "PutRecords calls made"),
-  writeSuccess: counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written"),
-  failedRecords: counter(MetricNames.failedRecords, "Records that failed in a PutRecords call"),
-  largePayloads: counter(MetricNames.largePayloads, "Records offloaded to the large-payload store"),
-  batchWriteFailures: counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole"),
-  writeLatency: Metric.histogram(
-    MetricNames.writeLatency,
-    MetricBoundaries.fromIterable(LATENCY_BUCKETS),
-    "Duration of one PutRecords call in seconds"
-  )
+  writeAttempts: counter("writeAttempts"),
+  writeSuccess: counter("writeSuccess"),
+  failedRecords: counter("failedRecords"),
+  largePayloads: counter("largePayloads"),
+  batchWriteFailures: counter("batchWriteFailures"),
+  writeLatency: Metric.histogram(MetricNames.writeLatency, MetricBoundaries.fromIterable(LATENCY_BUCKETS), MetricHelp.writeLatency)
 } as const
 
 /**
@@ -111,18 +122,18 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    * @since 0.1.0
    */
   static readonly makePrometheus = (registry: Registry): KinesisMetrics["Type"] => {
-    const counter = (name: string, help: string): Counter<"stream_name"> =>
-      (registry.getSingleMetric(name) as Counter<"stream_name"> | undefined) ??
-        new Counter({ name, help, labelNames: ["stream_name"], registers: [registry] })
-    const attempts = counter(MetricNames.writeAttempts, "PutRecords calls made")
-    const success = counter(MetricNames.writeSuccess, "PutRecords calls in which every record was written")
-    const failed = counter(MetricNames.failedRecords, "Records that failed in a PutRecords call")
-    const large = counter(MetricNames.largePayloads, "Records offloaded to the large-payload store")
-    const batchFailures = counter(MetricNames.batchWriteFailures, "PutRecords calls or payload builds that failed as a whole")
+    const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">): Counter<"stream_name"> =>
+      (registry.getSingleMetric(MetricNames[metric]) as Counter<"stream_name"> | undefined) ??
+        new Counter({ name: MetricNames[metric], help: MetricHelp[metric], labelNames: ["stream_name"], registers: [registry] })
+    const attempts = counter("writeAttempts")
+    const success = counter("writeSuccess")
+    const failed = counter("failedRecords")
+    const large = counter("largePayloads")
+    const batchFailures = counter("batchWriteFailures")
     const latency = (registry.getSingleMetric(MetricNames.writeLatency) as Histogram<"stream_name"> | undefined) ??
       new Histogram({
         name: MetricNames.writeLatency,
-        help: "Duration of one PutRecords call in seconds",
+        help: MetricHelp.writeLatency,
         labelNames: ["stream_name"],
         buckets: [...LATENCY_BUCKETS],
         registers: [registry]
