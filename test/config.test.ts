@@ -26,7 +26,9 @@ const cases: ReadonlyArray<[string, Partial<KinesisWriterOptions>, string]> = [
   ["maxConcurrentUploads", { maxConcurrentUploads: 0 }, "0"],
   ["compressionLevel", { compressionLevel: 10 }, "10"],
   ["backoffBase", { backoffBase: "0 millis" }, "0 millis"],
-  ["backoffCap", { backoffCap: "soon" as never }, "soon"]
+  ["backoffCap", { backoffCap: "soon" as never }, "soon"],
+  ["requestTimeout", { requestTimeout: "-1 seconds" }, "-1 seconds"],
+  ["compressionWorkers", { compressionWorkers: -1 }, "-1"]
 ]
 
 describe("KinesisWriter configuration", () => {

@@ -42,6 +42,29 @@ describe("interruption", () => {
       yield* Effect.promise(() => hanging.requests[0]!.closed).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("request not aborted") }))
     }), { timeout: 20_000 })
 
+  it.scopedLive("a PutRecords call that never answers times out after requestTimeout: aborted, retried, then named as possibly delivered", () =>
+    Effect.gen(function*() {
+      const hanging = yield* hangingServer
+      const client = makeKinesisClient(`http://127.0.0.1:${hanging.port}`)
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const layer = KinesisWriter.layer({ ...baseOptions, requestTimeout: "200 millis", maxRetries: 1, backoffBase: "1 millis" }).pipe(
+        Layer.provide(Layer.mergeAll(Kinesis.layer(client), LargePayloadStore.layerMemory(), KinesisMetrics.layerNoop))
+      )
+      const error = yield* Effect.flip(Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(5)))).pipe(
+        Effect.provide(layer)
+      )
+      if (error._tag !== "WriteBatchError" || error.cause?._tag !== "KinesisError") return assert.fail(error.message)
+      assert.strictEqual(error.cause.errorName, "TimeoutError")
+      assert.isTrue(error.cause.retryable)
+      assert.strictEqual(error.attempts, 2)
+      assert.isTrue(error.undelivered.every((u) => u.maybeDelivered && u.errorCode === "TimeoutError"))
+      // Both requests reached the server and were aborted on timeout.
+      assert.strictEqual(hanging.requests.length, 2)
+      yield* Effect.promise(() => Promise.all(hanging.requests.map((r) => r.closed))).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("requests not aborted") })
+      )
+    }), { timeout: 20_000 })
+
   it.effect("Kinesis.make passes an abort signal that fires on interruption", () =>
     Effect.gen(function*() {
       const aborted = yield* Deferred.make<boolean>()

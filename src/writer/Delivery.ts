@@ -6,8 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Clock, Effect } from "effect"
-import type { KinesisError } from "../errors.js"
+import { Clock, Duration, Effect } from "effect"
+import { KinesisError } from "../errors.js"
 import { mayHaveBeenApplied } from "../internal/awsError.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
@@ -160,7 +160,20 @@ export const sendCall = (
       streamName: config.streamName,
       streamArn: config.streamArn,
       records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
-    }))
+    }).pipe(
+      // Interrupting the call on timeout aborts its HTTP request.
+      Effect.timeoutFail({
+        duration: config.requestTimeout,
+        onTimeout: () =>
+          new KinesisError({
+            operation: "PutRecords",
+            streamName: config.streamName,
+            errorName: "TimeoutError",
+            retryable: true,
+            cause: new Error(`no answer within ${Duration.format(config.requestTimeout)}`)
+          })
+      })
+    ))
     const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
     const failed: Array<FailedRecord> = []
     if (result._tag === "Left") {

@@ -18,7 +18,7 @@
  */
 import { create } from "@bufbuild/protobuf"
 import type { Scope } from "effect"
-import { Effect, Either, Fiber } from "effect"
+import { Duration, Effect, Either, Fiber } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { EnvelopePacker } from "../codec/EnvelopePacker.js"
 import type { EntryPayload } from "../codec/RecordCodec.js"
@@ -355,6 +355,17 @@ const upload = (context: PrepareContext, entry: SerializedRecord, attempted: Arr
   const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${entry.recordId}`
   attempted.push(key)
   return context.store.write(key, body).pipe(
+    Effect.timeoutFail({
+      duration: config.requestTimeout,
+      onTimeout: () =>
+        new LargePayloadStoreError({
+          operation: "write",
+          ...context.store.locate(key),
+          errorName: "TimeoutError",
+          retryable: true,
+          cause: new Error(`no answer within ${Duration.format(config.requestTimeout)}`)
+        })
+    }),
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable

@@ -47,6 +47,13 @@ export interface KinesisWriterOptions {
   readonly compressionLevel?: number | undefined
   /** Worker threads that gzip off the main thread, started with the first large batch; 0 gzips on the main thread. Default 1. */
   readonly compressionWorkers?: number | undefined
+  /**
+   * How long one PutRecords call or one S3 upload may take before it is aborted and counts as
+   * a retryable (and ambiguous) timeout. Default 30 s. The SDK's own `requestTimeout` only
+   * warns unless its handler is told to throw, so without this a hung connection would hang
+   * the batch.
+   */
+  readonly requestTimeout?: Duration.DurationInput | undefined
 }
 
 /**
@@ -71,6 +78,7 @@ export interface ResolvedWriterConfig {
   readonly maxConcurrentUploads: number
   readonly compressionLevel: number
   readonly compressionWorkers: number
+  readonly requestTimeout: Duration.Duration
 }
 
 /**
@@ -92,7 +100,8 @@ export const WriterDefaults = {
   maxConcurrentCalls: 4,
   maxConcurrentUploads: 8,
   compressionLevel: DEFAULT_COMPRESSION_LEVEL,
-  compressionWorkers: 1
+  compressionWorkers: 1,
+  requestTimeout: Duration.seconds(30)
 } as const
 
 const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/
@@ -142,6 +151,7 @@ export const resolveWriterConfig = (
     const compressionWorkers = yield* integer("compressionWorkers", options.compressionWorkers ?? d.compressionWorkers, 0, 64)
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
+    const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)
     const longest = longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
     yield* check(
       "logGroupId",
@@ -165,7 +175,8 @@ export const resolveWriterConfig = (
       maxConcurrentCalls,
       maxConcurrentUploads,
       compressionLevel,
-      compressionWorkers
+      compressionWorkers,
+      requestTimeout
     }
   })
 
@@ -188,6 +199,7 @@ export const resolveWriterConfig = (
  * | `KINESIS_MAX_CONCURRENT_CALLS`, `KINESIS_MAX_CONCURRENT_UPLOADS` | concurrency bounds |
  * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
  * | `KINESIS_COMPRESSION_WORKERS` | compressionWorkers |
+ * | `KINESIS_REQUEST_TIMEOUT` | requestTimeout (e.g. `30 seconds`) |
  *
  * @since 0.1.0
  */
@@ -207,7 +219,8 @@ export const writerOptionsConfig: Config.Config<KinesisWriterOptions> = Config.a
   maxConcurrentCalls: optional(Config.integer("KINESIS_MAX_CONCURRENT_CALLS")),
   maxConcurrentUploads: optional(Config.integer("KINESIS_MAX_CONCURRENT_UPLOADS")),
   compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL")),
-  compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS"))
+  compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS")),
+  requestTimeout: optional(Config.duration("KINESIS_REQUEST_TIMEOUT"))
 })
 
 function optional<A>(config: Config.Config<A>): Config.Config<A | undefined> {
