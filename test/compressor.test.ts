@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { pack } from "../src/codec/EnvelopePacker.js"
 import { Compressor } from "../src/compression/Compressor.js"
@@ -53,5 +54,21 @@ describe("the writer's compression pool", () => {
         const result = yield* writer.writeBatch(batch)
         assert.strictEqual(result.records, 41)
       }).pipe(Effect.provide(writerLayer(undefined, { largePayloadThreshold: 2_000, compressionWorkers: 1 }, { store })))
+    }), 30_000)
+})
+
+describe("a worker pool that cannot start", () => {
+  it.scopedLive("falls back to the calling thread after startTimeout instead of waiting for ever", () =>
+    Effect.gen(function*() {
+      const compressor = yield* Compressor.makeLazyWorkerPool({
+        workers: 1,
+        startTimeout: "1 second",
+        spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
+      })
+      const gz = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("10 seconds"))
+      gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
+      // Later batches do not wait again.
+      const again = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("1 second"))
+      assert.strictEqual(again.length, payloads.length)
     }), 30_000)
 })

@@ -10,7 +10,8 @@
 import * as Transferable from "@effect/platform/Transferable"
 import * as Worker from "@effect/platform/Worker"
 import { NodeWorker } from "@effect/platform-node"
-import { Context, Effect, Either, Layer } from "effect"
+import type { Duration } from "effect"
+import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import type { PackedPayloads } from "../codec/EnvelopePacker.js"
 import { unpack } from "../codec/EnvelopePacker.js"
@@ -59,15 +60,22 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    *
    * @since 0.1.0
    */
-  static readonly makeWorkerPool = (options: { readonly workers: number; readonly minBatch?: number | undefined }) =>
+  static readonly makeWorkerPool = (options: WorkerPoolOptions) =>
     Effect.gen(function*() {
       const pool = yield* Worker.makePool<GzipRequest, GzipResponse, string>({
         size: Math.max(1, Math.floor(options.workers)),
         concurrency: 1,
         encode: (request) => Effect.as(Transferable.addAll([request.buffer.buffer, request.offsets.buffer]), request)
       }).pipe(
-        Effect.provide(NodeWorker.layer(() => new WorkerThreads.Worker(new URL("./gzipWorker.js", import.meta.url)))),
-        Effect.mapError((cause) => new CompressionError({ reason: `cannot start the compression workers: ${cause.message}`, cause }))
+        Effect.provide(NodeWorker.layer(options.spawn ?? spawnGzipWorker)),
+        Effect.mapError((cause) => new CompressionError({ reason: `cannot start the compression workers: ${cause.message}`, cause })),
+        // A worker that cannot start is retried by the platform for ever, in a start that
+        // does not yield to interruption: stop waiting for it (disconnect) after a bound.
+        Effect.disconnect,
+        Effect.timeoutFail({
+          duration: options.startTimeout ?? "15 seconds",
+          onTimeout: () => new CompressionError({ reason: "the compression workers did not start in time" })
+        })
       )
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
@@ -88,9 +96,72 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    *
    * @since 0.1.0
    */
-  static readonly layerWorkerPool = (options: { readonly workers: number; readonly minBatch?: number | undefined }) =>
-    Layer.scoped(Compressor, Compressor.makeWorkerPool(options))
+  static readonly layerWorkerPool = (options: WorkerPoolOptions) => Layer.scoped(Compressor, Compressor.makeWorkerPool(options))
+
+  /**
+   * The writer's compressor: a worker pool started on the first batch large enough to use
+   * it (a program that only writes small batches never starts a thread) and stopped with the
+   * scope. Until then, and for good if the workers cannot start (a bundler that left the
+   * worker file out, a runtime without worker threads), batches are compressed on the
+   * calling thread, with one warning in the log: compression never waits for ever.
+   *
+   * @since 0.1.0
+   */
+  static readonly makeLazyWorkerPool = (options: WorkerPoolOptions): Effect.Effect<Compressor["Type"], never, Scope.Scope> =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const ready = yield* Deferred.make<Compressor["Type"]>()
+      // The pool starts in a fiber of the given scope, so that a batch interrupted (or
+      // failed) while it starts only stops waiting for it; a pool that fails to start has
+      // its own scope closed, which stops the platform's attempts to respawn its workers.
+      const startPool = Effect.gen(function*() {
+        const poolScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        const pool = yield* Effect.either(Scope.extend(Compressor.makeWorkerPool(options), poolScope))
+        if (Either.isRight(pool)) return pool.right
+        yield* Effect.forkDaemon(Scope.close(poolScope, Exit.void))
+        yield* Effect.logWarning("compression workers unavailable: compressing on the calling thread").pipe(
+          Effect.annotateLogs({ error: pool.left.message })
+        )
+        return Compressor.mainThread
+      })
+      let started = false
+      const start = Effect.suspend(() => {
+        if (started) return Effect.void
+        started = true
+        return Effect.asVoid(Effect.forkIn(Effect.intoDeferred(startPool, ready), scope))
+      })
+      const minBatch = options.minBatch ?? 8
+      return Compressor.of({
+        gzipPacked: (packed, level) =>
+          packed.offsets.length - 1 < minBatch
+            ? Compressor.mainThread.gzipPacked(packed, level)
+            : start.pipe(Effect.zipRight(Deferred.await(ready)), Effect.flatMap((c) => c.gzipPacked(packed, level)))
+      })
+    })
 }
+
+/**
+ * Options of the worker-pool compressors.
+ *
+ * @since 0.1.0
+ */
+export interface WorkerPoolOptions {
+  /** Worker threads (at least 1). */
+  readonly workers: number
+  /** Batches of fewer payloads are compressed on the calling thread. Default 8. */
+  readonly minBatch?: number | undefined
+  /** How long to wait for the workers to start. Default 15 s. */
+  readonly startTimeout?: Duration.DurationInput | undefined
+  /** Starts one worker thread; the default runs this package's gzip worker. */
+  readonly spawn?: ((id: number) => WorkerThreads.Worker) | undefined
+}
+
+/**
+ * A worker thread running the gzip worker. `execArgv` is emptied: the worker is plain
+ * JavaScript, and flags meant for the main program (a TypeScript loader, `--input-type`)
+ * can keep a worker from starting.
+ */
+const spawnGzipWorker = () => new WorkerThreads.Worker(new URL("./gzipWorker.js", import.meta.url), { execArgv: [] })
 
 interface GzipRequest extends PackedPayloads {
   readonly level: number

@@ -7,9 +7,9 @@
  * @since 0.1.0
  */
 import type { ConfigError } from "effect"
-import { Cause, Clock, Config, Context, Deferred, Effect, Exit, Layer, Option, Schedule, ScheduleDecision, Scope, Stream } from "effect"
+import { Cause, Clock, Config, Context, Effect, Exit, Layer, Option, Schedule, ScheduleDecision, Scope, Stream } from "effect"
 import { Compressor } from "../compression/Compressor.js"
-import type { CompressionError, KinesisError, WriteBatchError } from "../errors.js"
+import type { KinesisError, WriteBatchError } from "../errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../services/Kinesis.js"
 import { KinesisMetrics } from "../services/KinesisMetrics.js"
@@ -308,41 +308,15 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
     Layer.scoped(KinesisWriter, Effect.flatMap(config, KinesisWriter.make))
 }
 
-/**
- * The writer's compressor: the calling thread when `workers` is 0; otherwise a pool of
- * worker threads, started on the first batch large enough to use it (a writer that only
- * sees small batches never starts a thread) and stopped with the writer's scope.
- */
+/** The writer's compressor: the calling thread when `workers` is 0, else a lazily started pool. */
 const makeCompressor = (workers: number): Effect.Effect<Compressor["Type"], never, Scope.Scope> =>
-  workers === 0
-    ? Effect.succeed(Compressor.mainThread)
-    : Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const pool = yield* Deferred.make<Compressor["Type"], CompressionError>()
-      // The pool starts in a fiber of the writer's own scope, so that a batch interrupted
-      // (or failed) while it starts only stops waiting for it.
-      let started = false
-      const start = Effect.suspend(() => {
-        if (started) return Effect.void
-        started = true
-        return Effect.asVoid(Effect.forkIn(Effect.intoDeferred(Scope.extend(Compressor.makeWorkerPool({ workers }), scope), pool), scope))
-      })
-      return Compressor.of({
-        gzipPacked: (packed, level) =>
-          packed.offsets.length - 1 < MIN_WORKER_BATCH
-            ? Compressor.mainThread.gzipPacked(packed, level)
-            : start.pipe(Effect.zipRight(Deferred.await(pool)), Effect.flatMap((p) => p.gzipPacked(packed, level)))
-      })
-    })
+  workers === 0 ? Effect.succeed(Compressor.mainThread) : Compressor.makeLazyWorkerPool({ workers })
 
 /** Bytes of a batch's envelopes before and after gzip, summed as chunks are compressed. */
 interface ByteCounts {
   uncompressed: number
   compressed: number
 }
-
-/** Below this many payloads a round trip to a worker costs more than it saves. */
-const MIN_WORKER_BATCH = 8
 
 const emptyResult: WriteResult = {
   records: 0,
