@@ -30,7 +30,12 @@ export interface PackedPayloads {
  */
 export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | "logGroupId" | "schemaName">
 
-const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+/**
+ * Bytes of a protobuf varint encoding `n` (a non-negative 32-bit integer).
+ *
+ * @since 0.1.0
+ */
+export const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 
 /**
  * Packs envelopes for one batch's records, a chunk at a time.

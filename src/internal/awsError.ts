@@ -13,7 +13,8 @@ export interface AwsErrorFacts {
   readonly retryable: boolean
 }
 
-const THROTTLING = new Set([
+/** Throttling and server-side error names: the service may well accept the call a moment later. */
+const THROTTLING_OR_SERVER_BUSY = new Set([
   "ProvisionedThroughputExceededException",
   "ThrottlingException",
   "Throttling",
@@ -51,7 +52,7 @@ const TRANSIENT_NETWORK = new Set([
  * Everything else (not found, access denied, validation) fails at once.
  */
 export const isRetryable = (errorName: string, httpStatus: number | undefined): boolean =>
-  THROTTLING.has(errorName) ||
+  THROTTLING_OR_SERVER_BUSY.has(errorName) ||
   TRANSIENT_NETWORK.has(errorName) ||
   (httpStatus !== undefined && (httpStatus >= 500 || httpStatus === 429))
 

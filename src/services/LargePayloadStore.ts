@@ -148,8 +148,9 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
           locate: (key) => ({ bucket, key }),
           write: (key, bytes) =>
             Effect.sync(() => {
-              objects.set(`${bucket}/${key}`, Uint8Array.from(bytes))
-              return { bucket, key }
+              const location = { bucket, key }
+              objects.set(id(location), Uint8Array.from(bytes))
+              return location
             }),
           read: (location) =>
             Effect.suspend(() => {

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { create, toBinary } from "@bufbuild/protobuf"
+import { varintSize } from "../codec/EnvelopePacker.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema, FileContent, FileFormat } from "../gen/cygnus/v1/data_file_pb.js"
 
@@ -169,8 +170,6 @@ const withSerializedSize = (
   else for (let i = 0; i < length; i++) padding[i] = Math.floor(rand() * 256)
   return create(DataFileV1Schema, { ...dataFile, keyMetadata: padding })
 }
-
-const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 
 const hex = (rand: () => number, digits: number): string => {
   let out = ""
