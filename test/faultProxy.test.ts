@@ -12,8 +12,7 @@
 import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, PutRecordsCommand } from "@aws-sdk/client-kinesis"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
-import type { S3Client } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { NodeHttpHandlerOptions } from "@smithy/types"
 import { Effect } from "effect"
@@ -26,7 +25,7 @@ import { toKinesisError } from "../src/services/Kinesis.js"
 import { toStoreError } from "../src/services/LargePayloadStore.js"
 import type { FaultKind, FaultProxy, FaultProxyOptions, FaultRates } from "./support/FaultProxy.js"
 import { freePort, refusedEndpoint, startFaultProxy } from "./support/FaultProxy.js"
-import { injected, uniqueName } from "./support/names.js"
+import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -246,15 +245,7 @@ describe("FaultProxy (raw HTTP)", () => {
 // Every fault through the real SDK clients, classified by the library.
 // ---------------------------------------------------------------------------------------------
 
-const region = injected("region")
-const kinesisEndpoint = injected("kinesisEndpoint")
-const s3Endpoint = injected("s3Endpoint")
-const directKinesis: KinesisClient = makeKinesisClient(kinesisEndpoint, region)
-const directS3: S3Client = makeS3Client(s3Endpoint, region)
-afterAll(() => {
-  directKinesis.destroy()
-  directS3.destroy()
-})
+const { kinesis: directKinesis, kinesisEndpoint, region, s3: directS3, s3Endpoint } = localClients()
 
 const REQUEST_TIMEOUT = 300
 const DELAY = 1_000

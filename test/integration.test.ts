@@ -8,8 +8,7 @@
  */
 import { equals } from "@bufbuild/protobuf"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
-import type { S3Client } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:net"
 import { Registry } from "prom-client"
@@ -28,19 +27,13 @@ import {
   WriteBatchError
 } from "../src/index.js"
 import type { StoredRecord } from "./support/LocalAws.js"
-import { injected, uniqueName } from "./support/names.js"
-import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
+import { localClients, uniqueName } from "./support/names.js"
+import { createBucket, createStream, makeKinesisClient, readAllRecords } from "./support/LocalAws.js"
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-const region = injected("region")
-const kinesisClient: KinesisClient = makeKinesisClient(injected("kinesisEndpoint"), region)
-const s3Client: S3Client = makeS3Client(injected("s3Endpoint"), region)
+const { kinesis: kinesisClient, region, s3: s3Client } = localClients()
 
-afterAll(() => {
-  kinesisClient.destroy()
-  s3Client.destroy()
-})
 
 const base = {
   logGroupId: "lg-integration",

@@ -30,10 +30,8 @@
  * order concurrent requests arrive in.
  */
 import { equals } from "@bufbuild/protobuf"
-import type { KinesisClient } from "@aws-sdk/client-kinesis"
-import type { S3Client } from "@aws-sdk/client-s3"
 import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Effect, Either, Layer, Logger, LogLevel } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteError, WriteResult } from "../src/index.js"
@@ -52,19 +50,11 @@ import {
 } from "../src/index.js"
 import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"
-import { injected, uniqueName } from "./support/names.js"
+import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
 
-const region = injected("region")
-const kinesisEndpoint = injected("kinesisEndpoint")
-const s3Endpoint = injected("s3Endpoint")
 /** Direct clients, for set-up and for reading back: never through a proxy. */
-const directKinesis: KinesisClient = makeKinesisClient(kinesisEndpoint, region)
-const directS3: S3Client = makeS3Client(s3Endpoint, region)
-afterAll(() => {
-  directKinesis.destroy()
-  directS3.destroy()
-})
+const { kinesis: directKinesis, kinesisEndpoint, region, s3: directS3, s3Endpoint } = localClients()
 
 const RECORDS = 300
 const BATCH = 50
