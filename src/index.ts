@@ -27,7 +27,7 @@
  */
 
 /** Errors: one tagged class per failure domain. @since 0.1.0 */
-export * from "./errors.js"
+export * from "./Errors.js"
 
 /** The generated wire contract (`cygnus.v1`): message types, schemas and enums. @since 0.1.0 */
 export * from "./gen/cygnus/v1/data_file_pb.js"
@@ -35,10 +35,10 @@ export * from "./gen/cygnus/v1/data_file_pb.js"
 export * from "./gen/cygnus/v1/data_file_entry_pb.js"
 
 /** The codec between `DataFileV1` and Kinesis record bytes. @since 0.1.0 */
-export * as RecordCodec from "./codec/RecordCodec.js"
+export * as RecordCodec from "./internal/codec.js"
 
 /** The `Kinesis` service and its layers. @since 0.1.0 */
-export { Kinesis, type PutRecordsEntry, type PutRecordsRequest, type PutRecordsResultEntry, type StreamSummary } from "./services/Kinesis.js"
+export { Kinesis, type PutRecordsEntry, type PutRecordsRequest, type PutRecordsResultEntry, type StreamSummary } from "./Kinesis.js"
 /** The `LargePayloadStore` service: S3 and in-memory. @since 0.1.0 */
 export {
   LargePayloadStore,
@@ -46,12 +46,12 @@ export {
   type PayloadLocation,
   type S3StoreOptions,
   type ServerSideEncryption
-} from "./services/LargePayloadStore.js"
+} from "./LargePayloadStore.js"
 /** The `KinesisMetrics` service: Prometheus, Effect `Metric`, no-op. @since 0.1.0 */
-export { EffectMetrics, KinesisMetrics, LATENCY_BUCKETS, MetricHelp, MetricNames, type PutRecordsOutcome } from "./services/KinesisMetrics.js"
+export { EffectMetrics, KinesisMetrics, LATENCY_BUCKETS, MetricHelp, MetricNames, type PutRecordsOutcome } from "./KinesisMetrics.js"
 
 /** The writer. @since 0.1.0 */
-export { KinesisWriter, type WriteBatchOptions, type WriteError, type WriteResult } from "./writer/KinesisWriter.js"
+export { KinesisWriter, type WriteBatchOptions, type WriteError, type WriteResult } from "./KinesisWriter.js"
 /** The writer's settings. @since 0.1.0 */
 export {
   type KinesisWriterOptions,
@@ -59,26 +59,26 @@ export {
   type ResolvedWriterConfig,
   WriterDefaults,
   writerOptionsConfig
-} from "./writer/WriterConfig.js"
+} from "./internal/config.js"
 /** The retry schedule. @since 0.1.0 */
-export { backoff } from "./writer/Backoff.js"
+export { backoff } from "./internal/backoff.js"
 /** Partition keys. @since 0.1.0 */
-export { distributionBucket, fnv1a32, partitionKey } from "./writer/PartitionKey.js"
+export { distributionBucket, fnv1a32, partitionKey } from "./internal/partitionKey.js"
 /** The single-attempt building blocks. @since 0.1.0 */
-export { type AttemptOutcome, type FailedRecord, planCalls, RETRYABLE_RECORD_ERRORS } from "./writer/Delivery.js"
+export { type AttemptOutcome, type FailedRecord, planCalls, RETRYABLE_RECORD_ERRORS } from "./internal/delivery.js"
 /** @since 0.1.0 */
-export type { PreparedBatch, PrepareError, PreparedRecord } from "./writer/PreparedBatch.js"
+export type { PreparedBatch, PrepareError, PreparedRecord } from "./internal/prepare.js"
 
 /** The reader: Data back to `DataFileInfo` + `DataFileV1`. @since 0.1.0 */
-export * as RecordReader from "./reader/RecordReader.js"
+export * as RecordReader from "./RecordReader.js"
 
 /** A scriptable `Kinesis` test double. @since 0.1.0 */
-export * as KinesisTest from "./testing/KinesisTest.js"
+export * as KinesisTest from "./KinesisTest.js"
 /** Realistic `DataFileV1` records for tests, demos and benchmarks. @since 0.1.0 */
-export * as RecordGenerator from "./testing/RecordGenerator.js"
+export * as RecordGenerator from "./RecordGenerator.js"
 
 /** The Prometheus scrape endpoint (`@effect/platform` HttpServer on Node). @since 0.1.0 */
-export { MetricsServer, MetricsServerDefaults, type MetricsServerOptions } from "./http/MetricsServer.js"
+export { MetricsServer, MetricsServerDefaults, type MetricsServerOptions } from "./MetricsServer.js"
 
 /** A shard-throttling Kinesis simulator with seeded faults, for tests and benchmarks. @since 0.1.0 */
-export * as ShardSimulator from "./testing/ShardSimulator.js"
+export * as ShardSimulator from "./ShardSimulator.js"

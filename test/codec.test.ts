@@ -2,8 +2,8 @@ import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import * as Zlib from "node:zlib"
-import { EnvelopePacker, unpack } from "../src/codec/EnvelopePacker.js"
-import * as RecordCodec from "../src/codec/RecordCodec.js"
+import { EnvelopePacker, unpack } from "../src/internal/envelopePacker.js"
+import * as RecordCodec from "../src/internal/codec.js"
 import { DataFileV1Schema } from "../src/gen/cygnus/v1/data_file_pb.js"
 import {
   DataFileEntryRecordSchema,
@@ -12,7 +12,7 @@ import {
   DataFileVersion,
   LargeDataFileEntrySchema
 } from "../src/gen/cygnus/v1/data_file_entry_pb.js"
-import { makeDataFile, serializedSize } from "../src/testing/RecordGenerator.js"
+import { makeDataFile, serializedSize } from "../src/RecordGenerator.js"
 import { dataFileInfo, dataFileV1 } from "./arbitraries.js"
 
 const RUNS = { numRuns: 250 }

@@ -27,7 +27,7 @@ import { vi } from "vitest"
 import { Cause, Clock, Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, Option, Random, TestClock } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteBatchError, WriteResult } from "../src/index.js"
 import { DataFileV1Schema, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordCodec, RecordGenerator, RecordReader } from "../src/index.js"
-import * as ShardSimulator from "../src/testing/ShardSimulator.js"
+import * as ShardSimulator from "../src/ShardSimulator.js"
 
 /** Seeded record ids: `uuids.next` is reset per seed. */
 const uuids = vi.hoisted(() => ({ next: (): string => "00000000-0000-4000-8000-000000000000" }))

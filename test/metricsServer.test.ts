@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Counter, Gauge, Registry } from "prom-client"
-import { MetricsServer } from "../src/http/MetricsServer.js"
-import { KinesisMetrics } from "../src/services/KinesisMetrics.js"
-import { LargePayloadStore } from "../src/services/LargePayloadStore.js"
-import * as KinesisTest from "../src/testing/KinesisTest.js"
-import * as RecordGenerator from "../src/testing/RecordGenerator.js"
-import { KinesisWriter } from "../src/writer/KinesisWriter.js"
+import { MetricsServer } from "../src/MetricsServer.js"
+import { KinesisMetrics } from "../src/KinesisMetrics.js"
+import { LargePayloadStore } from "../src/LargePayloadStore.js"
+import * as KinesisTest from "../src/KinesisTest.js"
+import * as RecordGenerator from "../src/RecordGenerator.js"
+import { KinesisWriter } from "../src/KinesisWriter.js"
 
 interface Scraped {
   readonly status: number

@@ -11,7 +11,7 @@ import {
   RecordGenerator,
   RecordReader
 } from "../src/index.js"
-import { KinesisTestRecorder } from "../src/testing/KinesisTest.js"
+import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 /** Writes a batch through the double and returns the Data of every record sent, the store's view and the ids. */

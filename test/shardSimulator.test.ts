@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Exit, TestClock } from "effect"
 import { createHash } from "node:crypto"
-import type { PutRecordsEntry, PutRecordsResultEntry } from "../src/services/Kinesis.js"
-import { prng } from "../src/testing/RecordGenerator.js"
-import * as ShardSimulator from "../src/testing/ShardSimulator.js"
+import type { PutRecordsEntry, PutRecordsResultEntry } from "../src/Kinesis.js"
+import { prng } from "../src/RecordGenerator.js"
+import * as ShardSimulator from "../src/ShardSimulator.js"
 
 /** The shard of a key on 4 evenly split shards, computed apart from the simulator: the top 2 bits of its MD5. */
 const shardOf4 = (key: string) => createHash("md5").update(key, "utf8").digest()[0]! >> 6

@@ -1,7 +1,7 @@
 import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
-import { Compressor } from "../src/compression/Compressor.js"
+import { Compressor } from "../src/Compressor.js"
 import {
   CompressionError,
   DataFileV1Schema,
@@ -13,7 +13,7 @@ import {
   RecordGenerator,
   RecordReader
 } from "../src/index.js"
-import { KinesisTestRecorder } from "../src/testing/KinesisTest.js"
+import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { baseOptions, countingStore, writerLayer } from "./support/writerLayers.js"
 
 const records = (n: number, columns = 8) => RecordGenerator.makeDataFiles(n, { columns })

@@ -30,7 +30,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import { Agent, createServer, request as httpRequest } from "node:http"
 import type { AddressInfo, Socket } from "node:net"
 import { createServer as createNetServer } from "node:net"
-import { prng } from "../../src/testing/RecordGenerator.js"
+import { prng } from "../../src/RecordGenerator.js"
 
 const LOOPBACK = "127.0.0.1"
 

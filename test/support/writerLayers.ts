@@ -1,9 +1,9 @@
 import { Effect, Layer } from "effect"
 import type { KinesisWriterOptions } from "../../src/index.js"
 import { KinesisMetrics, KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
-import type { PutRecordsScript } from "../../src/testing/KinesisTest.js"
-import type { Compressor } from "../../src/compression/Compressor.js"
-import type { MemoryStore } from "../../src/services/LargePayloadStore.js"
+import type { PutRecordsScript } from "../../src/KinesisTest.js"
+import type { Compressor } from "../../src/Compressor.js"
+import type { MemoryStore } from "../../src/LargePayloadStore.js"
 
 export const baseOptions = {
   streamName: "test-stream",

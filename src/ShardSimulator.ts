@@ -49,9 +49,9 @@
  */
 import { Clock, Context, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
-import { KinesisError } from "../errors.js"
-import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "../services/Kinesis.js"
-import { Kinesis } from "../services/Kinesis.js"
+import { KinesisError } from "./Errors.js"
+import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
+import { Kinesis } from "./Kinesis.js"
 import { prng } from "./RecordGenerator.js"
 
 /**

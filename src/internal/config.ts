@@ -6,8 +6,8 @@
  * @since 0.1.0
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
-import { DEFAULT_COMPRESSION_LEVEL } from "../codec/RecordCodec.js"
-import { longestPartitionKey } from "./PartitionKey.js"
+import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
+import { longestPartitionKey } from "./partitionKey.js"
 
 /**
  * What a caller sets. Only the first four are required.

@@ -7,8 +7,8 @@
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
 import { Context, Effect, Layer } from "effect"
-import { LargePayloadStoreError } from "../errors.js"
-import { awsErrorFacts } from "../internal/awsError.js"
+import { LargePayloadStoreError } from "./Errors.js"
+import { awsErrorFacts } from "./internal/awsError.js"
 
 /**
  * Where a large payload lives.

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
-import type { DataFileInfoFields } from "./RecordCodec.js"
+import type { DataFileInfoFields } from "./codec.js"
 
 /**
  * Payloads packed into one buffer: payload `i` is `buffer[offsets[i]..offsets[i + 1])`.

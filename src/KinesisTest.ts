@@ -20,9 +20,9 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
-import { KinesisError } from "../errors.js"
-import type { PutRecordsRequest, PutRecordsResultEntry, StreamSummary } from "../services/Kinesis.js"
-import { Kinesis } from "../services/Kinesis.js"
+import { KinesisError } from "./Errors.js"
+import type { PutRecordsRequest, PutRecordsResultEntry, StreamSummary } from "./Kinesis.js"
+import { Kinesis } from "./Kinesis.js"
 
 /**
  * One recorded PutRecords call: its 0-based index among the double's calls and its request.

@@ -13,10 +13,10 @@ import { NodeWorker } from "@effect/platform-node"
 import type { Duration } from "effect"
 import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as WorkerThreads from "node:worker_threads"
-import type { PackedPayloads } from "../codec/EnvelopePacker.js"
-import { unpack } from "../codec/EnvelopePacker.js"
-import { gzipSync } from "../codec/RecordCodec.js"
-import { CompressionError } from "../errors.js"
+import type { PackedPayloads } from "./internal/envelopePacker.js"
+import { unpack } from "./internal/envelopePacker.js"
+import { gzipSync } from "./internal/codec.js"
+import { CompressionError } from "./Errors.js"
 
 /**
  * gzip of a batch of payloads, in order.
@@ -161,7 +161,7 @@ export interface WorkerPoolOptions {
  * JavaScript, and flags meant for the main program (a TypeScript loader, `--input-type`)
  * can keep a worker from starting.
  */
-const spawnGzipWorker = () => new WorkerThreads.Worker(new URL("./gzipWorker.js", import.meta.url), { execArgv: [] })
+const spawnGzipWorker = () => new WorkerThreads.Worker(new URL("./internal/gzipWorker.js", import.meta.url), { execArgv: [] })
 
 interface GzipRequest extends PackedPayloads {
   readonly level: number

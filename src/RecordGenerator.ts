@@ -8,9 +8,9 @@
  * @since 0.1.0
  */
 import { create, toBinary } from "@bufbuild/protobuf"
-import { varintSize } from "../codec/EnvelopePacker.js"
-import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
-import { DataFileV1Schema, FileContent, FileFormat } from "../gen/cygnus/v1/data_file_pb.js"
+import { varintSize } from "./internal/envelopePacker.js"
+import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
+import { DataFileV1Schema, FileContent, FileFormat } from "./gen/cygnus/v1/data_file_pb.js"
 
 /**
  * Options of {@link makeDataFile}.

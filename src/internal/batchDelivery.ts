@@ -7,11 +7,11 @@
  */
 import type { Schedule } from "effect"
 import { Effect } from "effect"
-import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../errors.js"
-import { WriteBatchError } from "../errors.js"
-import type { AttemptOutcome } from "./Delivery.js"
-import { DeliveryLedger } from "./Delivery.js"
-import type { BatchEntry, PreparedRecord } from "./PreparedBatch.js"
+import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"
+import { WriteBatchError } from "../Errors.js"
+import type { AttemptOutcome } from "./delivery.js"
+import { DeliveryLedger } from "./delivery.js"
+import type { BatchEntry, PreparedRecord } from "./prepare.js"
 
 const RetryPending = { _tag: "RetryPending" } as const
 

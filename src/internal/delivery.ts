@@ -7,13 +7,13 @@
  * @since 0.1.0
  */
 import { Clock, Duration, Effect } from "effect"
-import { KinesisError } from "../errors.js"
-import { mayHaveBeenApplied } from "../internal/awsError.js"
-import { Kinesis } from "../services/Kinesis.js"
-import { KinesisMetrics } from "../services/KinesisMetrics.js"
-import type { PreparedRecord } from "./PreparedBatch.js"
-import type { ResolvedWriterConfig } from "./WriterConfig.js"
-import { WriterDefaults } from "./WriterConfig.js"
+import { KinesisError } from "../Errors.js"
+import { mayHaveBeenApplied } from "./awsError.js"
+import { Kinesis } from "../Kinesis.js"
+import { KinesisMetrics } from "../KinesisMetrics.js"
+import type { PreparedRecord } from "./prepare.js"
+import type { ResolvedWriterConfig } from "./config.js"
+import { WriterDefaults } from "./config.js"
 
 /**
  * Per-record error codes worth sending again (DESIGN §2).

@@ -7,12 +7,12 @@
  */
 import { Effect } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
-import { decodeRecordDataSync, parseStandardEntrySync } from "../codec/RecordCodec.js"
-import { DecodeError } from "../errors.js"
-import type { LargePayloadStoreError } from "../errors.js"
-import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
-import type { DataFileInfo, LargeDataFileEntry } from "../gen/cygnus/v1/data_file_entry_pb.js"
-import { LargePayloadStore } from "../services/LargePayloadStore.js"
+import { decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
+import { DecodeError } from "./Errors.js"
+import type { LargePayloadStoreError } from "./Errors.js"
+import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
+import type { DataFileInfo, LargeDataFileEntry } from "./gen/cygnus/v1/data_file_entry_pb.js"
+import { LargePayloadStore } from "./LargePayloadStore.js"
 
 /**
  * A record read back.

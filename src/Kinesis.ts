@@ -7,8 +7,8 @@
 import type { KinesisClientConfig } from "@aws-sdk/client-kinesis"
 import { DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from "@aws-sdk/client-kinesis"
 import { Config, Context, Effect, Layer, Option } from "effect"
-import { KinesisError } from "../errors.js"
-import { awsErrorFacts } from "../internal/awsError.js"
+import { KinesisError } from "./Errors.js"
+import { awsErrorFacts } from "./internal/awsError.js"
 
 /**
  * One record of a PutRecords call.
