@@ -10,14 +10,7 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import * as Zlib from "node:zlib"
 import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry } from "../src/index.js"
-import {
-  DataFileEntryRecordSchema,
-  DataFileVersion,
-  Kinesis,
-  KinesisMetrics,
-  KinesisWriter,
-  LargePayloadStore
-} from "../src/index.js"
+import { DataFileEntryRecordSchema, DataFileVersion, Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
 
 // ---------------------------------------------------------------------------------------------
 // Machine and load

@@ -12,7 +12,8 @@
  * markers; the figures go to the parent over IPC.
  */
 import { Worker } from "node:worker_threads"
-import { KinesisWriter, RecordGenerator } from "../src/index.js"
+import { KinesisWriter } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import { writerRuntime } from "./common.js"
 
 const count = Number(process.argv[2] ?? "100000")

@@ -8,7 +8,8 @@
 import { create, toBinary } from "@bufbuild/protobuf"
 import { randomUUID } from "node:crypto"
 import * as Zlib from "node:zlib"
-import { DataFileEntryRecordSchema, DataFileV1Schema, DataFileVersion, RecordCodec, RecordGenerator } from "../src/index.js"
+import { DataFileEntryRecordSchema, DataFileV1Schema, DataFileVersion, RecordCodec } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import { fixed, median, section, table, WRITER_BASE } from "./common.js"
 
 const RECORDS = 2_000

@@ -8,7 +8,8 @@
 import type { Layer } from "effect"
 import { availableParallelism } from "node:os"
 import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
-import { KinesisTest, KinesisWriter, RecordGenerator } from "../src/index.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
+import { KinesisWriter } from "../src/index.js"
 import type { Candidate, Measure } from "./common.js"
 import {
   cycle,

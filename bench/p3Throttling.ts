@@ -7,7 +7,8 @@
  * producer is waiting on it, so encoding and compression take no simulated time.
  */
 import { Chunk, Clock, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
-import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordGenerator, ShardSimulator, WriterDefaults } from "../src/index.js"
+import { KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
+import { RecordGenerator, ShardSimulator } from "../src/testing.js"
 import { fixed, int, pct, quietLogs, section, table, WRITER_BASE } from "./common.js"
 
 export const P3_SECONDS = 60

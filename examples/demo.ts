@@ -22,16 +22,9 @@ import type { Scope } from "effect"
 import { Cause, Console, Data, Duration, Effect, Either, Layer, Option } from "effect"
 import { Registry } from "prom-client"
 import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
-import {
-  DataFileV1Schema,
-  Kinesis,
-  KinesisMetrics,
-  MetricsServer,
-  KinesisWriter,
-  LargePayloadStore,
-  RecordGenerator,
-  RecordReader
-} from "../src/index.js"
+import { DataFileV1Schema, Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordReader } from "../src/index.js"
+import { MetricsServer } from "../src/prometheus.js"
+import { RecordGenerator } from "../src/testing.js"
 import type { LocalAws, StoredRecord } from "../test/support/LocalAws.js"
 import {
   createBucket,

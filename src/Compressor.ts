@@ -9,11 +9,12 @@
  */
 import * as Transferable from "@effect/platform/Transferable"
 import * as Worker from "@effect/platform/Worker"
-import { NodeWorker } from "@effect/platform-node"
 import type { Duration } from "effect"
 import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import type { PackedPayloads } from "./internal/envelopePacker.js"
+
+export type { PackedPayloads } from "./internal/envelopePacker.js"
 import { unpack } from "./internal/envelopePacker.js"
 import { gzipSync } from "./internal/codec.js"
 import { CompressionError } from "./Errors.js"
@@ -23,16 +24,13 @@ import { CompressionError } from "./Errors.js"
  *
  * @since 0.1.0
  */
-export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<Compressor, {
-  /** gzip of each payload of a packed buffer, in order. The buffer may be transferred: do not use it afterwards. */
-  readonly gzipPacked: (payloads: PackedPayloads, level: number) => Effect.Effect<Array<Uint8Array>, CompressionError>
-}>() {
+export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<Compressor, Compressor.Service>() {
   /**
    * gzip on the calling thread, one payload after another.
    *
    * @since 0.1.0
    */
-  static readonly mainThread: Compressor["Type"] = Compressor.of({
+  static readonly mainThread: Compressor.Service = Compressor.of({
     gzipPacked: (packed, level) =>
       Effect.suspend(() => {
         const payloads = unpack(packed)
@@ -62,6 +60,11 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    */
   static readonly makeWorkerPool = (options: WorkerPoolOptions) =>
     Effect.gen(function*() {
+      const NodeWorker = yield* Effect.tryPromise({
+        try: () => import("@effect/platform-node/NodeWorker"),
+        catch: (cause) =>
+          new CompressionError({ reason: `worker threads need @effect/platform-node: ${String(cause)}`, cause })
+      })
       const pool = yield* Worker.makePool<GzipRequest, GzipResponse, string>({
         size: Math.max(1, Math.floor(options.workers)),
         concurrency: 1,
@@ -107,10 +110,10 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    *
    * @since 0.1.0
    */
-  static readonly makeLazyWorkerPool = (options: WorkerPoolOptions): Effect.Effect<Compressor["Type"], never, Scope.Scope> =>
+  static readonly makeLazyWorkerPool = (options: WorkerPoolOptions): Effect.Effect<Compressor.Service, never, Scope.Scope> =>
     Effect.gen(function*() {
       const scope = yield* Effect.scope
-      const ready = yield* Deferred.make<Compressor["Type"]>()
+      const ready = yield* Deferred.make<Compressor.Service>()
       // The pool starts in a fiber of the given scope, so that a batch interrupted (or
       // failed) while it starts only stops waiting for it; a pool that fails to start has
       // its own scope closed, which stops the platform's attempts to respawn its workers.
@@ -138,6 +141,21 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
             : start.pipe(Effect.zipRight(Deferred.await(ready)), Effect.flatMap((c) => c.gzipPacked(packed, level)))
       })
     })
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace Compressor {
+  /**
+   * What `yield* Compressor` gives.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** gzip of each payload of a packed buffer, in order. The buffer may be transferred: do not use it afterwards. */
+    readonly gzipPacked: (payloads: PackedPayloads, level: number) => Effect.Effect<Array<Uint8Array>, CompressionError>
+  }
 }
 
 /**

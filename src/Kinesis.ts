@@ -6,9 +6,11 @@
  */
 import type { KinesisClientConfig } from "@aws-sdk/client-kinesis"
 import { DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from "@aws-sdk/client-kinesis"
+import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer, Option } from "effect"
 import { KinesisError } from "./Errors.js"
-import { awsErrorFacts } from "./internal/awsError.js"
+import { toKinesisError } from "./internal/awsError.js"
+import { Attributes, SpanNames } from "./internal/spans.js"
 
 /**
  * One record of a PutRecords call.
@@ -63,18 +65,13 @@ export interface StreamSummary {
  *
  * @since 0.1.0
  */
-export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesis, {
-  /** One PutRecords call. A per-record failure is an outcome, not an error. */
-  readonly putRecords: (request: PutRecordsRequest) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
-  /** One DescribeStreamSummary call, by name, or by ARN when one is given (cross-account). */
-  readonly describeStreamSummary: (streamName: string, streamArn?: string) => Effect.Effect<StreamSummary, KinesisError>
-}>() {
+export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesis, Kinesis.Service>() {
   /**
    * The service over an SDK client. The client stays the caller's to configure and destroy.
    *
    * @since 0.1.0
    */
-  static readonly make = (client: KinesisClient): Kinesis["Type"] =>
+  static readonly make = (client: KinesisClient): Kinesis.Service =>
     Kinesis.of({
       putRecords: (request) =>
         Effect.tryPromise({
@@ -87,7 +84,13 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
               { abortSignal: signal }
             ),
           catch: toKinesisError("PutRecords", request.streamName)
-        }).pipe(Effect.flatMap((output) => resultEntries(request, output.Records))),
+        }).pipe(
+          Effect.flatMap((output) => resultEntries(request, output.Records)),
+          Effect.withSpan(SpanNames.putRecords, {
+            kind: "client",
+            attributes: { [Attributes.streamName]: request.streamName, [Attributes.records]: request.records.length }
+          })
+        ),
       describeStreamSummary: (streamName, streamArn) =>
         Effect.tryPromise({
           try: (signal) =>
@@ -96,12 +99,18 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
               { abortSignal: signal }
             ),
           catch: toKinesisError("DescribeStreamSummary", streamName)
-        }).pipe(Effect.map(({ StreamDescriptionSummary: s }) => ({
-          streamName,
-          status: s?.StreamStatus ?? "UNKNOWN",
-          openShardCount: s?.OpenShardCount ?? 0,
-          maxRecordSizeInKiB: s?.MaxRecordSizeInKiB
-        })))
+        }).pipe(
+          Effect.map(({ StreamDescriptionSummary: s }) => ({
+            streamName,
+            status: s?.StreamStatus ?? "UNKNOWN",
+            openShardCount: s?.OpenShardCount ?? 0,
+            maxRecordSizeInKiB: s?.MaxRecordSizeInKiB
+          })),
+          Effect.withSpan(SpanNames.describeStreamSummary, {
+            kind: "client",
+            attributes: { [Attributes.streamName]: streamName }
+          })
+        )
     })
 
   /**
@@ -136,32 +145,64 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
 
   /**
    * {@link Kinesis.layerClient} with the region and an optional endpoint read through Effect
-   * `Config` (by default `AWS_REGION` and `KINESIS_ENDPOINT`); credentials come from the SDK's
-   * default chain.
+   * `Config`: the caller says where each comes from; by default `AWS_REGION` and
+   * `KINESIS_ENDPOINT` ({@link Kinesis.fromEnv}). Credentials come from the SDK's default chain.
+   * For a local emulator (kinesalite, LocalStack), which speaks HTTP/1.1 only, build the
+   * client yourself with `requestHandler: new NodeHttpHandler()` and use {@link Kinesis.layer}.
+   *
+   * @example
+   * ```ts
+   * const KinesisLive = Kinesis.layerConfig({ region: Config.string("ORDERS_REGION"), endpoint: Config.succeed(undefined) })
+   * ```
    *
    * @since 0.1.0
    */
   static readonly layerConfig = (
-    config: Config.Config<{ readonly region: string; readonly endpoint: Option.Option<string> }> = Config.all({
-      region: Config.string("AWS_REGION"),
-      endpoint: Config.option(Config.string("KINESIS_ENDPOINT"))
-    })
-  ) =>
+    config: Config.Config.Wrap<KinesisClientOptions> = Kinesis.fromEnv
+  ): Layer.Layer<Kinesis, ConfigError.ConfigError> =>
     Layer.unwrapEffect(
-      Effect.map(config, ({ endpoint, region }) =>
-        Kinesis.layerClient({ region, ...(Option.isSome(endpoint) ? { endpoint: endpoint.value } : {}) }))
+      Effect.map(Config.unwrap(config), ({ endpoint, region }) =>
+        Kinesis.layerClient({ region, ...(endpoint === undefined ? {} : { endpoint }) }))
     )
+
+  /**
+   * Where {@link Kinesis.layerConfig} reads by default: `AWS_REGION` and, optionally,
+   * `KINESIS_ENDPOINT`.
+   *
+   * @since 0.1.0
+   */
+  static readonly fromEnv: Config.Config.Wrap<KinesisClientOptions> = {
+    region: Config.string("AWS_REGION"),
+    endpoint: Config.map(Config.option(Config.string("KINESIS_ENDPOINT")), Option.getOrUndefined)
+  }
 }
 
 /**
- * Maps an error thrown by the Kinesis SDK (or the network under it) to a `KinesisError`,
- * with its `retryable` flag from one predicate shared with the S3 store.
+ * @since 0.1.0
+ */
+export declare namespace Kinesis {
+  /**
+   * What `yield* Kinesis` gives.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** One PutRecords call. A per-record failure is an outcome, not an error. */
+    readonly putRecords: (request: PutRecordsRequest) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
+    /** One DescribeStreamSummary call, by name, or by ARN when one is given (cross-account). */
+    readonly describeStreamSummary: (streamName: string, streamArn?: string) => Effect.Effect<StreamSummary, KinesisError>
+  }
+}
+
+/**
+ * What {@link Kinesis.layerConfig} reads.
  *
  * @since 0.1.0
  */
-export const toKinesisError = (operation: string, streamName: string) => (cause: unknown): KinesisError => {
-  const facts = awsErrorFacts(cause)
-  return new KinesisError({ operation, streamName, ...facts, cause })
+export interface KinesisClientOptions {
+  readonly region: string
+  /** An endpoint other than AWS's, e.g. LocalStack's. */
+  readonly endpoint?: string | undefined
 }
 
 const resultEntries = (

@@ -1,5 +1,5 @@
 /**
- * The `KinesisMetrics` service: the writer's counters and latency histogram (DESIGN §4),
+ * The `KinesisMetrics` service: the writer's counters and latency histogram (the metrics contract),
  * every one labelled with `stream_name`. Layers for a prom-client registry, for Effect's own
  * `Metric` API (OpenTelemetry exporters), and a no-op.
  *
@@ -15,42 +15,10 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Metric, MetricBoundaries } from "effect"
-import { Counter, Histogram, type Registry } from "prom-client"
+import type { Registry } from "prom-client"
+import { LATENCY_BUCKETS, MetricHelp, MetricNames } from "./internal/metricNames.js"
 
-/**
- * The metric names: part of the contract, dashboards depend on them.
- *
- * @since 0.1.0
- */
-export const MetricNames = {
-  writeAttempts: "kinesis_write_attempts_total",
-  writeSuccess: "kinesis_write_success_total",
-  failedRecords: "kinesis_failed_records_total",
-  largePayloads: "kinesis_large_payloads_total",
-  batchWriteFailures: "kinesis_batch_write_failures_total",
-  writeLatency: "kinesis_write_latency_seconds"
-} as const
-
-/**
- * Prometheus' default histogram buckets, in seconds.
- *
- * @since 0.1.0
- */
-export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-
-/**
- * What each metric counts, as its help text.
- *
- * @since 0.1.0
- */
-export const MetricHelp: Record<keyof typeof MetricNames, string> = {
-  writeAttempts: "PutRecords calls made",
-  writeSuccess: "PutRecords calls in which every record was written",
-  failedRecords: "Records that failed in a PutRecords call",
-  largePayloads: "Records offloaded to the large-payload store",
-  batchWriteFailures: "PutRecords calls or payload builds that failed as a whole",
-  writeLatency: "Duration of one PutRecords call in seconds"
-}
+export { MetricNames } from "./internal/metricNames.js"
 
 const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">) =>
   Metric.counter(MetricNames[metric], { description: MetricHelp[metric], incremental: true })
@@ -90,18 +58,18 @@ export interface PutRecordsOutcome {
  *
  * @since 0.1.0
  */
-export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMetrics")<KinesisMetrics, {
-  /** One PutRecords call: an attempt, its latency, success or its failed records. */
-  readonly putRecords: (outcome: PutRecordsOutcome) => Effect.Effect<void>
-  /** Records offloaded to the large-payload store. */
-  readonly largePayloads: (streamName: string, count: number) => Effect.Effect<void>
-  /** A payload build that failed as a whole (the call failures are counted by `putRecords`). */
-  readonly batchWriteFailure: (streamName: string) => Effect.Effect<void>
-}>() {
+export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMetrics")<
+  KinesisMetrics,
+  KinesisMetrics.Service
+>() {
   /**
    * Metrics on a prom-client `Registry`: the one given, never the global one unless it is
    * the one given. Several writers (for different streams) may share a registry: the
    * metrics are created once per registry and labelled by stream.
+   *
+   * prom-client is an optional peer dependency, loaded when this layer is built; the same
+   * layer is `PrometheusMetrics.layer` in `cygnus-kinesis-writer/prometheus`, beside the
+   * `/metrics` server.
    *
    * @example
    * ```ts
@@ -114,47 +82,15 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    * @since 0.1.0
    */
   static readonly layerPrometheus = (registry: Registry): Layer.Layer<KinesisMetrics> =>
-    Layer.sync(KinesisMetrics, () => KinesisMetrics.makePrometheus(registry))
-
-  /**
-   * The service behind {@link KinesisMetrics.layerPrometheus}.
-   *
-   * @since 0.1.0
-   */
-  static readonly makePrometheus = (registry: Registry): KinesisMetrics["Type"] => {
-    const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">): Counter<"stream_name"> =>
-      (registry.getSingleMetric(MetricNames[metric]) as Counter<"stream_name"> | undefined) ??
-        new Counter({ name: MetricNames[metric], help: MetricHelp[metric], labelNames: ["stream_name"], registers: [registry] })
-    const attempts = counter("writeAttempts")
-    const success = counter("writeSuccess")
-    const failed = counter("failedRecords")
-    const large = counter("largePayloads")
-    const batchFailures = counter("batchWriteFailures")
-    const latency = (registry.getSingleMetric(MetricNames.writeLatency) as Histogram<"stream_name"> | undefined) ??
-      new Histogram({
-        name: MetricNames.writeLatency,
-        help: MetricHelp.writeLatency,
-        labelNames: ["stream_name"],
-        buckets: [...LATENCY_BUCKETS],
-        registers: [registry]
-      })
-    return KinesisMetrics.of({
-      putRecords: (o) =>
-        Effect.sync(() => {
-          const labels = { stream_name: o.streamName }
-          attempts.inc(labels)
-          latency.observe(labels, o.seconds)
-          if (o.failedRecords > 0) failed.inc(labels, o.failedRecords)
-          if (o.callFailed) batchFailures.inc(labels)
-          else if (o.failedRecords === 0) success.inc(labels)
-        }),
-      largePayloads: (streamName, count) =>
-        Effect.sync(() => {
-          if (count > 0) large.inc({ stream_name: streamName }, count)
-        }),
-      batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName }))
-    })
-  }
+    Layer.effect(
+      KinesisMetrics,
+      Effect.tryPromise(() => import("./internal/prometheus.js")).pipe(
+        Effect.map((prometheus) => prometheus.make(registry)),
+        Effect.orDieWith((cause) =>
+          new Error(`KinesisMetrics.layerPrometheus needs the prom-client package (npm install prom-client@^15): ${String(cause)}`)
+        )
+      )
+    )
 
   /**
    * Metrics through Effect's own `Metric` API (for applications that export with
@@ -191,4 +127,23 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
     KinesisMetrics,
     KinesisMetrics.of({ putRecords: () => Effect.void, largePayloads: () => Effect.void, batchWriteFailure: () => Effect.void })
   )
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace KinesisMetrics {
+  /**
+   * What `yield* KinesisMetrics` gives. Each method is cheap and never fails.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** One PutRecords call: an attempt, its latency, success or its failed records. */
+    readonly putRecords: (outcome: PutRecordsOutcome) => Effect.Effect<void>
+    /** Records offloaded to the large-payload store. */
+    readonly largePayloads: (streamName: string, count: number) => Effect.Effect<void>
+    /** A payload build that failed as a whole (the call failures are counted by `putRecords`). */
+    readonly batchWriteFailure: (streamName: string) => Effect.Effect<void>
+  }
 }

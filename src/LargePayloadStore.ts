@@ -5,10 +5,13 @@
  *
  * @since 0.1.0
  */
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
-import { Context, Effect, Layer } from "effect"
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
+import type { ConfigError } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
 import { LargePayloadStoreError } from "./Errors.js"
-import { awsErrorFacts } from "./internal/awsError.js"
+import { toStoreError } from "./internal/awsError.js"
+import { optional } from "./internal/config.js"
+import { Attributes, SpanNames } from "./internal/spans.js"
 
 /**
  * Where a large payload lives.
@@ -52,19 +55,16 @@ export interface S3StoreOptions {
  *
  * @since 0.1.0
  */
-export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargePayloadStore")<LargePayloadStore, {
-  /** Where `write(key, …)` puts its payload (the store may prefix the key). */
-  readonly locate: (key: string) => PayloadLocation
-  readonly write: (key: string, bytes: Uint8Array) => Effect.Effect<PayloadLocation, LargePayloadStoreError>
-  readonly read: (location: PayloadLocation) => Effect.Effect<Uint8Array, LargePayloadStoreError>
-  readonly delete: (location: PayloadLocation) => Effect.Effect<void, LargePayloadStoreError>
-}>() {
+export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargePayloadStore")<
+  LargePayloadStore,
+  LargePayloadStore.Service
+>() {
   /**
    * The S3 store over a client the caller built.
    *
    * @since 0.1.0
    */
-  static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore["Type"] => {
+  static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore.Service => {
     const { bucket, client } = options
     const owner = options.expectedBucketOwner === undefined ? {} : { ExpectedBucketOwner: options.expectedBucketOwner }
     const sse = options.serverSideEncryption === undefined
@@ -92,7 +92,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
               { abortSignal: signal }
             ),
           catch: toStoreError("write", location)
-        }).pipe(Effect.as(location))
+        }).pipe(Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
       },
       read: (location) =>
         Effect.tryPromise({
@@ -101,7 +101,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
               abortSignal: signal
             }).then((output) => output.Body === undefined ? new Uint8Array(0) : output.Body.transformToByteArray()),
           catch: toStoreError("read", location)
-        }),
+        }).pipe(traced(SpanNames.storeRead, location)),
       delete: (location) =>
         Effect.tryPromise({
           try: (signal) =>
@@ -109,7 +109,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
               abortSignal: signal
             }),
           catch: toStoreError("delete", location)
-        }).pipe(Effect.asVoid)
+        }).pipe(Effect.asVoid, traced(SpanNames.storeDelete, location))
     })
   }
 
@@ -132,6 +132,67 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    */
   static readonly layerS3 = (options: S3StoreOptions): Layer.Layer<LargePayloadStore> =>
     Layer.succeed(LargePayloadStore, LargePayloadStore.makeS3(options))
+
+  /**
+   * Large payloads in S3, the store's settings read through Effect `Config` (the caller says
+   * where each comes from; by default {@link LargePayloadStore.fromEnv}), with an S3 client
+   * the layer builds (region and optional endpoint from the same settings, credentials from
+   * the SDK's default chain) and destroys when its scope closes.
+   *
+   * @example
+   * ```ts
+   * const StoreLive = LargePayloadStore.layerS3Config() // LARGE_PAYLOAD_BUCKET, AWS_REGION, …
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layerS3Config = (
+    config: Config.Config.Wrap<S3StoreSettings> = LargePayloadStore.fromEnv
+  ): Layer.Layer<LargePayloadStore, ConfigError.ConfigError> =>
+    Layer.scoped(
+      LargePayloadStore,
+      Effect.gen(function*() {
+        const settings = yield* Config.unwrap(config)
+        const client = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            new S3Client({
+              region: settings.region,
+              ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint, forcePathStyle: true })
+            })
+          ),
+          (client) => Effect.sync(() => client.destroy())
+        )
+        return LargePayloadStore.makeS3({
+          client,
+          bucket: settings.bucket,
+          keyPrefix: settings.keyPrefix,
+          expectedBucketOwner: settings.expectedBucketOwner,
+          serverSideEncryption: settings.kmsKeyId !== undefined
+            ? { _tag: "SSE-KMS", kmsKeyId: settings.kmsKeyId }
+            : settings.serverSideEncryption === "SSE-S3"
+            ? { _tag: "SSE-S3" }
+            : undefined
+        })
+      })
+    )
+
+  /**
+   * Where {@link LargePayloadStore.layerS3Config} reads by default: `LARGE_PAYLOAD_BUCKET`,
+   * `AWS_REGION` (required); `LARGE_PAYLOAD_KEY_PREFIX`, `LARGE_PAYLOAD_EXPECTED_BUCKET_OWNER`,
+   * `LARGE_PAYLOAD_KMS_KEY_ID` (SSE-KMS), `LARGE_PAYLOAD_SSE` (`SSE-S3`) and `S3_ENDPOINT`
+   * (optional).
+   *
+   * @since 0.1.0
+   */
+  static readonly fromEnv: Config.Config.Wrap<S3StoreSettings> = {
+    bucket: Config.string("LARGE_PAYLOAD_BUCKET"),
+    region: Config.string("AWS_REGION"),
+    endpoint: optional(Config.string("S3_ENDPOINT")),
+    keyPrefix: optional(Config.string("LARGE_PAYLOAD_KEY_PREFIX")),
+    expectedBucketOwner: optional(Config.string("LARGE_PAYLOAD_EXPECTED_BUCKET_OWNER")),
+    kmsKeyId: optional(Config.string("LARGE_PAYLOAD_KMS_KEY_ID")),
+    serverSideEncryption: optional(Config.literal("SSE-S3")("LARGE_PAYLOAD_SSE"))
+  }
 
   /**
    * An in-memory store, for tests and local runs: objects live as long as the layer.
@@ -182,19 +243,57 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
 }
 
 /**
+ * @since 0.1.0
+ */
+export declare namespace LargePayloadStore {
+  /**
+   * What `yield* LargePayloadStore` gives.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** Where `write(key, …)` puts its payload (the store may prefix the key). */
+    readonly locate: (key: string) => PayloadLocation
+    readonly write: (key: string, bytes: Uint8Array) => Effect.Effect<PayloadLocation, LargePayloadStoreError>
+    readonly read: (location: PayloadLocation) => Effect.Effect<Uint8Array, LargePayloadStoreError>
+    readonly delete: (location: PayloadLocation) => Effect.Effect<void, LargePayloadStoreError>
+  }
+}
+
+/**
+ * What {@link LargePayloadStore.layerS3Config} reads.
+ *
+ * @since 0.1.0
+ */
+export interface S3StoreSettings {
+  readonly bucket: string
+  readonly region: string
+  /** An endpoint other than AWS's (LocalStack, s3rver); path-style addressing is then used. */
+  readonly endpoint?: string | undefined
+  readonly keyPrefix?: string | undefined
+  readonly expectedBucketOwner?: string | undefined
+  /** SSE-KMS with this key id or ARN. */
+  readonly kmsKeyId?: string | undefined
+  /** `"SSE-S3"` for S3-managed keys (ignored when `kmsKeyId` is set). */
+  readonly serverSideEncryption?: "SSE-S3" | undefined
+}
+
+/**
  * An in-memory store and a view of its objects (keyed `bucket/key`), for assertions.
  *
  * @since 0.1.0
  */
 export interface MemoryStore {
-  readonly service: LargePayloadStore["Type"]
+  readonly service: LargePayloadStore.Service
   readonly objects: Effect.Effect<ReadonlyMap<string, Uint8Array>>
 }
 
-/**
- * Maps an error thrown by the S3 SDK (or the network under it) to a `LargePayloadStoreError`.
- *
- * @since 0.1.0
- */
-export const toStoreError = (operation: "write" | "read" | "delete", location: PayloadLocation) =>
-(cause: unknown): LargePayloadStoreError => new LargePayloadStoreError({ operation, ...location, ...awsErrorFacts(cause), cause })
+const traced = (name: string, location: PayloadLocation, bytes?: number) =>
+  Effect.withSpan(name, {
+    kind: "client",
+    attributes: {
+      [Attributes.bucket]: location.bucket,
+      [Attributes.key]: location.key,
+      ...(bytes === undefined ? {} : { [Attributes.bytes]: bytes })
+    }
+  })

@@ -1,14 +1,17 @@
 /**
  * cygnus-kinesis-writer: publish `DataFileV1` manifests to Amazon Kinesis Data Streams with
  * Effect — protobuf + gzip on the wire, large records offloaded to S3 behind a pointer,
- * only failed records retried on an exponential backoff, Prometheus metrics.
+ * only failed records retried on an exponential backoff, metrics for Prometheus or Effect.
+ *
+ * Other entry points: `cygnus-kinesis-writer/reader` (the consumer side alone),
+ * `cygnus-kinesis-writer/testing` (test doubles, record generator, shard simulator),
+ * `cygnus-kinesis-writer/prometheus` (Prometheus metrics and the `/metrics` server).
  *
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { KinesisClient } from "@aws-sdk/client-kinesis"
  * import { S3Client } from "@aws-sdk/client-s3"
- * import { Registry } from "prom-client"
  * import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "cygnus-kinesis-writer"
  *
  * const WriterLive = KinesisWriter.layer({
@@ -19,66 +22,36 @@
  * }).pipe(
  *   Layer.provide(Kinesis.layer(new KinesisClient({ maxAttempts: 1 }))),
  *   Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({}), bucket: "my-large-payload-bucket" })),
- *   Layer.provide(KinesisMetrics.layerPrometheus(new Registry()))
+ *   Layer.provide(KinesisMetrics.layerEffect)
  * )
  * ```
  *
  * @since 0.1.0
  */
 
-/** Errors: one tagged class per failure domain. @since 0.1.0 */
+/** The writer: `writeBatch`, and the single-attempt building blocks. @since 0.1.0 */
+export * from "./KinesisWriter.js"
+
+/** Kinesis Data Streams, narrowed to what the writer needs. @since 0.1.0 */
+export * from "./Kinesis.js"
+
+/** Where large payloads go: S3, or memory. @since 0.1.0 */
+export * from "./LargePayloadStore.js"
+
+/** The writer's metrics: Prometheus, Effect `Metric`, or none. @since 0.1.0 */
+export * from "./KinesisMetrics.js"
+
+/** gzip, on the calling thread or in worker threads. @since 0.1.0 */
+export * from "./Compressor.js"
+
+/** The typed errors. @since 0.1.0 */
 export * from "./Errors.js"
 
-/** The generated wire contract (`cygnus.v1`): message types, schemas and enums. @since 0.1.0 */
-export * from "./gen/cygnus/v1/data_file_pb.js"
-/** @since 0.1.0 */
-export * from "./gen/cygnus/v1/data_file_entry_pb.js"
+/** The wire contract: message types, schemas and enums. @since 0.1.0 */
+export * from "./Contract.js"
 
 /** The codec between `DataFileV1` and Kinesis record bytes. @since 0.1.0 */
-export * as RecordCodec from "./internal/codec.js"
+export * as RecordCodec from "./RecordCodec.js"
 
-/** The `Kinesis` service and its layers. @since 0.1.0 */
-export { Kinesis, type PutRecordsEntry, type PutRecordsRequest, type PutRecordsResultEntry, type StreamSummary } from "./Kinesis.js"
-/** The `LargePayloadStore` service: S3 and in-memory. @since 0.1.0 */
-export {
-  LargePayloadStore,
-  type MemoryStore,
-  type PayloadLocation,
-  type S3StoreOptions,
-  type ServerSideEncryption
-} from "./LargePayloadStore.js"
-/** The `KinesisMetrics` service: Prometheus, Effect `Metric`, no-op. @since 0.1.0 */
-export { EffectMetrics, KinesisMetrics, LATENCY_BUCKETS, MetricHelp, MetricNames, type PutRecordsOutcome } from "./KinesisMetrics.js"
-
-/** The writer. @since 0.1.0 */
-export { KinesisWriter, type WriteBatchOptions, type WriteError, type WriteResult } from "./KinesisWriter.js"
-/** The writer's settings. @since 0.1.0 */
-export {
-  type KinesisWriterOptions,
-  resolveWriterConfig,
-  type ResolvedWriterConfig,
-  WriterDefaults,
-  writerOptionsConfig
-} from "./internal/config.js"
-/** The retry schedule. @since 0.1.0 */
-export { backoff } from "./internal/backoff.js"
-/** Partition keys. @since 0.1.0 */
-export { distributionBucket, fnv1a32, partitionKey } from "./internal/partitionKey.js"
-/** The single-attempt building blocks. @since 0.1.0 */
-export { type AttemptOutcome, type FailedRecord, planCalls, RETRYABLE_RECORD_ERRORS } from "./internal/delivery.js"
-/** @since 0.1.0 */
-export type { PreparedBatch, PrepareError, PreparedRecord } from "./internal/prepare.js"
-
-/** The reader: Data back to `DataFileInfo` + `DataFileV1`. @since 0.1.0 */
+/** The reader (also alone in `cygnus-kinesis-writer/reader`). @since 0.1.0 */
 export * as RecordReader from "./RecordReader.js"
-
-/** A scriptable `Kinesis` test double. @since 0.1.0 */
-export * as KinesisTest from "./KinesisTest.js"
-/** Realistic `DataFileV1` records for tests, demos and benchmarks. @since 0.1.0 */
-export * as RecordGenerator from "./RecordGenerator.js"
-
-/** The Prometheus scrape endpoint (`@effect/platform` HttpServer on Node). @since 0.1.0 */
-export { MetricsServer, MetricsServerDefaults, type MetricsServerOptions } from "./MetricsServer.js"
-
-/** A shard-throttling Kinesis simulator with seeded faults, for tests and benchmarks. @since 0.1.0 */
-export * as ShardSimulator from "./ShardSimulator.js"

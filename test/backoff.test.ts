@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Clock, Duration, Effect, Fiber, Random, Schedule, TestClock } from "effect"
-import { backoff, KinesisTest, KinesisWriter, RecordGenerator } from "../src/index.js"
+import { backoff } from "../src/internal/backoff.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
+import { KinesisWriter } from "../src/index.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 /** The delays a schedule produces for `n` inputs (`Schedule.run` ends with the output of the step that stopped: dropped). */

@@ -7,7 +7,8 @@ import { assert, describe, inject, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordGenerator } from "../src/index.js"
+import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import { createBucket, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
 
 const region = inject("region")

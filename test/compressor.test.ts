@@ -4,7 +4,8 @@ import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { pack } from "../src/internal/envelopePacker.js"
 import { Compressor } from "../src/Compressor.js"
-import { KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordGenerator } from "../src/index.js"
+import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 const payloads = Array.from({ length: 300 }, (_, i) => new TextEncoder().encode(`payload ${i} `.repeat(10 + (i % 50))))

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import type { KinesisWriterOptions } from "../src/index.js"
-import { KinesisMetrics, KinesisTest, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { KinesisTest } from "../src/testing.js"
 import { baseOptions } from "./support/writerLayers.js"
 
 const deps = Layer.mergeAll(KinesisTest.layer(), LargePayloadStore.layerMemory(), KinesisMetrics.layerNoop)

@@ -13,19 +13,9 @@ import { Effect, Layer } from "effect"
 import { createServer } from "node:net"
 import { Registry } from "prom-client"
 import type { DataFileV1, KinesisWriterOptions } from "../src/index.js"
-import {
-  DataFileV1Schema,
-  distributionBucket,
-  Kinesis,
-  KinesisError,
-  KinesisMetrics,
-  KinesisWriter,
-  LargePayloadStore,
-  LargePayloadStoreError,
-  RecordGenerator,
-  RecordReader,
-  WriteBatchError
-} from "../src/index.js"
+import { DataFileV1Schema, Kinesis, KinesisError, KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordReader, WriteBatchError } from "../src/index.js"
+import { distributionBucket } from "../src/internal/partitionKey.js"
+import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"
 import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, readAllRecords } from "./support/LocalAws.js"

@@ -35,19 +35,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Effect, Either, Layer, Logger, LogLevel } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteError, WriteResult } from "../src/index.js"
-import {
-  DataFileV1Schema,
-  distributionBucket,
-  Kinesis,
-  KinesisError,
-  KinesisMetrics,
-  KinesisWriter,
-  LargePayloadStore,
-  LargePayloadStoreError,
-  RecordGenerator,
-  RecordReader,
-  WriteBatchError
-} from "../src/index.js"
+import { DataFileV1Schema, Kinesis, KinesisError, KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordReader, WriteBatchError } from "../src/index.js"
+import { distributionBucket } from "../src/internal/partitionKey.js"
+import { RecordGenerator } from "../src/testing.js"
 import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"
 import { localClients, uniqueName } from "./support/names.js"

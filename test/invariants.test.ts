@@ -26,7 +26,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { vi } from "vitest"
 import { Cause, Clock, Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, Option, Random, TestClock } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteBatchError, WriteResult } from "../src/index.js"
-import { DataFileV1Schema, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordCodec, RecordGenerator, RecordReader } from "../src/index.js"
+import { DataFileV1Schema, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordCodec, RecordReader } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
 
 /** Seeded record ids: `uuids.next` is reset per seed. */

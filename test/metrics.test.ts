@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric, MetricState, Schedule } from "effect"
 import { Registry } from "prom-client"
-import { EffectMetrics, KinesisMetrics, KinesisTest, KinesisWriter, MetricNames, RecordGenerator } from "../src/index.js"
+import { EffectMetrics, KinesisMetrics, KinesisWriter, MetricNames } from "../src/index.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 /** The sample lines of our metrics in an exposition text, without the latency buckets and sums. */

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Supervisor } from "effect"
-import { KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordGenerator } from "../src/index.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
+import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { writerLayer } from "./support/writerLayers.js"
 

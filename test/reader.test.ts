@@ -2,15 +2,8 @@ import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Zlib from "node:zlib"
-import {
-  DataFileEntryRecordSchema,
-  DataFileInfoSchema,
-  DataFileV1Schema,
-  KinesisWriter,
-  LargePayloadStore,
-  RecordGenerator,
-  RecordReader
-} from "../src/index.js"
+import { DataFileEntryRecordSchema, DataFileInfoSchema, DataFileV1Schema, KinesisWriter, LargePayloadStore, RecordReader } from "../src/index.js"
+import { RecordGenerator } from "../src/testing.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { writerLayer } from "./support/writerLayers.js"
 

@@ -2,17 +2,9 @@ import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
 import { Compressor } from "../src/Compressor.js"
-import {
-  CompressionError,
-  DataFileV1Schema,
-  distributionBucket,
-  KinesisTest,
-  KinesisWriter,
-  LargePayloadStore,
-  RecordCodec,
-  RecordGenerator,
-  RecordReader
-} from "../src/index.js"
+import { CompressionError, DataFileV1Schema, KinesisWriter, LargePayloadStore, RecordCodec, RecordReader } from "../src/index.js"
+import { distributionBucket } from "../src/internal/partitionKey.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { baseOptions, countingStore, writerLayer } from "./support/writerLayers.js"
 

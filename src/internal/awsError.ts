@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import { KinesisError, LargePayloadStoreError } from "../Errors.js"
 
 /** The facts of a failed AWS call. */
 export interface AwsErrorFacts {
@@ -90,3 +91,13 @@ const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNRE
  */
 export const mayHaveBeenApplied = (errorName: string, httpStatus: number | undefined): boolean =>
   httpStatus !== undefined && httpStatus >= 400 && httpStatus < 500 ? false : !NEVER_SENT.has(errorName)
+
+/** Maps an error thrown by the Kinesis SDK (or the network under it) to a `KinesisError`. */
+export const toKinesisError = (operation: string, streamName: string) => (cause: unknown): KinesisError =>
+  new KinesisError({ operation, streamName, ...awsErrorFacts(cause), cause })
+
+/** Maps an error thrown by the S3 SDK (or the network under it) to a `LargePayloadStoreError`. */
+export const toStoreError =
+  (operation: "write" | "read" | "delete", location: { readonly bucket: string; readonly key: string }) =>
+  (cause: unknown): LargePayloadStoreError =>
+    new LargePayloadStoreError({ operation, ...location, ...awsErrorFacts(cause), cause })

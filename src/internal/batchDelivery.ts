@@ -3,27 +3,25 @@
  * the retry schedule; what failed for good is set aside; the ledger knows at every moment
  * which records are written, in flight, or possibly written.
  *
- * @since 0.1.0
+ * @internal
  */
-import type { Schedule } from "effect"
-import { Effect } from "effect"
+import { Effect, Schedule, ScheduleDecision } from "effect"
 import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"
 import { WriteBatchError } from "../Errors.js"
 import type { AttemptOutcome } from "./delivery.js"
-import { DeliveryLedger } from "./delivery.js"
+import { DeliveryLedger } from "./ledger.js"
 import type { BatchEntry, PreparedRecord } from "./prepare.js"
-
-const RetryPending = { _tag: "RetryPending" } as const
 
 interface LastFailure {
   readonly errorCode: string
   readonly errorMessage?: string | undefined
 }
 
+/** What stops delivery for good: a call failure retrying cannot fix, or a payload that could not be built. */
+type Fatal = KinesisError | CompressionError | SerializationError
+
 /**
  * Mutable state of one batch's delivery; one instance per `writeBatch` call, driven by one fiber.
- *
- * @since 0.1.0
  */
 export class BatchDelivery {
   readonly ledger: DeliveryLedger
@@ -34,8 +32,7 @@ export class BatchDelivery {
   retriedRecords = 0
   /** Last failure of each record not (yet) delivered, by batch index. */
   private readonly lastFailure = new Map<number, LastFailure>()
-  /** What stopped delivery for good: a call failure retrying cannot fix, or a compression failure. */
-  private fatal: KinesisError | CompressionError | SerializationError | undefined
+  private fatal: Fatal | undefined
   private lastCallError: KinesisError | undefined
 
   constructor(readonly entries: ReadonlyArray<BatchEntry>) {
@@ -43,21 +40,23 @@ export class BatchDelivery {
   }
 
   /**
-   * Runs the first attempt, then retries what failed retryably until nothing is pending, a
-   * failure stops delivery for good, or the schedule stops. Never fails.
+   * Runs `attempt(n)` (0 first, then the retries of what is pending) and records each outcome,
+   * until nothing is pending or the schedule stops; `onRetry` runs before each retry's delay.
+   * Never fails.
    */
   run(
-    firstAttempt: Effect.Effect<AttemptOutcome>,
-    retry: (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger: DeliveryLedger) => Effect.Effect<AttemptOutcome>,
-    schedule: Schedule.Schedule<unknown, unknown>
+    attempt: (n: number) => Effect.Effect<AttemptOutcome>,
+    schedule: Schedule.Schedule<unknown, unknown>,
+    onRetry: Effect.Effect<void>
   ): Effect.Effect<void> {
-    const next = Effect.suspend(() => this.attempts === 0 ? firstAttempt : retry(this.pending, this.attempts, this.ledger)).pipe(
-      Effect.flatMap((outcome) => {
-        this.record(outcome)
-        return this.pending.length === 0 ? Effect.void : Effect.fail(RetryPending)
-      })
+    const step = Effect.suspend(() => attempt(this.attempts)).pipe(
+      Effect.map((outcome) => this.record(outcome))
     )
-    return next.pipe(Effect.retry(schedule), Effect.ignore)
+    const retries = schedule.pipe(
+      Schedule.check(() => this.pending.length > 0),
+      Schedule.onDecision((_, decision) => ScheduleDecision.isContinue(decision) ? onRetry : Effect.void)
+    )
+    return Effect.asVoid(Effect.repeat(step, retries))
   }
 
   /**
@@ -66,8 +65,9 @@ export class BatchDelivery {
    */
   fail(error: CompressionError | SerializationError): void {
     this.fatal = error
+    this.pending = []
     for (const entry of this.entries) {
-      if (this.ledger.state[entry.index] !== 2 && !this.lastFailure.has(entry.index)) {
+      if (!this.ledger.isWritten(entry.index) && !this.lastFailure.has(entry.index)) {
         this.lastFailure.set(entry.index, { errorCode: error._tag, errorMessage: error.message })
       }
     }
@@ -87,11 +87,9 @@ export class BatchDelivery {
     this.pending = retry
   }
 
-  /** Indexes of the records not delivered (for good, or when interrupted not yet), in batch order. */
+  /** The records not delivered (for good, or when interrupted not yet), in batch order. */
   undelivered(interrupted: boolean): Array<BatchEntry> {
-    return this.entries.filter((e) =>
-      this.ledger.state[e.index] !== 2 && (interrupted || this.lastFailure.has(e.index))
-    )
+    return this.entries.filter((e) => !this.ledger.isWritten(e.index) && (interrupted || this.lastFailure.has(e.index)))
   }
 
   /**
@@ -101,7 +99,7 @@ export class BatchDelivery {
   toError(streamName: string, interrupted: boolean, deleted: ReadonlySet<number>): WriteBatchError {
     const undelivered = this.undelivered(interrupted).map((entry): UndeliveredRecord => {
       const failure = this.lastFailure.get(entry.index)
-      const inFlight = this.ledger.state[entry.index] === 1
+      const inFlight = this.ledger.isInFlight(entry.index)
       return {
         record: entry.record,
         index: entry.index,
@@ -109,7 +107,9 @@ export class BatchDelivery {
         errorCode: failure === undefined || (interrupted && inFlight) ? "Interrupted" : failure.errorCode,
         errorMessage: failure?.errorMessage,
         maybeDelivered: this.ledger.maybeDelivered(entry.index),
-        largePayload: entry.largePayload === undefined ? undefined : { ...entry.largePayload, deleted: deleted.has(entry.index) }
+        largePayload: entry.largePayload === undefined
+          ? undefined
+          : { ...entry.largePayload, deleted: deleted.has(entry.index) }
       }
     })
     return new WriteBatchError({

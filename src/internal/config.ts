@@ -1,12 +1,13 @@
 /**
- * The writer's settings: what a caller gives, the defaults of DESIGN §5, their validation
- * (a bad value fails the layer with a `ConfigError` naming the field and the value), and the
- * same settings read through Effect `Config`.
+ * The writer's settings: what a caller gives, the defaults, their validation (a bad value
+ * fails the layer with a `ConfigError` naming the field and the value), and the same
+ * settings read through Effect `Config`.
  *
- * @since 0.1.0
+ * @internal
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
 import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
+import { KinesisLimits } from "./limits.js"
 import { longestPartitionKey } from "./partitionKey.js"
 
 /**
@@ -82,7 +83,7 @@ export interface ResolvedWriterConfig {
 }
 
 /**
- * The defaults of DESIGN §5 and the Kinesis limits.
+ * The writer's defaults: what an option left out is.
  *
  * @since 0.1.0
  */
@@ -92,11 +93,7 @@ export const WriterDefaults = {
   maxRetries: 3,
   backoffBase: Duration.millis(100),
   backoffCap: Duration.seconds(10),
-  maxRequestBytes: 5 * 1024 * 1024,
-  maxRequestBytesLimit: 10 * 1024 * 1024,
-  recordLimitBytes: 1024 * 1024,
-  maxRecordsPerCall: 500,
-  maxPartitionKeyLength: 256,
+  maxRequestBytes: KinesisLimits.defaultRequestBytes,
   maxConcurrentCalls: 4,
   maxConcurrentUploads: 8,
   compressionLevel: DEFAULT_COMPRESSION_LEVEL,
@@ -144,7 +141,7 @@ export const resolveWriterConfig = (
     const distributionFactor = Math.max(1, yield* check("distributionFactor", rawFactor, Number.isSafeInteger(rawFactor), "must be an integer"))
     const largePayloadThreshold = yield* integer("largePayloadThreshold", options.largePayloadThreshold ?? d.largePayloadThreshold, 1)
     const maxRetries = yield* integer("maxRetries", options.maxRetries ?? d.maxRetries, 0, 1_000)
-    const maxRequestBytes = yield* integer("maxRequestBytes", options.maxRequestBytes ?? d.maxRequestBytes, 1024, d.maxRequestBytesLimit)
+    const maxRequestBytes = yield* integer("maxRequestBytes", options.maxRequestBytes ?? d.maxRequestBytes, 1024, KinesisLimits.maxRequestBytes)
     const maxConcurrentCalls = yield* integer("maxConcurrentCalls", options.maxConcurrentCalls ?? d.maxConcurrentCalls, 1, 1_000)
     const maxConcurrentUploads = yield* integer("maxConcurrentUploads", options.maxConcurrentUploads ?? d.maxConcurrentUploads, 1, 1_000)
     const compressionLevel = yield* integer("compressionLevel", options.compressionLevel ?? d.compressionLevel, -1, 9)
@@ -156,8 +153,8 @@ export const resolveWriterConfig = (
     yield* check(
       "logGroupId",
       logGroupId,
-      longest.length <= d.maxPartitionKeyLength,
-      `and schemaName make partition keys of up to ${longest.length} characters (limit ${d.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
+      longest.length <= KinesisLimits.maxPartitionKeyLength,
+      `and schemaName make partition keys of up to ${longest.length} characters (limit ${KinesisLimits.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
     )
     return {
       streamName,
@@ -181,7 +178,8 @@ export const resolveWriterConfig = (
   })
 
 /**
- * The writer's options read through Effect `Config`, by default from the environment:
+ * Where {@link KinesisWriter.layerConfig} reads each option by default: environment
+ * variables.
  *
  * | variable | option |
  * |---|---|
@@ -203,7 +201,7 @@ export const resolveWriterConfig = (
  *
  * @since 0.1.0
  */
-export const writerOptionsConfig: Config.Config<KinesisWriterOptions> = Config.all({
+export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
   streamName: Config.string("KINESIS_STREAM_NAME"),
   streamArn: optional(Config.string("KINESIS_STREAM_ARN")),
   logGroupId: Config.string("KINESIS_LOG_GROUP_ID"),
@@ -221,8 +219,9 @@ export const writerOptionsConfig: Config.Config<KinesisWriterOptions> = Config.a
   compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL")),
   compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS")),
   requestTimeout: optional(Config.duration("KINESIS_REQUEST_TIMEOUT"))
-})
+}
 
-function optional<A>(config: Config.Config<A>): Config.Config<A | undefined> {
+/** An optional setting: absent is `undefined`, which the defaults fill in. */
+export function optional<A>(config: Config.Config<A>): Config.Config<A | undefined> {
   return Config.map(Config.option(config), Option.getOrUndefined)
 }

@@ -1,25 +1,24 @@
 /**
  * Sending prepared records: PutRecords calls within Kinesis' limits (500 records,
- * `maxRequestBytes` of data plus keys), several in flight, and what failed, record by record.
+ * `maxRequestBytes` of data plus keys), several in flight, and what happened to each record.
  * A call that fails whole fails each of its records with the call's error name; nothing is
- * dropped. A `DeliveryLedger` follows every record as calls start and finish.
+ * dropped. A `DeliveryLedger`, when given, follows every record as calls start and finish.
  *
- * @since 0.1.0
+ * @internal
  */
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Effect, Option, Stream } from "effect"
 import { KinesisError } from "../Errors.js"
+import type { Kinesis } from "../Kinesis.js"
+import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { mayHaveBeenApplied } from "./awsError.js"
-import { Kinesis } from "../Kinesis.js"
-import { KinesisMetrics } from "../KinesisMetrics.js"
-import type { PreparedRecord } from "./prepare.js"
 import type { ResolvedWriterConfig } from "./config.js"
-import { WriterDefaults } from "./config.js"
+import type { DeliveryLedger } from "./ledger.js"
+import { KinesisLimits } from "./limits.js"
+import type { PreparedRecord } from "./prepare.js"
+import { Attributes, SpanNames } from "./spans.js"
+import { withRequestTimeout } from "./timeout.js"
 
-/**
- * Per-record error codes worth sending again (DESIGN §2).
- *
- * @since 0.1.0
- */
+/** Per-record error codes worth sending again. */
 export const RETRYABLE_RECORD_ERRORS: ReadonlySet<string> = new Set([
   "ProvisionedThroughputExceededException",
   "InternalFailure",
@@ -42,6 +41,17 @@ export interface FailedRecord {
 }
 
 /**
+ * A record an attempt delivered, where Kinesis put it.
+ *
+ * @since 0.1.0
+ */
+export interface WrittenRecord {
+  readonly record: PreparedRecord
+  readonly shardId: string
+  readonly sequenceNumber: string
+}
+
+/**
  * What one attempt (or one call) did.
  *
  * @since 0.1.0
@@ -49,6 +59,8 @@ export interface FailedRecord {
 export interface AttemptOutcome {
   /** Records written. */
   readonly written: number
+  /** The records written, with their shard and sequence number. */
+  readonly writtenRecords: ReadonlyArray<WrittenRecord>
   readonly failed: ReadonlyArray<FailedRecord>
   /** PutRecords calls made. */
   readonly calls: number
@@ -56,51 +68,36 @@ export interface AttemptOutcome {
   readonly callErrors: ReadonlyArray<KinesisError>
 }
 
-/**
- * Where each record of a batch stands, by its index in the batch, updated as calls start
- * and finish: what a batch that is interrupted or runs out of retries reports from.
- *
- * @since 0.1.0
- */
-export class DeliveryLedger {
-  /** 0 not sent (or failed), 1 in a call in flight, 2 written. */
-  readonly state: Uint8Array
-  /** 1 when some call that carried the record had an ambiguous outcome. */
-  readonly ambiguous: Uint8Array
-  constructor(size: number) {
-    this.state = new Uint8Array(size)
-    this.ambiguous = new Uint8Array(size)
-  }
-  /** Whether the record may be on the stream though not known to be: an ambiguous outcome, or in flight now. */
-  maybeDelivered(index: number): boolean {
-    return this.ambiguous[index] === 1 || this.state[index] === 1
-  }
-}
+/** The outcome of nothing sent. */
+export const emptyOutcome: AttemptOutcome = { written: 0, writtenRecords: [], failed: [], calls: 0, callErrors: [] }
 
-/**
- * Adds up outcomes.
- *
- * @since 0.1.0
- */
+/** Adds outcomes up. */
 export const combineOutcomes = (outcomes: Iterable<AttemptOutcome>): AttemptOutcome => {
-  let written = 0
-  let calls = 0
+  const writtenRecords: Array<WrittenRecord> = []
   const failed: Array<FailedRecord> = []
   const callErrors: Array<KinesisError> = []
+  let calls = 0
   for (const o of outcomes) {
-    written += o.written
     calls += o.calls
+    for (const w of o.writtenRecords) writtenRecords.push(w)
     for (const f of o.failed) failed.push(f)
     for (const e of o.callErrors) callErrors.push(e)
   }
-  return { written, failed, calls, callErrors }
+  return { written: writtenRecords.length, writtenRecords, failed, calls, callErrors }
+}
+
+/**
+ * What an attempt did, and what stopped it early: the failure of its records' source (a
+ * chunk that could not be compressed). The calls made before it stopped are in `outcome`.
+ */
+export interface AttemptReport<E> {
+  readonly outcome: AttemptOutcome
+  readonly stoppedBy: Option.Option<E>
 }
 
 /**
  * Splits records into PutRecords calls: at most 500 records and `maxRequestBytes` bytes of
  * data plus partition keys each, in order.
- *
- * @since 0.1.0
  */
 export const planCalls = <A>(
   records: ReadonlyArray<A>,
@@ -112,7 +109,7 @@ export const planCalls = <A>(
   let bytes = 0
   for (const record of records) {
     const size = bytesOf(record)
-    if (current.length > 0 && (current.length === WriterDefaults.maxRecordsPerCall || bytes + size > maxRequestBytes)) {
+    if (current.length > 0 && (current.length === KinesisLimits.maxRecordsPerCall || bytes + size > maxRequestBytes)) {
       calls.push(current)
       current = []
       bytes = 0
@@ -124,11 +121,7 @@ export const planCalls = <A>(
   return calls
 }
 
-/**
- * The calls that carry `records` on `attempt`: {@link planCalls} with the attempt's keys.
- *
- * @since 0.1.0
- */
+/** The calls that carry `records` on `attempt`: {@link planCalls} with the attempt's keys. */
 export const planAttempt = (
   config: ResolvedWriterConfig,
   records: ReadonlyArray<PreparedRecord>,
@@ -138,98 +131,108 @@ export const planAttempt = (
   return planCalls(records, (r) => r.data.length + Buffer.byteLength(r.partitionKeyPrefix) + suffixBytes, config.maxRequestBytes)
 }
 
-/**
- * One PutRecords call with the partition keys of `attempt`. Never fails: every record comes
- * back written or failed, and the metrics see the call.
- *
- * @since 0.1.0
- */
-export const sendCall = (
-  config: ResolvedWriterConfig,
-  call: ReadonlyArray<PreparedRecord>,
-  attempt: number,
-  ledger?: DeliveryLedger
-): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
-  Effect.gen(function*() {
-    const kinesis = yield* Kinesis
-    const metrics = yield* KinesisMetrics
-    const suffix = String(attempt)
-    const start = yield* Clock.currentTimeMillis
-    if (ledger !== undefined) for (const r of call) ledger.state[r.index] = 1
-    const result = yield* Effect.either(kinesis.putRecords({
-      streamName: config.streamName,
-      streamArn: config.streamArn,
-      records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
-    }).pipe(
-      // Interrupting the call on timeout aborts its HTTP request.
-      Effect.timeoutFail({
-        duration: config.requestTimeout,
-        onTimeout: () =>
-          new KinesisError({
-            operation: "PutRecords",
-            streamName: config.streamName,
-            errorName: "TimeoutError",
-            retryable: true,
-            cause: new Error(`no answer within ${Duration.format(config.requestTimeout)}`)
-          })
-      })
-    ))
-    const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
-    const failed: Array<FailedRecord> = []
-    if (result._tag === "Left") {
-      const error = result.left
-      const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
-      for (const record of call) {
-        failed.push({ record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous })
-        if (ledger !== undefined) {
-          ledger.state[record.index] = 0
-          if (ambiguous) ledger.ambiguous[record.index] = 1
-        }
-      }
-      yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: call.length, callFailed: true })
-      yield* Effect.logWarning("PutRecords call failed").pipe(
-        Effect.annotateLogs({ stream: config.streamName, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
-      )
-      return { written: 0, failed, calls: 1, callErrors: [error] }
-    }
-    let written = 0
-    result.right.forEach((entry, i) => {
-      const record = call[i]!
-      if (entry._tag === "Written") {
-        written++
-        if (ledger !== undefined) ledger.state[record.index] = 2
-      } else {
-        failed.push({
-          record,
-          errorCode: entry.errorCode,
-          errorMessage: entry.errorMessage,
-          retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
-          ambiguous: false
-        })
-        if (ledger !== undefined) ledger.state[record.index] = 0
-      }
-    })
-    yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: failed.length, callFailed: false })
-    return { written, failed, calls: 1, callErrors: [] }
-  })
+/** Sends attempts: one writer's settings and services, resolved once. */
+export interface Sender {
+  /** One PutRecords call with the partition keys of `attempt`. Never fails. */
+  readonly sendCall: (
+    call: ReadonlyArray<PreparedRecord>,
+    attempt: number,
+    ledger?: DeliveryLedger
+  ) => Effect.Effect<AttemptOutcome>
+  /**
+   * One attempt: the records as they come (the chunks of a first attempt as they are
+   * compressed, or the records pending a retry), in calls within the limits, at most
+   * `maxConcurrentCalls` in flight. Never fails: a failure of the source stops the attempt
+   * and is reported beside the outcome of the calls already made.
+   */
+  readonly sendAttempt: <E>(
+    records: Stream.Stream<ReadonlyArray<PreparedRecord>, E>,
+    attempt: number,
+    ledger?: DeliveryLedger
+  ) => Effect.Effect<AttemptReport<E>>
+}
 
-/**
- * Sends `records` once, with the partition keys of `attempt` (0 for the first try), at
- * most `maxConcurrentCalls` calls in flight. Never fails.
- *
- * @since 0.1.0
- */
-export const deliverAttempt = (
+/** The sender of a writer. */
+export const makeSender = (
   config: ResolvedWriterConfig,
-  records: ReadonlyArray<PreparedRecord>,
-  attempt: number,
-  ledger?: DeliveryLedger
-): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
-  Effect.forEach(planAttempt(config, records, attempt), (call) => sendCall(config, call, attempt, ledger), {
-    concurrency: config.maxConcurrentCalls
-  }).pipe(
-    Effect.map(combineOutcomes),
-    Effect.withSpan("KinesisWriter.putAttempt", {
-      attributes: { "kinesis.stream_name": config.streamName, "kinesis.records": records.length, "kinesis.attempt": attempt }
-    })
+  kinesis: Kinesis.Service,
+  metrics: KinesisMetrics.Service
+): Sender => {
+  const stream = config.streamName
+  const putRecords = withRequestTimeout(
+    config.requestTimeout,
+    (facts) => new KinesisError({ operation: "PutRecords", streamName: stream, ...facts })
   )
+
+  const sendCall = (call: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+    Effect.gen(function*() {
+      const suffix = String(attempt)
+      const start = yield* Clock.currentTimeMillis
+      if (ledger !== undefined) for (const r of call) ledger.sending(r.index)
+      const result = yield* Effect.either(putRecords(kinesis.putRecords({
+        streamName: stream,
+        streamArn: config.streamArn,
+        records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
+      })))
+      const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+      if (result._tag === "Left") {
+        const error = result.left
+        const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
+        const failed = call.map((record): FailedRecord => {
+          ledger?.failed(record.index, ambiguous)
+          return { record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous }
+        })
+        yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: call.length, callFailed: true })
+        yield* Effect.logWarning("PutRecords call failed").pipe(
+          Effect.annotateLogs({ stream, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
+        )
+        return { written: 0, writtenRecords: [], failed, calls: 1, callErrors: [error] }
+      }
+      const writtenRecords: Array<WrittenRecord> = []
+      const failed: Array<FailedRecord> = []
+      result.right.forEach((entry, i) => {
+        const record = call[i]!
+        if (entry._tag === "Written") {
+          writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
+          ledger?.written(record.index)
+        } else {
+          failed.push({
+            record,
+            errorCode: entry.errorCode,
+            errorMessage: entry.errorMessage,
+            retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
+            ambiguous: false
+          })
+          ledger?.failed(record.index, false)
+        }
+      })
+      yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
+      return { written: writtenRecords.length, writtenRecords, failed, calls: 1, callErrors: [] }
+    })
+
+  const sendAttempt = <E>(
+    records: Stream.Stream<ReadonlyArray<PreparedRecord>, E>,
+    attempt: number,
+    ledger?: DeliveryLedger
+  ): Effect.Effect<AttemptReport<E>> =>
+    Effect.suspend(() => {
+      const outcomes: Array<AttemptOutcome> = []
+      return records.pipe(
+        Stream.flatMap((chunk) => Stream.fromIterable(planAttempt(config, chunk, attempt))),
+        Stream.mapEffect((call) => sendCall(call, attempt, ledger), {
+          concurrency: config.maxConcurrentCalls,
+          unordered: true
+        }),
+        Stream.runForEach((outcome) => Effect.sync(() => outcomes.push(outcome))),
+        Effect.match({
+          onFailure: (error) => ({ outcome: combineOutcomes(outcomes), stoppedBy: Option.some(error) }),
+          onSuccess: () => ({ outcome: combineOutcomes(outcomes), stoppedBy: Option.none<E>() })
+        }),
+        Effect.withSpan(SpanNames.putAttempt, {
+          attributes: { [Attributes.streamName]: stream, [Attributes.attempt]: attempt }
+        })
+      )
+    })
+
+  return { sendCall, sendAttempt }
+}

@@ -14,11 +14,11 @@
  *
  * Retries reuse what is built here: nothing is serialized, compressed or uploaded twice.
  *
- * @since 0.1.0
+ * @internal
  */
 import { create } from "@bufbuild/protobuf"
 import type { Scope } from "effect"
-import { Duration, Effect, Either, Fiber } from "effect"
+import { Effect, Either, Fiber } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { EnvelopePacker } from "./envelopePacker.js"
 import type { EntryPayload } from "./codec.js"
@@ -30,7 +30,9 @@ import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js
 import type { PayloadLocation } from "../LargePayloadStore.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import { backoff } from "./backoff.js"
-import { partitionKeyPrefix } from "./partitionKey.js"
+import { deleteBestEffort } from "./orphans.js"
+import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
+import { withRequestTimeout } from "./timeout.js"
 import type { ResolvedWriterConfig } from "./config.js"
 
 /**
@@ -96,28 +98,33 @@ export interface PrepareContext {
 }
 
 /**
- * A record after phase 1: already prepared (large payloads and records that had to be
- * compressed to decide where they go), or packed into its chunk's envelopes, on their way
- * through the `Compressor`. Only an offloaded record keeps its serialized bytes (for the
- * upload).
+ * A record during phase 1, by what is left to do for it:
  *
- * @since 0.1.0
+ * - `Packed`: its envelope is in its chunk's packed buffer, on its way through the `Compressor`;
+ * - `Offload`: its payload goes to the large-payload store (the serialized bytes are kept
+ *   until the upload);
+ * - `Ready`: prepared already (a large payload's pointer, or a record compressed early to
+ *   decide where it goes).
  */
-export interface SerializedRecord extends BatchEntry {
-  readonly partitionKeyPrefix: string
-  dataFileBytes: Uint8Array | undefined
-  prepared: PreparedRecord | undefined
-}
+export type RecordSlot =
+  | { readonly _tag: "Packed"; readonly entry: BatchEntry; readonly partitionKeyPrefix: string }
+  | {
+    readonly _tag: "Offload"
+    readonly entry: BatchEntry
+    readonly partitionKeyPrefix: string
+    readonly dataFileBytes: Uint8Array
+  }
+  | { readonly _tag: "Ready"; readonly prepared: PreparedRecord }
 
 /**
- * Up to `COMPRESSION_CHUNK` consecutive records and the compression of the envelopes of
- * those not prepared in phase 1, started as soon as the chunk was serialized.
- *
- * @since 0.1.0
+ * Up to `COMPRESSION_CHUNK` consecutive records of a batch and the compression of the
+ * envelopes of its `Packed` records, started as soon as the chunk was serialized.
  */
 export interface SerializedChunk {
-  readonly records: ReadonlyArray<SerializedRecord>
-  /** Indexes (in `records`) of the packed records, in packing order. */
+  /** Batch indexes of the chunk's records: `start` up to `end`, exclusive. */
+  readonly start: number
+  readonly end: number
+  /** Batch indexes of the packed records, in packing order. */
   readonly packed: ReadonlyArray<number>
   /** Envelope sizes before gzip, in packing order. */
   readonly envelopeSizes: ReadonlyArray<number>
@@ -125,13 +132,11 @@ export interface SerializedChunk {
   readonly compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>
 }
 
-/**
- * A batch after phase 1.
- *
- * @since 0.1.0
- */
+/** A batch after phase 1: every record `Packed` or `Ready`. */
 export interface SerializedBatch {
-  readonly records: ReadonlyArray<SerializedRecord>
+  readonly slots: ReadonlyArray<RecordSlot>
+  /** What the batch knows of each record, by index: enough to name it in an error. */
+  readonly entries: ReadonlyArray<BatchEntry>
   readonly chunks: ReadonlyArray<SerializedChunk>
   readonly largePayloads: number
 }
@@ -164,9 +169,9 @@ export const serializeBatch = (
     const attemptDigits = String(config.maxRetries).length
     const fixedInfoBytes = config.accountId.length + config.logGroupId.length + config.schemaName.length + 36 + 64
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
-    const out: Array<SerializedRecord> = new Array(records.length)
+    const slots: Array<RecordSlot> = new Array(records.length)
     const chunks: Array<SerializedChunk> = []
-    const offload: Array<SerializedRecord> = []
+    const offload: Array<number> = []
     for (let start = 0; start < records.length; start += COMPRESSION_CHUNK) {
       const end = Math.min(records.length, start + COMPRESSION_CHUNK)
       const packed: Array<number> = []
@@ -178,76 +183,62 @@ export const serializeBatch = (
         const serialized = serializeDataFileSync(record, index)
         if (Either.isLeft(serialized)) return yield* serialized.left
         const dataFileBytes = serialized.right
-        const keyPrefix = partitionKeyPrefix(config, record.filePath, config.distributionFactor)
-        const entry: SerializedRecord = {
-          index,
-          record,
-          recordId: randomUUID(),
-          partitionKeyPrefix: keyPrefix,
-          dataFileBytes: undefined,
-          prepared: undefined
-        }
-        out[index] = entry
+        const partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
+        const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
-          entry.dataFileBytes = dataFileBytes
-          offload.push(entry)
+          slots[index] = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          offload.push(index)
           continue
         }
         // The record limit guard: a record that might not fit once gzip'd (its bound says so)
         // is compressed now to decide; the others go to the chunk's compression.
-        const keyBytes = Buffer.byteLength(keyPrefix) + attemptDigits
+        const keyBytes = Buffer.byteLength(partitionKeyPrefix) + attemptDigits
         const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
         if (bound + keyBytes <= context.recordLimitBytes) {
-          packed.push(index - start)
+          slots[index] = { _tag: "Packed", entry, partitionKeyPrefix }
+          packed.push(index)
           envelopeSizes.push(packer.add(dataFileBytes, record.filePath, entry.recordId))
           continue
         }
-        const built = yield* build(context, entry, { _tag: "standard", dataFileBytes })
+        const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
         if (built.data.length + keyBytes > context.recordLimitBytes) {
-          entry.dataFileBytes = dataFileBytes
-          offload.push(entry)
+          slots[index] = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          offload.push(index)
         } else {
-          entry.prepared = built
+          slots[index] = { _tag: "Ready", prepared: built }
         }
       }
       const compressed = packed.length === 0
         ? Fiber.succeed<Array<Uint8Array>>([])
         : yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel))
-      chunks.push({ records: out.slice(start, end), packed, envelopeSizes, compressed })
+      chunks.push({ start, end, packed, envelopeSizes, compressed })
     }
     // Objects written (or perhaps written: an upload whose answer was lost) when the build
     // fails belong to no record on the stream: delete them.
-    const attempted: Array<string> = []
-    yield* Effect.forEach(offload, (entry) =>
-      Effect.flatMap(upload(context, entry, attempted), (pointer) =>
-        Effect.flatMap(build(context, entry, { _tag: "large", pointer: pointer.entry }), (built) => {
-          const keyBytes = Buffer.byteLength(entry.partitionKeyPrefix) + attemptDigits
+    const attempted: Array<PayloadLocation> = []
+    yield* Effect.forEach(offload, (index) => {
+      const slot = slots[index] as Extract<RecordSlot, { _tag: "Offload" }>
+      return Effect.flatMap(upload(context, slot, attempted), (pointer) =>
+        Effect.flatMap(build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }), (built) => {
+          const keyBytes = Buffer.byteLength(slot.partitionKeyPrefix) + attemptDigits
           if (built.data.length + keyBytes > context.recordLimitBytes) {
             return Effect.fail(
               new SerializationError({
                 subject: "DataFileEntryRecord",
                 reason: `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
-                recordIndex: entry.index,
-                filePath: entry.record.filePath
+                recordIndex: index,
+                filePath: slot.entry.record.filePath
               })
             )
           }
-          // The entry object is shared with its chunk: update it in place.
-          const mutable = entry as { largePayload?: PayloadLocation | undefined }
-          mutable.largePayload = pointer.location
-          entry.prepared = { ...built, largePayload: pointer.location }
-          entry.dataFileBytes = undefined
+          slots[index] = { _tag: "Ready", prepared: { ...built, largePayload: pointer.location } }
           return Effect.void
-        })), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
-      Effect.onError(() =>
-        Effect.forEach(
-          attempted,
-          (key) => Effect.ignore(Effect.timeout(context.store.delete(context.store.locate(key)), "10 seconds")),
-          { concurrency: config.maxConcurrentUploads, discard: true }
-        )
-      )
+        }))
+    }, { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
+      Effect.onError(() => deleteBestEffort(context.store, attempted, config))
     )
-    return { records: out, chunks, largePayloads: offload.length }
+    const entries = slots.map((slot) => slot._tag === "Ready" ? slot.prepared : slot.entry)
+    return { slots, entries, chunks, largePayloads: offload.length }
   })
 
 /**
@@ -256,23 +247,25 @@ export const serializeBatch = (
  *
  * @since 0.1.0
  */
-export const compressChunk = (chunk: SerializedChunk): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
+export const compressChunk = (
+  batch: SerializedBatch,
+  chunk: SerializedChunk
+): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
   Effect.map(Fiber.join(chunk.compressed), (gz) => {
-    const out: Array<PreparedRecord> = new Array(chunk.records.length)
-    chunk.packed.forEach((at, i) => {
-      const entry = chunk.records[at]!
-      out[at] = {
-        index: entry.index,
-        record: entry.record,
-        recordId: entry.recordId,
-        partitionKeyPrefix: entry.partitionKeyPrefix,
+    const out: Array<PreparedRecord> = new Array(chunk.end - chunk.start)
+    chunk.packed.forEach((index, i) => {
+      const slot = batch.slots[index] as Extract<RecordSlot, { _tag: "Packed" }>
+      out[index - chunk.start] = {
+        ...slot.entry,
+        partitionKeyPrefix: slot.partitionKeyPrefix,
         data: gz[i]!,
         uncompressedSize: chunk.envelopeSizes[i]!
       }
     })
-    chunk.records.forEach((entry, at) => {
-      if (out[at] === undefined) out[at] = entry.prepared!
-    })
+    for (let index = chunk.start; index < chunk.end; index++) {
+      const slot = batch.slots[index]!
+      if (slot._tag === "Ready") out[index - chunk.start] = slot.prepared
+    }
     return out
   })
 
@@ -287,7 +280,7 @@ export const prepareBatch = (
 ): Effect.Effect<PreparedBatch, PrepareError> =>
   Effect.gen(function*() {
     const serialized = yield* serializeBatch(context, records)
-    const prepared = (yield* Effect.forEach(serialized.chunks, compressChunk)).flat()
+    const prepared = (yield* Effect.forEach(serialized.chunks, (chunk) => compressChunk(serialized, chunk))).flat()
     let uncompressedBytes = 0
     let compressedBytes = 0
     for (const p of prepared) {
@@ -319,7 +312,8 @@ const info = (context: PrepareContext, entry: BatchEntry) => ({
 /** One record's envelope, gzip'd on the calling thread (for the few decided in phase 1). */
 const build = (
   context: PrepareContext,
-  entry: SerializedRecord,
+  entry: BatchEntry,
+  partitionKeyPrefix: string,
   payload: EntryPayload
 ): Either.Either<PreparedRecord, SerializationError | CompressionError> =>
   Either.flatMap(
@@ -333,49 +327,38 @@ const build = (
           gzipSync(envelope, context.config.compressionLevel),
           (e) => new CompressionError({ ...e, recordIndex: entry.index, cause: e.cause })
         ),
-        (data): PreparedRecord => ({
-          index: entry.index,
-          record: entry.record,
-          recordId: entry.recordId,
-          data,
-          uncompressedSize: envelope.length,
-          partitionKeyPrefix: entry.partitionKeyPrefix
-        })
+        (data): PreparedRecord => ({ ...entry, data, uncompressedSize: envelope.length, partitionKeyPrefix })
       )
   )
 
 /**
  * Writes the large payload of a record once, under `{logGroupId}-{schemaName}-{streamName}/{record_id}`,
- * retrying transient faults on the writer's backoff.
+ * retrying transient faults on the writer's backoff. Every location tried is added to
+ * `attempted`, for the clean-up of a build that fails.
  */
-const upload = (context: PrepareContext, entry: SerializedRecord, attempted: Array<string>) => {
-  const { config } = context
-  const body = encodeStandardEntry(entry.dataFileBytes!)
+const upload = (
+  context: PrepareContext,
+  slot: Extract<RecordSlot, { _tag: "Offload" }>,
+  attempted: Array<PayloadLocation>
+) => {
+  const { config, store } = context
+  const body = encodeStandardEntry(slot.dataFileBytes)
   const sha256 = createHash("sha256").update(body).digest()
-  const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${entry.recordId}`
-  attempted.push(key)
-  return context.store.write(key, body).pipe(
-    Effect.timeoutFail({
-      duration: config.requestTimeout,
-      onTimeout: () =>
-        new LargePayloadStoreError({
-          operation: "write",
-          ...context.store.locate(key),
-          errorName: "TimeoutError",
-          retryable: true,
-          cause: new Error(`no answer within ${Duration.format(config.requestTimeout)}`)
-        })
-    }),
+  const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${slot.entry.recordId}`
+  const location = store.locate(key)
+  attempted.push(location)
+  return store.write(key, body).pipe(
+    withRequestTimeout(config.requestTimeout, (facts) => new LargePayloadStoreError({ operation: "write", ...location, ...facts })),
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable
     }),
-    Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: entry.index, cause: e.cause })),
-    Effect.map((location) => ({
-      location,
+    Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: slot.entry.index, cause: e.cause })),
+    Effect.map((written) => ({
+      location: written,
       entry: create(LargeDataFileEntrySchema, {
-        bucket: location.bucket,
-        key: location.key,
+        bucket: written.bucket,
+        key: written.key,
         sizeBytes: BigInt(body.length),
         sha256: new Uint8Array(sha256)
       })

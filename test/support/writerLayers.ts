@@ -1,6 +1,7 @@
 import { Effect, Layer } from "effect"
 import type { KinesisWriterOptions } from "../../src/index.js"
-import { KinesisMetrics, KinesisTest, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
+import { KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
+import { KinesisTest } from "../../src/testing.js"
 import type { PutRecordsScript } from "../../src/KinesisTest.js"
 import type { Compressor } from "../../src/Compressor.js"
 import type { MemoryStore } from "../../src/LargePayloadStore.js"

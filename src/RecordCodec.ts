@@ -1,0 +1,40 @@
+/**
+ * The codec between a `DataFileV1` and the bytes of one Kinesis record: pure, no AWS.
+ *
+ * On the stream each record's Data is `gzip(DataFileEntryRecord)`; a large payload's S3
+ * object is the serialized `DataFileEntry` in its `standard` case. The `*Sync` functions
+ * return an `Either` (for hot loops); the others are `Effect`s.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RecordCodec } from "cygnus-kinesis-writer"
+ *
+ * const program = Effect.gen(function*() {
+ *   const encoded = yield* RecordCodec.encodeRecord(dataFile, info)
+ *   const decoded = yield* RecordCodec.decodeRecordData(encoded.data)
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export {
+  type DataFileInfoFields,
+  decodeRecordData,
+  decodeRecordDataSync,
+  type DecodedEntryRecord,
+  DEFAULT_COMPRESSION_LEVEL,
+  type EncodedRecord,
+  encodeEntryRecordSync,
+  encodeRecord,
+  encodeRecordSync,
+  encodeStandardEntry,
+  type EntryPayload,
+  gunzipSync,
+  gzipSync,
+  makeEntryRecord,
+  MAX_DECOMPRESSED_BYTES,
+  parseEntryRecordSync,
+  parseStandardEntrySync,
+  serializeDataFileSync
+} from "./internal/codec.js"

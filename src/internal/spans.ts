@@ -1,0 +1,27 @@
+/**
+ * Span names and attribute keys, so that traces read the same wherever they are made.
+ *
+ * @internal
+ */
+export const SpanNames = {
+  writeBatch: "KinesisWriter.writeBatch",
+  prepare: "KinesisWriter.prepare",
+  putAttempt: "KinesisWriter.putAttempt",
+  putRecords: "Kinesis.putRecords",
+  describeStreamSummary: "Kinesis.describeStreamSummary",
+  storeWrite: "LargePayloadStore.write",
+  storeRead: "LargePayloadStore.read",
+  storeDelete: "LargePayloadStore.delete",
+  decodeRecord: "RecordReader.decodeRecord"
+} as const
+
+export const Attributes = {
+  streamName: "kinesis.stream_name",
+  records: "kinesis.records",
+  attempt: "kinesis.attempt",
+  calls: "kinesis.calls",
+  attempts: "kinesis.attempts",
+  bucket: "s3.bucket",
+  key: "s3.key",
+  bytes: "s3.bytes"
+} as const

@@ -1,0 +1,196 @@
+/**
+ * The writer's machinery: `make` builds the service from validated options and the three
+ * services it needs, resolved once. See ARCHITECTURE.md for the data flow of a batch.
+ *
+ * @internal
+ */
+import type { ConfigError, Scope } from "effect"
+import { Cause, Clock, Effect, Exit, Option, Stream } from "effect"
+import { Compressor } from "../Compressor.js"
+import type { KinesisError, WriteBatchError } from "../Errors.js"
+import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import { Kinesis } from "../Kinesis.js"
+import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWriter.js"
+import { KinesisMetrics } from "../KinesisMetrics.js"
+import { LargePayloadStore } from "../LargePayloadStore.js"
+import { backoff } from "./backoff.js"
+import { BatchDelivery } from "./batchDelivery.js"
+import type { KinesisWriterOptions } from "./config.js"
+import { resolveWriterConfig } from "./config.js"
+import type { AttemptOutcome } from "./delivery.js"
+import { makeSender } from "./delivery.js"
+import type { DeliveryLedger } from "./ledger.js"
+import { KinesisLimits } from "./limits.js"
+import { deleteBestEffort } from "./orphans.js"
+import type { PrepareContext, PreparedRecord, SerializedBatch } from "./prepare.js"
+import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
+import { Attributes, SpanNames } from "./spans.js"
+
+/** Builds the writer; see `KinesisWriter.make`. */
+export const make = (
+  options: KinesisWriterOptions
+): Effect.Effect<
+  KinesisWriter.Service,
+  ConfigError.ConfigError | KinesisError,
+  Kinesis | LargePayloadStore | KinesisMetrics | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const config = yield* resolveWriterConfig(options)
+    const kinesis = yield* Kinesis
+    const store = yield* LargePayloadStore
+    const metrics = yield* KinesisMetrics
+    const recordLimitBytes = config.readStreamRecordLimit
+      ? yield* kinesis.describeStreamSummary(config.streamName, config.streamArn).pipe(
+        Effect.map((s) =>
+          s.maxRecordSizeInKiB === undefined ? KinesisLimits.defaultRecordBytes : s.maxRecordSizeInKiB * 1024
+        )
+      )
+      : KinesisLimits.defaultRecordBytes
+    const compressor = yield* Effect.flatMap(
+      Effect.serviceOption(Compressor),
+      Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
+    )
+    const sender = makeSender(config, kinesis, metrics)
+    const stream = config.streamName
+
+    const context = Effect.map(Clock.currentTimeMillis, (now): PrepareContext => ({
+      config,
+      recordLimitBytes,
+      store,
+      compressor,
+      // Whole milliseconds: a test clock may stand between two.
+      creationTime: BigInt(Math.floor(now))
+    }))
+
+    const prepare = Effect.fn(SpanNames.prepare)(function*(records: ReadonlyArray<DataFileV1>) {
+      yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
+      const batch = yield* Effect.flatMap(context, (ctx) => prepareBatch(ctx, records)).pipe(
+        Effect.tapError(() => metrics.batchWriteFailure(stream))
+      )
+      yield* metrics.largePayloads(stream, batch.largePayloads)
+      return batch
+    })
+
+    const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+      Effect.map(sender.sendAttempt(Stream.make(records), attempt, ledger), (report) => report.outcome)
+
+    /**
+     * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main
+     * thread) while earlier chunks' calls are in flight, and a chunk's payloads are dropped
+     * once written; a chunk that cannot be built stops it, and every record not written is
+     * named with that error. A retry sends what is pending.
+     */
+    const attempt = (batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
+    (n: number): Effect.Effect<AttemptOutcome> =>
+      n > 0
+        ? putAttempt(delivery.pending, n, delivery.ledger)
+        : sender.sendAttempt(
+          Stream.fromIterable(batch.chunks).pipe(
+            Stream.mapEffect((chunk) => compressChunk(batch, chunk)),
+            Stream.tap((prepared) =>
+              Effect.sync(() => {
+                for (const r of prepared) {
+                  bytes.uncompressed += r.uncompressedSize
+                  bytes.compressed += r.data.length
+                }
+              })
+            )
+          ),
+          0,
+          delivery.ledger
+        ).pipe(
+          Effect.map((report) => {
+            if (Option.isSome(report.stoppedBy)) delivery.fail(report.stoppedBy.value)
+            return report.outcome
+          })
+        )
+
+    const defaultSchedule = backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries })
+
+    const writeBatch = Effect.fn(SpanNames.writeBatch)(function*(
+      records: ReadonlyArray<DataFileV1>,
+      options?: WriteBatchOptions
+    ) {
+      yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
+      if (records.length === 0) return emptyResult
+      const ctx = yield* context
+      const batch = yield* serializeBatch(ctx, records).pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
+      yield* metrics.largePayloads(stream, batch.largePayloads)
+      const delivery = new BatchDelivery(batch.entries)
+      const bytes: ByteCounts = { uncompressed: 0, compressed: 0 }
+      const onRetry = Effect.suspend(() =>
+        Effect.logWarning("retrying records that failed").pipe(
+          Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
+        )
+      )
+      // Delivery runs interruptibly; whatever ends it, the batch's outcome is built from the
+      // ledger, so an interrupted batch still says which records may have been delivered.
+      return yield* Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(
+          Effect.exit(restore(delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry))),
+          (exit) => {
+            if (Exit.isFailure(exit)) {
+              return Cause.isInterruptedOnly(exit.cause)
+                ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, new Set()))))
+                : Effect.failCause(exit.cause)
+            }
+            return restore(finish(batch, delivery, bytes))
+          }
+        )
+      )
+      // The batch's scope holds the compressions started in phase 1.
+    }, Effect.scoped)
+
+    /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
+    const finish = (
+      batch: SerializedBatch,
+      delivery: BatchDelivery,
+      bytes: ByteCounts
+    ): Effect.Effect<WriteResult, WriteBatchError> =>
+      Effect.gen(function*() {
+        yield* Effect.annotateCurrentSpan({ [Attributes.calls]: delivery.calls, [Attributes.attempts]: delivery.attempts })
+        const undelivered = delivery.undelivered(false)
+        if (undelivered.length === 0) {
+          return {
+            records: batch.entries.length,
+            recordIds: batch.entries.map((r) => r.recordId),
+            kinesisCalls: delivery.calls,
+            retries: delivery.attempts - 1,
+            retriedRecords: delivery.retriedRecords,
+            largePayloads: batch.largePayloads,
+            uncompressedBytes: bytes.uncompressed,
+            compressedBytes: bytes.compressed
+          }
+        }
+        const orphans = undelivered.filter((e) => e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index))
+        const report = yield* deleteBestEffort(store, orphans.map((e) => e.largePayload!), config)
+        const deletedKeys = new Set(report.deleted.map((l) => `${l.bucket}/${l.key}`))
+        const deleted = new Set(
+          orphans.filter((e) => deletedKeys.has(`${e.largePayload!.bucket}/${e.largePayload!.key}`)).map((e) => e.index)
+        )
+        return yield* delivery.toError(stream, false, deleted)
+      })
+
+    return { config, recordLimitBytes, writeBatch, prepare, putAttempt }
+  })
+
+/** The writer's compressor: the calling thread when `workers` is 0, else a lazily started pool. */
+const makeCompressor = (workers: number): Effect.Effect<Compressor.Service, never, Scope.Scope> =>
+  workers === 0 ? Effect.succeed(Compressor.mainThread) : Compressor.makeLazyWorkerPool({ workers })
+
+/** Bytes of a batch's envelopes before and after gzip, summed as chunks are compressed. */
+interface ByteCounts {
+  uncompressed: number
+  compressed: number
+}
+
+const emptyResult: WriteResult = {
+  records: 0,
+  recordIds: [],
+  kinesisCalls: 0,
+  retries: 0,
+  retriedRecords: 0,
+  largePayloads: 0,
+  uncompressedBytes: 0,
+  compressedBytes: 0
+}

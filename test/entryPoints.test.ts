@@ -1,0 +1,120 @@
+/**
+ * The package as users import it: each entry point of the `exports` map, from the built
+ * `dist/` (built here), resolved by the package's own name; `./reader` loads with
+ * prom-client, `@effect/platform-node` and worker threads unavailable; internals cannot be
+ * imported.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { beforeAll } from "vitest"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const scratch = `${root}.scratch/entry-points-${process.pid}`
+
+/** Runs `code` as an ES module inside the package (so its own name resolves through `exports`), with `blocked` unavailable. */
+const runInPackage = (code: string, blocked: ReadonlyArray<string> = []): string => {
+  const file = `${scratch}/check-${Math.random().toString(36).slice(2)}.mjs`
+  writeFileSync(file, code)
+  writeFileSync(
+    `${scratch}/hooks.mjs`,
+    `const blocked = ${JSON.stringify(blocked)}
+export async function resolve(specifier, context, next) {
+  if (blocked.some((b) => specifier === b || specifier.startsWith(b + "/"))) {
+    throw Object.assign(new Error("unavailable in this test: " + specifier), { code: "ERR_MODULE_NOT_FOUND" })
+  }
+  return next(specifier, context)
+}`
+  )
+  writeFileSync(`${scratch}/register.mjs`, `import { register } from "node:module"\nregister("./hooks.mjs", import.meta.url)\n`)
+  return execFileSync(process.execPath, ["--import", `${scratch}/register.mjs`, file], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, NODE_NO_WARNINGS: "1" }
+  })
+}
+
+describe("entry points", () => {
+  beforeAll(() => {
+    mkdirSync(scratch, { recursive: true })
+    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], { cwd: root })
+  }, 120_000)
+
+  it("each entry point loads from dist/ by the package's name and exports what users import", () => {
+    const out = runInPackage(`
+const main = await import("cygnus-kinesis-writer")
+const reader = await import("cygnus-kinesis-writer/reader")
+const testing = await import("cygnus-kinesis-writer/testing")
+const prometheus = await import("cygnus-kinesis-writer/prometheus")
+console.log(JSON.stringify({
+  main: Object.keys(main).sort(),
+  reader: Object.keys(reader).sort(),
+  testing: Object.keys(testing).sort(),
+  prometheus: Object.keys(prometheus).sort()
+}))`)
+    const keys = JSON.parse(out) as Record<string, Array<string>>
+    for (
+      const name of [
+        "KinesisWriter",
+        "Kinesis",
+        "LargePayloadStore",
+        "KinesisMetrics",
+        "Compressor",
+        "RecordCodec",
+        "RecordReader",
+        "DeliveryLedger",
+        "KinesisLimits",
+        "WriteBatchError",
+        "DataFileV1Schema",
+        "FileFormat"
+      ]
+    ) assert.include(keys["main"]!, name)
+    for (const name of ["RecordReader", "LargePayloadStore", "DecodeError", "DataFileV1Schema"]) {
+      assert.include(keys["reader"]!, name)
+    }
+    assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
+    assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "PrometheusMetrics"])
+    // The index carries no generated file descriptor and no internal helper.
+    for (const name of ["file_cygnus_v1_data_file", "file_cygnus_v1_data_file_entry", "planCalls", "fnv1a32", "resolveWriterConfig"]) {
+      assert.notInclude(keys["main"]!, name)
+    }
+  })
+
+  it("./reader decodes a record with prom-client, @effect/platform-node and worker threads unavailable", () => {
+    const out = runInPackage(
+      `
+import { create, toBinary } from "@bufbuild/protobuf"
+import { Effect } from "effect"
+import { DataFileV1Schema, LargePayloadStore, RecordCodec, RecordReader } from "cygnus-kinesis-writer/reader"
+const dataFile = create(DataFileV1Schema, { filePath: "s3://b/k.parquet", recordCount: 7n })
+const encoded = RecordCodec.encodeRecordSync(dataFile, {
+  filePath: dataFile.filePath, creationTime: 1n, accountId: "123456789012", recordId: "r-1", logGroupId: "lg", schemaName: "s"
+})
+if (encoded._tag !== "Right") throw new Error("encode failed")
+const decoded = await Effect.runPromise(
+  RecordReader.decodeRecord(encoded.right.data).pipe(Effect.provide(LargePayloadStore.layerMemory()))
+)
+console.log(decoded.dataFile.filePath, decoded.info.recordId)`,
+      ["prom-client", "@effect/platform-node", "node:worker_threads", "worker_threads"]
+    )
+    assert.strictEqual(out.trim(), "s3://b/k.parquet r-1")
+  })
+
+  it("the package's internals cannot be imported", () => {
+    const out = runInPackage(`
+for (const path of ["cygnus-kinesis-writer/internal/codec.js", "cygnus-kinesis-writer/internal/writer.js", "cygnus-kinesis-writer/dist/index.js"]) {
+  try {
+    await import(path)
+    console.log("imported " + path)
+  } catch (e) {
+    console.log(e.code)
+  }
+}`)
+    assert.deepStrictEqual(out.trim().split("\n"), [
+      "ERR_PACKAGE_PATH_NOT_EXPORTED",
+      "ERR_PACKAGE_PATH_NOT_EXPORTED",
+      "ERR_PACKAGE_PATH_NOT_EXPORTED"
+    ])
+  })
+})
