@@ -1,5 +1,5 @@
 /**
- * The consumer side (DESIGN §6): a Kinesis record's Data back to its `DataFileInfo` and
+ * The consumer side: a Kinesis record's Data back to its `DataFileInfo` and
  * `DataFileV1`, fetching a large payload from the `LargePayloadStore` and verifying its size
  * and sha256. For a Lambda handler, a KCL worker, or a test reading a stream back.
  *

@@ -53,6 +53,7 @@ import { KinesisError } from "./Errors.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 import { prng } from "./RecordGenerator.js"
+import { KinesisLimits } from "./internal/limits.js"
 
 /**
  * The limits and defaults of a simulated stream: Kinesis' own write limits per shard and
@@ -67,12 +68,12 @@ import { prng } from "./RecordGenerator.js"
  */
 export const Defaults = {
   seed: 1,
-  recordsPerSecondPerShard: 1_000,
-  bytesPerSecondPerShard: 1_048_576,
-  maxRecordsPerCall: 500,
-  maxRecordBytes: 1_048_576,
-  maxCallBytes: 10 * 1_048_576,
-  maxPartitionKeyLength: 256
+  recordsPerSecondPerShard: KinesisLimits.shardRecordsPerSecond,
+  bytesPerSecondPerShard: KinesisLimits.shardBytesPerSecond,
+  maxRecordsPerCall: KinesisLimits.maxRecordsPerCall,
+  maxRecordBytes: KinesisLimits.defaultRecordBytes,
+  maxCallBytes: KinesisLimits.maxRequestBytes,
+  maxPartitionKeyLength: KinesisLimits.maxPartitionKeyLength
 } as const
 
 /**

@@ -60,7 +60,7 @@ describe("KinesisWriter configuration", () => {
       assert.strictEqual(writer.config.maxRetries, 9)
     }))
 
-  it.effect("defaults are DESIGN §5's", () =>
+  it.effect("defaults are the documented ones", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter.pipe(Effect.provide(KinesisWriter.layer(baseOptions).pipe(Layer.provide(deps))))
       assert.strictEqual(writer.config.distributionFactor, 4)

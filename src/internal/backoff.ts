@@ -1,8 +1,8 @@
 /**
- * The retry schedule of DESIGN §2: exponential from `base`, jittered (×0.8–1.2), each delay
+ * The retry schedule: exponential from `base`, jittered (×0.8–1.2), each delay
  * capped at `cap`, at most `maxRetries` retries.
  *
- * @since 0.1.0
+ * @internal
  */
 import { Duration, Schedule } from "effect"
 
@@ -15,7 +15,7 @@ import { Duration, Schedule } from "effect"
  * Effect.retry(effect, { schedule: backoff({ base: "100 millis", cap: "10 seconds", maxRetries: 3 }) })
  * ```
  *
- * @since 0.1.0
+ * @internal
  */
 export const backoff = (options: {
   readonly base: Duration.DurationInput

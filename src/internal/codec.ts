@@ -1,5 +1,6 @@
 /**
- * The codec between a `DataFileV1` and the bytes of one Kinesis record: pure, no AWS.
+ * The codec between a `DataFileV1` and the bytes of one Kinesis record: pure, no AWS. Its
+ * public functions are re-exported by `RecordCodec`.
  *
  * On the stream each record's Data is `gzip(DataFileEntryRecord)`. The writer serializes the
  * `DataFileV1` once and reuses those bytes three ways: for the large-payload size check, inside
@@ -10,7 +11,7 @@
  * The `*Sync` functions return an `Either` and are what the writer's hot loop calls; the
  * `Effect` functions wrap them for everyone else.
  *
- * @since 0.1.0
+ * @internal
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"

@@ -126,7 +126,7 @@ const duration = (field: string, value: Duration.DurationInput) =>
  * Validates options and fills in defaults. Each bad value is a `ConfigError.InvalidData`
  * whose path is the field and whose message names the value.
  *
- * @since 0.1.0
+ * @internal
  */
 export const resolveWriterConfig = (
   options: KinesisWriterOptions

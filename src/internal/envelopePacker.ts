@@ -8,7 +8,7 @@
  * The info fields that are the same for a whole batch (creation time, account, log group,
  * schema) are encoded once.
  *
- * @since 0.1.0
+ * @internal
  */
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
 import type { DataFileInfoFields } from "./codec.js"
@@ -26,21 +26,21 @@ export interface PackedPayloads {
 /**
  * The per-batch part of `DataFileInfo`: everything but `file_path` and `record_id`.
  *
- * @since 0.1.0
+ * @internal
  */
 export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | "logGroupId" | "schemaName">
 
 /**
  * Bytes of a protobuf varint encoding `n` (a non-negative 32-bit integer).
  *
- * @since 0.1.0
+ * @internal
  */
 export const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 
 /**
  * Packs envelopes for one batch's records, a chunk at a time.
  *
- * @since 0.1.0
+ * @internal
  */
 export class EnvelopePacker {
   /** Fields 2 (creation_time) and 3 (account_id) of `DataFileInfo`. */
@@ -132,7 +132,7 @@ export class EnvelopePacker {
 /**
  * Views of each payload of a packed buffer (no copy).
  *
- * @since 0.1.0
+ * @internal
  */
 export const unpack = ({ buffer, offsets }: PackedPayloads): Array<Uint8Array> => {
   const out: Array<Uint8Array> = new Array(offsets.length - 1)
@@ -143,7 +143,7 @@ export const unpack = ({ buffer, offsets }: PackedPayloads): Array<Uint8Array> =
 /**
  * Packs separate payloads into one buffer.
  *
- * @since 0.1.0
+ * @internal
  */
 export const pack = (payloads: ReadonlyArray<Uint8Array>): PackedPayloads => {
   const offsets = new Uint32Array(payloads.length + 1)

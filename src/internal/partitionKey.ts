@@ -1,5 +1,5 @@
 /**
- * Partition keys (DESIGN §2): `{logGroupId}-{schemaName}-{bucket}-{attempt}`, where bucket is
+ * Partition keys: `{logGroupId}-{schemaName}-{bucket}-{attempt}`, where bucket is
  * a stable hash of `file_path` modulo `distributionFactor` and attempt is 0 on the first try
  * and n on the n-th retry, so a retried record can land on another shard.
  *
@@ -12,7 +12,7 @@ const utf8 = new TextEncoder()
  * FNV-1a (32 bit) over the UTF-8 bytes of a string: stable across processes, versions and
  * languages, unlike a runtime's own string hash.
  *
- * @since 0.1.0
+ * @internal
  */
 export const fnv1a32 = (text: string): number => {
   let hash = 0x811c9dc5
@@ -27,7 +27,7 @@ export const fnv1a32 = (text: string): number => {
 /**
  * The distribution bucket of a `file_path`: `fnv1a32(filePath) % distributionFactor`.
  *
- * @since 0.1.0
+ * @internal
  */
 export const distributionBucket = (filePath: string, distributionFactor: number): number =>
   fnv1a32(filePath) % Math.max(1, Math.floor(distributionFactor))
@@ -35,7 +35,7 @@ export const distributionBucket = (filePath: string, distributionFactor: number)
 /**
  * What partition keys are made of.
  *
- * @since 0.1.0
+ * @internal
  */
 export interface PartitionKeyParts {
   readonly logGroupId: string
@@ -46,7 +46,7 @@ export interface PartitionKeyParts {
  * The part of a record's partition key that does not change across attempts:
  * `{logGroupId}-{schemaName}-{bucket}-`.
  *
- * @since 0.1.0
+ * @internal
  */
 export const partitionKeyPrefix = (parts: PartitionKeyParts, filePath: string, distributionFactor: number): string =>
   `${parts.logGroupId}-${parts.schemaName}-${distributionBucket(filePath, distributionFactor)}-`
@@ -59,7 +59,7 @@ export const partitionKeyPrefix = (parts: PartitionKeyParts, filePath: string, d
  * partitionKey({ logGroupId: "lg", schemaName: "orders" }, "s3://b/f.parquet", 4, 0) // "lg-orders-2-0"
  * ```
  *
- * @since 0.1.0
+ * @internal
  */
 export const partitionKey = (
   parts: PartitionKeyParts,
@@ -72,7 +72,7 @@ export const partitionKey = (
  * The longest partition key a configuration can make (highest bucket, last retry): the one
  * that must fit Kinesis' 256 characters.
  *
- * @since 0.1.0
+ * @internal
  */
 export const longestPartitionKey = (
   config: PartitionKeyParts & { readonly distributionFactor: number; readonly maxRetries: number }

@@ -30,6 +30,7 @@ import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js
 import type { PayloadLocation } from "../LargePayloadStore.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import { backoff } from "./backoff.js"
+import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import { withRequestTimeout } from "./timeout.js"
@@ -86,7 +87,7 @@ export type PrepareError = SerializationError | CompressionError | LargePayloadS
 /**
  * What the builder needs besides the records.
  *
- * @since 0.1.0
+ * @internal
  */
 export interface PrepareContext {
   readonly config: ResolvedWriterConfig
@@ -158,7 +159,7 @@ const yieldToEventLoop = Effect.async<void>((resume) => {
  * the large payloads. Fails before anything is sent, naming the record; the compressions
  * started belong to the scope.
  *
- * @since 0.1.0
+ * @internal
  */
 export const serializeBatch = (
   context: PrepareContext,
@@ -245,7 +246,7 @@ export const serializeBatch = (
  * Phase 2: the prepared records of a chunk, once its compression is done. The compressed
  * records are handed on, not kept: once written, nothing holds them.
  *
- * @since 0.1.0
+ * @internal
  */
 export const compressChunk = (
   batch: SerializedBatch,
@@ -272,7 +273,7 @@ export const compressChunk = (
 /**
  * Both phases for a whole batch: what `KinesisWriter.prepare` returns.
  *
- * @since 0.1.0
+ * @internal
  */
 export const prepareBatch = (
   context: PrepareContext,
@@ -290,12 +291,8 @@ export const prepareBatch = (
     return { records: prepared, largePayloads: serialized.largePayloads, uncompressedBytes, compressedBytes }
   }).pipe(Effect.scoped)
 
-/**
- * Records per compression chunk: a full PutRecords call's worth.
- *
- * @since 0.1.0
- */
-export const COMPRESSION_CHUNK = 500
+/** Records per compression chunk: a full PutRecords call's worth. */
+export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall
 
 /** zlib's deflateBound plus the gzip header and trailer: no gzip stream of `n` bytes is longer. */
 const gzipBound = (n: number): number => n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 18
