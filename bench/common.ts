@@ -10,7 +10,14 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import * as Zlib from "node:zlib"
 import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry } from "../src/index.js"
-import { DataFileEntryRecordSchema, DataFileVersion, Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import {
+  DataFileEntryRecordSchema,
+  DataFileVersion,
+  Kinesis,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore
+} from "../src/index.js"
 
 // ---------------------------------------------------------------------------------------------
 // Machine and load
@@ -30,7 +37,9 @@ export const machine = () => {
 /** `load 1.23 / 1.10 / 0.90 (1/5/15 min) on 2 cores`. */
 export const loadNote = (): string => {
   const [a, b, c] = os.loadavg()
-  return `load ${(a ?? 0).toFixed(2)} / ${(b ?? 0).toFixed(2)} / ${(c ?? 0).toFixed(2)} (1/5/15 min) on ${os.cpus().length} cores`
+  return `load ${(a ?? 0).toFixed(2)} / ${(b ?? 0).toFixed(2)} / ${
+    (c ?? 0).toFixed(2)
+  } (1/5/15 min) on ${os.cpus().length} cores`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -49,7 +58,8 @@ const gc = (): void => {
 }
 
 /** The records of a pool, cycled to `n` (same objects, reused: generation stays out of the timed region). */
-export const cycle = <A>(pool: ReadonlyArray<A>, n: number): Array<A> => Array.from({ length: n }, (_, i) => pool[i % pool.length]!)
+export const cycle = <A>(pool: ReadonlyArray<A>, n: number): Array<A> =>
+  Array.from({ length: n }, (_, i) => pool[i % pool.length]!)
 
 export interface Measure<R> {
   readonly name: string
@@ -99,12 +109,24 @@ export const measureGroup = async (
   options: { readonly targetSeconds?: number; readonly runs?: number } = {}
 ): Promise<Array<Measure<any>>> => {
   const target = options.targetSeconds ?? 1.4
-  const sized: Array<{ candidate: Candidate<any, any>; n: number; rates: Array<number>; cpuRates: Array<number>; seconds: Array<number>; last: unknown }> = []
+  const sized: Array<
+    {
+      candidate: Candidate<any, any>
+      n: number
+      rates: Array<number>
+      cpuRates: Array<number>
+      seconds: Array<number>
+      last: unknown
+    }
+  > = []
   for (const candidate of candidates) {
     await timeOnce(candidate, candidate.warmupN)
     const calibration = await timeOnce(candidate, candidate.warmupN)
     const estimate = candidate.warmupN / calibration.seconds
-    const n = Math.max(candidate.minN ?? 100, Math.min(candidate.maxN ?? 1_000_000, Math.round((estimate * target) / 100) * 100))
+    const n = Math.max(
+      candidate.minN ?? 100,
+      Math.min(candidate.maxN ?? 1_000_000, Math.round((estimate * target) / 100) * 100)
+    )
     sized.push({ candidate, n, rates: [], cpuRates: [], seconds: [], last: calibration.result })
   }
   for (let round = 0; round < (options.runs ?? 3); round++) {
@@ -153,7 +175,10 @@ export const zeroLatencyKinesis: Layer.Layer<Kinesis> = L.succeed(
 export const quietLogs = Logger.minimumLogLevel(LogLevel.Error)
 
 /** A writer runtime over a `Kinesis` layer, the in-memory store and no-op metrics, built once. */
-export const writerRuntime = (options: Partial<KinesisWriterOptions>, kinesis: Layer.Layer<Kinesis> = zeroLatencyKinesis) =>
+export const writerRuntime = (
+  options: Partial<KinesisWriterOptions>,
+  kinesis: Layer.Layer<Kinesis> = zeroLatencyKinesis
+) =>
   ManagedRuntime.make(
     KinesisWriter.layer({ ...WRITER_BASE, ...options }).pipe(
       L.provide(kinesis),

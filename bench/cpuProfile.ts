@@ -84,17 +84,28 @@ export class SourceResolver {
   }
 
   static fromFile(path: string): SourceResolver {
-    return new SourceResolver(existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, SourceMapPayload>) : {})
+    return new SourceResolver(
+      existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, SourceMapPayload>) : {}
+    )
   }
 
   resolve(frame: CallFrame): { readonly name: string; readonly line: number } {
     const map = this.maps.get(frame.url)
-    const fallback = { name: frame.functionName === "" ? "(anonymous)" : frame.functionName, line: frame.lineNumber + 1 }
+    const fallback = {
+      name: frame.functionName === "" ? "(anonymous)" : frame.functionName,
+      line: frame.lineNumber + 1
+    }
     if (map === undefined) return fallback
-    const entry = map.findEntry(frame.lineNumber, frame.columnNumber) as { originalLine?: number; originalColumn?: number; originalSource?: string }
+    const entry = map.findEntry(frame.lineNumber, frame.columnNumber) as {
+      originalLine?: number
+      originalColumn?: number
+      originalSource?: string
+    }
     if (entry.originalLine === undefined || entry.originalColumn === undefined) return fallback
     const text = this.sourceLines(entry.originalSource ?? frame.url)[entry.originalLine] ?? ""
-    const named = frame.functionName !== "" && frame.functionName !== "__name" ? frame.functionName : nameFromSource(text, entry.originalColumn)
+    const named = frame.functionName !== "" && frame.functionName !== "__name"
+      ? frame.functionName
+      : nameFromSource(text, entry.originalColumn)
     return { name: named, line: entry.originalLine + 1 }
   }
 
@@ -143,7 +154,7 @@ export const summarize = (
     if (window !== undefined && (t < window.from || t > window.to)) return
     const frame = byId.get(id)?.callFrame
     if (frame === undefined) return
-    const { name, line } = resolver.resolve(frame)
+    const { line, name } = resolver.resolve(frame)
     const where = frame.url === "" ? "" : `${shortUrl(frame.url)}:${line}`
     const key = `${name} ${where}`
     const entry = self.get(key) ?? { name, where, group: groupOf(name, frame.url), us: 0 }
@@ -157,7 +168,13 @@ export const summarize = (
     .filter((e) => e.name !== "(idle)")
     .sort((a, b) => b.us - a.us)
     .slice(0, topN)
-    .map((e) => ({ name: e.name, where: e.where, group: e.group, selfMs: e.us / 1000, share: busyUs === 0 ? 0 : e.us / busyUs }))
+    .map((e) => ({
+      name: e.name,
+      where: e.where,
+      group: e.group,
+      selfMs: e.us / 1000,
+      share: busyUs === 0 ? 0 : e.us / busyUs
+    }))
   const groups = new Map<string, number>()
   for (const e of self.values()) if (e.group !== "(idle)") groups.set(e.group, (groups.get(e.group) ?? 0) + e.us)
   return {
@@ -172,7 +189,11 @@ export const summarize = (
 }
 
 /** Busy share (not idle) of the thread in each of `slices` equal parts of the window: when it worked and when it waited. */
-export const busyTimeline = (file: string, window: { readonly from: number; readonly to: number }, slices: number): Array<number> => {
+export const busyTimeline = (
+  file: string,
+  window: { readonly from: number; readonly to: number },
+  slices: number
+): Array<number> => {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile
   const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id))
   const busy = new Array<number>(slices).fill(0)

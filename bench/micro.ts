@@ -46,56 +46,89 @@ export const runMicro = (): void => {
   })
   let sink = 0
   const rows: Array<[string, number]> = [
-    ["writer: toBinary(DataFileV1), result dropped", perRecord(() => {
-      for (const r of records) sink += toBinary(DataFileV1Schema, r).length
-    })],
-    ["writer: toBinary(DataFileV1), all results kept (phase 1 keeps the batch's)", perRecord(() => {
-      const kept: Array<Uint8Array> = []
-      for (const r of records) kept.push(toBinary(DataFileV1Schema, r))
-      sink += kept.length
-    })],
-    ["writer: envelope around the bytes (RecordCodec.encodeEntryRecordSync)", perRecord(() => {
-      for (let i = 0; i < RECORDS; i++) {
-        const e = RecordCodec.encodeEntryRecordSync(infos[i]!, { _tag: "standard", dataFileBytes: serialized[i]! })
-        if (e._tag === "Right") sink += e.right.length
-      }
-    })],
-    ["writer: copy each chunk of 500 envelopes into one buffer (as Compressor's pack)", perRecord(() => {
-      for (let c = 0; c < RECORDS; c += 500) {
-        const chunk = envelopes.slice(c, c + 500)
-        const offsets = new Uint32Array(chunk.length + 1)
-        for (let i = 0; i < chunk.length; i++) offsets[i + 1] = offsets[i]! + chunk[i]!.length
-        const buffer = new Uint8Array(offsets[chunk.length]!)
-        for (let i = 0; i < chunk.length; i++) buffer.set(chunk[i]!, offsets[i]!)
-        sink += buffer.length
-      }
-    })],
-    ["randomUUID (record_id)", perRecord(() => {
-      for (let i = 0; i < RECORDS; i++) sink += randomUUID().length
-    })],
-    ["both: zlib.gzipSync(envelope), level 6 (default)", perRecord(() => {
-      for (const e of envelopes) sink += Zlib.gzipSync(e, { level: 6 }).length
-    })],
-    ["both: zlib.gzipSync(envelope), level 1", perRecord(() => {
-      for (const e of envelopes) sink += Zlib.gzipSync(e, { level: 1 }).length
-    })],
-    ["zlib.gzipSync of 1 byte: the fixed cost of a gzip stream", perRecord(() => {
-      const one = new Uint8Array([1])
-      for (let i = 0; i < RECORDS; i++) sink += Zlib.gzipSync(one).length
-    })],
-    ["floor/limit: create(DataFileEntryRecordSchema, …) + toBinary, no gzip", perRecord(() => {
-      for (let i = 0; i < RECORDS; i++) {
-        const message = create(DataFileEntryRecordSchema, {
-          dataFileInfo: infos[i]!,
-          dataFileEntry: { entry: { case: "standard", value: { version: DataFileVersion.V1, dataFileV1: records[i]! } } }
-        })
-        sink += toBinary(DataFileEntryRecordSchema, message).length
-      }
-    })]
+    [
+      "writer: toBinary(DataFileV1), result dropped",
+      perRecord(() => {
+        for (const r of records) sink += toBinary(DataFileV1Schema, r).length
+      })
+    ],
+    [
+      "writer: toBinary(DataFileV1), all results kept (phase 1 keeps the batch's)",
+      perRecord(() => {
+        const kept: Array<Uint8Array> = []
+        for (const r of records) kept.push(toBinary(DataFileV1Schema, r))
+        sink += kept.length
+      })
+    ],
+    [
+      "writer: envelope around the bytes (RecordCodec.encodeEntryRecordSync)",
+      perRecord(() => {
+        for (let i = 0; i < RECORDS; i++) {
+          const e = RecordCodec.encodeEntryRecordSync(infos[i]!, { _tag: "standard", dataFileBytes: serialized[i]! })
+          if (e._tag === "Right") sink += e.right.length
+        }
+      })
+    ],
+    [
+      "writer: copy each chunk of 500 envelopes into one buffer (as Compressor's pack)",
+      perRecord(() => {
+        for (let c = 0; c < RECORDS; c += 500) {
+          const chunk = envelopes.slice(c, c + 500)
+          const offsets = new Uint32Array(chunk.length + 1)
+          for (let i = 0; i < chunk.length; i++) offsets[i + 1] = offsets[i]! + chunk[i]!.length
+          const buffer = new Uint8Array(offsets[chunk.length]!)
+          for (let i = 0; i < chunk.length; i++) buffer.set(chunk[i]!, offsets[i]!)
+          sink += buffer.length
+        }
+      })
+    ],
+    [
+      "randomUUID (record_id)",
+      perRecord(() => {
+        for (let i = 0; i < RECORDS; i++) sink += randomUUID().length
+      })
+    ],
+    [
+      "both: zlib.gzipSync(envelope), level 6 (default)",
+      perRecord(() => {
+        for (const e of envelopes) sink += Zlib.gzipSync(e, { level: 6 }).length
+      })
+    ],
+    [
+      "both: zlib.gzipSync(envelope), level 1",
+      perRecord(() => {
+        for (const e of envelopes) sink += Zlib.gzipSync(e, { level: 1 }).length
+      })
+    ],
+    [
+      "zlib.gzipSync of 1 byte: the fixed cost of a gzip stream",
+      perRecord(() => {
+        const one = new Uint8Array([1])
+        for (let i = 0; i < RECORDS; i++) sink += Zlib.gzipSync(one).length
+      })
+    ],
+    [
+      "floor/limit: create(DataFileEntryRecordSchema, …) + toBinary, no gzip",
+      perRecord(() => {
+        for (let i = 0; i < RECORDS; i++) {
+          const message = create(DataFileEntryRecordSchema, {
+            dataFileInfo: infos[i]!,
+            dataFileEntry: {
+              entry: { case: "standard", value: { version: DataFileVersion.V1, dataFileV1: records[i]! } }
+            }
+          })
+          sink += toBinary(DataFileEntryRecordSchema, message).length
+        }
+      })
+    ]
   ]
   const gz6 = envelopes.reduce((n, e) => n + Zlib.gzipSync(e, { level: 6 }).length, 0) / RECORDS
   const gz1 = envelopes.reduce((n, e) => n + Zlib.gzipSync(e, { level: 1 }).length, 0) / RECORDS
   console.log(table(["step", "µs/record"], rows.map(([label, us]) => [label, fixed(us, 1)])))
-  console.log(`\ngzip output: level 6 ${fixed(gz6, 1)} B/record, level 1 ${fixed(gz1, 1)} B/record (${fixed((100 * gz1) / gz6, 1)}%)`)
+  console.log(
+    `\ngzip output: level 6 ${fixed(gz6, 1)} B/record, level 1 ${fixed(gz1, 1)} B/record (${
+      fixed((100 * gz1) / gz6, 1)
+    }%)`
+  )
   console.log(`(checksum ${sink % 997})`)
 }

@@ -8,8 +8,8 @@
 import type { Layer } from "effect"
 import { availableParallelism } from "node:os"
 import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
-import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { KinesisWriter } from "../src/index.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import type { Candidate, Measure } from "./common.js"
 import {
   cycle,
@@ -64,7 +64,11 @@ const writerCandidate = (
   }
 }
 
-const loopCandidate = (name: string, pool: ReadonlyArray<DataFileV1>, gzip: boolean): Candidate<Array<DataFileV1>, number> => ({
+const loopCandidate = (
+  name: string,
+  pool: ReadonlyArray<DataFileV1>,
+  gzip: boolean
+): Candidate<Array<DataFileV1>, number> => ({
   name,
   setup: (n) => cycle(pool, n),
   run: (records) => handLoop(records, gzip),
@@ -84,11 +88,17 @@ export const runP1 = async (): Promise<P1Result> => {
   section("P1 encode path: writeBatch vs hand-written loops (zero-latency Kinesis, in-memory store, no-op metrics)")
   console.log("Each figure: 2 warm-up runs, then 3 rounds in which every measure of the group runs once in turn")
   console.log("(so a change of load hits all alike), each run sized to ~1.4 s; the median. Same pre-generated records")
-  console.log("(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,")
+  console.log(
+    "(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,"
+  )
   console.log("default options (compressionWorkers 1, level -1 = 6), writer layer built once per configuration.")
-  console.log("floor = per record: record_id + create(DataFileEntryRecordSchema, info + standard entry) + toBinary + zlib.gzipSync;")
+  console.log(
+    "floor = per record: record_id + create(DataFileEntryRecordSchema, info + standard entry) + toBinary + zlib.gzipSync;"
+  )
   console.log("limit = the same loop without gzip. Both on the main thread, no Effect.")
-  console.log("rec/CPU-s = records per CPU-second of the whole process (main thread + workers): less sensitive to load.\n")
+  console.log(
+    "rec/CPU-s = records per CPU-second of the whole process (main thread + workers): less sensitive to load.\n"
+  )
 
   const byColumns: Array<ColumnFigures> = []
   let level1: Measure<WriteResult> | undefined
@@ -113,11 +123,18 @@ export const runP1 = async (): Promise<P1Result> => {
     try {
       const [writer, floor, limit, ...variants] = await measureGroup(candidates)
       byColumns.push({ columns, writer: writer!, floor: floor!, limit: limit! })
-      console.log(`  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${describe(limit!)}`)
+      console.log(
+        `  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${
+          describe(limit!)
+        }`
+      )
       for (const v of variants) console.log(`              ${v.name}: ${describe(v)}`)
       if (columns === 50) {
         level1 = variants[0]!
-        workers.push({ workers: 0, measure: variants[1]! }, { workers: 1, measure: writer! }, { workers: 2, measure: variants[2]! })
+        workers.push({ workers: 0, measure: variants[1]! }, { workers: 1, measure: writer! }, {
+          workers: 2,
+          measure: variants[2]!
+        })
         kinesisTest = variants[3]!
       }
     } finally {
@@ -143,14 +160,23 @@ export const runP1 = async (): Promise<P1Result> => {
   const bound = cores * c50.floor.cpuRate
   console.log(
     `\nBound at 50 columns on this machine: writeBatch does at least the floor's work per record (serialize + gzip, ` +
-      `1/${int(c50.floor.cpuRate)} CPU-s); spread perfectly over ${cores} cores with no one else running, that is at most ` +
+      `1/${
+        int(c50.floor.cpuRate)
+      } CPU-s); spread perfectly over ${cores} cores with no one else running, that is at most ` +
       `${int(bound)} rec/s = ${ratio(bound, c50.floor.rate)} the floor and ${pct(bound, c50.limit.rate)} of the limit.`
   )
   const default50 = byColumns[1]!.writer
   const d = perRecord(default50.last)
   const variantRow = (label: string, m: Measure<WriteResult>) => {
     const p = perRecord(m.last)
-    return [label, int(m.rate), int(m.cpuRate), ratio(m.rate, default50.rate), fixed(p.compressed, 1), pct(p.compressed, d.compressed)]
+    return [
+      label,
+      int(m.rate),
+      int(m.cpuRate),
+      ratio(m.rate, default50.rate),
+      fixed(p.compressed, 1),
+      pct(p.compressed, d.compressed)
+    ]
   }
   console.log("\nVariants at 50 columns (writeBatch, median of 3, measured in the same rounds as the default):\n")
   console.log(table(
@@ -164,7 +190,9 @@ export const runP1 = async (): Promise<P1Result> => {
     ]
   ))
 
-  console.log("\nBytes on the wire per record and Kinesis calls (from the WriteResult of the last timed run; floor = the hand loop's gzip):\n")
+  console.log(
+    "\nBytes on the wire per record and Kinesis calls (from the WriteResult of the last timed run; floor = the hand loop's gzip):\n"
+  )
   const bytesRow = (label: string, r: WriteResult, floorBytes?: number) => {
     const p = perRecord(r)
     return [
@@ -179,7 +207,16 @@ export const runP1 = async (): Promise<P1Result> => {
     ]
   }
   console.log(table(
-    ["columns", "records", "before gzip B/rec", "after gzip B/rec", "after/before", "floor gzip B/rec", "calls", "calls per 1,000 rec"],
+    [
+      "columns",
+      "records",
+      "before gzip B/rec",
+      "after gzip B/rec",
+      "after/before",
+      "floor gzip B/rec",
+      "calls",
+      "calls per 1,000 rec"
+    ],
     [
       ...byColumns.map((c) => bytesRow(String(c.columns), c.writer.last, c.floor.last / c.floor.n)),
       bytesRow("50, level 1", level1!.last)

@@ -127,11 +127,23 @@ export interface P2Result {
 
 export const runP2 = async (options: { readonly delayMs?: number } = {}): Promise<P2Result> => {
   const delayMs = options.delayMs ?? P2_DELAY_MS
-  section(`P2 end to end: ${int(P2_RECORDS)} records of 50 columns, real SDK client -> proxy (+${delayMs} ms per call) -> kinesalite`)
-  console.log(`kinesalite and the delaying proxy run in a child process (bench/servers.ts). Client: makeKinesisClient (NodeHttpHandler,`)
-  console.log(`maxAttempts 1), the same for both. Each run: a fresh 4-shard stream, a warm-up batch of ${WARMUP} records, then the timed`)
-  console.log(`${int(P2_RECORDS)} records. writeBatch: one call, default options (4 calls in flight, 1 compression worker).`)
-  console.log(`by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand, sequentially. ${RUNS} runs each, alternating.\n`)
+  section(
+    `P2 end to end: ${
+      int(P2_RECORDS)
+    } records of 50 columns, real SDK client -> proxy (+${delayMs} ms per call) -> kinesalite`
+  )
+  console.log(
+    `kinesalite and the delaying proxy run in a child process (bench/servers.ts). Client: makeKinesisClient (NodeHttpHandler,`
+  )
+  console.log(
+    `maxAttempts 1), the same for both. Each run: a fresh 4-shard stream, a warm-up batch of ${WARMUP} records, then the timed`
+  )
+  console.log(
+    `${int(P2_RECORDS)} records. writeBatch: one call, default options (4 calls in flight, 1 compression worker).`
+  )
+  console.log(
+    `by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand, sequentially. ${RUNS} runs each, alternating.\n`
+  )
   const records = RecordGenerator.makeDataFiles(P2_RECORDS, { columns: 50, seed: 77 })
   const warm = RecordGenerator.makeDataFiles(WARMUP, { columns: 50, seed: 7_777_777 })
   const servers = await startServers(delayMs)
@@ -169,7 +181,9 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
       await handWrite(client, loopStream, warm)
       loopRuns.push(await timed(servers, () => handWrite(client, loopStream, records)))
       console.log(
-        `  run ${round + 1}: writeBatch ${int(writerRuns.at(-1)!.rate)} rec/s (${fixed(writerRuns.at(-1)!.seconds)} s), ` +
+        `  run ${round + 1}: writeBatch ${int(writerRuns.at(-1)!.rate)} rec/s (${
+          fixed(writerRuns.at(-1)!.seconds)
+        } s), ` +
           `by hand ${int(loopRuns.at(-1)!.rate)} rec/s (${fixed(loopRuns.at(-1)!.seconds)} s)`
       )
     }
@@ -197,26 +211,40 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
   const floorCalls = Math.ceil(P2_RECORDS / 500)
   console.log(`\nratio writeBatch / by hand: ${ratio(writerRate, loopRate)} (target ≥ 3×)`)
   console.log(
-    `A sequential loop cannot beat ${floorCalls} calls × ${delayMs} ms = ${fixed((floorCalls * delayMs) / 1000)} s of pure latency ` +
+    `A sequential loop cannot beat ${floorCalls} calls × ${delayMs} ms = ${
+      fixed((floorCalls * delayMs) / 1000)
+    } s of pure latency ` +
       `(${int(P2_RECORDS / ((floorCalls * delayMs) / 1000))} rec/s) plus its encoding and the server's time per call.`
   )
-  console.log(`server CPU-s = CPU of the kinesalite + proxy process during the run (one thread: near the run's seconds = saturated).`)
+  console.log(
+    `server CPU-s = CPU of the kinesalite + proxy process during the run (one thread: near the run's seconds = saturated).`
+  )
   const calls = loopRuns[0]!.calls
   const encodeMs = (1000 * median(loopRuns.map((r) => r.encodeSeconds ?? 0))) / calls
   const sendMs = (1000 * median(loopRuns.map((r) => r.sendSeconds ?? 0))) / calls
   const serverMs = (1000 * median(loopRuns.map((r) => r.serverCpu))) / calls
   console.log(
-    `\nby hand, per call of 500 records: encode + gzip ${fixed(encodeMs, 0)} ms, then client.send ${fixed(sendMs, 0)} ms ` +
-      `(= ${delayMs} ms added latency + ~${fixed(serverMs, 0)} ms of server CPU + the SDK's own work and waiting for a core).`
+    `\nby hand, per call of 500 records: encode + gzip ${fixed(encodeMs, 0)} ms, then client.send ${
+      fixed(sendMs, 0)
+    } ms ` +
+      `(= ${delayMs} ms added latency + ~${
+        fixed(serverMs, 0)
+      } ms of server CPU + the SDK's own work and waiting for a core).`
   )
   const writerCpu = median(writerRuns.map((r) => r.clientCpu + r.serverCpu))
   const cores = availableParallelism()
   const floorSeconds = writerCpu / cores
   const loopSeconds = median(loopRuns.map((r) => r.seconds))
   console.log(
-    `CPU bound: writeBatch's ${int(P2_RECORDS)} records cost ${fixed(writerCpu)} CPU-s (client + servers); on ${cores} cores that is at least ` +
-      `${fixed(floorSeconds)} s even with no one else on the machine, i.e. at most ${int(P2_RECORDS / floorSeconds)} rec/s = ` +
-      `${ratio(loopSeconds, floorSeconds)} the loop's median; the ${delayMs} ms per call is ${fixed((100 * calls * delayMs) / 1000 / loopSeconds, 0)}% of the loop's time.`
+    `CPU bound: writeBatch's ${int(P2_RECORDS)} records cost ${
+      fixed(writerCpu)
+    } CPU-s (client + servers); on ${cores} cores that is at least ` +
+      `${fixed(floorSeconds)} s even with no one else on the machine, i.e. at most ${
+        int(P2_RECORDS / floorSeconds)
+      } rec/s = ` +
+      `${ratio(loopSeconds, floorSeconds)} the loop's median; the ${delayMs} ms per call is ${
+        fixed((100 * calls * delayMs) / 1000 / loopSeconds, 0)
+      }% of the loop's time.`
   )
   return { writer: writerRuns, loop: loopRuns, writerRate, loopRate, delayMs }
 }

@@ -45,15 +45,29 @@ const wholeMillis = (inner: Clock.Clock): Clock.Clock => ({
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
 
-export const runP3 = async (options: { readonly distributionFactor?: number; readonly header?: boolean } = {}): Promise<P3Result> => {
+export const runP3 = async (
+  options: { readonly distributionFactor?: number; readonly header?: boolean } = {}
+): Promise<P3Result> => {
   const distributionFactor = options.distributionFactor ?? WriterDefaults.distributionFactor
   if (options.header ?? true) {
     section(`P3 under throttling: shard simulator, ${P3_SHARDS} shards, ${P3_SECONDS} s of simulated time (TestClock)`)
-    console.log("Limits per shard: 1,000 records/s and 1,048,576 bytes/s (data + partition key), per whole second of the clock.")
-    console.log(`Producer: one fiber calling writeBatch with batches of ${int(P3_BATCH)} records of 50 columns, one after another, as fast as`)
-    console.log("the writer returns (default options: maxRetries 3, backoff 100 ms jittered ×0.8-1.2, cap 10 s). The driver advances")
-    console.log("the TestClock to the next pending sleep whenever the producer waits on one, so CPU work takes no simulated time.")
-    console.log(`After ${P3_SECONDS} s no new batch starts; the batch in progress finishes (its retries may run past ${P3_SECONDS} s).\n`)
+    console.log(
+      "Limits per shard: 1,000 records/s and 1,048,576 bytes/s (data + partition key), per whole second of the clock."
+    )
+    console.log(
+      `Producer: one fiber calling writeBatch with batches of ${
+        int(P3_BATCH)
+      } records of 50 columns, one after another, as fast as`
+    )
+    console.log(
+      "the writer returns (default options: maxRetries 3, backoff 100 ms jittered ×0.8-1.2, cap 10 s). The driver advances"
+    )
+    console.log(
+      "the TestClock to the next pending sleep whenever the producer waits on one, so CPU work takes no simulated time."
+    )
+    console.log(
+      `After ${P3_SECONDS} s no new batch starts; the batch in progress finishes (its retries may run past ${P3_SECONDS} s).\n`
+    )
   }
   const pool = RecordGenerator.makeDataFiles(2 * P3_BATCH, { columns: 50, seed: 333 })
   const layer = KinesisWriter.layer({ ...WRITER_BASE, distributionFactor }).pipe(
@@ -62,7 +76,16 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
     Layer.provide(KinesisMetrics.layerNoop),
     Layer.provideMerge(quietLogs)
   )
-  const counts = { batches: 0, failedBatches: 0, produced: 0, delivered: 0, named: 0, otherErrors: 0, calls: 0, retries: 0 }
+  const counts = {
+    batches: 0,
+    failedBatches: 0,
+    produced: 0,
+    delivered: 0,
+    named: 0,
+    otherErrors: 0,
+    calls: 0,
+    retries: 0
+  }
   const wall = performance.now()
   const program = Effect.gen(function*() {
     const writer = yield* KinesisWriter
@@ -90,7 +113,11 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
       }
     })
     const fiber = yield* Effect.fork(Effect.withClock(producer, wholeMillis(yield* Effect.clock)))
-    let snapshot: { totals: ShardSimulator.SimulatorTotals; shards: ReadonlyArray<ShardSimulator.ShardStats>; at: number } | undefined
+    let snapshot: {
+      totals: ShardSimulator.SimulatorTotals
+      shards: ReadonlyArray<ShardSimulator.ShardStats>
+      at: number
+    } | undefined
     for (;;) {
       const exit = yield* Fiber.poll(fiber)
       if (Option.isSome(exit)) {
@@ -133,13 +160,26 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
   const keyShards = Array.from({ length: 1 + WriterDefaults.maxRetries }, (_, attempt) => {
     const shards = new Set<number>()
     for (let bucket = 0; bucket < distributionFactor; bucket++) {
-      shards.add(ShardSimulator.shardIndexOf(`${WRITER_BASE.logGroupId}-${WRITER_BASE.schemaName}-${bucket}-${attempt}`, P3_SHARDS))
+      shards.add(
+        ShardSimulator.shardIndexOf(
+          `${WRITER_BASE.logGroupId}-${WRITER_BASE.schemaName}-${bucket}-${attempt}`,
+          P3_SHARDS
+        )
+      )
     }
     return [...shards].sort()
   })
 
-  console.log(`distributionFactor ${distributionFactor} (${distributionFactor === WriterDefaults.distributionFactor ? "the default" : "raised"}):`)
-  console.log(`  simulated ${fixed(end / 1000, 1)} s in ${fixed(wallSeconds, 1)} s of wall time; ${int(counts.batches)} batches, ${int(counts.failedBatches)} ended in a WriteBatchError`)
+  console.log(
+    `distributionFactor ${distributionFactor} (${
+      distributionFactor === WriterDefaults.distributionFactor ? "the default" : "raised"
+    }):`
+  )
+  console.log(
+    `  simulated ${fixed(end / 1000, 1)} s in ${fixed(wallSeconds, 1)} s of wall time; ${
+      int(counts.batches)
+    } batches, ${int(counts.failedBatches)} ended in a WriteBatchError`
+  )
   console.log("")
   console.log(table(
     ["shard", `records in ${P3_SECONDS} s`, "records/s", "MiB/s", "share of its limit"],
@@ -151,24 +191,52 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
         int(s.records),
         int(rps),
         fixed(bps / 2 ** 20),
-        pct(Math.max(rps / ShardSimulator.Defaults.recordsPerSecondPerShard, bps / ShardSimulator.Defaults.bytesPerSecondPerShard), 1)
+        pct(
+          Math.max(
+            rps / ShardSimulator.Defaults.recordsPerSecondPerShard,
+            bps / ShardSimulator.Defaults.bytesPerSecondPerShard
+          ),
+          1
+        )
       ]
     })
   ))
   console.log("")
-  console.log(`  shards reached by the partition keys of attempt 0, 1, 2, 3: ${keyShards.map((s) => `[${s.join(",")}]`).join(" ")}`)
-  console.log(`  bytes per record on the stream (data + partition key): ${fixed(bytesPerRecord, 1)}`)
-  console.log(`  capacity over ${P3_SECONDS} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${P3_SECONDS} s = ${int(recordsCapacity)},`)
-  console.log(`                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${P3_SECONDS} s / ${fixed(bytesPerRecord, 1)} B per record = ${int(bytesCapacity)})`)
-  console.log(`           = ${int(capacity)} records (the ${capacityBy} limit binds)`)
-  console.log(`  goodput: ${int(inWindow)} records written in the first ${P3_SECONDS} s = ${pct(inWindow, capacity)} of capacity (target ≥ 90%)`)
   console.log(
-    `  records: produced ${int(counts.produced)}, delivered ${int(counts.delivered)}, named in a WriteBatchError ${int(counts.named)}, ` +
+    `  shards reached by the partition keys of attempt 0, 1, 2, 3: ${
+      keyShards.map((s) => `[${s.join(",")}]`).join(" ")
+    }`
+  )
+  console.log(`  bytes per record on the stream (data + partition key): ${fixed(bytesPerRecord, 1)}`)
+  console.log(
+    `  capacity over ${P3_SECONDS} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${P3_SECONDS} s = ${
+      int(recordsCapacity)
+    },`
+  )
+  console.log(
+    `                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${P3_SECONDS} s / ${
+      fixed(bytesPerRecord, 1)
+    } B per record = ${int(bytesCapacity)})`
+  )
+  console.log(`           = ${int(capacity)} records (the ${capacityBy} limit binds)`)
+  console.log(
+    `  goodput: ${int(inWindow)} records written in the first ${P3_SECONDS} s = ${
+      pct(inWindow, capacity)
+    } of capacity (target ≥ 90%)`
+  )
+  console.log(
+    `  records: produced ${int(counts.produced)}, delivered ${int(counts.delivered)}, named in a WriteBatchError ${
+      int(counts.named)
+    }, ` +
       `lost ${int(lost)} (target 0)${counts.otherErrors > 0 ? `, other errors: ${counts.otherErrors} batches` : ""}`
   )
   console.log(
-    `  simulator at the end: ${int(final.calls)} calls, ${int(final.attempted)} record sends, ${int(final.written)} written, ` +
-      `${int(final.throttled)} throttled (${pct(final.throttled, final.attempted)} of sends); written = delivered: ${final.written === counts.delivered}`
+    `  simulator at the end: ${int(final.calls)} calls, ${int(final.attempted)} record sends, ${
+      int(final.written)
+    } written, ` +
+      `${int(final.throttled)} throttled (${pct(final.throttled, final.attempted)} of sends); written = delivered: ${
+        final.written === counts.delivered
+      }`
   )
   return {
     distributionFactor,

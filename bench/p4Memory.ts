@@ -31,7 +31,12 @@ interface ChildReport {
   readonly rssSampler: { readonly peak: number; readonly samples: number }
   readonly maxRss: number
   readonly writeSeconds: number
-  readonly result: { readonly records: number; readonly kinesisCalls: number; readonly uncompressedBytes: number; readonly compressedBytes: number }
+  readonly result: {
+    readonly records: number
+    readonly kinesisCalls: number
+    readonly uncompressedBytes: number
+    readonly compressedBytes: number
+  }
   readonly heapLimit: number
 }
 
@@ -63,8 +68,12 @@ export const runP4 = async (): Promise<P4Result> => {
     String(P4_RECORDS)
   ]
   console.log(`child: node ${args.join(" ").replace(/\S*\/bench\//, "bench/")}`)
-  console.log(`--max-old-space-size=${P4_MAX_OLD_SPACE_MB}: the input alone is ~2.8 GB of heap and the default heap limit is about 4.2 GB,`)
-  console.log(`less than the target allows (2 × input + 50 MB); the larger limit lets the writer use what the target grants.`)
+  console.log(
+    `--max-old-space-size=${P4_MAX_OLD_SPACE_MB}: the input alone is ~2.8 GB of heap and the default heap limit is about 4.2 GB,`
+  )
+  console.log(
+    `less than the target allows (2 × input + 50 MB); the larger limit lets the writer use what the target grants.`
+  )
   let inWindow = false
   let gcPeak = 0
   let gcCount = 0
@@ -96,7 +105,10 @@ export const runP4 = async (): Promise<P4Result> => {
       received = message as ChildReport
     })
     child.on("error", reject)
-    child.on("exit", (code) => (received !== undefined ? resolve(received) : reject(new Error(`memory child exited with ${code}`))))
+    child.on(
+      "exit",
+      (code) => (received !== undefined ? resolve(received) : reject(new Error(`memory child exited with ${code}`)))
+    )
   })
 
   const inputHeap = report.afterInput.heapUsed - report.beforeInput.heapUsed
@@ -109,34 +121,64 @@ export const runP4 = async (): Promise<P4Result> => {
   const peakHeapPlusBuffers = Math.max(report.peak.heapPlusBuffers, peakHeap + report.peak.arrayBuffers)
   const peakRss = Math.max(report.rssSampler.peak, report.peak.rss)
   console.log(
-    `\nrecords generated in ${fixed(report.generateSeconds, 1)} s; writeBatch took ${fixed(report.writeSeconds, 1)} s ` +
-      `(${int(report.count / report.writeSeconds)} rec/s, ${int(report.result.kinesisCalls)} calls); heap limit ${mb(report.heapLimit)}`
+    `\nrecords generated in ${fixed(report.generateSeconds, 1)} s; writeBatch took ${
+      fixed(report.writeSeconds, 1)
+    } s ` +
+      `(${int(report.count / report.writeSeconds)} rec/s, ${int(report.result.kinesisCalls)} calls); heap limit ${
+        mb(report.heapLimit)
+      }`
   )
   console.log(
-    `samples: main thread ${report.samples} (longest gap ${int(report.maxGapMs)} ms: the timer waits while the main thread works), ` +
-      `RSS sampler thread ${report.rssSampler.samples}; ${gcCount} GCs during the write (${int(gcPauseMs)} ms of pauses)\n`
+    `samples: main thread ${report.samples} (longest gap ${
+      int(report.maxGapMs)
+    } ms: the timer waits while the main thread works), ` +
+      `RSS sampler thread ${report.rssSampler.samples}; ${gcCount} GCs during the write (${
+        int(gcPauseMs)
+      } ms of pauses)\n`
   )
   const rows: Array<Array<string>> = [
     ["input (after gc): heapUsed", mb(inputHeap), ""],
     ["input (after gc): arrayBuffers", mb(inputBuffers), ""],
     ["input = heapUsed + arrayBuffers", mb(inputBytes), ""],
     ["target: 2 × input + 50 MB", mb(targetBytes), ""],
-    ["before the write (input + warm writer, after gc): heapUsed / arrayBuffers / RSS", `${mb(report.beforeWrite.heapUsed)} / ${mb(report.beforeWrite.arrayBuffers)} / ${mb(report.beforeWrite.rss)}`, ""],
-    ["peak heapUsed (20 ms samples and heap before each GC, --trace-gc)", mb(peakHeap), `${fixed(peakHeap / inputBytes)}× input`],
-    ["peak heapUsed + arrayBuffers (at most peak heapUsed + peak arrayBuffers)", mb(peakHeapPlusBuffers), `${fixed(peakHeapPlusBuffers / inputBytes)}× input`],
+    [
+      "before the write (input + warm writer, after gc): heapUsed / arrayBuffers / RSS",
+      `${mb(report.beforeWrite.heapUsed)} / ${mb(report.beforeWrite.arrayBuffers)} / ${mb(report.beforeWrite.rss)}`,
+      ""
+    ],
+    [
+      "peak heapUsed (20 ms samples and heap before each GC, --trace-gc)",
+      mb(peakHeap),
+      `${fixed(peakHeap / inputBytes)}× input`
+    ],
+    [
+      "peak heapUsed + arrayBuffers (at most peak heapUsed + peak arrayBuffers)",
+      mb(peakHeapPlusBuffers),
+      `${fixed(peakHeapPlusBuffers / inputBytes)}× input`
+    ],
     ["peak arrayBuffers (serialized and gzip'd payloads live here)", mb(report.peak.arrayBuffers), ""],
     ["peak RSS during the write (20 ms, sampler thread)", mb(peakRss), `${fixed(peakRss / inputBytes)}× input`],
     ["max RSS over the child's life (getrusage)", mb(report.maxRss), ""],
-    ["writer's own peak: heapUsed + arrayBuffers above the state before the write", mb(peakHeapPlusBuffers - report.beforeWrite.heapUsed - report.beforeWrite.arrayBuffers), `${fixed((peakHeapPlusBuffers - report.beforeWrite.heapUsed - report.beforeWrite.arrayBuffers) / report.count, 0)} B/record`],
+    [
+      "writer's own peak: heapUsed + arrayBuffers above the state before the write",
+      mb(peakHeapPlusBuffers - report.beforeWrite.heapUsed - report.beforeWrite.arrayBuffers),
+      `${
+        fixed((peakHeapPlusBuffers - report.beforeWrite.heapUsed - report.beforeWrite.arrayBuffers) / report.count, 0)
+      } B/record`
+    ],
     ["writer's own peak RSS above the state before the write", mb(peakRss - report.beforeWrite.rss), ""]
   ]
   console.log(table(["", "bytes", ""], rows))
   console.log(
-    `\npeak heap (heapUsed + arrayBuffers) ${mb(peakHeapPlusBuffers)} vs target ${mb(targetBytes)}: ${peakHeapPlusBuffers <= targetBytes ? "within" : "OVER"}` +
+    `\npeak heap (heapUsed + arrayBuffers) ${mb(peakHeapPlusBuffers)} vs target ${mb(targetBytes)}: ${
+      peakHeapPlusBuffers <= targetBytes ? "within" : "OVER"
+    }` +
       ` (${fixed((100 * peakHeapPlusBuffers) / targetBytes, 1)}% of the target)`
   )
   console.log(
-    `peak RSS ${mb(peakRss)} vs target ${mb(targetBytes)}: ${peakRss <= targetBytes ? "within" : "OVER"} (${fixed((100 * peakRss) / targetBytes, 1)}% of the target; RSS also holds the runtime and code)`
+    `peak RSS ${mb(peakRss)} vs target ${mb(targetBytes)}: ${peakRss <= targetBytes ? "within" : "OVER"} (${
+      fixed((100 * peakRss) / targetBytes, 1)
+    }% of the target; RSS also holds the runtime and code)`
   )
   return {
     inputBytes,

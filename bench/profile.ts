@@ -11,9 +11,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { fixed, int, section, table } from "./common.js"
 import type { ProfileSummary } from "./cpuProfile.js"
 import { busyTimeline, SourceResolver, summarize } from "./cpuProfile.js"
-import { fixed, int, section, table } from "./common.js"
 
 interface Window {
   readonly start: number
@@ -27,7 +27,9 @@ export interface ProfileCase {
   readonly records: number
   readonly seconds: number
   /** By thread: "main", "worker 1", … (tsx's idle loader thread left out). */
-  readonly threads: ReadonlyArray<{ readonly thread: string; readonly summary: ProfileSummary; readonly timeline: ReadonlyArray<number> }>
+  readonly threads: ReadonlyArray<
+    { readonly thread: string; readonly summary: ProfileSummary; readonly timeline: ReadonlyArray<number> }
+  >
 }
 
 const SLICES = 20
@@ -64,7 +66,11 @@ const runCase = async (label: string, args: ReadonlyArray<string>): Promise<Prof
 }
 
 const print = (c: ProfileCase): void => {
-  console.log(`\n### ${c.label}: ${int(c.records)} records in ${fixed(c.seconds)} s = ${int(c.records / c.seconds)} rec/s while profiled\n`)
+  console.log(
+    `\n### ${c.label}: ${int(c.records)} records in ${fixed(c.seconds)} s = ${
+      int(c.records / c.seconds)
+    } rec/s while profiled\n`
+  )
   console.log(`busy % of each thread in each 1/${SLICES} of the window (when it worked, when it waited):`)
   for (const { thread, timeline } of c.threads) {
     console.log(`  ${thread.padEnd(19)} ${timeline.map((b) => String(Math.round(100 * b)).padStart(3)).join(" ")}`)
@@ -73,7 +79,9 @@ const print = (c: ProfileCase): void => {
   for (const { summary, thread } of c.threads) {
     const perRecord = (ms: number) => fixed((1000 * ms) / c.records, 1)
     console.log(
-      `${thread}: busy ${int(summary.busyMs)} ms of ${int(summary.windowMs)} ms (${fixed((100 * summary.busyMs) / summary.windowMs, 0)}%), ` +
+      `${thread}: busy ${int(summary.busyMs)} ms of ${int(summary.windowMs)} ms (${
+        fixed((100 * summary.busyMs) / summary.windowMs, 0)
+      }%), ` +
         `${perRecord(summary.busyMs)} µs CPU per record`
     )
     console.log(table(
@@ -98,13 +106,17 @@ const print = (c: ProfileCase): void => {
 export const runProfile = async (): Promise<ReadonlyArray<ProfileCase>> => {
   section("Profile of the P1 case at 50 columns (node --cpu-prof, timed window only)")
   console.log(`${int(RECORDS)} records of 50 columns per case, after 2 warm-up batches; child processes started with`)
-  console.log("`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor [workers]`.")
+  console.log(
+    "`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor [workers]`."
+  )
   const cases: Array<ProfileCase> = []
-  for (const [label, args] of [
-    ["writeBatch, default (1 compression worker)", ["writer", "1"]],
-    ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
-    ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
-  ] as const) {
+  for (
+    const [label, args] of [
+      ["writeBatch, default (1 compression worker)", ["writer", "1"]],
+      ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
+      ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
+    ] as const
+  ) {
     const c = await runCase(label, args)
     print(c)
     cases.push(c)

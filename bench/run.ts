@@ -10,6 +10,7 @@
  */
 import { execFileSync } from "node:child_process"
 import { fixed, int, loadNote, machine, pct, ratio, table } from "./common.js"
+import { runMicro } from "./micro.js"
 import type { P1Result } from "./p1Encode.js"
 import { runP1 } from "./p1Encode.js"
 import type { P2Result } from "./p2EndToEnd.js"
@@ -18,7 +19,6 @@ import type { P3Result } from "./p3Throttling.js"
 import { runP3 } from "./p3Throttling.js"
 import type { P4Result } from "./p4Memory.js"
 import { runP4 } from "./p4Memory.js"
-import { runMicro } from "./micro.js"
 import { runProfile } from "./profile.js"
 
 const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "profile"] as const
@@ -29,7 +29,9 @@ const argValue = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
 }
 const only = argValue("--only")
-const selected = new Set<Section>(only === undefined ? DEFAULT_SECTIONS : (only.split(",").map((s) => s.trim()) as Array<Section>))
+const selected = new Set<Section>(
+  only === undefined ? DEFAULT_SECTIONS : (only.split(",").map((s) => s.trim()) as Array<Section>)
+)
 const distributionFactor = argValue("--p3-distribution-factor")
 const delayMs = argValue("--p2-delay-ms")
 
@@ -40,7 +42,9 @@ const git = (args: ReadonlyArray<string>): string => {
     return "unknown"
   }
 }
-const commit = `${git(["rev-parse", "--short", "HEAD"])}${git(["status", "--porcelain", "--", "src"]) === "" ? "" : " (src/ modified)"}`
+const commit = `${git(["rev-parse", "--short", "HEAD"])}${
+  git(["status", "--porcelain", "--", "src"]) === "" ? "" : " (src/ modified)"
+}`
 
 const m = machine()
 const started = new Date()
@@ -54,7 +58,9 @@ console.log(`node:    ${m.node}; effect 3.22.4; @bufbuild/protobuf 2.17.0`)
 console.log(`command: ${command}`)
 console.log(`commit:  ${commit}`)
 console.log(`date:    ${started.toISOString()}`)
-console.log(`start:   ${loadNote()} (a shared machine: others' work competes for the same cores; each section prints the load)`)
+console.log(
+  `start:   ${loadNote()} (a shared machine: others' work competes for the same cores; each section prints the load)`
+)
 
 let p1: P1Result | undefined
 let p2: P2Result | undefined
@@ -62,7 +68,9 @@ let p3: P3Result | undefined
 let p4: P4Result | undefined
 if (selected.has("p1")) p1 = await runP1()
 if (selected.has("p2")) p2 = await runP2(delayMs === undefined ? {} : { delayMs: Number(delayMs) })
-if (selected.has("p3")) p3 = await runP3(distributionFactor === undefined ? {} : { distributionFactor: Number(distributionFactor) })
+if (selected.has("p3")) {
+  p3 = await runP3(distributionFactor === undefined ? {} : { distributionFactor: Number(distributionFactor) })
+}
 if (selected.has("p4")) p4 = await runP4()
 if (selected.has("profile")) await runProfile()
 if (selected.has("micro")) runMicro()
@@ -74,8 +82,20 @@ if (p1 !== undefined) {
   const vsFloor = c.writer.rate / c.floor.rate
   const vsLimit = c.writer.rate / c.limit.rate
   rows.push(
-    ["P1 writeBatch vs floor, 50 columns", `${int(c.writer.rate)} vs ${int(c.floor.rate)} rec/s`, ratio(c.writer.rate, c.floor.rate), "≥ 2×", verdict(vsFloor >= 2)],
-    ["P1 writeBatch vs limit, 50 columns", `${int(c.writer.rate)} vs ${int(c.limit.rate)} rec/s`, pct(c.writer.rate, c.limit.rate), "≥ 80%", verdict(vsLimit >= 0.8)]
+    [
+      "P1 writeBatch vs floor, 50 columns",
+      `${int(c.writer.rate)} vs ${int(c.floor.rate)} rec/s`,
+      ratio(c.writer.rate, c.floor.rate),
+      "≥ 2×",
+      verdict(vsFloor >= 2)
+    ],
+    [
+      "P1 writeBatch vs limit, 50 columns",
+      `${int(c.writer.rate)} vs ${int(c.limit.rate)} rec/s`,
+      pct(c.writer.rate, c.limit.rate),
+      "≥ 80%",
+      verdict(vsLimit >= 0.8)
+    ]
   )
 }
 if (p2 !== undefined) {
@@ -96,7 +116,13 @@ if (p3 !== undefined) {
       "≥ 90%",
       verdict(p3.share >= 0.9)
     ],
-    ["P3 records lost", `${int(p3.lost)} (delivered ${int(p3.delivered)}, named ${int(p3.named)})`, int(p3.lost), "0", verdict(p3.lost === 0)]
+    [
+      "P3 records lost",
+      `${int(p3.lost)} (delivered ${int(p3.delivered)}, named ${int(p3.named)})`,
+      int(p3.lost),
+      "0",
+      verdict(p3.lost === 0)
+    ]
   )
 }
 if (p4 !== undefined) {

@@ -9,9 +9,9 @@
  * Sends `{ kinesis, proxy }` (endpoints) once listening; answers `"cpu"` with its CPU time
  * (`process.cpuUsage()`); exits when the parent disconnects.
  */
+import kinesalite from "kinesalite"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import kinesalite from "kinesalite"
 
 const delayMs = Number(process.argv[2] ?? "25")
 const LOOPBACK = "127.0.0.1"

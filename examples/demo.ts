@@ -13,16 +13,23 @@
  * (or to AWS) with the SDK's default credential chain, and creates the stream or the bucket
  * only when it was not given one.
  */
-import { equals } from "@bufbuild/protobuf"
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
+import { equals } from "@bufbuild/protobuf"
 import { NodeRuntime } from "@effect/platform-node"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { Scope } from "effect"
 import { Cause, Console, Data, Duration, Effect, Either, Layer, Option } from "effect"
 import { Registry } from "prom-client"
 import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
-import { DataFileV1Schema, Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordReader } from "../src/index.js"
+import {
+  DataFileV1Schema,
+  Kinesis,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordReader
+} from "../src/index.js"
 import { MetricsServer } from "../src/prometheus.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { LocalAws, StoredRecord } from "../test/support/LocalAws.js"
@@ -84,7 +91,9 @@ const positiveInt = (flag: string, value: string, max: number) => {
   const n = Number(value)
   return Number.isInteger(n) && n >= 1 && n <= max
     ? Either.right(n)
-    : Either.left(new UsageError({ reason: `${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}` }))
+    : Either.left(
+      new UsageError({ reason: `${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}` })
+    )
 }
 
 /** Every flag takes one value, given as `--flag value` or `--flag=value`. */
@@ -149,12 +158,16 @@ const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Option.Option<Dem
     const flag = FLAGS[name]
     if (flag === undefined) return Either.left(new UsageError({ reason: `unknown argument ${JSON.stringify(arg)}` }))
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
-    if (value === undefined || value === "") return Either.left(new UsageError({ reason: `${name} needs a value (${flag.value})` }))
+    if (value === undefined || value === "") {
+      return Either.left(new UsageError({ reason: `${name} needs a value (${flag.value})` }))
+    }
     const set = flag.set(options, value)
     if (Either.isLeft(set)) return Either.left(set.left)
   }
   if (options.s3Endpoint !== undefined && options.endpoint === undefined && options.stream === undefined) {
-    return Either.left(new UsageError({ reason: "--s3-endpoint needs --endpoint or --stream (the embedded servers bring their own S3)" }))
+    return Either.left(
+      new UsageError({ reason: "--s3-endpoint needs --endpoint or --stream (the embedded servers bring their own S3)" })
+    )
   }
   return Either.right(Option.some(options))
 }
@@ -171,7 +184,8 @@ interface Target {
   readonly embedded: boolean
 }
 
-const attempt = <A>(step: string, f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (cause) => new DemoError({ step, cause }) })
+const attempt = <A>(step: string, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: (cause) => new DemoError({ step, cause }) })
 
 /** Kinesis and S3 servers on loopback, stopped when the scope closes (Ctrl-C included). */
 const embeddedServers: Effect.Effect<LocalAws, DemoError, Scope.Scope> = Effect.acquireRelease(
@@ -199,7 +213,8 @@ const acquireTarget = (options: DemoOptions): Effect.Effect<Target, DemoError, S
       }
     }
     // An endpoint (LocalStack) or AWS itself, with the SDK's default credential chain.
-    const region = options.region ?? (options.endpoint === undefined ? undefined : process.env["AWS_REGION"] ?? DEFAULT_REGION)
+    const region = options.region ??
+      (options.endpoint === undefined ? undefined : process.env["AWS_REGION"] ?? DEFAULT_REGION)
     const s3Endpoint = options.s3Endpoint ?? options.endpoint
     const common = () => ({
       ...(region === undefined ? {} : { region }),
@@ -346,18 +361,24 @@ const verify = (
         shards.set(s.shardId, (shards.get(s.shardId) ?? 0) + 1)
         if (largePayload !== undefined) largeReadBack++
         const expected = written[index]!
-        if (!equals(DataFileV1Schema, dataFile, expected)) problems.push(`record #${index} (${info.recordId}): DataFileV1 differs from what was written`)
+        if (!equals(DataFileV1Schema, dataFile, expected)) {
+          problems.push(`record #${index} (${info.recordId}): DataFileV1 differs from what was written`)
+        }
         const infoProblems = [
           info.filePath === expected.filePath ? undefined : "file_path",
           info.accountId === writerOptions.accountId ? undefined : "account_id",
           info.logGroupId === writerOptions.logGroupId ? undefined : "log_group_id",
           info.schemaName === writerOptions.schemaName ? undefined : "schema_name"
         ].filter((p) => p !== undefined)
-        if (infoProblems.length > 0) problems.push(`record #${index} (${info.recordId}): wrong ${infoProblems.join(", ")} in DataFileInfo`)
+        if (infoProblems.length > 0) {
+          problems.push(`record #${index} (${info.recordId}): wrong ${infoProblems.join(", ")} in DataFileInfo`)
+        }
       }), { concurrency: 16, discard: true })
 
-    const missing = result.recordIds.flatMap((id, i) => seen.has(i) ? [] : [`record #${i} (${id}) was written but not read back`])
-    problems.push(...missing)
+    const missing = result.recordIds.flatMap((id, i) =>
+      seen.has(i) ? [] : [`record #${i} (${id}) was written but not read back`]
+    )
+    for (const problem of missing) problems.push(problem)
     if (largeReadBack !== result.largePayloads) {
       problems.push(`${largeReadBack} records came back through S3, the writer offloaded ${result.largePayloads}`)
     }
@@ -381,11 +402,13 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
     const stream = options.stream ?? uniqueName("cygnus-demo")
     const bucket = options.bucket ?? uniqueName("cygnus-demo-large")
     if (options.stream === undefined) {
-      yield* attempt(`creating stream ${stream}`, () => createStream(target.kinesis, stream, 4, { timeoutMs: 120_000, pollIntervalMs: 250 }))
+      yield* attempt(`creating stream ${stream}`, () =>
+        createStream(target.kinesis, stream, 4, { timeoutMs: 120_000, pollIntervalMs: 250 }))
       yield* Console.log(`created stream ${stream} (4 shards)${target.embedded ? "" : " — it stays after the demo"}`)
     }
     if (options.bucket === undefined) {
-      yield* attempt(`creating bucket ${bucket}`, () => createBucket(target.s3, bucket))
+      yield* attempt(`creating bucket ${bucket}`, () =>
+        createBucket(target.s3, bucket))
       yield* Console.log(`created bucket ${bucket}${target.embedded ? "" : " — it stays after the demo"}`)
     }
 
@@ -414,9 +437,12 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
       yield* Console.log(`writing ${records.length} records (${options.columns} columns) to ${stream}…`)
       const [writeTime, result] = yield* Effect.timed(writer.writeBatch(records))
       yield* Console.log(`written in ${formatDuration(writeTime)}; reading back…`)
-      const [readTime, stored] = yield* Effect.timed(attempt(`reading ${stream} back`, () => readAllRecords(target.kinesis, stream)))
+      const [readTime, stored] = yield* Effect.timed(attempt(`reading ${stream} back`, () =>
+        readAllRecords(target.kinesis, stream)))
       yield* Console.log(`read ${stored.length} records in ${formatDuration(readTime)}`)
-      const [verifyTime, checked] = yield* Effect.timed(verify(records, result, stored, writerOptions, target.embedded || options.stream === undefined))
+      const [verifyTime, checked] = yield* Effect.timed(
+        verify(records, result, stored, writerOptions, target.embedded || options.stream === undefined)
+      )
       return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit: writer.recordLimitBytes }
     }).pipe(Effect.provide(Layer.merge(WriterLive, ReaderLive)))
   })
@@ -438,23 +464,29 @@ const runAndReport = (options: DemoOptions, registry: Registry) =>
   Effect.gen(function*() {
     const [elapsed, run] = yield* Effect.timed(Effect.scoped(roundTrip(options, registry)))
     const { checked, result } = run
-    const shardList = [...checked.shards].sort(([a], [b]) => a.localeCompare(b)).map(([id, n]) => `${id}: ${n}`).join(", ")
+    const shardList = [...checked.shards].sort(([a], [b]) => a.localeCompare(b)).map(([id, n]) => `${id}: ${n}`).join(
+      ", "
+    )
     const ratio = result.uncompressedBytes === 0 ? 0 : (100 * result.compressedBytes) / result.uncompressedBytes
     const lines = [
       "",
       "round trip OK: every record read back matches what was written (by record_id)",
       `  records written      ${result.records}`,
-      `  records read back    ${checked.matched}${checked.duplicates > 0 ? ` (+${checked.duplicates} duplicates)` : ""}${
-        checked.foreign > 0 ? ` (+${checked.foreign} other records on the stream, ignored)` : ""
-      }`,
+      `  records read back    ${checked.matched}${
+        checked.duplicates > 0 ? ` (+${checked.duplicates} duplicates)` : ""
+      }${checked.foreign > 0 ? ` (+${checked.foreign} other records on the stream, ignored)` : ""}`,
       `  shards hit           ${checked.shards.size} (${shardList})`,
-      `  bytes on the stream  ${formatBytes(result.uncompressedBytes)} before gzip → ${formatBytes(result.compressedBytes)} after (${ratio.toFixed(1)}%)`,
-      `  large payloads       ${result.largePayloads} via s3://${run.bucket} (threshold ${formatBytes(LARGE_PAYLOAD_THRESHOLD)}, record limit ${formatBytes(run.recordLimit)})`,
+      `  bytes on the stream  ${formatBytes(result.uncompressedBytes)} before gzip → ${
+        formatBytes(result.compressedBytes)
+      } after (${ratio.toFixed(1)}%)`,
+      `  large payloads       ${result.largePayloads} via s3://${run.bucket} (threshold ${
+        formatBytes(LARGE_PAYLOAD_THRESHOLD)
+      }, record limit ${formatBytes(run.recordLimit)})`,
       `  Kinesis calls        ${result.kinesisCalls} PutRecords`,
       `  retries              ${result.retries} rounds, ${result.retriedRecords} records resent`,
-      `  elapsed              ${formatDuration(elapsed)} (write ${formatDuration(run.writeTime)}, read ${formatDuration(run.readTime)}, verify ${
-        formatDuration(run.verifyTime)
-      })`,
+      `  elapsed              ${formatDuration(elapsed)} (write ${formatDuration(run.writeTime)}, read ${
+        formatDuration(run.readTime)
+      }, verify ${formatDuration(run.verifyTime)})`,
       "",
       "# Prometheus metrics",
       yield* Effect.promise(() => registry.metrics())

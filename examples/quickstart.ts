@@ -1,8 +1,6 @@
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
 import { create } from "@bufbuild/protobuf"
-import { Effect, Layer } from "effect"
-import { Registry } from "prom-client"
 import {
   DataFileV1Schema,
   FileFormat,
@@ -11,6 +9,8 @@ import {
   KinesisWriter,
   LargePayloadStore
 } from "cygnus-kinesis-writer"
+import { Effect, Layer } from "effect"
+import { Registry } from "prom-client"
 
 const registry = new Registry()
 const WriterLive = KinesisWriter.layer({

@@ -12,12 +12,12 @@ import * as Worker from "@effect/platform/Worker"
 import type { Duration } from "effect"
 import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as WorkerThreads from "node:worker_threads"
+import { CompressionError } from "./Errors.js"
+import { gzipSync } from "./internal/codec.js"
 import type { PackedPayloads } from "./internal/envelopePacker.js"
+import { unpack } from "./internal/envelopePacker.js"
 
 export type { PackedPayloads } from "./internal/envelopePacker.js"
-import { unpack } from "./internal/envelopePacker.js"
-import { gzipSync } from "./internal/codec.js"
-import { CompressionError } from "./Errors.js"
 
 /**
  * gzip of a batch of payloads, in order.
@@ -71,7 +71,9 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
         encode: (request) => Effect.as(Transferable.addAll([request.buffer.buffer, request.offsets.buffer]), request)
       }).pipe(
         Effect.provide(NodeWorker.layer(options.spawn ?? spawnGzipWorker)),
-        Effect.mapError((cause) => new CompressionError({ reason: `cannot start the compression workers: ${cause.message}`, cause })),
+        Effect.mapError((cause) =>
+          new CompressionError({ reason: `cannot start the compression workers: ${cause.message}`, cause })
+        ),
         // A worker that cannot start is retried by the platform for ever, in a start that
         // does not yield to interruption: stop waiting for it (disconnect) after a bound.
         Effect.disconnect,
@@ -88,7 +90,10 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
             : Effect.suspend(() => pool.executeEffect({ level, ...packed })).pipe(
               Effect.map(unpack),
               Effect.mapError((cause) =>
-                new CompressionError({ reason: typeof cause === "string" ? cause : `compression worker failed: ${cause.message}`, cause })
+                new CompressionError({
+                  reason: typeof cause === "string" ? cause : `compression worker failed: ${cause.message}`,
+                  cause
+                })
               )
             )
       })
@@ -99,7 +104,8 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    *
    * @since 0.1.0
    */
-  static readonly layerWorkerPool = (options: WorkerPoolOptions) => Layer.scoped(Compressor, Compressor.makeWorkerPool(options))
+  static readonly layerWorkerPool = (options: WorkerPoolOptions) =>
+    Layer.scoped(Compressor, Compressor.makeWorkerPool(options))
 
   /**
    * The writer's compressor: a worker pool started on the first batch large enough to use
@@ -110,7 +116,9 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    *
    * @since 0.1.0
    */
-  static readonly makeLazyWorkerPool = (options: WorkerPoolOptions): Effect.Effect<Compressor.Service, never, Scope.Scope> =>
+  static readonly makeLazyWorkerPool = (
+    options: WorkerPoolOptions
+  ): Effect.Effect<Compressor.Service, never, Scope.Scope> =>
     Effect.gen(function*() {
       const scope = yield* Effect.scope
       const ready = yield* Deferred.make<Compressor.Service>()
@@ -179,7 +187,8 @@ export interface WorkerPoolOptions {
  * JavaScript, and flags meant for the main program (a TypeScript loader, `--input-type`)
  * can keep a worker from starting.
  */
-const spawnGzipWorker = () => new WorkerThreads.Worker(new URL("./internal/gzipWorker.js", import.meta.url), { execArgv: [] })
+const spawnGzipWorker = () =>
+  new WorkerThreads.Worker(new URL("./internal/gzipWorker.js", import.meta.url), { execArgv: [] })
 
 interface GzipRequest extends PackedPayloads {
   readonly level: number

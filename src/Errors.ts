@@ -108,7 +108,9 @@ export class LargePayloadStoreError extends Data.TaggedError("LargePayloadStoreE
 }> {
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
-    return `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${describeRecord(this.recordIndex, undefined)}: ${this.errorName}${status}${this.retryable ? " (retryable)" : ""}`
+    return `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${
+      describeRecord(this.recordIndex, undefined)
+    }: ${this.errorName}${status}${this.retryable ? " (retryable)" : ""}`
   }
 }
 
@@ -132,7 +134,9 @@ export class KinesisError extends Data.TaggedError("KinesisError")<{
 }> {
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
-    return `Kinesis ${this.operation} on stream ${this.streamName} failed: ${this.errorName}${status}${this.retryable ? " (retryable)" : " (not retryable)"}`
+    return `Kinesis ${this.operation} on stream ${this.streamName} failed: ${this.errorName}${status}${
+      this.retryable ? " (retryable)" : " (not retryable)"
+    }`
   }
 }
 
@@ -198,11 +202,17 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
     const maybe = this.undelivered.filter((r) => r.maybeDelivered).length
     const ambiguous = maybe === 0 ? "" : `, ${maybe} of them possibly delivered`
     const why = this.cause === undefined ? "" : `; last call failure: ${this.cause.message}`
-    return `${this.undelivered.length} of ${this.undelivered.length + this.delivered} records not delivered to stream ${this.streamName} after ${this.attempts} attempt(s)${this.interrupted ? " (interrupted)" : ""} (${summary}${ambiguous})${why}`
+    return `${this.undelivered.length} of ${
+      this.undelivered.length + this.delivered
+    } records not delivered to stream ${this.streamName} after ${this.attempts} attempt(s)${
+      this.interrupted ? " (interrupted)" : ""
+    } (${summary}${ambiguous})${why}`
   }
 }
 
 const describeRecord = (index: number | undefined, filePath: string | undefined): string => {
-  const parts = [index === undefined ? undefined : `record #${index}`, filePath || undefined].filter((p) => p !== undefined)
+  const parts = [index === undefined ? undefined : `record #${index}`, filePath || undefined].filter((p) =>
+    p !== undefined
+  )
   return parts.length === 0 ? "" : ` (${parts.join(", ")})`
 }

@@ -78,7 +78,9 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
           try: (signal) =>
             client.send(
               new PutRecordsCommand({
-                ...(request.streamArn === undefined ? { StreamName: request.streamName } : { StreamARN: request.streamArn }),
+                ...(request.streamArn === undefined
+                  ? { StreamName: request.streamName }
+                  : { StreamARN: request.streamArn }),
                 Records: request.records.map((r) => ({ Data: r.data, PartitionKey: r.partitionKey }))
               }),
               { abortSignal: signal }
@@ -95,7 +97,9 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
         Effect.tryPromise({
           try: (signal) =>
             client.send(
-              new DescribeStreamSummaryCommand(streamArn === undefined ? { StreamName: streamName } : { StreamARN: streamArn }),
+              new DescribeStreamSummaryCommand(
+                streamArn === undefined ? { StreamName: streamName } : { StreamARN: streamArn }
+              ),
               { abortSignal: signal }
             ),
           catch: toKinesisError("DescribeStreamSummary", streamName)
@@ -188,9 +192,14 @@ export declare namespace Kinesis {
    */
   export interface Service {
     /** One PutRecords call. A per-record failure is an outcome, not an error. */
-    readonly putRecords: (request: PutRecordsRequest) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
+    readonly putRecords: (
+      request: PutRecordsRequest
+    ) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
     /** One DescribeStreamSummary call, by name, or by ARN when one is given (cross-account). */
-    readonly describeStreamSummary: (streamName: string, streamArn?: string) => Effect.Effect<StreamSummary, KinesisError>
+    readonly describeStreamSummary: (
+      streamName: string,
+      streamArn?: string
+    ) => Effect.Effect<StreamSummary, KinesisError>
   }
 }
 
@@ -207,7 +216,16 @@ export interface KinesisClientOptions {
 
 const resultEntries = (
   request: PutRecordsRequest,
-  records: ReadonlyArray<{ SequenceNumber?: string | undefined; ShardId?: string | undefined; ErrorCode?: string | undefined; ErrorMessage?: string | undefined }> | undefined
+  records:
+    | ReadonlyArray<
+      {
+        SequenceNumber?: string | undefined
+        ShardId?: string | undefined
+        ErrorCode?: string | undefined
+        ErrorMessage?: string | undefined
+      }
+    >
+    | undefined
 ): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
   records === undefined || records.length !== request.records.length
     ? Effect.fail(
@@ -219,8 +237,10 @@ const resultEntries = (
         cause: new Error(`PutRecords answered ${records?.length ?? 0} results for ${request.records.length} records`)
       })
     )
-    : Effect.succeed(records.map((r): PutRecordsResultEntry =>
-      r.ErrorCode === undefined && r.SequenceNumber !== undefined
-        ? { _tag: "Written", shardId: r.ShardId ?? "", sequenceNumber: r.SequenceNumber }
-        : { _tag: "Failed", errorCode: r.ErrorCode ?? "UnknownError", errorMessage: r.ErrorMessage }
-    ))
+    : Effect.succeed(
+      records.map((r): PutRecordsResultEntry =>
+        r.ErrorCode === undefined && r.SequenceNumber !== undefined
+          ? { _tag: "Written", shardId: r.ShardId ?? "", sequenceNumber: r.SequenceNumber }
+          : { _tag: "Failed", errorCode: r.ErrorCode ?? "UnknownError", errorMessage: r.ErrorMessage }
+      )
+    )

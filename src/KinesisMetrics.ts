@@ -35,7 +35,11 @@ export const EffectMetrics = {
   failedRecords: counter("failedRecords"),
   largePayloads: counter("largePayloads"),
   batchWriteFailures: counter("batchWriteFailures"),
-  writeLatency: Metric.histogram(MetricNames.writeLatency, MetricBoundaries.fromIterable(LATENCY_BUCKETS), MetricHelp.writeLatency)
+  writeLatency: Metric.histogram(
+    MetricNames.writeLatency,
+    MetricBoundaries.fromIterable(LATENCY_BUCKETS),
+    MetricHelp.writeLatency
+  )
 } as const
 
 /**
@@ -87,7 +91,11 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
       Effect.tryPromise(() => import("./internal/prometheus.js")).pipe(
         Effect.map((prometheus) => prometheus.make(registry)),
         Effect.orDieWith((cause) =>
-          new Error(`KinesisMetrics.layerPrometheus needs the prom-client package (npm install prom-client@^15): ${String(cause)}`)
+          new Error(
+            `KinesisMetrics.layerPrometheus needs the prom-client package (npm install prom-client@^15): ${
+              String(cause)
+            }`
+          )
         )
       )
     )
@@ -125,7 +133,11 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    */
   static readonly layerNoop: Layer.Layer<KinesisMetrics> = Layer.succeed(
     KinesisMetrics,
-    KinesisMetrics.of({ putRecords: () => Effect.void, largePayloads: () => Effect.void, batchWriteFailure: () => Effect.void })
+    KinesisMetrics.of({
+      putRecords: () => Effect.void,
+      largePayloads: () => Effect.void,
+      batchWriteFailure: () => Effect.void
+    })
   )
 }
 

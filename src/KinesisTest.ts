@@ -39,7 +39,9 @@ export interface PutRecordsCall {
  *
  * @since 0.1.0
  */
-export type PutRecordsScript = (call: PutRecordsCall) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
+export type PutRecordsScript = (
+  call: PutRecordsCall
+) => Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError>
 
 /**
  * What the double saw, for assertions.
@@ -70,7 +72,10 @@ export const acceptAll = (call: PutRecordsCall): Effect.Effect<ReadonlyArray<Put
  *
  * @since 0.1.0
  */
-export const failEach = (call: PutRecordsCall, errorCode: string): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
+export const failEach = (
+  call: PutRecordsCall,
+  errorCode: string
+): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>> =>
   Effect.succeed(call.request.records.map(() => ({ _tag: "Failed", errorCode, errorMessage: `scripted ${errorCode}` })))
 
 /**

@@ -9,8 +9,8 @@
  * @since 0.1.0
  */
 import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
-import type { ServeError } from "@effect/platform/HttpServerError"
 import { NodeHttpServer } from "@effect/platform-node"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import { Context, Data, Effect, Layer } from "effect"
 import * as Http from "node:http"
 import type { Registry } from "prom-client"

@@ -20,9 +20,9 @@
  */
 export {
   type DataFileInfoFields,
+  type DecodedEntryRecord,
   decodeRecordData,
   decodeRecordDataSync,
-  type DecodedEntryRecord,
   DEFAULT_COMPRESSION_LEVEL,
   type EncodedRecord,
   encodeEntryRecordSync,

@@ -8,9 +8,9 @@
  * @since 0.1.0
  */
 import { create, toBinary } from "@bufbuild/protobuf"
-import { varintSize } from "./internal/envelopePacker.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema, FileContent, FileFormat } from "./gen/cygnus/v1/data_file_pb.js"
+import { varintSize } from "./internal/envelopePacker.js"
 
 /**
  * Options of {@link makeDataFile}.
@@ -109,7 +109,9 @@ export const makeDataFile = (options: DataFileOptions = {}): DataFileV1 => {
     if (isFloat) nanValueCounts[id] = BigInt(int(0, 100))
   }
   const splitOffsets: Array<bigint> = [4n]
-  for (let i = 0, n = int(1, 8); i < n; i++) splitOffsets.push(splitOffsets[splitOffsets.length - 1]! + BigInt(int(1 << 20, 128 << 20)))
+  for (let i = 0, n = int(1, 8); i < n; i++) {
+    splitOffsets.push(splitOffsets[splitOffsets.length - 1]! + BigInt(int(1 << 20, 128 << 20)))
+  }
 
   const dataFile = create(DataFileV1Schema, {
     content,

@@ -7,11 +7,11 @@
  */
 import { Effect } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
-import { decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
 import { DecodeError } from "./Errors.js"
 import type { LargePayloadStoreError } from "./Errors.js"
-import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 import type { DataFileInfo, LargeDataFileEntry } from "./gen/cygnus/v1/data_file_entry_pb.js"
+import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
+import { decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
 import { LargePayloadStore } from "./LargePayloadStore.js"
 
 /**
@@ -47,7 +47,9 @@ export type ReadError = DecodeError | LargePayloadStoreError
  */
 export const decodeRecord = Effect.fn("RecordReader.decodeRecord")(function*(data: Uint8Array) {
   const decoded = yield* decodeRecordDataSync(data)
-  if (decoded.entry._tag === "standard") return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
+  if (decoded.entry._tag === "standard") {
+    return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
+  }
   const pointer = decoded.entry.pointer
   yield* Effect.annotateCurrentSpan({ "s3.bucket": pointer.bucket, "s3.key": pointer.key })
   const store = yield* LargePayloadStore
@@ -94,11 +96,16 @@ const verify = (pointer: LargeDataFileEntry, body: Uint8Array): Effect.Effect<vo
   const where = `s3://${pointer.bucket}/${pointer.key}`
   if (BigInt(body.length) !== pointer.sizeBytes) {
     return Effect.fail(
-      new DecodeError({ reason: "SizeMismatch", detail: `${where} is ${body.length} bytes, the record announced ${pointer.sizeBytes}` })
+      new DecodeError({
+        reason: "SizeMismatch",
+        detail: `${where} is ${body.length} bytes, the record announced ${pointer.sizeBytes}`
+      })
     )
   }
   const digest = createHash("sha256").update(body).digest()
   return digest.length === pointer.sha256.length && timingSafeEqual(digest, pointer.sha256)
     ? Effect.void
-    : Effect.fail(new DecodeError({ reason: "ChecksumMismatch", detail: `${where} does not match the sha256 the record announced` }))
+    : Effect.fail(
+      new DecodeError({ reason: "ChecksumMismatch", detail: `${where} does not match the sha256 the record announced` })
+    )
 }

@@ -50,10 +50,10 @@
 import { Clock, Context, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import { KinesisError } from "./Errors.js"
+import { KinesisLimits } from "./internal/limits.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 import { prng } from "./RecordGenerator.js"
-import { KinesisLimits } from "./internal/limits.js"
 
 /**
  * The limits and defaults of a simulated stream: Kinesis' own write limits per shard and
@@ -359,7 +359,12 @@ interface Shard {
 /** How the simulator decides one call's outcome. */
 type Plan =
   | { readonly fault: "none" }
-  | { readonly fault: "throttling" | "serverError" | "timeout"; readonly errorName: string; readonly httpStatus: number | undefined; readonly processed: number }
+  | {
+    readonly fault: "throttling" | "serverError" | "timeout"
+    readonly errorName: string
+    readonly httpStatus: number | undefined
+    readonly processed: number
+  }
 
 const isRate = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1
 const isPositive = (n: number) => Number.isFinite(n) && n > 0
@@ -373,7 +378,9 @@ const invalidOptions = (options: ShardSimulatorOptions): string | undefined => {
     ["callFaults.timeout", faults.timeout],
     ["callFaults.ambiguousWriteRate", faults.ambiguousWriteRate]
   ]
-  if (!Number.isInteger(options.shards) || options.shards < 1) return `shards must be a positive integer, got ${options.shards}`
+  if (!Number.isInteger(options.shards) || options.shards < 1) {
+    return `shards must be a positive integer, got ${options.shards}`
+  }
   for (const [name, value] of rates) {
     if (value !== undefined && !isRate(value)) return `${name} must be a probability in [0, 1], got ${value}`
   }
@@ -450,10 +457,14 @@ export const make = (
           return `Records.${i}.PartitionKey must have length between 1 and ${Defaults.maxPartitionKeyLength}, got ${keyLength}`
         }
         const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
-        if (bytes > Defaults.maxRecordBytes) return `Records.${i} is ${bytes} bytes, over the record limit of ${Defaults.maxRecordBytes}`
+        if (bytes > Defaults.maxRecordBytes) {
+          return `Records.${i} is ${bytes} bytes, over the record limit of ${Defaults.maxRecordBytes}`
+        }
         callBytes += bytes
       }
-      return callBytes > Defaults.maxCallBytes ? `the request is ${callBytes} bytes, over the limit of ${Defaults.maxCallBytes}` : undefined
+      return callBytes > Defaults.maxCallBytes
+        ? `the request is ${callBytes} bytes, over the limit of ${Defaults.maxCallBytes}`
+        : undefined
     }
 
     // One draw decides the call's fault; a second its details. Rates of 0 never fire.
@@ -474,13 +485,23 @@ export const make = (
         return { fault: "serverError", errorName: "InternalFailure", httpStatus: 500, processed }
       }
       if (u < throttlingRate + serverErrorRate + timeoutRate) {
-        return { fault: "timeout", errorName: "TimeoutError", httpStatus: undefined, processed: detail < ambiguousRate ? n : 0 }
+        return {
+          fault: "timeout",
+          errorName: "TimeoutError",
+          httpStatus: undefined,
+          processed: detail < ambiguousRate ? n : 0
+        }
       }
       return { fault: "none" }
     }
 
     // Kinesis' handling of one record at `now`: InternalFailure by chance, else the shard's limits, else written.
-    const processRecord = (streamName: string, record: PutRecordsEntry, callIndex: number, now: number): PutRecordsResultEntry => {
+    const processRecord = (
+      streamName: string,
+      record: PutRecordsEntry,
+      callIndex: number,
+      now: number
+    ): PutRecordsResultEntry => {
       const failsInternally = random() < recordFailureRate
       if (failsInternally) {
         totals.failed++
@@ -510,11 +531,24 @@ export const make = (
       shard.sequence++
       totals.written++
       const sequenceNumber = `49${String(shard.index).padStart(6, "0")}${String(shard.sequence).padStart(20, "0")}`
-      written.push({ shardId: shard.id, sequenceNumber, partitionKey: record.partitionKey, data: record.data, at: now, callIndex })
+      written.push({
+        shardId: shard.id,
+        sequenceNumber,
+        partitionKey: record.partitionKey,
+        data: record.data,
+        at: now,
+        callIndex
+      })
       return { _tag: "Written", shardId: shard.id, sequenceNumber }
     }
 
-    const callError = (request: PutRecordsRequest, errorName: string, httpStatus: number | undefined, retryable: boolean, reason: string) =>
+    const callError = (
+      request: PutRecordsRequest,
+      errorName: string,
+      httpStatus: number | undefined,
+      retryable: boolean,
+      reason: string
+    ) =>
       new KinesisError({
         operation: "PutRecords",
         streamName: request.streamName,
@@ -524,7 +558,9 @@ export const make = (
         cause: new Error(`ShardSimulator: ${reason}`)
       })
 
-    const putRecords = (request: PutRecordsRequest): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
+    const putRecords = (
+      request: PutRecordsRequest
+    ): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.suspend(() => {
           const index = calls.length
@@ -534,13 +570,25 @@ export const make = (
           const invalid = validate(request)
           if (invalid !== undefined) {
             totals.callFailed += n
-            calls.push({ index, at: now, records: request.records, fault: "validation", errorName: "ValidationException", written: 0, throttled: 0, failed: 0, ambiguous: false })
+            calls.push({
+              index,
+              at: now,
+              records: request.records,
+              fault: "validation",
+              errorName: "ValidationException",
+              written: 0,
+              throttled: 0,
+              failed: 0,
+              ambiguous: false
+            })
             return Effect.fail(callError(request, "ValidationException", 400, false, invalid))
           }
           const decided = plan(n)
           const processed = decided.fault === "none" ? n : decided.processed
           const results: Array<PutRecordsResultEntry> = []
-          for (let i = 0; i < processed; i++) results.push(processRecord(request.streamName, request.records[i]!, index, now))
+          for (let i = 0; i < processed; i++) {
+            results.push(processRecord(request.streamName, request.records[i]!, index, now))
+          }
           let writtenInCall = 0
           let throttledInCall = 0
           let failedInCall = 0
@@ -564,7 +612,9 @@ export const make = (
             ...counts,
             ambiguous: writtenInCall > 0
           })
-          return Effect.fail(callError(request, decided.errorName, decided.httpStatus, true, `simulated ${decided.fault}`))
+          return Effect.fail(
+            callError(request, decided.errorName, decided.httpStatus, true, `simulated ${decided.fault}`)
+          )
         }))
 
     const kinesis = Kinesis.of({
@@ -613,6 +663,8 @@ export const make = (
  */
 export const layer = (options: ShardSimulatorOptions): Layer.Layer<Kinesis | ShardSimulatorState> =>
   Layer.effectContext(
-    Effect.map(make(options), ({ kinesis, state }) =>
-      Context.make(Kinesis, kinesis).pipe(Context.add(ShardSimulatorState, state)))
+    Effect.map(
+      make(options),
+      ({ kinesis, state }) => Context.make(Kinesis, kinesis).pipe(Context.add(ShardSimulatorState, state))
+    )
   )

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf"
 import { FastCheck as fc } from "effect"
-import type { DataFileV1 } from "../src/gen/cygnus/v1/data_file_pb.js"
-import { DataFileV1Schema, FileContent, FileFormat } from "../src/gen/cygnus/v1/data_file_pb.js"
 import type { DataFileInfo } from "../src/gen/cygnus/v1/data_file_entry_pb.js"
 import { DataFileInfoSchema } from "../src/gen/cygnus/v1/data_file_entry_pb.js"
+import type { DataFileV1 } from "../src/gen/cygnus/v1/data_file_pb.js"
+import { DataFileV1Schema, FileContent, FileFormat } from "../src/gen/cygnus/v1/data_file_pb.js"
 
 const int64 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })
 const uint64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })
@@ -16,9 +16,13 @@ export const dataFileV1: fc.Arbitrary<DataFileV1> = fc.record({
   content: fc.constantFrom(FileContent.DATA, FileContent.POSITION_DELETES, FileContent.EQUALITY_DELETES),
   filePath: fc.string({ minLength: 1, maxLength: 200, unit: "grapheme" }),
   fileFormat: fc.constantFrom(FileFormat.UNSPECIFIED, FileFormat.PARQUET, FileFormat.AVRO, FileFormat.ORC),
-  partition: fc.dictionary(fc.string({ maxLength: 20, unit: "grapheme" }), fc.string({ maxLength: 40, unit: "grapheme" }), {
-    maxKeys: 6
-  }),
+  partition: fc.dictionary(
+    fc.string({ maxLength: 20, unit: "grapheme" }),
+    fc.string({ maxLength: 40, unit: "grapheme" }),
+    {
+      maxKeys: 6
+    }
+  ),
   recordCount: int64,
   fileSizeInBytes: int64,
   columnSizes: intMap(int64),

@@ -1,14 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Clock, Duration, Effect, Fiber, Random, Schedule, TestClock } from "effect"
+import { KinesisWriter } from "../src/index.js"
 import { backoff } from "../src/internal/backoff.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
-import { KinesisWriter } from "../src/index.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 /** The delays a schedule produces for `n` inputs (`Schedule.run` ends with the output of the step that stopped: dropped). */
 const delaysOf = (schedule: Schedule.Schedule<unknown, unknown>, n: number) =>
-  Effect.map(Schedule.run(Schedule.delays(schedule), 0, Array.from({ length: n })), (c) =>
-    Chunk.toReadonlyArray(c).slice(0, -1).map(Duration.toMillis))
+  Effect.map(
+    Schedule.run(Schedule.delays(schedule), 0, Array.from({ length: n })),
+    (c) => Chunk.toReadonlyArray(c).slice(0, -1).map(Duration.toMillis)
+  )
 
 describe("backoff", () => {
   it.effect("delays grow exponentially from 100 ms within the ×0.8–1.2 jitter bounds and never exceed 10 s", () =>
@@ -41,10 +43,20 @@ describe("backoff", () => {
     Effect.gen(function*() {
       const times: Array<number> = []
       const layer = writerLayer(
-        (call) => Effect.zipRight(Effect.map(Clock.currentTimeMillis, (t) => void times.push(t)), KinesisTest.failEach(call, "ProvisionedThroughputExceededException")),
+        (call) =>
+          Effect.zipRight(
+            Effect.map(Clock.currentTimeMillis, (t) => void times.push(t)),
+            KinesisTest.failEach(call, "ProvisionedThroughputExceededException")
+          ),
         { maxRetries: 3 }
       )
-      const fiber = yield* Effect.fork(Effect.flip(Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(3))).pipe(Effect.provide(layer))))
+      const fiber = yield* Effect.fork(
+        Effect.flip(
+          Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(3))).pipe(
+            Effect.provide(layer)
+          )
+        )
+      )
       for (let i = 0; i < 40; i++) yield* TestClock.adjust("50 millis")
       const error = yield* Fiber.join(fiber)
       assert.strictEqual(error._tag, "WriteBatchError")

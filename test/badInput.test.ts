@@ -20,8 +20,16 @@ const refusingKinesis = Effect.acquireRelease(
     const server = Http.createServer((req, res) => {
       req.resume()
       req.on("end", () => {
-        res.writeHead(400, { "content-type": "application/x-amz-json-1.1", "x-amzn-ErrorType": "UnrecognizedClientException" })
-        res.end(JSON.stringify({ __type: "UnrecognizedClientException", message: "The security token included in the request is invalid." }))
+        res.writeHead(400, {
+          "content-type": "application/x-amz-json-1.1",
+          "x-amzn-ErrorType": "UnrecognizedClientException"
+        })
+        res.end(
+          JSON.stringify({
+            __type: "UnrecognizedClientException",
+            message: "The security token included in the request is invalid."
+          })
+        )
       })
     })
     server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
@@ -33,12 +41,23 @@ describe("credentials refused", () => {
   it.scoped("Kinesis refusing the credentials fails the batch at once with a non-retryable KinesisError naming it", () =>
     Effect.gen(function*() {
       const server = yield* refusingKinesis
-      const client = makeKinesisClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, region, badCredentials)
+      const client = makeKinesisClient(
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        region,
+        badCredentials
+      )
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
-      const layer = KinesisWriter.layer({ streamName: "s", logGroupId: "lg", schemaName: "sc", accountId: "123456789012" }).pipe(
+      const layer = KinesisWriter.layer({
+        streamName: "s",
+        logGroupId: "lg",
+        schemaName: "sc",
+        accountId: "123456789012"
+      }).pipe(
         Layer.provide(Layer.mergeAll(Kinesis.layer(client), LargePayloadStore.layerMemory(), KinesisMetrics.layerNoop))
       )
-      const error = yield* Effect.flip(Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(3)))).pipe(
+      const error = yield* Effect.flip(
+        Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(3)))
+      ).pipe(
         Effect.provide(layer)
       )
       if (error._tag !== "WriteBatchError" || error.cause?._tag !== "KinesisError") return assert.fail(error.message)
@@ -58,16 +77,26 @@ describe("credentials refused", () => {
       yield* Effect.addFinalizer(() => Effect.sync(() => (good.destroy(), bad.destroy())))
       const bucket = `creds-${Date.now().toString(36)}`
       yield* Effect.promise(() => createBucket(good, bucket))
-      const layer = KinesisWriter.layer({ streamName: "s", logGroupId: "lg", schemaName: "sc", accountId: "123456789012", largePayloadThreshold: 1_000 }).pipe(
+      const layer = KinesisWriter.layer({
+        streamName: "s",
+        logGroupId: "lg",
+        schemaName: "sc",
+        accountId: "123456789012",
+        largePayloadThreshold: 1_000
+      }).pipe(
         Layer.provide(Layer.mergeAll(
           Kinesis.layer(makeKinesisClient("http://127.0.0.1:9", region)),
           LargePayloadStore.layerS3({ client: bad, bucket }),
           KinesisMetrics.layerNoop
         ))
       )
-      const error = yield* Effect.flip(Effect.flatMap(KinesisWriter, (w) =>
-        w.writeBatch([RecordGenerator.makeDataFile({ seed: 1, columns: 2 }), RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 3_000 })])
-      )).pipe(Effect.provide(layer))
+      const error = yield* Effect.flip(
+        Effect.flatMap(KinesisWriter, (w) =>
+          w.writeBatch([
+            RecordGenerator.makeDataFile({ seed: 1, columns: 2 }),
+            RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 3_000 })
+          ]))
+      ).pipe(Effect.provide(layer))
       if (error._tag !== "LargePayloadStoreError") return assert.fail(error.message)
       assert.include(["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"], error.errorName)
       assert.strictEqual(error.httpStatus, 403)

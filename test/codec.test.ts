@@ -2,9 +2,6 @@ import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import * as Zlib from "node:zlib"
-import { EnvelopePacker, unpack } from "../src/internal/envelopePacker.js"
-import * as RecordCodec from "../src/internal/codec.js"
-import { DataFileV1Schema } from "../src/gen/cygnus/v1/data_file_pb.js"
 import {
   DataFileEntryRecordSchema,
   DataFileEntrySchema,
@@ -12,6 +9,9 @@ import {
   DataFileVersion,
   LargeDataFileEntrySchema
 } from "../src/gen/cygnus/v1/data_file_entry_pb.js"
+import { DataFileV1Schema } from "../src/gen/cygnus/v1/data_file_pb.js"
+import * as RecordCodec from "../src/internal/codec.js"
+import { EnvelopePacker, unpack } from "../src/internal/envelopePacker.js"
 import { makeDataFile, serializedSize } from "../src/RecordGenerator.js"
 import { dataFileInfo, dataFileV1 } from "./arbitraries.js"
 
@@ -34,7 +34,10 @@ const decodeStandard = (data: Uint8Array) => {
 }
 
 describe("RecordCodec round trip", () => {
-  it.prop("decode(encode(x)) equals x field by field, 64-bit integers, bytes and maps included", [dataFileV1, dataFileInfo], ([dataFile, info]) => {
+  it.prop("decode(encode(x)) equals x field by field, 64-bit integers, bytes and maps included", [
+    dataFileV1,
+    dataFileInfo
+  ], ([dataFile, info]) => {
     const encoded = Either.getOrThrow(RecordCodec.encodeRecordSync(dataFile, info))
     const back = decodeStandard(encoded.data)
     assert.isTrue(equals(DataFileV1Schema, back.dataFile, dataFile))
@@ -49,18 +52,27 @@ describe("RecordCodec round trip", () => {
     }
   }, { fastCheck: RUNS })
 
-  it.prop("the envelope written around pre-serialized bytes is byte-identical to toBinary of the whole message", [dataFileV1, dataFileInfo], ([dataFile, info]) => {
+  it.prop("the envelope written around pre-serialized bytes is byte-identical to toBinary of the whole message", [
+    dataFileV1,
+    dataFileInfo
+  ], ([dataFile, info]) => {
     const dataFileBytes = Either.getOrThrow(RecordCodec.serializeDataFileSync(dataFile))
     const envelope = Either.getOrThrow(RecordCodec.encodeEntryRecordSync(info, { _tag: "standard", dataFileBytes }))
     assert.deepStrictEqual(envelope, toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, info)))
   }, { fastCheck: RUNS })
 
-  it.prop("envelopes packed for a batch are byte-identical to toBinary of each whole message", [fc.array(fc.tuple(dataFileV1, dataFileInfo), { minLength: 1, maxLength: 5 }), dataFileInfo], ([records, batchInfo]) => {
+  it.prop("envelopes packed for a batch are byte-identical to toBinary of each whole message", [
+    fc.array(fc.tuple(dataFileV1, dataFileInfo), { minLength: 1, maxLength: 5 }),
+    dataFileInfo
+  ], ([records, batchInfo]) => {
     const packer = new EnvelopePacker(batchInfo)
     const expected = records.map(([dataFile, info]) => {
       const perRecord = { ...batchInfo, filePath: info.filePath, recordId: info.recordId }
       const size = packer.add(toBinary(DataFileV1Schema, dataFile), perRecord.filePath, perRecord.recordId)
-      const bytes = toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, create(DataFileInfoSchema, perRecord)))
+      const bytes = toBinary(
+        DataFileEntryRecordSchema,
+        RecordCodec.makeEntryRecord(dataFile, create(DataFileInfoSchema, perRecord))
+      )
       assert.strictEqual(size, bytes.length)
       return bytes
     })
@@ -68,23 +80,43 @@ describe("RecordCodec round trip", () => {
     assert.strictEqual(packer.count, 0)
   }, { fastCheck: RUNS })
 
-  it.prop("the serialized size the codec reports is the byte length that goes on the wire", [dataFileV1, dataFileInfo], ([dataFile, info]) => {
-    const encoded = Either.getOrThrow(RecordCodec.encodeRecordSync(dataFile, info))
-    assert.strictEqual(encoded.dataFileSize, toBinary(DataFileV1Schema, dataFile).length)
-    assert.strictEqual(encoded.uncompressedSize, Zlib.gunzipSync(encoded.data).length)
-    assert.strictEqual(encoded.uncompressedSize, toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, info)).length)
-  }, { fastCheck: RUNS })
+  it.prop(
+    "the serialized size the codec reports is the byte length that goes on the wire",
+    [dataFileV1, dataFileInfo],
+    ([dataFile, info]) => {
+      const encoded = Either.getOrThrow(RecordCodec.encodeRecordSync(dataFile, info))
+      assert.strictEqual(encoded.dataFileSize, toBinary(DataFileV1Schema, dataFile).length)
+      assert.strictEqual(encoded.uncompressedSize, Zlib.gunzipSync(encoded.data).length)
+      assert.strictEqual(
+        encoded.uncompressedSize,
+        toBinary(DataFileEntryRecordSchema, RecordCodec.makeEntryRecord(dataFile, info)).length
+      )
+    },
+    { fastCheck: RUNS }
+  )
 
-  it.prop("a large pointer round-trips and the S3 body is a standard DataFileEntry", [dataFileV1, dataFileInfo], ([dataFile, info]) => {
-    const dataFileBytes = Either.getOrThrow(RecordCodec.serializeDataFileSync(dataFile))
-    const body = RecordCodec.encodeStandardEntry(dataFileBytes)
-    assert.isTrue(equals(DataFileV1Schema, Either.getOrThrow(RecordCodec.parseStandardEntrySync(body)), dataFile))
-    const pointer = create(LargeDataFileEntrySchema, { bucket: "bkt", key: "lg-s-stream/id", sizeBytes: BigInt(body.length), sha256: new Uint8Array(32).fill(7) })
-    const record = Either.getOrThrow(RecordCodec.encodeEntryRecordSync(info, { _tag: "large", pointer }))
-    const decoded = Either.getOrThrow(RecordCodec.decodeRecordDataSync(Either.getOrThrow(RecordCodec.gzipSync(record))))
-    assert.strictEqual(decoded.entry._tag, "large")
-    assert.isTrue(equals(LargeDataFileEntrySchema, (decoded.entry as { pointer: typeof pointer }).pointer, pointer))
-  }, { fastCheck: RUNS })
+  it.prop(
+    "a large pointer round-trips and the S3 body is a standard DataFileEntry",
+    [dataFileV1, dataFileInfo],
+    ([dataFile, info]) => {
+      const dataFileBytes = Either.getOrThrow(RecordCodec.serializeDataFileSync(dataFile))
+      const body = RecordCodec.encodeStandardEntry(dataFileBytes)
+      assert.isTrue(equals(DataFileV1Schema, Either.getOrThrow(RecordCodec.parseStandardEntrySync(body)), dataFile))
+      const pointer = create(LargeDataFileEntrySchema, {
+        bucket: "bkt",
+        key: "lg-s-stream/id",
+        sizeBytes: BigInt(body.length),
+        sha256: new Uint8Array(32).fill(7)
+      })
+      const record = Either.getOrThrow(RecordCodec.encodeEntryRecordSync(info, { _tag: "large", pointer }))
+      const decoded = Either.getOrThrow(
+        RecordCodec.decodeRecordDataSync(Either.getOrThrow(RecordCodec.gzipSync(record)))
+      )
+      assert.strictEqual(decoded.entry._tag, "large")
+      assert.isTrue(equals(LargeDataFileEntrySchema, (decoded.entry as { pointer: typeof pointer }).pointer, pointer))
+    },
+    { fastCheck: RUNS }
+  )
 
   it.effect("the Effect API encodes and decodes a realistic record", () =>
     Effect.gen(function*() {
@@ -139,22 +171,35 @@ describe("RecordCodec on corrupted input", () => {
     }
   }, { fastCheck: RUNS })
 
-  it.prop("a truncated record gives a DecodeError with reason Gunzip", [fc.nat({ max: encoded.data.length - 1 })], ([length]) => {
-    const result = RecordCodec.decodeRecordDataSync(encoded.data.subarray(0, length))
-    assert.isTrue(Either.isLeft(result))
-    assert.strictEqual(Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value.reason : ""), "Gunzip")
-  }, { fastCheck: RUNS })
+  it.prop(
+    "a truncated record gives a DecodeError with reason Gunzip",
+    [fc.nat({ max: encoded.data.length - 1 })],
+    ([length]) => {
+      const result = RecordCodec.decodeRecordDataSync(encoded.data.subarray(0, length))
+      assert.isTrue(Either.isLeft(result))
+      assert.strictEqual(Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value.reason : ""), "Gunzip")
+    },
+    { fastCheck: RUNS }
+  )
 
   it.prop("random bytes give a DecodeError, never a crash", [fc.uint8Array({ maxLength: 2048 })], ([bytes]) => {
     const result = RecordCodec.decodeRecordDataSync(bytes)
     assert.isTrue(Either.isLeft(result))
   }, { fastCheck: RUNS })
 
-  it.prop("gzip'd bytes that are not our message give a DecodeError", [fc.uint8Array({ maxLength: 512 })], ([bytes]) => {
-    const result = RecordCodec.decodeRecordDataSync(Zlib.gzipSync(bytes))
-    assert.isTrue(Either.isLeft(result))
-    assert.include(["Protobuf", "MissingField", "UnsupportedVersion"], Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value.reason : ""))
-  }, { fastCheck: RUNS })
+  it.prop(
+    "gzip'd bytes that are not our message give a DecodeError",
+    [fc.uint8Array({ maxLength: 512 })],
+    ([bytes]) => {
+      const result = RecordCodec.decodeRecordDataSync(Zlib.gzipSync(bytes))
+      assert.isTrue(Either.isLeft(result))
+      assert.include(
+        ["Protobuf", "MissingField", "UnsupportedVersion"],
+        Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value.reason : "")
+      )
+    },
+    { fastCheck: RUNS }
+  )
 
   it.effect("empty input gives a DecodeError that says so", () =>
     Effect.gen(function*() {
@@ -165,7 +210,10 @@ describe("RecordCodec on corrupted input", () => {
 
   it.effect("an entry with no case set is a DecodeError with reason MissingField", () =>
     Effect.gen(function*() {
-      const bytes = toBinary(DataFileEntryRecordSchema, create(DataFileEntryRecordSchema, { dataFileInfo: info, dataFileEntry: {} }))
+      const bytes = toBinary(
+        DataFileEntryRecordSchema,
+        create(DataFileEntryRecordSchema, { dataFileInfo: info, dataFileEntry: {} })
+      )
       const error = yield* Effect.flip(RecordCodec.decodeRecordData(Zlib.gzipSync(bytes)))
       assert.strictEqual(error.reason, "MissingField")
       assert.include(error.detail, "entry")
@@ -173,9 +221,12 @@ describe("RecordCodec on corrupted input", () => {
 
   it.effect("an unknown standard entry version is a DecodeError with reason UnsupportedVersion", () =>
     Effect.gen(function*() {
-      const bytes = toBinary(DataFileEntrySchema, create(DataFileEntrySchema, {
-        entry: { case: "standard", value: { version: DataFileVersion.UNSPECIFIED, dataFileV1: makeDataFile() } }
-      }))
+      const bytes = toBinary(
+        DataFileEntrySchema,
+        create(DataFileEntrySchema, {
+          entry: { case: "standard", value: { version: DataFileVersion.UNSPECIFIED, dataFileV1: makeDataFile() } }
+        })
+      )
       const result = RecordCodec.parseStandardEntrySync(bytes)
       assert.strictEqual(Either.isLeft(result) && result.left.reason, "UnsupportedVersion")
     }))
@@ -191,7 +242,10 @@ describe("RecordGenerator", () => {
   it("is deterministic for a seed and makes Iceberg-like records", () => {
     const a = makeDataFile({ columns: 50, seed: 42 })
     assert.isTrue(equals(DataFileV1Schema, a, makeDataFile({ columns: 50, seed: 42 })))
-    assert.match(a.filePath, /^s3:\/\/warehouse-[a-z0-9-]+\/analytics\/\w+\/data\/event_date=\d{4}-\d{2}-\d{2}\/region=[a-z0-9-]+\/.+\.(parquet|avro|orc)$/)
+    assert.match(
+      a.filePath,
+      /^s3:\/\/warehouse-[a-z0-9-]+\/analytics\/\w+\/data\/event_date=\d{4}-\d{2}-\d{2}\/region=[a-z0-9-]+\/.+\.(parquet|avro|orc)$/
+    )
     assert.strictEqual(Object.keys(a.columnSizes).length, 50)
     assert.strictEqual(Object.keys(a.lowerBounds).length, 50)
     assert.deepStrictEqual(Object.keys(a.partition).sort(), ["event_date", "region"])

@@ -2,9 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
-import { pack } from "../src/internal/envelopePacker.js"
 import { Compressor } from "../src/Compressor.js"
 import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
+import { pack } from "../src/internal/envelopePacker.js"
 import { RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
@@ -18,7 +18,9 @@ describe("Compressor", () => {
       assert.strictEqual(gz.length, payloads.length)
       gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
       // Several batches at once over the pool.
-      const many = yield* Effect.forEach([1, 2, 3, 4], () => compressor.gzipPacked(pack(payloads), 1), { concurrency: 4 })
+      const many = yield* Effect.forEach([1, 2, 3, 4], () => compressor.gzipPacked(pack(payloads), 1), {
+        concurrency: 4
+      })
       assert.isTrue(many.every((batch) => batch.length === payloads.length))
       // The caller's payloads are intact: the pool transfers the packed copy, not them.
       assert.isTrue(payloads.every((p) => p.length > 0))
@@ -35,41 +37,65 @@ describe("Compressor", () => {
 })
 
 describe("the writer's compression pool", () => {
-  it.live("a batch that fails while the pool is starting does not break the batches after it", () =>
-    Effect.gen(function*() {
-      const memory = yield* LargePayloadStore.makeMemory()
-      let refuse = true
-      const store = Layer.succeed(LargePayloadStore, LargePayloadStore.of({
-        ...memory.service,
-        write: (key, bytes) =>
-          refuse
-            ? Effect.fail(new LargePayloadStoreError({ operation: "write", bucket: "memory", key, errorName: "AccessDenied", retryable: false }))
-            : memory.service.write(key, bytes)
-      }))
-      yield* Effect.gen(function*() {
-        const writer = yield* KinesisWriter
-        // 40 small records start the pool; the large one fails its upload at once.
-        const batch = [...RecordGenerator.makeDataFiles(40), RecordGenerator.makeDataFile({ seed: 99, serializedBytes: 3_000 })]
-        assert.strictEqual((yield* Effect.flip(writer.writeBatch(batch)))._tag, "LargePayloadStoreError")
-        refuse = false
-        const result = yield* writer.writeBatch(batch)
-        assert.strictEqual(result.records, 41)
-      }).pipe(Effect.provide(writerLayer(undefined, { largePayloadThreshold: 2_000, compressionWorkers: 1 }, { store })))
-    }), 30_000)
+  it.live(
+    "a batch that fails while the pool is starting does not break the batches after it",
+    () =>
+      Effect.gen(function*() {
+        const memory = yield* LargePayloadStore.makeMemory()
+        let refuse = true
+        const store = Layer.succeed(
+          LargePayloadStore,
+          LargePayloadStore.of({
+            ...memory.service,
+            write: (key, bytes) =>
+              refuse
+                ? Effect.fail(
+                  new LargePayloadStoreError({
+                    operation: "write",
+                    bucket: "memory",
+                    key,
+                    errorName: "AccessDenied",
+                    retryable: false
+                  })
+                )
+                : memory.service.write(key, bytes)
+          })
+        )
+        yield* Effect.gen(function*() {
+          const writer = yield* KinesisWriter
+          // 40 small records start the pool; the large one fails its upload at once.
+          const batch = [
+            ...RecordGenerator.makeDataFiles(40),
+            RecordGenerator.makeDataFile({ seed: 99, serializedBytes: 3_000 })
+          ]
+          assert.strictEqual((yield* Effect.flip(writer.writeBatch(batch)))._tag, "LargePayloadStoreError")
+          refuse = false
+          const result = yield* writer.writeBatch(batch)
+          assert.strictEqual(result.records, 41)
+        }).pipe(
+          Effect.provide(writerLayer(undefined, { largePayloadThreshold: 2_000, compressionWorkers: 1 }, { store }))
+        )
+      }),
+    30_000
+  )
 })
 
 describe("a worker pool that cannot start", () => {
-  it.scopedLive("falls back to the calling thread after startTimeout instead of waiting for ever", () =>
-    Effect.gen(function*() {
-      const compressor = yield* Compressor.makeLazyWorkerPool({
-        workers: 1,
-        startTimeout: "1 second",
-        spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
-      })
-      const gz = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("10 seconds"))
-      gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
-      // Later batches do not wait again.
-      const again = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("1 second"))
-      assert.strictEqual(again.length, payloads.length)
-    }), 30_000)
+  it.scopedLive(
+    "falls back to the calling thread after startTimeout instead of waiting for ever",
+    () =>
+      Effect.gen(function*() {
+        const compressor = yield* Compressor.makeLazyWorkerPool({
+          workers: 1,
+          startTimeout: "1 second",
+          spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
+        })
+        const gz = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("10 seconds"))
+        gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
+        // Later batches do not wait again.
+        const again = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("1 second"))
+        assert.strictEqual(again.length, payloads.length)
+      }),
+    30_000
+  )
 })

@@ -7,7 +7,9 @@ import { baseOptions } from "./support/writerLayers.js"
 
 const deps = Layer.mergeAll(KinesisTest.layer(), LargePayloadStore.layerMemory(), KinesisMetrics.layerNoop)
 const build = (options: Partial<KinesisWriterOptions>) =>
-  Effect.flip(Layer.build(KinesisWriter.layer({ ...baseOptions, ...options }).pipe(Layer.provide(deps)))).pipe(Effect.scoped)
+  Effect.flip(Layer.build(KinesisWriter.layer({ ...baseOptions, ...options }).pipe(Layer.provide(deps)))).pipe(
+    Effect.scoped
+  )
 
 const cases: ReadonlyArray<[string, Partial<KinesisWriterOptions>, string]> = [
   ["streamName", { streamName: "" }, `""`],
@@ -46,7 +48,12 @@ describe("KinesisWriter configuration", () => {
 
   it.effect("partition keys that cannot fit 256 characters are refused when the writer is built", () =>
     Effect.gen(function*() {
-      const error = yield* build({ logGroupId: "g".repeat(200), schemaName: "s".repeat(50), distributionFactor: 1000, maxRetries: 10 })
+      const error = yield* build({
+        logGroupId: "g".repeat(200),
+        schemaName: "s".repeat(50),
+        distributionFactor: 1000,
+        maxRetries: 10
+      })
       assert.strictEqual(error._tag, "ConfigError")
       assert.include(error.message, "256")
       assert.include(error.message, "partition keys of up to 258 characters")
@@ -55,14 +62,24 @@ describe("KinesisWriter configuration", () => {
   it.effect("a key of exactly 256 characters is accepted", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter.pipe(
-        Effect.provide(KinesisWriter.layer({ ...baseOptions, logGroupId: "g".repeat(201), schemaName: "s".repeat(50), distributionFactor: 10, maxRetries: 9 }).pipe(Layer.provide(deps)))
+        Effect.provide(
+          KinesisWriter.layer({
+            ...baseOptions,
+            logGroupId: "g".repeat(201),
+            schemaName: "s".repeat(50),
+            distributionFactor: 10,
+            maxRetries: 9
+          }).pipe(Layer.provide(deps))
+        )
       )
       assert.strictEqual(writer.config.maxRetries, 9)
     }))
 
   it.effect("defaults are the documented ones", () =>
     Effect.gen(function*() {
-      const writer = yield* KinesisWriter.pipe(Effect.provide(KinesisWriter.layer(baseOptions).pipe(Layer.provide(deps))))
+      const writer = yield* KinesisWriter.pipe(
+        Effect.provide(KinesisWriter.layer(baseOptions).pipe(Layer.provide(deps)))
+      )
       assert.strictEqual(writer.config.distributionFactor, 4)
       assert.strictEqual(writer.config.largePayloadThreshold, 921_600)
       assert.strictEqual(writer.config.maxRetries, 3)

@@ -27,7 +27,10 @@ export async function resolve(specifier, context, next) {
   return next(specifier, context)
 }`
   )
-  writeFileSync(`${scratch}/register.mjs`, `import { register } from "node:module"\nregister("./hooks.mjs", import.meta.url)\n`)
+  writeFileSync(
+    `${scratch}/register.mjs`,
+    `import { register } from "node:module"\nregister("./hooks.mjs", import.meta.url)\n`
+  )
   return execFileSync(process.execPath, ["--import", `${scratch}/register.mjs`, file], {
     cwd: root,
     encoding: "utf8",
@@ -38,7 +41,9 @@ export async function resolve(specifier, context, next) {
 describe("entry points", () => {
   beforeAll(() => {
     mkdirSync(scratch, { recursive: true })
-    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], { cwd: root })
+    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], {
+      cwd: root
+    })
   }, 120_000)
 
   it("each entry point loads from dist/ by the package's name and exports what users import", () => {
@@ -76,7 +81,15 @@ console.log(JSON.stringify({
     assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
     assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "PrometheusMetrics"])
     // The index carries no generated file descriptor and no internal helper.
-    for (const name of ["file_cygnus_v1_data_file", "file_cygnus_v1_data_file_entry", "planCalls", "fnv1a32", "resolveWriterConfig"]) {
+    for (
+      const name of [
+        "file_cygnus_v1_data_file",
+        "file_cygnus_v1_data_file_entry",
+        "planCalls",
+        "fnv1a32",
+        "resolveWriterConfig"
+      ]
+    ) {
       assert.notInclude(keys["main"]!, name)
     }
   })

@@ -9,7 +9,12 @@
  *
  * The SDK cases run on the live clock (`it.live`): real sockets and real timeouts.
  */
-import { GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand, PutRecordsCommand } from "@aws-sdk/client-kinesis"
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListShardsCommand,
+  PutRecordsCommand
+} from "@aws-sdk/client-kinesis"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
@@ -24,8 +29,8 @@ import { Kinesis, KinesisError, LargePayloadStore, LargePayloadStoreError } from
 import { toKinesisError, toStoreError } from "../src/internal/awsError.js"
 import type { FaultKind, FaultProxy, FaultProxyOptions, FaultRates } from "./support/FaultProxy.js"
 import { freePort, refusedEndpoint, startFaultProxy } from "./support/FaultProxy.js"
-import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
+import { localClients, uniqueName } from "./support/names.js"
 
 // ---------------------------------------------------------------------------------------------
 // The raw proxy, against a tiny echo server.
@@ -69,14 +74,29 @@ const rawRequest = (endpoint: string, body: Buffer, timeoutMs = 2_000): Promise<
   new Promise((resolve) => {
     const start = Date.now()
     const url = new URL(endpoint)
-    const req = httpRequest({ host: url.hostname, port: url.port, method: "POST", path: "/echo", headers: { "Content-Length": body.length } }, (res: IncomingMessage) => {
+    const req = httpRequest({
+      host: url.hostname,
+      port: url.port,
+      method: "POST",
+      path: "/echo",
+      headers: { "Content-Length": body.length }
+    }, (res: IncomingMessage) => {
       const chunks: Array<Buffer> = []
       res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("end", () => resolve({ _tag: "Answer", status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
-      res.on("error", (e: NodeJS.ErrnoException) => resolve({ _tag: "Error", code: e.code ?? e.message, afterMs: Date.now() - start }))
+      res.on(
+        "end",
+        () => resolve({ _tag: "Answer", status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() })
+      )
+      res.on(
+        "error",
+        (e: NodeJS.ErrnoException) => resolve({ _tag: "Error", code: e.code ?? e.message, afterMs: Date.now() - start })
+      )
     })
     req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error("client timeout"), { code: "CLIENT_TIMEOUT" })))
-    req.on("error", (e: NodeJS.ErrnoException) => resolve({ _tag: "Error", code: e.code ?? e.message, afterMs: Date.now() - start }))
+    req.on(
+      "error",
+      (e: NodeJS.ErrnoException) => resolve({ _tag: "Error", code: e.code ?? e.message, afterMs: Date.now() - start })
+    )
     req.end(body)
   })
 
@@ -125,7 +145,9 @@ describe("FaultProxy (raw HTTP)", () => {
       assert.strictEqual(Object.values(dealt).reduce((x, y) => x + y, 0), 150)
       // 60% pass expected: 90 of 150, well within 60..120; each fault expected 15.
       assert.isTrue(dealt.pass >= 60 && dealt.pass <= 120, `pass ${dealt.pass}`)
-      for (const kind of ["reset", "status500", "status503", "throttle"] as const) assert.isTrue(dealt[kind] >= 3 && dealt[kind] <= 35, `${kind} ${dealt[kind]}`)
+      for (const kind of ["reset", "status500", "status503", "throttle"] as const) {
+        assert.isTrue(dealt[kind] >= 3 && dealt[kind] <= 35, `${kind} ${dealt[kind]}`)
+      }
       // Only `pass` reaches the target.
       assert.strictEqual(a.stats.forwarded, dealt.pass)
       assert.strictEqual(a.stats.ambiguous.length, 0)
@@ -172,8 +194,20 @@ describe("FaultProxy (raw HTTP)", () => {
 
   it("delay holds the answer past the client's timeout, forwarded first or not; a client that waits long enough gets the late answer", async () => {
     const echo = await startEcho()
-    const forwarded = await startFaultProxy({ target: echo.endpoint, seed: 3, delayMs: 400, delayForwarded: true, faults: { delay: 1 } })
-    const held = await startFaultProxy({ target: echo.endpoint, seed: 3, delayMs: 400, delayForwarded: false, faults: { delay: 1 } })
+    const forwarded = await startFaultProxy({
+      target: echo.endpoint,
+      seed: 3,
+      delayMs: 400,
+      delayForwarded: true,
+      faults: { delay: 1 }
+    })
+    const held = await startFaultProxy({
+      target: echo.endpoint,
+      seed: 3,
+      delayMs: 400,
+      delayForwarded: false,
+      faults: { delay: 1 }
+    })
     try {
       const a = await rawRequest(forwarded.endpoint, Buffer.from("a"), 150)
       assert.strictEqual(a._tag === "Error" && a.code, "CLIENT_TIMEOUT")
@@ -189,9 +223,16 @@ describe("FaultProxy (raw HTTP)", () => {
       const late = await rawRequest(forwarded.endpoint, Buffer.from("late"), 2_000)
       assert.strictEqual(late._tag, "Answer")
       assert.isTrue(late._tag === "Answer" && late.status === 200)
-      assert.strictEqual(forwarded.stats().ambiguous.length, 1, "only the first one, whose client gave up, stays ambiguous")
+      assert.strictEqual(
+        forwarded.stats().ambiguous.length,
+        1,
+        "only the first one, whose client gave up, stays ambiguous"
+      )
       const closed = await rawRequest(held.endpoint, Buffer.from("closed"), 2_000)
-      assert.isTrue(closed._tag === "Error" && closed.code === "ECONNRESET" && closed.afterMs >= 350, JSON.stringify(closed))
+      assert.isTrue(
+        closed._tag === "Error" && closed.code === "ECONNRESET" && closed.afterMs >= 350,
+        JSON.stringify(closed)
+      )
       assert.strictEqual(echo.hits(), 2)
     } finally {
       await forwarded.stop()
@@ -201,7 +242,8 @@ describe("FaultProxy (raw HTTP)", () => {
   })
 
   it("stop closes held sockets and pending timers at once, and the port refuses connections afterwards; no handle is left", async () => {
-    const handles = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap" || r === "TCPServerWrap").length
+    const handles = () =>
+      process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap" || r === "TCPServerWrap").length
     const echo = await startEcho()
     const before = handles()
     const proxy = await startFaultProxy({ target: echo.endpoint, seed: 5, delayMs: 30_000, faults: { delay: 1 } })
@@ -233,7 +275,9 @@ describe("FaultProxy (raw HTTP)", () => {
     await startFaultProxy({ target: "http://localhost:1", seed: 1 }).catch((e) => error = e)
     assert.match(String(error), /only proxies to http:\/\/127\.0\.0\.1/)
     error = undefined
-    await startFaultProxy({ target: "http://127.0.0.1:1", seed: 1, faults: { reset: 0.6, delay: 0.6 } }).catch((e) => error = e)
+    await startFaultProxy({ target: "http://127.0.0.1:1", seed: 1, faults: { reset: 0.6, delay: 0.6 } }).catch((e) =>
+      error = e
+    )
     assert.match(String(error), /add up to/)
     const outcome = await rawRequest(`http://127.0.0.1:${await freePort()}`, Buffer.from("x"), 1_000)
     assert.strictEqual(outcome._tag === "Error" && outcome.code, "ECONNREFUSED")
@@ -255,7 +299,12 @@ const DELAY = 1_000
  * below); `throwOnRequestTimeout: true` makes it a `TimeoutError` (code `ETIMEDOUT`).
  */
 const handler = (options: NodeHttpHandlerOptions = {}) =>
-  new NodeHttpHandler({ connectionTimeout: 1_000, requestTimeout: REQUEST_TIMEOUT, throwOnRequestTimeout: true, ...options })
+  new NodeHttpHandler({
+    connectionTimeout: 1_000,
+    requestTimeout: REQUEST_TIMEOUT,
+    throwOnRequestTimeout: true,
+    ...options
+  })
 
 /** A proxy for one test, stopped when the test's scope closes. */
 const proxy = (options: Omit<FaultProxyOptions, "seed"> & { readonly seed?: number }) =>
@@ -286,7 +335,12 @@ const thrown = (thunk: () => Promise<unknown>): Effect.Effect<unknown> =>
 /** The SDK error's shape, for failure messages. */
 const shape = (error: unknown): string => {
   const e = error as { name?: unknown; code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown } }
-  return JSON.stringify({ name: e.name, code: e.code, httpStatusCode: e.$metadata?.httpStatusCode, message: String(e.message).slice(0, 100) })
+  return JSON.stringify({
+    name: e.name,
+    code: e.code,
+    httpStatusCode: e.$metadata?.httpStatusCode,
+    message: String(e.message).slice(0, 100)
+  })
 }
 
 const newStream = Effect.gen(function*() {
@@ -306,7 +360,9 @@ const recordsOn = (stream: string): Effect.Effect<number> =>
   Effect.promise(async () => {
     const shards = await directKinesis.send(new ListShardsCommand({ StreamName: stream }))
     const shardId = shards.Shards?.[0]?.ShardId ?? ""
-    const it = await directKinesis.send(new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" }))
+    const it = await directKinesis.send(
+      new GetShardIteratorCommand({ StreamName: stream, ShardId: shardId, ShardIteratorType: "TRIM_HORIZON" })
+    )
     const got = await directKinesis.send(new GetRecordsCommand({ ShardIterator: it.ShardIterator }))
     return got.Records?.length ?? 0
   })
@@ -315,7 +371,9 @@ const objectExists = (bucket: string, key: string): Effect.Effect<boolean> =>
   Effect.promise(() => directS3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(() => true, () => false))
 
 const putRecords = (client: KinesisClient, stream: string) => () =>
-  client.send(new PutRecordsCommand({ StreamName: stream, Records: [{ Data: new Uint8Array([1, 2, 3]), PartitionKey: "pk" }] }))
+  client.send(
+    new PutRecordsCommand({ StreamName: stream, Records: [{ Data: new Uint8Array([1, 2, 3]), PartitionKey: "pk" }] })
+  )
 
 interface Expected {
   /** What the SDK throws, in words, for the test title. */
@@ -335,47 +393,94 @@ interface Case {
 }
 
 /** A reset can hit the client while it still writes the body: EPIPE then, ECONNRESET otherwise. */
-const accepted = (errorName: string): ReadonlyArray<string> => errorName === "ECONNRESET" ? ["ECONNRESET", "EPIPE"] : [errorName]
+const accepted = (errorName: string): ReadonlyArray<string> =>
+  errorName === "ECONNRESET" ? ["ECONNRESET", "EPIPE"] : [errorName]
 
 /** What the library reads of each fault; the SDK error's full shape is in the titles. */
 const CASES: ReadonlyArray<Case> = [
   {
     fault: "reset before forwarding",
     faults: { reset: 1 },
-    kinesis: { what: "Error name TimeoutError, code ECONNRESET, 'socket hang up', no status", errorName: "ECONNRESET", httpStatus: undefined, applied: false },
-    s3: { what: "Error name TimeoutError, code ECONNRESET (EPIPE for a body still being written), no status", errorName: "ECONNRESET", httpStatus: undefined, applied: false }
+    kinesis: {
+      what: "Error name TimeoutError, code ECONNRESET, 'socket hang up', no status",
+      errorName: "ECONNRESET",
+      httpStatus: undefined,
+      applied: false
+    },
+    s3: {
+      what: "Error name TimeoutError, code ECONNRESET (EPIPE for a body still being written), no status",
+      errorName: "ECONNRESET",
+      httpStatus: undefined,
+      applied: false
+    }
   },
   {
     fault: "answer cut after the headers",
     faults: { cutResponse: 1 },
     kinesis: {
-      what: "Error name Error, code ECONNRESET, 'aborted … Deserialization error', $metadata.httpStatusCode 200 — APPLIED",
+      what:
+        "Error name Error, code ECONNRESET, 'aborted … Deserialization error', $metadata.httpStatusCode 200 — APPLIED",
       errorName: "ECONNRESET",
       httpStatus: 200,
       applied: true
     },
     // PutObject answers with no body: the cut falls inside the header block, so no status reached the SDK.
-    s3: { what: "Error name TimeoutError, code ECONNRESET, 'socket hang up', no status — APPLIED", errorName: "ECONNRESET", httpStatus: undefined, applied: true }
+    s3: {
+      what: "Error name TimeoutError, code ECONNRESET, 'socket hang up', no status — APPLIED",
+      errorName: "ECONNRESET",
+      httpStatus: undefined,
+      applied: true
+    }
   },
   {
     fault: "delay past the request timeout, forwarded first",
     faults: { delay: 1 },
     options: { delayForwarded: true },
-    kinesis: { what: "Error name TimeoutError, code ETIMEDOUT, no status — APPLIED", errorName: "ETIMEDOUT", httpStatus: undefined, applied: true },
-    s3: { what: "Error name TimeoutError, code ETIMEDOUT, no status — APPLIED", errorName: "ETIMEDOUT", httpStatus: undefined, applied: true }
+    kinesis: {
+      what: "Error name TimeoutError, code ETIMEDOUT, no status — APPLIED",
+      errorName: "ETIMEDOUT",
+      httpStatus: undefined,
+      applied: true
+    },
+    s3: {
+      what: "Error name TimeoutError, code ETIMEDOUT, no status — APPLIED",
+      errorName: "ETIMEDOUT",
+      httpStatus: undefined,
+      applied: true
+    }
   },
   {
     fault: "delay past the request timeout, never forwarded",
     faults: { delay: 1 },
     options: { delayForwarded: false },
-    kinesis: { what: "Error name TimeoutError, code ETIMEDOUT, no status", errorName: "ETIMEDOUT", httpStatus: undefined, applied: false },
-    s3: { what: "Error name TimeoutError, code ETIMEDOUT, no status", errorName: "ETIMEDOUT", httpStatus: undefined, applied: false }
+    kinesis: {
+      what: "Error name TimeoutError, code ETIMEDOUT, no status",
+      errorName: "ETIMEDOUT",
+      httpStatus: undefined,
+      applied: false
+    },
+    s3: {
+      what: "Error name TimeoutError, code ETIMEDOUT, no status",
+      errorName: "ETIMEDOUT",
+      httpStatus: undefined,
+      applied: false
+    }
   },
   {
     fault: "500",
     faults: { status500: 1 },
-    kinesis: { what: "KinesisServiceException name InternalFailure, $fault server, status 500", errorName: "InternalFailure", httpStatus: 500, applied: false },
-    s3: { what: "S3ServiceException name InternalError, $fault server, status 500", errorName: "InternalError", httpStatus: 500, applied: false }
+    kinesis: {
+      what: "KinesisServiceException name InternalFailure, $fault server, status 500",
+      errorName: "InternalFailure",
+      httpStatus: 500,
+      applied: false
+    },
+    s3: {
+      what: "S3ServiceException name InternalError, $fault server, status 500",
+      errorName: "InternalError",
+      httpStatus: 500,
+      applied: false
+    }
   },
   {
     fault: "503",
@@ -386,7 +491,12 @@ const CASES: ReadonlyArray<Case> = [
       httpStatus: 503,
       applied: false
     },
-    s3: { what: "S3ServiceException name ServiceUnavailable, $fault server, status 503", errorName: "ServiceUnavailable", httpStatus: 503, applied: false }
+    s3: {
+      what: "S3ServiceException name ServiceUnavailable, $fault server, status 503",
+      errorName: "ServiceUnavailable",
+      httpStatus: 503,
+      applied: false
+    }
   },
   {
     fault: "throttling",
@@ -398,13 +508,23 @@ const CASES: ReadonlyArray<Case> = [
       httpStatus: 400,
       applied: false
     },
-    s3: { what: "S3ServiceException name SlowDown, $fault server, status 503", errorName: "SlowDown", httpStatus: 503, applied: false }
+    s3: {
+      what: "S3ServiceException name SlowDown, $fault server, status 503",
+      errorName: "SlowDown",
+      httpStatus: 503,
+      applied: false
+    }
   },
   {
     fault: "throttling (stream-level)",
     faults: { throttle: 1 },
     options: { kinesisThrottle: "LimitExceededException" },
-    kinesis: { what: "LimitExceededException, $fault client, status 400", errorName: "LimitExceededException", httpStatus: 400, applied: false },
+    kinesis: {
+      what: "LimitExceededException, $fault client, status 400",
+      errorName: "LimitExceededException",
+      httpStatus: 400,
+      applied: false
+    },
     s3: { what: "S3ServiceException name SlowDown, status 503", errorName: "SlowDown", httpStatus: 503, applied: false }
   }
 ]
@@ -423,7 +543,10 @@ describe("faults through the real AWS SDK, classified by the library", () => {
         assert.strictEqual(error.httpStatus, c.kinesis.httpStatus, shape(cause))
         assert.strictEqual(error.cause, cause)
         // The service the writer uses maps it the same way.
-        const viaService = yield* Kinesis.make(client).putRecords({ streamName: stream, records: [{ data: new Uint8Array([4]), partitionKey: "pk" }] }).pipe(Effect.flip)
+        const viaService = yield* Kinesis.make(client).putRecords({
+          streamName: stream,
+          records: [{ data: new Uint8Array([4]), partitionKey: "pk" }]
+        }).pipe(Effect.flip)
         assert.instanceOf(viaService, KinesisError)
         assert.include(accepted(c.kinesis.errorName), viaService.errorName)
         assert.isTrue(viaService.retryable)
@@ -440,14 +563,24 @@ describe("faults through the real AWS SDK, classified by the library", () => {
         const client = yield* s3Via(p.endpoint)
         const location = { bucket, key: "large/object-1" }
         const cause = yield* thrown(() =>
-          client.send(new PutObjectCommand({ Bucket: bucket, Key: location.key, Body: new Uint8Array(20_000).fill(1), ContentLength: 20_000 }))
+          client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: location.key,
+              Body: new Uint8Array(20_000).fill(1),
+              ContentLength: 20_000
+            })
+          )
         )
         const error = toStoreError("write", location)(cause)
         assert.include(accepted(c.s3.errorName), error.errorName, shape(cause))
         assert.strictEqual(error.retryable, true, shape(cause))
         assert.strictEqual(error.httpStatus, c.s3.httpStatus, shape(cause))
         // The store the writer uses maps it the same way.
-        const viaStore = yield* LargePayloadStore.makeS3({ client, bucket }).write("large/object-2", new Uint8Array(10).fill(2)).pipe(Effect.flip)
+        const viaStore = yield* LargePayloadStore.makeS3({ client, bucket }).write(
+          "large/object-2",
+          new Uint8Array(10).fill(2)
+        ).pipe(Effect.flip)
         assert.instanceOf(viaStore, LargePayloadStoreError)
         assert.include(accepted(c.s3.errorName), viaStore.errorName)
         assert.isTrue(viaStore.retryable)
@@ -460,7 +593,9 @@ describe("faults through the real AWS SDK, classified by the library", () => {
   it.scopedLive("a large-payload read (GetObject) cut mid-body: the store's read fails with a retryable ECONNRESET", () =>
     Effect.gen(function*() {
       const bucket = yield* newBucket
-      yield* Effect.promise(() => directS3.send(new PutObjectCommand({ Bucket: bucket, Key: "big", Body: new Uint8Array(200_000).fill(3) })))
+      yield* Effect.promise(() =>
+        directS3.send(new PutObjectCommand({ Bucket: bucket, Key: "big", Body: new Uint8Array(200_000).fill(3) }))
+      )
       const p = yield* proxy({ target: s3Endpoint, flavour: "s3", faults: { cutResponse: 1 } })
       const client = yield* s3Via(p.endpoint)
       const error = yield* LargePayloadStore.makeS3({ client, bucket }).read({ bucket, key: "big" }).pipe(Effect.flip)
@@ -474,7 +609,11 @@ describe("faults through the real AWS SDK, classified by the library", () => {
       const stream = uniqueName("fp-missing")
       const cause = yield* thrown(putRecords(client, stream))
       const error = toKinesisError("PutRecords", stream)(cause)
-      assert.deepStrictEqual([error.errorName, error.httpStatus, error.retryable], ["ResourceNotFoundException", 400, false], shape(cause))
+      assert.deepStrictEqual([error.errorName, error.httpStatus, error.retryable], [
+        "ResourceNotFoundException",
+        400,
+        false
+      ], shape(cause))
       assert.strictEqual(p.stats().dealt.pass, 1)
     }))
 
@@ -482,7 +621,10 @@ describe("faults through the real AWS SDK, classified by the library", () => {
     Effect.gen(function*() {
       const p = yield* proxy({ target: s3Endpoint, flavour: "s3", faults: {} })
       const client = yield* s3Via(p.endpoint)
-      const error = yield* LargePayloadStore.makeS3({ client, bucket: uniqueName("fp-nobucket") }).write("k", new Uint8Array(1)).pipe(Effect.flip)
+      const error = yield* LargePayloadStore.makeS3({ client, bucket: uniqueName("fp-nobucket") }).write(
+        "k",
+        new Uint8Array(1)
+      ).pipe(Effect.flip)
       assert.deepStrictEqual([error.errorName, error.httpStatus, error.retryable], ["NoSuchBucket", 404, false])
     }))
 
@@ -492,9 +634,16 @@ describe("faults through the real AWS SDK, classified by the library", () => {
       const kinesis = yield* kinesisVia(endpoint)
       const cause = yield* thrown(putRecords(kinesis, "fp-refused"))
       const error = toKinesisError("PutRecords", "fp-refused")(cause)
-      assert.deepStrictEqual([error.errorName, error.httpStatus, error.retryable], ["ECONNREFUSED", undefined, true], shape(cause))
+      assert.deepStrictEqual(
+        [error.errorName, error.httpStatus, error.retryable],
+        ["ECONNREFUSED", undefined, true],
+        shape(cause)
+      )
       const s3 = yield* s3Via(endpoint)
-      const storeError = yield* LargePayloadStore.makeS3({ client: s3, bucket: "fp-refused" }).write("k", new Uint8Array(1)).pipe(Effect.flip)
+      const storeError = yield* LargePayloadStore.makeS3({ client: s3, bucket: "fp-refused" }).write(
+        "k",
+        new Uint8Array(1)
+      ).pipe(Effect.flip)
       assert.deepStrictEqual([storeError.errorName, storeError.retryable], ["ECONNREFUSED", true])
     }))
 
@@ -503,7 +652,11 @@ describe("faults through the real AWS SDK, classified by the library", () => {
       const stream = yield* newStream
       const p = yield* proxy({ target: kinesisEndpoint, faults: { delay: 1 }, delayForwarded: false })
       const client = yield* Effect.acquireRelease(
-        Effect.sync(() => makeKinesisClient(p.endpoint, region, { requestHandler: new NodeHttpHandler({ socketTimeout: REQUEST_TIMEOUT }) })),
+        Effect.sync(() =>
+          makeKinesisClient(p.endpoint, region, {
+            requestHandler: new NodeHttpHandler({ socketTimeout: REQUEST_TIMEOUT })
+          })
+        ),
         (c) => Effect.sync(() => c.destroy())
       )
       const cause = yield* thrown(putRecords(client, stream))
@@ -517,15 +670,27 @@ describe("faults through the real AWS SDK, classified by the library", () => {
       const stream = yield* newStream
       const p = yield* proxy({ target: kinesisEndpoint, faults: { delay: 1 }, delayForwarded: true, delayMs: 700 })
       const warnings: Array<string> = []
-      const logger = { debug: () => {}, info: () => {}, warn: (m: unknown) => void warnings.push(String(m)), error: () => {} }
+      const logger = {
+        debug: () => {},
+        info: () => {},
+        warn: (m: unknown) => void warnings.push(String(m)),
+        error: () => {}
+      }
       const client = yield* Effect.acquireRelease(
-        Effect.sync(() => makeKinesisClient(p.endpoint, region, { requestHandler: new NodeHttpHandler({ requestTimeout: REQUEST_TIMEOUT, logger }) })),
+        Effect.sync(() =>
+          makeKinesisClient(p.endpoint, region, {
+            requestHandler: new NodeHttpHandler({ requestTimeout: REQUEST_TIMEOUT, logger })
+          })
+        ),
         (c) => Effect.sync(() => c.destroy())
       )
       const start = Date.now()
       const output = yield* Effect.promise(putRecords(client, stream))
       assert.strictEqual(output.FailedRecordCount ?? 0, 0)
       assert.isTrue(Date.now() - start >= 600, "the answer came after the delay, not the timeout")
-      assert.isTrue(warnings.some((w) => w.includes("exceeded the configured 300 ms requestTimeout")), warnings.join("\n"))
+      assert.isTrue(
+        warnings.some((w) => w.includes("exceeded the configured 300 ms requestTimeout")),
+        warnings.join("\n")
+      )
     }))
 })

@@ -6,24 +6,33 @@
  * These tests run on the live clock (`it.live`): the writer stamps `creation_time` from
  * `Clock` and waits out its backoff on it, and the servers answer in real time.
  */
-import { equals } from "@bufbuild/protobuf"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
+import { equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:net"
 import { Registry } from "prom-client"
 import type { DataFileV1, KinesisWriterOptions } from "../src/index.js"
-import { DataFileV1Schema, Kinesis, KinesisError, KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordReader, WriteBatchError } from "../src/index.js"
+import {
+  DataFileV1Schema,
+  Kinesis,
+  KinesisError,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  LargePayloadStoreError,
+  RecordReader,
+  WriteBatchError
+} from "../src/index.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"
-import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, readAllRecords } from "./support/LocalAws.js"
+import { localClients, uniqueName } from "./support/names.js"
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 const { kinesis: kinesisClient, region, s3: s3Client } = localClients()
-
 
 const base = {
   logGroupId: "lg-integration",
@@ -56,7 +65,8 @@ const newBucket = Effect.gen(function*() {
   return name
 })
 
-const readBack = (stream: string): Effect.Effect<Array<StoredRecord>> => Effect.promise(() => readAllRecords(kinesisClient, stream))
+const readBack = (stream: string): Effect.Effect<Array<StoredRecord>> =>
+  Effect.promise(() => readAllRecords(kinesisClient, stream))
 
 const writeBatch = (records: ReadonlyArray<DataFileV1>) => Effect.flatMap(KinesisWriter, (w) => w.writeBatch(records))
 
@@ -77,12 +87,21 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const bucket = yield* newBucket
       const threshold = 8_192
       const distributionFactor = 16
-      const options: KinesisWriterOptions = { ...base, streamName: stream, distributionFactor, largePayloadThreshold: threshold }
+      const options: KinesisWriterOptions = {
+        ...base,
+        streamName: stream,
+        distributionFactor,
+        largePayloadThreshold: threshold
+      }
 
       // Every 20th record is large (12,000–20,000 serialized bytes), the others are plain.
       const records = Array.from({ length: 2_000 }, (_, i) =>
         i % 20 === 7
-          ? RecordGenerator.makeDataFile({ columns: 20, seed: 10_000 + i, serializedBytes: 12_000 + ((i * 97) % 8_001) })
+          ? RecordGenerator.makeDataFile({
+            columns: 20,
+            seed: 10_000 + i,
+            serializedBytes: 12_000 + ((i * 97) % 8_001)
+          })
           : RecordGenerator.makeDataFile({ columns: 20, seed: 10_000 + i }))
       const expectedLarge = new Set<number>()
       records.forEach((r, i) => {
@@ -108,9 +127,13 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
         const largeSeen = new Set<number>()
         const keyPattern = new RegExp(`^${base.logGroupId}-${base.schemaName}-${stream}/(.+)$`)
 
-        const decoded = yield* Effect.forEach(stored, (s) => Effect.map(RecordReader.decodeRecord(s.data), (d) => ({ stored: s, d })), {
-          concurrency: 16
-        })
+        const decoded = yield* Effect.forEach(
+          stored,
+          (s) => Effect.map(RecordReader.decodeRecord(s.data), (d) => ({ stored: s, d })),
+          {
+            concurrency: 16
+          }
+        )
         for (const { d, stored: s } of decoded) {
           const index = indexOf.get(d.info.recordId)
           assert.isDefined(index, `record ${d.info.recordId} read back but not written`)
@@ -124,7 +147,10 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
           assert.strictEqual(d.info.schemaName, base.schemaName)
           assert.strictEqual(d.info.filePath, written.filePath)
           const created = Number(d.info.creationTime)
-          assert.isTrue(created >= before - 1_000 && created <= after + 1_000, `creation_time ${created} not within the write (${before}–${after})`)
+          assert.isTrue(
+            created >= before - 1_000 && created <= after + 1_000,
+            `creation_time ${created} not within the write (${before}–${after})`
+          )
           assert.strictEqual(
             s.partitionKey,
             `${base.logGroupId}-${base.schemaName}-${distributionBucket(written.filePath, distributionFactor)}-0`
@@ -176,7 +202,9 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       ]
       const error = yield* writeBatch(records).pipe(
         Effect.flip,
-        Effect.provide(layers({ ...base, streamName: stream, largePayloadThreshold: 8_192, backoffBase: "1 millis" }, bucket))
+        Effect.provide(
+          layers({ ...base, streamName: stream, largePayloadThreshold: 8_192, backoffBase: "1 millis" }, bucket)
+        )
       )
       assert.instanceOf(error, LargePayloadStoreError)
       if (!(error instanceof LargePayloadStoreError)) return
@@ -196,7 +224,9 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const records = RecordGenerator.makeDataFiles(10, { columns: 5, seed: 500 })
       const error = yield* writeBatch(records).pipe(
         Effect.flip,
-        Effect.provide(layers({ ...base, streamName: "it-unreachable", maxRetries: 2, backoffBase: "1 millis" }, bucket, client)),
+        Effect.provide(
+          layers({ ...base, streamName: "it-unreachable", maxRetries: 2, backoffBase: "1 millis" }, bucket, client)
+        ),
         Effect.ensuring(Effect.sync(() => client.destroy()))
       )
       assert.instanceOf(error, WriteBatchError)
@@ -244,7 +274,12 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const bucket = yield* newBucket
       const size = 1_048_576 - 100
       const incompressible = RecordGenerator.makeDataFile({ columns: 10, seed: 700, serializedBytes: size })
-      const compressible = RecordGenerator.makeDataFile({ columns: 10, seed: 701, serializedBytes: size, compressiblePadding: true })
+      const compressible = RecordGenerator.makeDataFile({
+        columns: 10,
+        seed: 701,
+        serializedBytes: size,
+        compressiblePadding: true
+      })
       yield* Effect.gen(function*() {
         const result = yield* writeBatch([incompressible, compressible])
         assert.strictEqual(result.largePayloads, 1)

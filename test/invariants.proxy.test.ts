@@ -29,19 +29,29 @@
  * proxy deals is fixed by its seed; which request gets which fault also depends on the
  * order concurrent requests arrive in.
  */
-import { equals } from "@bufbuild/protobuf"
 import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
+import { equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Effect, Either, Layer, Logger, LogLevel } from "effect"
 import type { DataFileV1, KinesisWriterOptions, WriteError, WriteResult } from "../src/index.js"
-import { DataFileV1Schema, Kinesis, KinesisError, KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordReader, WriteBatchError } from "../src/index.js"
+import {
+  DataFileV1Schema,
+  Kinesis,
+  KinesisError,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  LargePayloadStoreError,
+  RecordReader,
+  WriteBatchError
+} from "../src/index.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"
-import { localClients, uniqueName } from "./support/names.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
+import { localClients, uniqueName } from "./support/names.js"
 
 /** Direct clients, for set-up and for reading back: never through a proxy. */
 const { kinesis: directKinesis, kinesisEndpoint, region, s3: directS3, s3Endpoint } = localClients()
@@ -56,9 +66,23 @@ const REQUEST_TIMEOUT = 400
 const DELAY = 700
 
 /** ~15% of requests faulted, every kind. */
-const MODERATE: FaultRates = { reset: 0.03, cutResponse: 0.03, delay: 0.02, status500: 0.02, status503: 0.02, throttle: 0.03 }
+const MODERATE: FaultRates = {
+  reset: 0.03,
+  cutResponse: 0.03,
+  delay: 0.02,
+  status500: 0.02,
+  status503: 0.02,
+  throttle: 0.03
+}
 /** ~40%: with few retries, some records stay undelivered and some uploads fail for good. */
-const HEAVY: FaultRates = { reset: 0.08, cutResponse: 0.08, delay: 0.04, status500: 0.06, status503: 0.06, throttle: 0.08 }
+const HEAVY: FaultRates = {
+  reset: 0.08,
+  cutResponse: 0.08,
+  delay: 0.04,
+  status500: 0.06,
+  status503: 0.06,
+  throttle: 0.08
+}
 /** Only answers that were applied but lost, and refusals: what tells "maybe delivered" from "certainly not". */
 const AMBIGUOUS: FaultRates = { cutResponse: 0.25, delay: 0.05, throttle: 0.3 }
 
@@ -101,7 +125,11 @@ const makeRecords = (seed: number): Array<DataFileV1> => {
   const rand = RecordGenerator.prng(seed)
   return Array.from({ length: RECORDS }, (_, i) =>
     rand() < LARGE_RATE
-      ? RecordGenerator.makeDataFile({ columns: 12, seed: seed * 1_000 + i, serializedBytes: 10_000 + Math.floor(rand() * 10_000) })
+      ? RecordGenerator.makeDataFile({
+        columns: 12,
+        seed: seed * 1_000 + i,
+        serializedBytes: 10_000 + Math.floor(rand() * 10_000)
+      })
       : RecordGenerator.makeDataFile({ columns: 12, seed: seed * 1_000 + i }))
 }
 
@@ -111,7 +139,8 @@ const resource = <A>(acquire: () => Promise<A>, release: (a: A) => Promise<void>
 const objectExists = (bucket: string, key: string): Effect.Effect<boolean> =>
   Effect.promise(() => directS3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(() => true, () => false))
 
-const handler = () => new NodeHttpHandler({ connectionTimeout: 1_000, requestTimeout: REQUEST_TIMEOUT, throwOnRequestTimeout: true })
+const handler = () =>
+  new NodeHttpHandler({ connectionTimeout: 1_000, requestTimeout: REQUEST_TIMEOUT, throwOnRequestTimeout: true })
 
 const proxySummary = (name: string, proxy: FaultProxy): string => {
   const s = proxy.stats()
@@ -124,7 +153,9 @@ const describeOutcome = (outcome: Either.Either<WriteResult, WriteError>): strin
     onRight: (r) => `ok (${r.kinesisCalls} calls, ${r.retries} retries, ${r.largePayloads} large)`,
     onLeft: (e) =>
       e instanceof WriteBatchError
-        ? `WriteBatchError (${e.undelivered.length} undelivered: ${[...new Set(e.undelivered.map((u) => u.errorCode))].join(",")}; ${e.delivered} delivered; ${e.attempts} attempts)`
+        ? `WriteBatchError (${e.undelivered.length} undelivered: ${
+          [...new Set(e.undelivered.map((u) => u.errorCode))].join(",")
+        }; ${e.delivered} delivered; ${e.attempts} attempts)`
         : `${e._tag}${e instanceof LargePayloadStoreError ? ` ${e.errorName} record #${e.recordIndex}` : ""}`
   })
 
@@ -151,14 +182,25 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
         )
         const s3Proxy = yield* resource(
           // Uploads, and the deletes of orphaned objects (best effort: a failed delete only leaves the object).
-          () => startFaultProxy({ target: s3Endpoint, seed: seed + 1, faults, flavour: "s3", delayMs: DELAY, applyTo: (r) => r.method === "PUT" || r.method === "DELETE" }),
+          () =>
+            startFaultProxy({
+              target: s3Endpoint,
+              seed: seed + 1,
+              faults,
+              flavour: "s3",
+              delayMs: DELAY,
+              applyTo: (r) => r.method === "PUT" || r.method === "DELETE"
+            }),
           (p) => p.stop()
         )
         const kinesisClient = yield* resource(
           async () => makeKinesisClient(kinesisProxy.endpoint, region, { requestHandler: handler() }),
           (c) => c.destroy()
         )
-        const s3Client = yield* resource(async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }), (c) => c.destroy())
+        const s3Client = yield* resource(
+          async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }),
+          (c) => c.destroy()
+        )
 
         const options: KinesisWriterOptions = {
           ...base,
@@ -186,15 +228,19 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
         assert.isTrue(isLarge.some((l) => l), "some records are large")
         const batches = Array.from({ length: RECORDS / BATCH }, (_, b) => records.slice(b * BATCH, (b + 1) * BATCH))
 
-        const outcomes = yield* Effect.forEach(batches, (batch) =>
-          Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch)).pipe(Effect.either)).pipe(
-            Effect.provide(writer),
-            Logger.withMinimumLogLevel(LogLevel.Error)
-          )
+        const outcomes = yield* Effect.forEach(
+          batches,
+          (batch) => Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch)).pipe(Effect.either)
+        ).pipe(
+          Effect.provide(writer),
+          Logger.withMinimumLogLevel(LogLevel.Error)
+        )
 
         // Read back directly: every shard from kinesalite, large payloads from s3rver.
         const stored = yield* Effect.promise(() => readAllRecords(directKinesis, stream))
-        const decoded = yield* Effect.forEach(stored, (s) => Effect.either(RecordReader.decodeRecord(s.data)), { concurrency: 8 }).pipe(
+        const decoded = yield* Effect.forEach(stored, (s) => Effect.either(RecordReader.decodeRecord(s.data)), {
+          concurrency: 8
+        }).pipe(
           Effect.provide(LargePayloadStore.layerS3({ client: directS3, bucket }))
         )
 
@@ -205,26 +251,39 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
         let largeDelivered = 0
         decoded.forEach((d, k) => {
           const s = stored[k]!
-          if (Either.isLeft(d)) return v(`stored record ${s.shardId}/${s.sequenceNumber} does not decode: ${d.left.message}`)
+          if (Either.isLeft(d)) {
+            return v(`stored record ${s.shardId}/${s.sequenceNumber} does not decode: ${d.left.message}`)
+          }
           const { dataFile, info, largePayload } = d.right
           const index = byPath.get(info.filePath)
-          if (index === undefined) return v(`stored record ${s.shardId}/${s.sequenceNumber} has an unknown file_path ${info.filePath}`)
+          if (index === undefined) {
+            return v(`stored record ${s.shardId}/${s.sequenceNumber} has an unknown file_path ${info.filePath}`)
+          }
           const input = records[index]!
           if (!equals(DataFileV1Schema, dataFile, input)) v(`record #${index} on the stream differs from the input`)
-          if (info.accountId !== base.accountId || info.logGroupId !== base.logGroupId || info.schemaName !== base.schemaName) {
+          if (
+            info.accountId !== base.accountId || info.logGroupId !== base.logGroupId ||
+            info.schemaName !== base.schemaName
+          ) {
             v(`record #${index} carries the wrong info`)
           }
           const keyPrefix = `${base.logGroupId}-${base.schemaName}-${distributionBucket(input.filePath, DISTRIBUTION)}-`
           const attempt = Number(s.partitionKey.slice(keyPrefix.length))
-          if (!s.partitionKey.startsWith(keyPrefix) || !Number.isInteger(attempt) || attempt < 0 || attempt > maxRetries) {
+          if (
+            !s.partitionKey.startsWith(keyPrefix) || !Number.isInteger(attempt) || attempt < 0 || attempt > maxRetries
+          ) {
             v(`record #${index} has partition key ${s.partitionKey}`)
           }
-          if (isLarge[index] !== (largePayload !== undefined)) v(`record #${index}: large ${isLarge[index]}, pointer on the stream ${largePayload !== undefined}`)
+          if (isLarge[index] !== (largePayload !== undefined)) {
+            v(`record #${index}: large ${isLarge[index]}, pointer on the stream ${largePayload !== undefined}`)
+          }
           if (largePayload !== undefined) {
             largeDelivered++
             // The reader fetched it and checked size and sha256; check where it is.
             const key = `${base.logGroupId}-${base.schemaName}-${stream}/${info.recordId}`
-            if (largePayload.bucket !== bucket || largePayload.key !== key) v(`record #${index}: pointer s3://${largePayload.bucket}/${largePayload.key}, expected s3://${bucket}/${key}`)
+            if (largePayload.bucket !== bucket || largePayload.key !== key) {
+              v(`record #${index}: pointer s3://${largePayload.bucket}/${largePayload.key}, expected s3://${bucket}/${key}`)
+            }
           }
           seen.set(index, [...(seen.get(index) ?? []), info.recordId])
         })
@@ -240,7 +299,11 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
           for (let j = 0; j < BATCH; j++) {
             const got = ids(j)
             if (got.length > 1) duplicates += got.length - 1
-            if (new Set(got).size > 1) v(`record #${offset + j} is on the stream under ${new Set(got).size} different record_ids: ${got.join(", ")}`)
+            if (new Set(got).size > 1) {
+              v(`record #${offset + j} is on the stream under ${new Set(got).size} different record_ids: ${
+                got.join(", ")
+              }`)
+            }
           }
           if (Either.isRight(outcome)) {
             const result = outcome.right
@@ -248,11 +311,17 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
             if (new Set(result.recordIds).size !== BATCH) v(`batch ${b}: record ids are not unique`)
             if (result.retries > maxRetries) v(`batch ${b}: ${result.retries} retries > maxRetries ${maxRetries}`)
             const large = isLarge.slice(offset, offset + BATCH).filter((l) => l).length
-            if (result.largePayloads !== large) v(`batch ${b}: largePayloads ${result.largePayloads}, expected ${large}`)
+            if (result.largePayloads !== large) {
+              v(`batch ${b}: largePayloads ${result.largePayloads}, expected ${large}`)
+            }
             for (let j = 0; j < BATCH; j++) {
               const got = ids(j)
               if (got.length === 0) v(`batch ${b}: record #${offset + j} reported delivered but is not on the stream`)
-              else if (got[0] !== result.recordIds[j]) v(`batch ${b}: record #${offset + j} on the stream as ${got[0]}, WriteResult says ${result.recordIds[j]}`)
+              else if (got[0] !== result.recordIds[j]) {
+                v(`batch ${b}: record #${offset + j} on the stream as ${got[0]}, WriteResult says ${
+                  result.recordIds[j]
+                }`)
+              }
             }
             return
           }
@@ -261,12 +330,22 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
             const undelivered = new Map(error.undelivered.map((u) => [u.index, u]))
             undeliveredTotal += undelivered.size
             if (undelivered.size !== error.undelivered.length) v(`batch ${b}: an index is undelivered twice`)
-            if (error.delivered + undelivered.size !== BATCH) v(`batch ${b}: delivered ${error.delivered} + undelivered ${undelivered.size} ≠ ${BATCH}`)
+            if (error.delivered + undelivered.size !== BATCH) {
+              v(`batch ${b}: delivered ${error.delivered} + undelivered ${undelivered.size} ≠ ${BATCH}`)
+            }
             const cause: { readonly _tag: string } | undefined = error.cause
             const causeName = cause instanceof KinesisError ? cause.errorName : cause?._tag
-            if (error.attempts !== maxRetries + 1) v(`batch ${b}: gave up after ${error.attempts} attempts, not ${maxRetries + 1}, on transient faults (cause ${causeName})`)
-            if (cause !== undefined && !(cause instanceof KinesisError)) v(`batch ${b}: delivery stopped by ${cause._tag}`)
-            if (cause instanceof KinesisError && !cause.retryable) v(`batch ${b}: the cause ${cause.errorName} is classified not retryable`)
+            if (error.attempts !== maxRetries + 1) {
+              v(`batch ${b}: gave up after ${error.attempts} attempts, not ${
+                maxRetries + 1
+              }, on transient faults (cause ${causeName})`)
+            }
+            if (cause !== undefined && !(cause instanceof KinesisError)) {
+              v(`batch ${b}: delivery stopped by ${cause._tag}`)
+            }
+            if (cause instanceof KinesisError && !cause.retryable) {
+              v(`batch ${b}: the cause ${cause.errorName} is classified not retryable`)
+            }
             if (error.interrupted) v(`batch ${b}: interrupted`)
             for (let j = 0; j < BATCH; j++) {
               const u = undelivered.get(j)
@@ -276,30 +355,54 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
                 continue
               }
               if (u.record !== batches[b]![j]) v(`batch ${b}: undelivered index ${j} names another record`)
-              if (!TRANSIENT.has(u.errorCode)) v(`batch ${b}: record #${offset + j} undelivered with ${u.errorCode}, not an injected fault`)
-              if ((u.largePayload !== undefined) !== isLarge[offset + j]!) v(`batch ${b}: record #${offset + j} largePayload ${JSON.stringify(u.largePayload)}`)
+              if (!TRANSIENT.has(u.errorCode)) {
+                v(`batch ${b}: record #${offset + j} undelivered with ${u.errorCode}, not an injected fault`)
+              }
+              if ((u.largePayload !== undefined) !== isLarge[offset + j]!) {
+                v(`batch ${b}: record #${offset + j} largePayload ${JSON.stringify(u.largePayload)}`)
+              }
               if (u.largePayload?.deleted === true) deletedObjects.push({ index: offset + j, key: u.largePayload.key })
               if (got.length > 0) {
                 landedUndelivered++
-                if (got.some((id) => id !== u.recordId)) v(`batch ${b}: undelivered record #${offset + j} landed as ${got.join(",")}, the error says ${u.recordId}`)
-                if (!u.maybeDelivered) v(`batch ${b}: undelivered record #${offset + j} (${u.errorCode}) is on the stream but maybeDelivered is false`)
-                if (u.largePayload?.deleted === true) v(`batch ${b}: undelivered record #${offset + j} is on the stream but its S3 object was deleted`)
+                if (got.some((id) => id !== u.recordId)) {
+                  v(`batch ${b}: undelivered record #${offset + j} landed as ${
+                    got.join(",")
+                  }, the error says ${u.recordId}`)
+                }
+                if (!u.maybeDelivered) {
+                  v(`batch ${b}: undelivered record #${
+                    offset + j
+                  } (${u.errorCode}) is on the stream but maybeDelivered is false`)
+                }
+                if (u.largePayload?.deleted === true) {
+                  v(`batch ${b}: undelivered record #${offset + j} is on the stream but its S3 object was deleted`)
+                }
               }
             }
             return
           }
           prepareFailures++
-          if (!(error instanceof LargePayloadStoreError)) return v(`batch ${b}: unexpected ${error._tag}: ${error.message}`)
-          if (!error.retryable || !TRANSIENT.has(error.errorName)) v(`batch ${b}: upload failed with ${error.errorName} (retryable ${error.retryable}), not an injected fault`)
-          if (error.recordIndex === undefined || !isLarge[offset + error.recordIndex]) v(`batch ${b}: LargePayloadStoreError names record ${error.recordIndex}, not a large one`)
+          if (!(error instanceof LargePayloadStoreError)) {
+            return v(`batch ${b}: unexpected ${error._tag}: ${error.message}`)
+          }
+          if (!error.retryable || !TRANSIENT.has(error.errorName)) {
+            v(`batch ${b}: upload failed with ${error.errorName} (retryable ${error.retryable}), not an injected fault`)
+          }
+          if (error.recordIndex === undefined || !isLarge[offset + error.recordIndex]) {
+            v(`batch ${b}: LargePayloadStoreError names record ${error.recordIndex}, not a large one`)
+          }
           for (let j = 0; j < BATCH; j++) {
-            if (ids(j).length > 0) v(`batch ${b} failed in preparation (${error.errorName}) but record #${offset + j} is on the stream`)
+            if (ids(j).length > 0) {
+              v(`batch ${b} failed in preparation (${error.errorName}) but record #${offset + j} is on the stream`)
+            }
           }
         })
 
         // An object the writer says it deleted is gone (its record is certainly not on the stream).
         for (const { index, key } of deletedObjects) {
-          if (yield* objectExists(bucket, key)) v(`record #${index}: its S3 object ${key} is reported deleted but exists`)
+          if (yield* objectExists(bucket, key)) {
+            v(`record #${index}: its S3 object ${key} is reported deleted but exists`)
+          }
         }
 
         const kinesisStats = kinesisProxy.stats()
@@ -317,7 +420,11 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
           `  ${proxySummary("s3 proxy", s3Proxy)}`
         ].join("\n")
         if (violations.length > 0) {
-          console.error(`INVARIANT VIOLATION — reproduce with seed ${seed}\n${summary}\n${violations.slice(0, 30).map((m) => `  ✗ ${m}`).join("\n")}${violations.length > 30 ? `\n  … and ${violations.length - 30} more` : ""}`)
+          console.error(
+            `INVARIANT VIOLATION — reproduce with seed ${seed}\n${summary}\n${
+              violations.slice(0, 30).map((m) => `  ✗ ${m}`).join("\n")
+            }${violations.length > 30 ? `\n  … and ${violations.length - 30} more` : ""}`
+          )
         } else if (process.env["FAULT_PROXY_VERBOSE"]) {
           console.info(summary)
         }
@@ -364,15 +471,35 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
         (p) => p.stop()
       )
       const s3Proxy = yield* resource(
-        () => startFaultProxy({ target: s3Endpoint, seed: 2, script: s3Script, flavour: "s3", delayMs: DELAY, applyTo: (r) => r.method === "PUT" }),
+        () =>
+          startFaultProxy({
+            target: s3Endpoint,
+            seed: 2,
+            script: s3Script,
+            flavour: "s3",
+            delayMs: DELAY,
+            applyTo: (r) => r.method === "PUT"
+          }),
         (p) => p.stop()
       )
-      const kinesisClient = yield* resource(async () => makeKinesisClient(kinesisProxy.endpoint, region, { requestHandler: handler() }), (c) => c.destroy())
-      const s3Client = yield* resource(async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }), (c) => c.destroy())
+      const kinesisClient = yield* resource(
+        async () => makeKinesisClient(kinesisProxy.endpoint, region, { requestHandler: handler() }),
+        (c) => c.destroy()
+      )
+      const s3Client = yield* resource(
+        async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }),
+        (c) => c.destroy()
+      )
       const outcome = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(records)).pipe(
         Effect.either,
         Effect.provide(
-          KinesisWriter.layer({ ...base, streamName: stream, largePayloadThreshold: THRESHOLD, backoffBase: "5 millis", ...writerOptions }).pipe(
+          KinesisWriter.layer({
+            ...base,
+            streamName: stream,
+            largePayloadThreshold: THRESHOLD,
+            backoffBase: "5 millis",
+            ...writerOptions
+          }).pipe(
             Layer.provide(Kinesis.layer(kinesisClient)),
             Layer.provide(LargePayloadStore.layerS3({ client: s3Client, bucket })),
             Layer.provide(KinesisMetrics.layerNoop)
@@ -402,7 +529,10 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
         const run = yield* scripted(["cutResponse", "throttle"], [], { maxRetries: 1 })
         assert.deepStrictEqual(run.kinesis.history.map((h) => h.fault), ["cutResponse", "throttle"])
         assert.strictEqual(run.kinesis.ambiguous.length, 1)
-        assert.isTrue(Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError, describeOutcome(run.outcome))
+        assert.isTrue(
+          Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError,
+          describeOutcome(run.outcome)
+        )
         if (Either.isRight(run.outcome) || !(run.outcome.left instanceof WriteBatchError)) return
         const error = run.outcome.left
         assert.strictEqual(error.undelivered.length, 3)
@@ -429,7 +559,10 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
       Effect.gen(function*() {
         const run = yield* scripted(["delay", "throttle"], [], { maxRetries: 1 })
         assert.deepStrictEqual(run.kinesis.history.map((h) => h.fault), ["delay", "throttle"])
-        assert.isTrue(Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError, describeOutcome(run.outcome))
+        assert.isTrue(
+          Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError,
+          describeOutcome(run.outcome)
+        )
         if (Either.isRight(run.outcome) || !(run.outcome.left instanceof WriteBatchError)) return
         assert.strictEqual(run.stored.length, 3)
         for (const u of run.outcome.left.undelivered) assert.isTrue(u.maybeDelivered, `record #${u.index}`)
@@ -443,7 +576,10 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
     () =>
       Effect.gen(function*() {
         const run = yield* scripted(["throttle", "throttle"], [], { maxRetries: 1 })
-        assert.isTrue(Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError, describeOutcome(run.outcome))
+        assert.isTrue(
+          Either.isLeft(run.outcome) && run.outcome.left instanceof WriteBatchError,
+          describeOutcome(run.outcome)
+        )
         if (Either.isRight(run.outcome) || !(run.outcome.left instanceof WriteBatchError)) return
         assert.strictEqual(run.stored.length, 0)
         for (const u of run.outcome.left.undelivered) assert.isFalse(u.maybeDelivered, `record #${u.index}`)
@@ -474,13 +610,24 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
     () =>
       Effect.gen(function*() {
         // Uploads one at a time: the first large record's upload passes, the second's fails on every try.
-        const run = yield* scripted([], ["pass", "reset", "status500", "throttle"], { maxRetries: 2, maxConcurrentUploads: 1 }, [
+        const run = yield* scripted([], ["pass", "reset", "status500", "throttle"], {
+          maxRetries: 2,
+          maxConcurrentUploads: 1
+        }, [
           RecordGenerator.makeDataFile({ columns: 8, seed: 81 }),
           RecordGenerator.makeDataFile({ columns: 8, seed: 82, serializedBytes: 12_000 }),
           RecordGenerator.makeDataFile({ columns: 8, seed: 83, serializedBytes: 14_000 })
         ])
-        assert.deepStrictEqual(run.s3.history.filter((h) => h.method === "PUT").map((h) => h.fault), ["pass", "reset", "status500", "throttle"])
-        assert.isTrue(Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError, describeOutcome(run.outcome))
+        assert.deepStrictEqual(run.s3.history.filter((h) => h.method === "PUT").map((h) => h.fault), [
+          "pass",
+          "reset",
+          "status500",
+          "throttle"
+        ])
+        assert.isTrue(
+          Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError,
+          describeOutcome(run.outcome)
+        )
         assert.strictEqual(run.stored.length, 0)
         assert.strictEqual(run.kinesis.requests, 0, "no PutRecords call")
         assert.deepStrictEqual(run.objectKeys, [], "the object uploaded before the failure was deleted")
@@ -492,7 +639,10 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
     () =>
       Effect.gen(function*() {
         const run = yield* scripted([], ["cutResponse", "reset", "reset"], { maxRetries: 2 })
-        assert.isTrue(Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError, describeOutcome(run.outcome))
+        assert.isTrue(
+          Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError,
+          describeOutcome(run.outcome)
+        )
         assert.strictEqual(run.stored.length, 0)
         assert.strictEqual(run.kinesis.requests, 0, "no PutRecords call")
         // The cut write did land; the writer deletes the key of every upload it attempted.

@@ -23,17 +23,25 @@
  */
 import { equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
-import { vi } from "vitest"
 import { Cause, Clock, Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, Option, Random, TestClock } from "effect"
+import type * as NodeCrypto from "node:crypto"
+import { vi } from "vitest"
 import type { DataFileV1, KinesisWriterOptions, WriteBatchError, WriteResult } from "../src/index.js"
-import { DataFileV1Schema, KinesisMetrics, KinesisWriter, LargePayloadStore, RecordCodec, RecordReader } from "../src/index.js"
-import { RecordGenerator } from "../src/testing.js"
+import {
+  DataFileV1Schema,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordCodec,
+  RecordReader
+} from "../src/index.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
+import { RecordGenerator } from "../src/testing.js"
 
 /** Seeded record ids: `uuids.next` is reset per seed. */
 const uuids = vi.hoisted(() => ({ next: (): string => "00000000-0000-4000-8000-000000000000" }))
 vi.mock("node:crypto", async (importOriginal) => {
-  const original = await importOriginal<typeof import("node:crypto")>()
+  const original = await importOriginal<typeof NodeCrypto>()
   return { ...original, randomUUID: () => uuids.next() }
 })
 
@@ -115,12 +123,18 @@ const runSeed = (scenario: Scenario, seed: number) =>
       const start = yield* Clock.currentTimeMillis
       // The backoff's jitter is seeded too.
       const fiber = yield* Effect.fork(
-        writer.writeBatch(records).pipe(Effect.either, Effect.withRandom(Random.make(seed)), Logger.withMinimumLogLevel(LogLevel.Error))
+        writer.writeBatch(records).pipe(
+          Effect.either,
+          Effect.withRandom(Random.make(seed)),
+          Logger.withMinimumLogLevel(LogLevel.Error)
+        )
       )
       if (scenario.live === true) {
         yield* Effect.ignore(Effect.timeout(Fiber.await(fiber), "30 seconds"))
       } else {
-        for (let step = 0; step < 600 && Option.isNone(yield* Fiber.poll(fiber)); step++) yield* TestClock.adjust("1 second")
+        for (let step = 0; step < 600 && Option.isNone(yield* Fiber.poll(fiber)); step++) {
+          yield* TestClock.adjust("1 second")
+        }
       }
       const exit = yield* Fiber.poll(fiber)
       const simulatedMillis = (yield* Clock.currentTimeMillis) - start
@@ -128,7 +142,9 @@ const runSeed = (scenario: Scenario, seed: number) =>
         yield* Fiber.interrupt(fiber)
         return report(seed, "failed", [`writeBatch still running after ${simulatedMillis} ms`])
       }
-      if (Exit.isFailure(exit.value)) return report(seed, "failed", [`writeBatch died: ${Cause.pretty(exit.value.cause).split("\n")[0]}`])
+      if (Exit.isFailure(exit.value)) {
+        return report(seed, "failed", [`writeBatch died: ${Cause.pretty(exit.value.cause).split("\n")[0]}`])
+      }
       const outcome = exit.value.value
       if (Either.isLeft(outcome) && outcome.left._tag !== "WriteBatchError") {
         return report(seed, "failed", [`writeBatch failed before delivery: ${outcome.left.message}`])
@@ -212,7 +228,9 @@ const check = (
       if (ids.size > 1) violations.push(`input #${input} is on the stream under ${ids.size} record_ids`)
       if (copies.length > 1) duplicates++
       const definite = copies.filter((c) => c.definite).length
-      if (definite > 1) violations.push(`input #${input} was written ${definite} times by calls that reported it written`)
+      if (definite > 1) {
+        violations.push(`input #${input} was written ${definite} times by calls that reported it written`)
+      }
     }
 
     // Every input delivered, or named undelivered.
@@ -222,7 +240,9 @@ const check = (
     if (Either.isRight(outcome)) {
       const result = outcome.right
       if (result.records !== records.length || result.recordIds.length !== records.length) {
-        violations.push(`WriteResult counts ${result.records} records and ${result.recordIds.length} ids for ${records.length} inputs`)
+        violations.push(
+          `WriteResult counts ${result.records} records and ${result.recordIds.length} ids for ${records.length} inputs`
+        )
       }
     } else {
       const error = outcome.left
@@ -242,19 +262,30 @@ const check = (
       }
       if (named === undefined) {
         if (definite !== 1) {
-          violations.push(`input #${i} is neither named undelivered nor written once by a call that reported it (${definite} such copies, ${copies.length} in all)`)
+          violations.push(
+            `input #${i} is neither named undelivered nor written once by a call that reported it (${definite} such copies, ${copies.length} in all)`
+          )
         }
         continue
       }
       if (named.record !== records[i]) violations.push(`undelivered #${i} does not carry its input record`)
-      if (definite > 0) violations.push(`input #${i} is named undelivered (${named.errorCode}) though a call reported it written`)
+      if (definite > 0) {
+        violations.push(`input #${i} is named undelivered (${named.errorCode}) though a call reported it written`)
+      }
       if (copies.length > 0) {
         undeliveredOnStream++
         // On the stream only through an ambiguous call (definite copies are checked above), and it must say so.
-        if (!named.maybeDelivered) violations.push(`input #${i} is on the stream but named undelivered with maybeDelivered false`)
-        if (named.largePayload?.deleted === true) violations.push(`input #${i} is on the stream but its large payload was deleted`)
+        if (!named.maybeDelivered) {
+          violations.push(`input #${i} is on the stream but named undelivered with maybeDelivered false`)
+        }
+        if (named.largePayload?.deleted === true) {
+          violations.push(`input #${i} is on the stream but its large payload was deleted`)
+        }
       }
-      if (named.largePayload?.deleted === true && observed.objects.has(`${named.largePayload.bucket}/${named.largePayload.key}`)) {
+      if (
+        named.largePayload?.deleted === true &&
+        observed.objects.has(`${named.largePayload.bucket}/${named.largePayload.key}`)
+      ) {
         violations.push(`input #${i}: its large payload is said deleted but is still in the store`)
       }
       if (named.largePayload !== undefined && !named.maybeDelivered && !named.largePayload.deleted) {
@@ -265,18 +296,24 @@ const check = (
     const largeInputs = isLarge.filter((large) => large).length
     const deleted = undelivered.filter((u) => u.largePayload?.deleted === true).length
     if (observed.objects.size !== largeInputs - deleted) {
-      violations.push(`the store holds ${observed.objects.size} objects for ${largeInputs} large inputs of which ${deleted} deleted`)
+      violations.push(
+        `the store holds ${observed.objects.size} objects for ${largeInputs} large inputs of which ${deleted} deleted`
+      )
     }
 
     // Every record on the stream reads back as its input; large ones through their verified S3 object.
     let largeOnStream = 0
     for (const [input, copies] of copiesByInput) {
       const copy = copies[0]!
-      if (copy.large !== isLarge[input]) violations.push(`input #${input} is ${copy.large ? "large" : "standard"} on the stream, expected the opposite`)
+      if (copy.large !== isLarge[input]) {
+        violations.push(`input #${input} is ${copy.large ? "large" : "standard"} on the stream, expected the opposite`)
+      }
       if (copy.large) largeOnStream++
       const read = yield* Effect.either(RecordReader.decodeRecord(copy.data))
       if (Either.isLeft(read)) violations.push(`input #${input} does not read back: ${read.left.message}`)
-      else if (!equals(DataFileV1Schema, read.right.dataFile, records[input]!)) violations.push(`input #${input} reads back different`)
+      else if (!equals(DataFileV1Schema, read.right.dataFile, records[input]!)) {
+        violations.push(`input #${input} reads back different`)
+      }
     }
 
     return {
@@ -304,70 +341,88 @@ const runScenario = (scenario: Scenario) =>
       [],
       `invariants broken for seed(s) ${broken.map((r) => r.seed).join(", ")}`
     )
-    if (process.env["INVARIANTS_DEBUG"]) console.log(reports.map(({ violations, ...r }) => JSON.stringify(r)).join("\n"))
+    if (process.env["INVARIANTS_DEBUG"]) {
+      console.log(reports.map(({ violations: _violations, ...r }) => JSON.stringify(r)).join("\n"))
+    }
     return reports
   })
 
 const sum = (reports: ReadonlyArray<SeedReport>, f: (r: SeedReport) => number) => reports.reduce((n, r) => n + f(r), 0)
 
 describe("writer invariants over a simulated 4-shard stream with faults", () => {
-  it.effect("20 seeds × 1,000 records, limits a little under the load, maxRetries 2–5: nothing lost unnamed, duplicates only from ambiguous calls", () =>
-    Effect.gen(function*() {
-      const reports = yield* runScenario({
-        seeds: Array.from({ length: 20 }, (_, i) => i + 1),
-        // 4 × 250 records/s: the first second cannot take the whole batch on an uneven key spread.
-        simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-        writer: (seed) => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 2 + (seed % 4) })
-      })
-      // The scenario must exercise both endings and the ambiguous paths, or it proves little.
-      const delivered = reports.filter((r) => r.outcome === "delivered").length
-      assert.isAbove(delivered, 0, "no seed delivered everything")
-      assert.isBelow(delivered, reports.length, "no seed ran out of retries")
-      assert.isAbove(sum(reports, (r) => r.duplicates), 0, "no duplicate on any seed")
-      assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
-      assert.isAbove(sum(reports, (r) => r.largeOnStream), 0, "no large payload on any seed")
-    }), { timeout: 120_000 })
+  it.effect(
+    "20 seeds × 1,000 records, limits a little under the load, maxRetries 2–5: nothing lost unnamed, duplicates only from ambiguous calls",
+    () =>
+      Effect.gen(function*() {
+        const reports = yield* runScenario({
+          seeds: Array.from({ length: 20 }, (_, i) => i + 1),
+          // 4 × 250 records/s: the first second cannot take the whole batch on an uneven key spread.
+          simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
+          writer: (seed) => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 2 + (seed % 4) })
+        })
+        // The scenario must exercise both endings and the ambiguous paths, or it proves little.
+        const delivered = reports.filter((r) => r.outcome === "delivered").length
+        assert.isAbove(delivered, 0, "no seed delivered everything")
+        assert.isBelow(delivered, reports.length, "no seed ran out of retries")
+        assert.isAbove(sum(reports, (r) => r.duplicates), 0, "no duplicate on any seed")
+        assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
+        assert.isAbove(sum(reports, (r) => r.largeOnStream), 0, "no large payload on any seed")
+      }),
+    { timeout: 120_000 }
+  )
 
-  it.effect("Kinesis' real limits: the writer's defaults (4 seeds), and a hot partition key taking 1,500 records to one shard (4 seeds)", () =>
-    Effect.gen(function*() {
-      yield* runScenario({ seeds: [201, 202, 203, 204], simulator: () => faults, writer: () => ({}) })
-      // distributionFactor 1: one key per attempt, so one shard takes an attempt's records;
-      // 1,500 do not fit its 1,000 records/s, and only retries in the next second deliver them.
-      const hot = yield* runScenario({
-        seeds: [205, 206, 207, 208],
-        records: 1_500,
-        simulator: () => faults,
-        writer: () => ({ distributionFactor: 1, maxRetries: 5 })
-      })
-      for (const r of hot) assert.isAtLeast(r.throttledRecords, 300, `seed ${r.seed}`)
-    }), { timeout: 60_000 })
+  it.effect(
+    "Kinesis' real limits: the writer's defaults (4 seeds), and a hot partition key taking 1,500 records to one shard (4 seeds)",
+    () =>
+      Effect.gen(function*() {
+        yield* runScenario({ seeds: [201, 202, 203, 204], simulator: () => faults, writer: () => ({}) })
+        // distributionFactor 1: one key per attempt, so one shard takes an attempt's records;
+        // 1,500 do not fit its 1,000 records/s, and only retries in the next second deliver them.
+        const hot = yield* runScenario({
+          seeds: [205, 206, 207, 208],
+          records: 1_500,
+          simulator: () => faults,
+          writer: () => ({ distributionFactor: 1, maxRetries: 5 })
+        })
+        for (const r of hot) assert.isAtLeast(r.throttledRecords, 300, `seed ${r.seed}`)
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.effect("permanent throttling (20 records/s per shard, or 16 KiB/s): retries run out and WriteBatchError names every record not on the stream", () =>
-    Effect.gen(function*() {
-      const byRecords = yield* runScenario({
-        seeds: [101, 102, 103],
-        simulator: () => ({ ...faults, recordsPerSecondPerShard: 20 }),
-        writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
-      })
-      const byBytes = yield* runScenario({
-        seeds: [111, 112],
-        simulator: () => ({ ...faults, bytesPerSecondPerShard: 16 * 1024 }),
-        writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
-      })
-      for (const r of [...byRecords, ...byBytes]) {
-        assert.strictEqual(r.outcome, "failed", `seed ${r.seed} delivered everything`)
-        assert.isAbove(r.undelivered, 500, `seed ${r.seed}`)
-      }
-    }), { timeout: 60_000 })
+  it.effect(
+    "permanent throttling (20 records/s per shard, or 16 KiB/s): retries run out and WriteBatchError names every record not on the stream",
+    () =>
+      Effect.gen(function*() {
+        const byRecords = yield* runScenario({
+          seeds: [101, 102, 103],
+          simulator: () => ({ ...faults, recordsPerSecondPerShard: 20 }),
+          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
+        })
+        const byBytes = yield* runScenario({
+          seeds: [111, 112],
+          simulator: () => ({ ...faults, bytesPerSecondPerShard: 16 * 1024 }),
+          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
+        })
+        for (const r of [...byRecords, ...byBytes]) {
+          assert.strictEqual(r.outcome, "failed", `seed ${r.seed} delivered everything`)
+          assert.isAbove(r.undelivered, 500, `seed ${r.seed}`)
+        }
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.live("the worker-thread compressor on the live clock: 3 seeds, limits under the load, all faults on", () =>
-    Effect.gen(function*() {
-      const reports = yield* runScenario({
-        seeds: [301, 302, 303],
-        live: true,
-        simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-        writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 4, compressionWorkers: 1 })
-      })
-      assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
-    }), { timeout: 60_000 })
+  it.live(
+    "the worker-thread compressor on the live clock: 3 seeds, limits under the load, all faults on",
+    () =>
+      Effect.gen(function*() {
+        const reports = yield* runScenario({
+          seeds: [301, 302, 303],
+          live: true,
+          simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
+          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 4, compressionWorkers: 1 })
+        })
+        assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
+      }),
+    { timeout: 60_000 }
+  )
 })

@@ -21,7 +21,9 @@ const bytesOf = (seed: number, length: number): Uint8Array => {
 }
 
 /** Runs an SDK call and returns its failure (fails the test if the call succeeds). */
-const failureOf = <A>(thunk: () => Promise<A>): Effect.Effect<{ readonly name?: unknown; readonly $metadata?: { readonly httpStatusCode?: number } }> =>
+const failureOf = <A>(
+  thunk: () => Promise<A>
+): Effect.Effect<{ readonly name?: unknown; readonly $metadata?: { readonly httpStatusCode?: number } }> =>
   Effect.tryPromise({ try: thunk, catch: (error) => error as { readonly name?: unknown } }).pipe(
     Effect.flip,
     Effect.orDieWith(() => new Error("expected the SDK call to fail, but it succeeded"))
@@ -31,7 +33,9 @@ const failureOf = <A>(thunk: () => Promise<A>): Effect.Effect<{ readonly name?: 
 const injected = (key: "kinesisEndpoint" | "s3Endpoint" | "region"): string => {
   const value = inject(key) as string | undefined
   if (value === undefined) {
-    throw new Error(`inject("${key}") is undefined: add globalSetup: ["test/support/globalSetup.ts"] to vitest.config.ts`)
+    throw new Error(
+      `inject("${key}") is undefined: add globalSetup: ["test/support/globalSetup.ts"] to vitest.config.ts`
+    )
   }
   return value
 }
@@ -68,7 +72,9 @@ describe("LocalAws harness", () => {
           PartitionKey: `partition-key-${i}-${"x".repeat(i)}`,
           Data: bytesOf(i, 1 + i * 13)
         }))
-        const put = yield* Effect.promise(() => kinesis.send(new PutRecordsCommand({ StreamName: stream, Records: sent })))
+        const put = yield* Effect.promise(() =>
+          kinesis.send(new PutRecordsCommand({ StreamName: stream, Records: sent }))
+        )
         assert.strictEqual(put.FailedRecordCount ?? 0, 0)
         assert.strictEqual(put.Records?.length, 20)
 
@@ -130,7 +136,9 @@ describe("LocalAws harness", () => {
         yield* Effect.promise(() => createBucket(client, bucket))
         const parts = [bytesOf(1, 1000), bytesOf(2, 2000)]
         yield* Effect.promise(() =>
-          client.send(new PutObjectCommand({ Bucket: bucket, Key: "k", ContentLength: 3000, Body: Readable.from(parts) }))
+          client.send(
+            new PutObjectCommand({ Bucket: bucket, Key: "k", ContentLength: 3000, Body: Readable.from(parts) })
+          )
         )
         const got = yield* Effect.promise(() => client.send(new GetObjectCommand({ Bucket: bucket, Key: "k" })))
         const bytes = yield* Effect.promise(() => got.Body!.transformToByteArray())

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric, MetricState, Schedule } from "effect"
+import type { MetricState } from "effect"
+import { Effect, Metric, Schedule } from "effect"
 import { Registry } from "prom-client"
 import { EffectMetrics, KinesisMetrics, KinesisWriter, MetricNames } from "../src/index.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
@@ -28,9 +29,12 @@ describe("KinesisMetrics", () => {
   it.effect("Prometheus exposition after a scripted run has the exact counts", () =>
     Effect.gen(function*() {
       const registry = new Registry()
-      const result = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch, { schedule: Schedule.recurs(3) })).pipe(
-        Effect.provide(writerLayer(script, { largePayloadThreshold: 2_000 }, { metrics: KinesisMetrics.layerPrometheus(registry) }))
-      )
+      const result = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch, { schedule: Schedule.recurs(3) }))
+        .pipe(
+          Effect.provide(
+            writerLayer(script, { largePayloadThreshold: 2_000 }, { metrics: KinesisMetrics.layerPrometheus(registry) })
+          )
+        )
       assert.strictEqual(result.kinesisCalls, 3)
       const text = yield* Effect.promise(() => registry.metrics())
       assert.deepStrictEqual(samples(text), [
@@ -60,12 +64,20 @@ describe("KinesisMetrics", () => {
   it.effect("a payload build failure counts as a batch write failure", () =>
     Effect.gen(function*() {
       const registry = new Registry()
-      yield* Effect.flatMap(KinesisWriter, (w) => Effect.flip(w.writeBatch([RecordGenerator.makeDataFile({ seed: 1 }), { ...batch[0]!, filePath: "" }]))).pipe(
-        Effect.provide(writerLayer(undefined, {}, { metrics: KinesisMetrics.layerPrometheus(registry) }))
+      yield* Effect.flatMap(KinesisWriter, (w) =>
+        Effect.flip(w.writeBatch([RecordGenerator.makeDataFile({ seed: 1 }), { ...batch[0]!, filePath: "" }]))).pipe(
+          Effect.provide(writerLayer(undefined, {}, { metrics: KinesisMetrics.layerPrometheus(registry) }))
+        )
+      assert.deepStrictEqual(
+        samples(
+          yield* Effect.promise(() =>
+            registry.metrics()
+          )
+        ).filter((l) => !l.endsWith(" 0")),
+        [
+          `kinesis_batch_write_failures_total{stream_name="test-stream"} 1`
+        ]
       )
-      assert.deepStrictEqual(samples(yield* Effect.promise(() => registry.metrics())).filter((l) => !l.endsWith(" 0")), [
-        `kinesis_batch_write_failures_total{stream_name="test-stream"} 1`
-      ])
     }))
 
   it.effect("two writers for different streams share one registry, each under its own label; the global registry is untouched", () =>
@@ -73,13 +85,18 @@ describe("KinesisMetrics", () => {
       const registry = new Registry()
       const metrics = KinesisMetrics.layerPrometheus(registry)
       for (const streamName of ["stream-a", "stream-b"]) {
-        yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(streamName === "stream-a" ? 3 : 700))).pipe(
+        yield* Effect.flatMap(
+          KinesisWriter,
+          (w) => w.writeBatch(RecordGenerator.makeDataFiles(streamName === "stream-a" ? 3 : 700))
+        ).pipe(
           Effect.provide(writerLayer(undefined, { streamName }, { metrics }))
         )
       }
       // A second layer on the same registry reuses the registered metrics.
       yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(1))).pipe(
-        Effect.provide(writerLayer(undefined, { streamName: "stream-a" }, { metrics: KinesisMetrics.layerPrometheus(registry) }))
+        Effect.provide(
+          writerLayer(undefined, { streamName: "stream-a" }, { metrics: KinesisMetrics.layerPrometheus(registry) })
+        )
       )
       const text = yield* Effect.promise(() => registry.metrics())
       assert.include(text, `kinesis_write_attempts_total{stream_name="stream-a"} 2`)
@@ -91,11 +108,14 @@ describe("KinesisMetrics", () => {
   it.effect("the Effect Metric layer counts the same things, tagged by stream", () =>
     Effect.gen(function*() {
       const streamName = "effect-metrics-stream"
-      const value = <A>(metric: Metric.Metric<any, any, A>) => Metric.value(Metric.tagged(metric, "stream_name", streamName))
+      const value = <A>(metric: Metric.Metric<any, any, A>) =>
+        Metric.value(Metric.tagged(metric, "stream_name", streamName))
       const count = (metric: Metric.Metric.Counter<number>) =>
         Effect.map(value(metric), (s) => (s as MetricState.MetricState.Counter<number>).count)
       yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch, { schedule: Schedule.recurs(3) })).pipe(
-        Effect.provide(writerLayer(script, { largePayloadThreshold: 2_000, streamName }, { metrics: KinesisMetrics.layerEffect }))
+        Effect.provide(
+          writerLayer(script, { largePayloadThreshold: 2_000, streamName }, { metrics: KinesisMetrics.layerEffect })
+        )
       )
       assert.strictEqual(yield* count(EffectMetrics.writeAttempts), 3)
       assert.strictEqual(yield* count(EffectMetrics.writeSuccess), 1)

@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Counter, Gauge, Registry } from "prom-client"
-import { MetricsServer } from "../src/MetricsServer.js"
 import { KinesisMetrics } from "../src/KinesisMetrics.js"
-import { LargePayloadStore } from "../src/LargePayloadStore.js"
 import * as KinesisTest from "../src/KinesisTest.js"
-import * as RecordGenerator from "../src/RecordGenerator.js"
 import { KinesisWriter } from "../src/KinesisWriter.js"
+import { LargePayloadStore } from "../src/LargePayloadStore.js"
+import { MetricsServer } from "../src/MetricsServer.js"
+import * as RecordGenerator from "../src/RecordGenerator.js"
 
 interface Scraped {
   readonly status: number
@@ -19,7 +19,11 @@ const get = (url: string): Effect.Effect<Scraped, unknown> =>
   Effect.tryPromise({
     try: (signal) =>
       fetch(url, { signal }).then((response) =>
-        response.text().then((body) => ({ status: response.status, contentType: response.headers.get("content-type"), body }))
+        response.text().then((body) => ({
+          status: response.status,
+          contentType: response.headers.get("content-type"),
+          body
+        }))
       ),
     catch: (cause) => cause
   })
@@ -124,7 +128,13 @@ describe("MetricsServer", () => {
       schemaName: "sc",
       accountId: "123456789012"
     }).pipe(
-      Layer.provide(Layer.mergeAll(KinesisTest.layer(script), LargePayloadStore.layerMemory(), KinesisMetrics.layerPrometheus(registry)))
+      Layer.provide(
+        Layer.mergeAll(
+          KinesisTest.layer(script),
+          LargePayloadStore.layerMemory(),
+          KinesisMetrics.layerPrometheus(registry)
+        )
+      )
     )
     return Effect.gen(function*() {
       const { url } = yield* MetricsServer
@@ -133,7 +143,13 @@ describe("MetricsServer", () => {
 
       const before = yield* get(url)
       assert.strictEqual(before.status, 200)
-      for (const series of ["kinesis_write_attempts_total", "kinesis_write_success_total", "kinesis_write_latency_seconds_count"]) {
+      for (
+        const series of [
+          "kinesis_write_attempts_total",
+          "kinesis_write_success_total",
+          "kinesis_write_latency_seconds_count"
+        ]
+      ) {
         assert.include([undefined, 0], sample(before.body, `${series}{stream_name="s"}`), series)
       }
 

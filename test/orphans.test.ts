@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Supervisor } from "effect"
-import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 const large = (seed: number) => RecordGenerator.makeDataFile({ seed, serializedBytes: 3_000 })
@@ -11,9 +11,13 @@ describe("undelivered records: ambiguity and their S3 objects", () => {
   it.effect("a record refused for good is certainly not delivered: its S3 object is deleted and the error says so", () =>
     Effect.gen(function*() {
       const memory = yield* LargePayloadStore.makeMemory("bucket")
-      const error = yield* Effect.flatMap(KinesisWriter, (w) => Effect.flip(w.writeBatch([large(1), large(2)], { schedule: Schedule.recurs(2) }))).pipe(
+      const error = yield* Effect.flatMap(
+        KinesisWriter,
+        (w) => Effect.flip(w.writeBatch([large(1), large(2)], { schedule: Schedule.recurs(2) }))
+      ).pipe(
         Effect.provide(writerLayer(
-          (call) => KinesisTest.perRecord(call, (_, i) => call.index === 0 && i === 1 ? "KMSAccessDeniedException" : undefined),
+          (call) =>
+            KinesisTest.perRecord(call, (_, i) => call.index === 0 && i === 1 ? "KMSAccessDeniedException" : undefined),
           { largePayloadThreshold: 2_000 },
           { store: Layer.succeed(LargePayloadStore, memory.service) }
         ))
@@ -31,7 +35,10 @@ describe("undelivered records: ambiguity and their S3 objects", () => {
   it.effect("a record whose calls failed ambiguously (HTTP 500) may be delivered: its object is kept for consumers", () =>
     Effect.gen(function*() {
       const memory = yield* LargePayloadStore.makeMemory("bucket")
-      const error = yield* Effect.flatMap(KinesisWriter, (w) => Effect.flip(w.writeBatch([large(1), large(2)], { schedule: Schedule.recurs(2) }))).pipe(
+      const error = yield* Effect.flatMap(
+        KinesisWriter,
+        (w) => Effect.flip(w.writeBatch([large(1), large(2)], { schedule: Schedule.recurs(2) }))
+      ).pipe(
         Effect.provide(writerLayer(
           (call) => KinesisTest.failCall(call, "InternalFailure", { httpStatus: 500, retryable: true }),
           { largePayloadThreshold: 2_000 },
@@ -48,10 +55,16 @@ describe("undelivered records: ambiguity and their S3 objects", () => {
   it.effect("a connection never made (ECONNREFUSED) or a 4xx is not ambiguous", () =>
     Effect.gen(function*() {
       for (const [name, status] of [["ECONNREFUSED", undefined], ["ThrottlingException", 400]] as const) {
-        const error = yield* Effect.flatMap(KinesisWriter, (w) => Effect.flip(w.writeBatch([large(1)], { schedule: Schedule.recurs(1) }))).pipe(
-          Effect.provide(writerLayer((call) => KinesisTest.failCall(call, name, { httpStatus: status, retryable: true }), { largePayloadThreshold: 2_000 }))
-        )
-        if (error._tag !== "WriteBatchError") return assert.fail(error.message)
+        const error = yield* Effect.flatMap(KinesisWriter, (w) =>
+          Effect.flip(w.writeBatch([large(1)], { schedule: Schedule.recurs(1) }))).pipe(
+            Effect.provide(writerLayer((call) =>
+              KinesisTest.failCall(call, name, { httpStatus: status, retryable: true }), {
+              largePayloadThreshold: 2_000
+            }))
+          )
+        if (error._tag !== "WriteBatchError") {
+          return assert.fail(error.message)
+        }
         assert.isFalse(error.undelivered[0]!.maybeDelivered, name)
         assert.isTrue(error.undelivered[0]!.largePayload?.deleted, name)
       }
@@ -66,7 +79,16 @@ describe("undelivered records: ambiguity and their S3 objects", () => {
         write: (key, bytes) =>
           Effect.suspend(() =>
             ++writes === 3
-              ? Effect.fail(new LargePayloadStoreError({ operation: "write", bucket: "bucket", key, errorName: "AccessDenied", httpStatus: 403, retryable: false }))
+              ? Effect.fail(
+                new LargePayloadStoreError({
+                  operation: "write",
+                  bucket: "bucket",
+                  key,
+                  errorName: "AccessDenied",
+                  httpStatus: 403,
+                  retryable: false
+                })
+              )
               : memory.service.write(key, bytes)
           )
       })

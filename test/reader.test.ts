@@ -2,9 +2,16 @@ import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Zlib from "node:zlib"
-import { DataFileEntryRecordSchema, DataFileInfoSchema, DataFileV1Schema, KinesisWriter, LargePayloadStore, RecordReader } from "../src/index.js"
-import { RecordGenerator } from "../src/testing.js"
+import {
+  DataFileEntryRecordSchema,
+  DataFileInfoSchema,
+  DataFileV1Schema,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordReader
+} from "../src/index.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
+import { RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 /** Writes a batch through the double and returns the Data of every record sent, the store's view and the ids. */
@@ -50,7 +57,9 @@ describe("RecordReader", () => {
 
   it.effect("a large payload whose bytes changed fails the sha256 check", () =>
     Effect.gen(function*() {
-      const { data, memory } = yield* writeAndCollect([RecordGenerator.makeDataFile({ seed: 7, serializedBytes: 6_000 })], 5_000)
+      const { data, memory } = yield* writeAndCollect([
+        RecordGenerator.makeDataFile({ seed: 7, serializedBytes: 6_000 })
+      ], 5_000)
       const [key, body] = [...(yield* memory.objects)][0]!
       const tampered = Uint8Array.from(body)
       tampered[tampered.length - 1]! ^= 0xff
@@ -68,7 +77,9 @@ describe("RecordReader", () => {
 
   it.effect("a large payload of another size fails the size check", () =>
     Effect.gen(function*() {
-      const { data, memory } = yield* writeAndCollect([RecordGenerator.makeDataFile({ seed: 8, serializedBytes: 6_000 })], 5_000)
+      const { data, memory } = yield* writeAndCollect([
+        RecordGenerator.makeDataFile({ seed: 8, serializedBytes: 6_000 })
+      ], 5_000)
       const [key, body] = [...(yield* memory.objects)][0]!
       yield* memory.service.write(key.split("/").slice(1).join("/"), body.subarray(1))
       const error = yield* Effect.flip(RecordReader.decodeRecord(data[0]!)).pipe(
@@ -79,8 +90,13 @@ describe("RecordReader", () => {
 
   it.effect("a missing S3 object is a LargePayloadStoreError naming the key", () =>
     Effect.gen(function*() {
-      const { data } = yield* writeAndCollect([RecordGenerator.makeDataFile({ seed: 9, serializedBytes: 6_000 })], 5_000)
-      const error = yield* Effect.flip(RecordReader.decodeRecord(data[0]!)).pipe(Effect.provide(LargePayloadStore.layerMemory("bucket")))
+      const { data } = yield* writeAndCollect(
+        [RecordGenerator.makeDataFile({ seed: 9, serializedBytes: 6_000 })],
+        5_000
+      )
+      const error = yield* Effect.flip(RecordReader.decodeRecord(data[0]!)).pipe(
+        Effect.provide(LargePayloadStore.layerMemory("bucket"))
+      )
       assert.strictEqual(error._tag, "LargePayloadStoreError")
       if (error._tag !== "LargePayloadStoreError") return
       assert.strictEqual(error.errorName, "NoSuchKey")
@@ -90,12 +106,16 @@ describe("RecordReader", () => {
   it.effect("truncated gzip and bytes that are not our message are DecodeErrors", () =>
     Effect.gen(function*() {
       const { data, store } = yield* writeAndCollect(RecordGenerator.makeDataFiles(1), 921_600)
-      const truncated = yield* Effect.flip(RecordReader.decodeRecord(data[0]!.subarray(0, data[0]!.length - 4))).pipe(Effect.provide(store))
+      const truncated = yield* Effect.flip(RecordReader.decodeRecord(data[0]!.subarray(0, data[0]!.length - 4))).pipe(
+        Effect.provide(store)
+      )
       assert.isTrue(truncated._tag === "DecodeError" && truncated.reason === "Gunzip")
       const notOurs = Zlib.gzipSync(toBinary(DataFileInfoSchema, create(DataFileInfoSchema, { filePath: "x" })))
       const other = yield* Effect.flip(RecordReader.decodeRecord(notOurs)).pipe(Effect.provide(store))
       assert.strictEqual(other._tag, "DecodeError")
-      const noEntry = Zlib.gzipSync(toBinary(DataFileEntryRecordSchema, create(DataFileEntryRecordSchema, { dataFileInfo: {} })))
+      const noEntry = Zlib.gzipSync(
+        toBinary(DataFileEntryRecordSchema, create(DataFileEntryRecordSchema, { dataFileInfo: {} }))
+      )
       const missing = yield* Effect.flip(RecordReader.decodeRecord(noEntry)).pipe(Effect.provide(store))
       assert.isTrue(missing._tag === "DecodeError" && missing.reason === "MissingField")
     }))

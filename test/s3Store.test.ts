@@ -3,8 +3,8 @@
  * wire for every write (owner check, encryption, key prefix, content type), read back, and
  * deleted.
  */
-import { assert, describe, inject, it } from "@effect/vitest"
 import type { S3Client } from "@aws-sdk/client-s3"
+import { assert, describe, inject, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { LargePayloadStore } from "../src/index.js"
 import { createBucket, makeS3Client } from "./support/LocalAws.js"
@@ -64,7 +64,10 @@ describe("LargePayloadStore.layerS3", () => {
       const bucket = `sse-s3-${Date.now().toString(36)}`
       yield* Effect.promise(() => createBucket(client, bucket))
       const requests = captureRequests(client)
-      yield* LargePayloadStore.makeS3({ client, bucket, serverSideEncryption: { _tag: "SSE-S3" } }).write("k", new Uint8Array([9]))
+      yield* LargePayloadStore.makeS3({ client, bucket, serverSideEncryption: { _tag: "SSE-S3" } }).write(
+        "k",
+        new Uint8Array([9])
+      )
       const put = requests.find((r) => r.method === "PUT")!
       assert.strictEqual(put.headers["x-amz-server-side-encryption"], "AES256")
       assert.isUndefined(put.headers["x-amz-server-side-encryption-aws-kms-key-id"])

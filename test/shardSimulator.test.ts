@@ -23,9 +23,20 @@ describe("ShardSimulator: routing", () => {
       113427455640312821154458202477256070485n,
       226854911280625642308916404954512140970n
     ])
-    assert.deepStrictEqual(ShardSimulator.startingHashKeys(4).map((k) => k.toString(16)), ["0", "4".padEnd(32, "0"), "8".padEnd(32, "0"), "c".padEnd(32, "0")])
-    assert.strictEqual(ShardSimulator.shardIndexOfHashKey(113427455640312821154458202477256070484n, ShardSimulator.startingHashKeys(3)), 0)
-    assert.strictEqual(ShardSimulator.shardIndexOfHashKey(113427455640312821154458202477256070485n, ShardSimulator.startingHashKeys(3)), 1)
+    assert.deepStrictEqual(ShardSimulator.startingHashKeys(4).map((k) => k.toString(16)), [
+      "0",
+      "4".padEnd(32, "0"),
+      "8".padEnd(32, "0"),
+      "c".padEnd(32, "0")
+    ])
+    assert.strictEqual(
+      ShardSimulator.shardIndexOfHashKey(113427455640312821154458202477256070484n, ShardSimulator.startingHashKeys(3)),
+      0
+    )
+    assert.strictEqual(
+      ShardSimulator.shardIndexOfHashKey(113427455640312821154458202477256070485n, ShardSimulator.startingHashKeys(3)),
+      1
+    )
     assert.strictEqual(ShardSimulator.shardIndexOfHashKey((1n << 128n) - 1n, ShardSimulator.startingHashKeys(3)), 2)
   })
 
@@ -39,7 +50,10 @@ describe("ShardSimulator: routing", () => {
         ["message digest", "f96b697d7cb7938d525a2f31aaf161d0", 3]
       ]
       const { kinesis, state } = yield* ShardSimulator.make({ shards: 4 })
-      const results = yield* kinesis.putRecords({ streamName: "s", records: known.map(([key]) => ({ data: new Uint8Array(1), partitionKey: key })) })
+      const results = yield* kinesis.putRecords({
+        streamName: "s",
+        records: known.map(([key]) => ({ data: new Uint8Array(1), partitionKey: key }))
+      })
       known.forEach(([key, md5, shard], i) => {
         assert.strictEqual(ShardSimulator.hashKey(key), BigInt(`0x${md5}`), key)
         assert.strictEqual(shardOf4(key), shard, key)
@@ -52,12 +66,24 @@ describe("ShardSimulator: routing", () => {
   it.effect("10,000 random keys spread evenly over 4 shards (±10%), each where MD5 puts it", () =>
     Effect.gen(function*() {
       const rand = prng(2024)
-      const keys = Array.from({ length: 10_000 }, () => `key-${Math.floor(rand() * 2 ** 32).toString(36)}-${Math.floor(rand() * 2 ** 32).toString(36)}`)
-      const { kinesis, state } = yield* ShardSimulator.make({ shards: 4, recordsPerSecondPerShard: 100_000, bytesPerSecondPerShard: 100_000_000 })
+      const keys = Array.from(
+        { length: 10_000 },
+        () => `key-${Math.floor(rand() * 2 ** 32).toString(36)}-${Math.floor(rand() * 2 ** 32).toString(36)}`
+      )
+      const { kinesis, state } = yield* ShardSimulator.make({
+        shards: 4,
+        recordsPerSecondPerShard: 100_000,
+        bytesPerSecondPerShard: 100_000_000
+      })
       for (let offset = 0; offset < keys.length; offset += 500) {
         const batch = keys.slice(offset, offset + 500)
-        const results = yield* kinesis.putRecords({ streamName: "s", records: batch.map((partitionKey) => ({ data: new Uint8Array(1), partitionKey })) })
-        results.forEach((r, i) => assert.deepInclude(r, { _tag: "Written", shardId: ShardSimulator.shardId(shardOf4(batch[i]!)) }))
+        const results = yield* kinesis.putRecords({
+          streamName: "s",
+          records: batch.map((partitionKey) => ({ data: new Uint8Array(1), partitionKey }))
+        })
+        results.forEach((r, i) =>
+          assert.deepInclude(r, { _tag: "Written", shardId: ShardSimulator.shardId(shardOf4(batch[i]!)) })
+        )
       }
       for (const shard of yield* state.shards) {
         assert.isAtLeast(shard.records, 2_250, shard.shardId)
@@ -85,13 +111,25 @@ describe("ShardSimulator: per-shard write limits", () => {
       yield* TestClock.adjust("1 millis")
       assert.deepStrictEqual(tags(yield* send(500)), { written: 500, failed: 0 })
       const totals = yield* state.totals
-      assert.deepInclude(totals, { calls: 5, attempted: 1_710, written: 1_500, throttled: 210, failed: 0, callFailed: 0 })
+      assert.deepInclude(totals, {
+        calls: 5,
+        attempted: 1_710,
+        written: 1_500,
+        throttled: 210,
+        failed: 0,
+        callFailed: 0
+      })
       const hot = ShardSimulator.shardIndexOf("hot-key", 4)
-      assert.deepStrictEqual((yield* state.shards).map((s) => s.records), [0, 1, 2, 3].map((i) => i === hot ? 1_500 : 0))
+      assert.deepStrictEqual(
+        (yield* state.shards).map((s) => s.records),
+        [0, 1, 2, 3].map((i) => i === hot ? 1_500 : 0)
+      )
       const written = yield* state.written
       assert.deepStrictEqual([...new Set(written.map((r) => r.at))], [0, 1_000])
       // Sequence numbers increase within the shard.
-      assert.isTrue(written.every((r, i) => i === 0 || BigInt(r.sequenceNumber) > BigInt(written[i - 1]!.sequenceNumber)))
+      assert.isTrue(
+        written.every((r, i) => i === 0 || BigInt(r.sequenceNumber) > BigInt(written[i - 1]!.sequenceNumber))
+      )
     }))
 
   it.effect("the 1 MiB/s limit counts data plus partition key, record by record, per shard", () =>
@@ -104,19 +142,33 @@ describe("ShardSimulator: per-shard write limits", () => {
         [...Array(10).fill("Written"), "Failed", "Failed"]
       )
       // 1,024,010 bytes used: a small record still fits, another 102,401-byte one does not.
-      const next = yield* kinesis.putRecords({ streamName: "s", records: [...entries(1, () => "k", 1_000), ...entries(1, () => "k", 102_400)] })
+      const next = yield* kinesis.putRecords({
+        streamName: "s",
+        records: [...entries(1, () => "k", 1_000), ...entries(1, () => "k", 102_400)]
+      })
       assert.deepStrictEqual(next.map((r) => r._tag), ["Written", "Failed"])
       // Another shard has its own budget.
-      const other = ["a", "hello", "abc", "message digest"].find((k) => ShardSimulator.shardIndexOf(k, 4) !== ShardSimulator.shardIndexOf("k", 4))!
-      assert.deepStrictEqual(tags(yield* kinesis.putRecords({ streamName: "s", records: entries(10, () => other, 102_400) })), { written: 10, failed: 0 })
+      const other = ["a", "hello", "abc", "message digest"].find((k) =>
+        ShardSimulator.shardIndexOf(k, 4) !== ShardSimulator.shardIndexOf("k", 4)
+      )!
+      assert.deepStrictEqual(
+        tags(yield* kinesis.putRecords({ streamName: "s", records: entries(10, () => other, 102_400) })),
+        { written: 10, failed: 0 }
+      )
       yield* TestClock.adjust("1 second")
-      assert.deepStrictEqual(tags(yield* kinesis.putRecords({ streamName: "s", records: big.slice(0, 10) })), { written: 10, failed: 0 })
+      assert.deepStrictEqual(tags(yield* kinesis.putRecords({ streamName: "s", records: big.slice(0, 10) })), {
+        written: 10,
+        failed: 0
+      })
     }))
 
   it.effect("custom limits: 5 records/s per shard", () =>
     Effect.gen(function*() {
       const { kinesis } = yield* ShardSimulator.make({ shards: 1, recordsPerSecondPerShard: 5 })
-      assert.deepStrictEqual(tags(yield* kinesis.putRecords({ streamName: "s", records: entries(8, (i) => `k${i}`) })), { written: 5, failed: 3 })
+      assert.deepStrictEqual(
+        tags(yield* kinesis.putRecords({ streamName: "s", records: entries(8, (i) => `k${i}`) })),
+        { written: 5, failed: 3 }
+      )
     }))
 })
 
@@ -131,7 +183,12 @@ describe("ShardSimulator: requests Kinesis refuses", () => {
       ]
       for (const records of bad) {
         const error = yield* Effect.flip(kinesis.putRecords({ streamName: "s", records }))
-        assert.deepInclude(error, { _tag: "KinesisError", errorName: "ValidationException", httpStatus: 400, retryable: false })
+        assert.deepInclude(error, {
+          _tag: "KinesisError",
+          errorName: "ValidationException",
+          httpStatus: 400,
+          retryable: false
+        })
       }
       assert.deepStrictEqual((yield* state.calls).map((c) => c.fault), ["validation", "validation", "validation"])
       assert.strictEqual((yield* state.written).length, 0)
@@ -140,7 +197,11 @@ describe("ShardSimulator: requests Kinesis refuses", () => {
   it.effect("describeStreamSummary answers ACTIVE with the shard count", () =>
     Effect.gen(function*() {
       const { kinesis } = yield* ShardSimulator.make({ shards: 6 })
-      assert.deepInclude(yield* kinesis.describeStreamSummary("s"), { streamName: "s", status: "ACTIVE", openShardCount: 6 })
+      assert.deepInclude(yield* kinesis.describeStreamSummary("s"), {
+        streamName: "s",
+        status: "ACTIVE",
+        openShardCount: 6
+      })
     }))
 
   it.effect("options out of range are a defect naming the option", () =>
@@ -173,8 +234,14 @@ describe("ShardSimulator: seeded faults", () => {
       const { kinesis, state } = yield* ShardSimulator.make({ ...faulty, seed })
       const outcomes: Array<unknown> = []
       for (let call = 0; call < 300; call++) {
-        const result = yield* Effect.either(kinesis.putRecords({ streamName: "s", records: entries(20, (i) => `key-${call}-${i}`) }))
-        outcomes.push(Either.isRight(result) ? result.right : { errorName: result.left.errorName, httpStatus: result.left.httpStatus })
+        const result = yield* Effect.either(
+          kinesis.putRecords({ streamName: "s", records: entries(20, (i) => `key-${call}-${i}`) })
+        )
+        outcomes.push(
+          Either.isRight(result)
+            ? result.right
+            : { errorName: result.left.errorName, httpStatus: result.left.httpStatus }
+        )
       }
       return { outcomes, calls: yield* state.calls, totals: yield* state.totals, written: yield* state.written }
     })
@@ -185,7 +252,10 @@ describe("ShardSimulator: seeded faults", () => {
       const b = yield* run(7)
       const c = yield* run(8)
       assert.deepStrictEqual(a.outcomes, b.outcomes)
-      assert.deepStrictEqual(a.calls.map((x) => [x.fault, x.written, x.ambiguous]), b.calls.map((x) => [x.fault, x.written, x.ambiguous]))
+      assert.deepStrictEqual(
+        a.calls.map((x) => [x.fault, x.written, x.ambiguous]),
+        b.calls.map((x) => [x.fault, x.written, x.ambiguous])
+      )
       assert.deepStrictEqual(a.totals, b.totals)
       assert.notDeepEqual(a.outcomes, c.outcomes)
     }))
@@ -212,8 +282,12 @@ describe("ShardSimulator: seeded faults", () => {
           assert.include(["LimitExceededException", "ThrottlingException"], call.errorName)
         }
         if (call.ambiguous) assert.include(["serverError", "timeout"], call.fault)
-        if (call.fault === "timeout" && call.ambiguous) assert.strictEqual(call.written + call.failed, call.records.length)
-        if (call.fault === "serverError") assert.strictEqual(call.errorName, "InternalFailure")
+        if (call.fault === "timeout" && call.ambiguous) {
+          assert.strictEqual(call.written + call.failed, call.records.length)
+        }
+        if (call.fault === "serverError") {
+          assert.strictEqual(call.errorName, "InternalFailure")
+        }
       }
       assert.isAbove(calls.filter((c) => c.ambiguous && c.fault === "timeout").length, 0)
       assert.isAbove(calls.filter((c) => c.ambiguous && c.fault === "serverError").length, 0)
@@ -226,7 +300,12 @@ describe("ShardSimulator: seeded faults", () => {
   it.effect("whole-call errors are retryable KinesisErrors: throttling HTTP 400, server error HTTP 500, timeout without status", () =>
     Effect.gen(function*() {
       const shapes = new Map<string, { httpStatus: number | undefined; retryable: boolean }>()
-      for (const [fault, callFaults] of [["throttling", { throttling: 1 }], ["serverError", { serverError: 1 }], ["timeout", { timeout: 1, ambiguousWriteRate: 1 }]] as const) {
+      for (
+        const [fault, callFaults] of [["throttling", { throttling: 1 }], ["serverError", { serverError: 1 }], [
+          "timeout",
+          { timeout: 1, ambiguousWriteRate: 1 }
+        ]] as const
+      ) {
         const { kinesis, state } = yield* ShardSimulator.make({ shards: 2, seed: 3, callFaults })
         const error = yield* Effect.flip(kinesis.putRecords({ streamName: "s", records: entries(5, (i) => `k${i}`) }))
         shapes.set(fault, { httpStatus: error.httpStatus, retryable: error.retryable })

@@ -2,10 +2,17 @@ import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
 import { Compressor } from "../src/Compressor.js"
-import { CompressionError, DataFileV1Schema, KinesisWriter, LargePayloadStore, RecordCodec, RecordReader } from "../src/index.js"
+import {
+  CompressionError,
+  DataFileV1Schema,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordCodec,
+  RecordReader
+} from "../src/index.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
-import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { baseOptions, countingStore, writerLayer } from "./support/writerLayers.js"
 
 const records = (n: number, columns = 8) => RecordGenerator.makeDataFiles(n, { columns })
@@ -41,14 +48,21 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
       const calls = yield* sentRecords
       assert.deepStrictEqual(calls.map((c) => c.length).sort((a, b) => b - a), [500, 500, 234])
       assert.strictEqual(new Set(calls.flat().map((r) => r.info.recordId)).size, 1_234)
-      assert.deepStrictEqual(result.recordIds, calls.flat().map((r) => r.info.recordId).sort((a, b) =>
-        result.recordIds.indexOf(a) - result.recordIds.indexOf(b)))
+      assert.deepStrictEqual(
+        result.recordIds,
+        calls.flat().map((r) => r.info.recordId).sort((a, b) =>
+          result.recordIds.indexOf(a) - result.recordIds.indexOf(b)
+        )
+      )
     }).pipe(Effect.provide(writerLayer())))
 
   it.effect("7 incompressible records of 800 KB make at least 2 calls, each within 5 MiB", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      const batch = Array.from({ length: 7 }, (_, i) => RecordGenerator.makeDataFile({ seed: i + 1, serializedBytes: 800_000 }))
+      const batch = Array.from(
+        { length: 7 },
+        (_, i) => RecordGenerator.makeDataFile({ seed: i + 1, serializedBytes: 800_000 })
+      )
       const result = yield* writer.writeBatch(batch)
       assert.strictEqual(result.largePayloads, 0)
       assert.isAtLeast(result.kinesisCalls, 2)
@@ -115,9 +129,19 @@ describe("KinesisWriter.writeBatch: large payloads", () => {
   it.effect("records on both sides of the threshold: over it goes to S3, at it stays inline", () =>
     Effect.gen(function*() {
       const memory = yield* LargePayloadStore.makeMemory("bucket")
-      const writer = yield* KinesisWriter.pipe(Effect.provide(writerLayer(undefined, {}, { store: Layer.succeed(LargePayloadStore, memory.service) })))
-      const atThreshold = RecordGenerator.makeDataFile({ seed: 1, serializedBytes: threshold, compressiblePadding: true })
-      const overThreshold = RecordGenerator.makeDataFile({ seed: 2, serializedBytes: threshold + 1, compressiblePadding: true })
+      const writer = yield* KinesisWriter.pipe(
+        Effect.provide(writerLayer(undefined, {}, { store: Layer.succeed(LargePayloadStore, memory.service) }))
+      )
+      const atThreshold = RecordGenerator.makeDataFile({
+        seed: 1,
+        serializedBytes: threshold,
+        compressiblePadding: true
+      })
+      const overThreshold = RecordGenerator.makeDataFile({
+        seed: 2,
+        serializedBytes: threshold + 1,
+        compressiblePadding: true
+      })
       const result = yield* writer.writeBatch([atThreshold, overThreshold])
       assert.strictEqual(result.largePayloads, 1)
       const objects = yield* memory.objects
@@ -130,14 +154,22 @@ describe("KinesisWriter.writeBatch: large payloads", () => {
       const memory = yield* LargePayloadStore.makeMemory("bucket")
       const justFits = RecordGenerator.makeDataFile({ seed: 1, serializedBytes: 1_040_000 })
       const tooBig = RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 1_048_500 })
-      const compressible = RecordGenerator.makeDataFile({ seed: 3, serializedBytes: 3_000_000, compressiblePadding: true })
+      const compressible = RecordGenerator.makeDataFile({
+        seed: 3,
+        serializedBytes: 3_000_000,
+        compressiblePadding: true
+      })
       yield* Effect.gen(function*() {
         const result = yield* (yield* KinesisWriter).writeBatch([justFits, tooBig, compressible])
         assert.strictEqual(result.largePayloads, 1)
-        assert.deepStrictEqual([...(yield* memory.objects).keys()], [`bucket/lg-schema-test-stream/${result.recordIds[1]}`])
+        assert.deepStrictEqual([...(yield* memory.objects).keys()], [
+          `bucket/lg-schema-test-stream/${result.recordIds[1]}`
+        ])
         for (const r of (yield* sentRecords).flat()) assert.isAtMost(r.bytes, 1024 * 1024)
       }).pipe(Effect.provide(
-        writerLayer(undefined, { largePayloadThreshold: 4_000_000 }, { store: Layer.succeed(LargePayloadStore, memory.service) })
+        writerLayer(undefined, { largePayloadThreshold: 4_000_000 }, {
+          store: Layer.succeed(LargePayloadStore, memory.service)
+        })
       ))
     }))
 
@@ -147,20 +179,33 @@ describe("KinesisWriter.writeBatch: large payloads", () => {
       assert.strictEqual(writer.recordLimitBytes, 10 * 1024 * 1024)
       const result = yield* writer.writeBatch([RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 1_500_000 })])
       assert.strictEqual(result.largePayloads, 0)
-    }).pipe(Effect.provide(writerLayer(undefined, { largePayloadThreshold: 4_000_000, readStreamRecordLimit: true, maxRequestBytes: 10 * 1024 * 1024 }, {
-      summary: { maxRecordSizeInKiB: 10_240 }
-    }))))
+    }).pipe(
+      Effect.provide(
+        writerLayer(undefined, {
+          largePayloadThreshold: 4_000_000,
+          readStreamRecordLimit: true,
+          maxRequestBytes: 10 * 1024 * 1024
+        }, {
+          summary: { maxRecordSizeInKiB: 10_240 }
+        })
+      )
+    ))
 
   it.effect("a large record reads back through the store, verified", () =>
     Effect.gen(function*() {
       const memory = yield* LargePayloadStore.makeMemory("bucket")
       const store = Layer.succeed(LargePayloadStore, memory.service)
-      const batch = [RecordGenerator.makeDataFile({ seed: 5, serializedBytes: 5_000 }), RecordGenerator.makeDataFile({ seed: 6, columns: 2 })]
+      const batch = [
+        RecordGenerator.makeDataFile({ seed: 5, serializedBytes: 5_000 }),
+        RecordGenerator.makeDataFile({ seed: 6, columns: 2 })
+      ]
       const calls = yield* Effect.gen(function*() {
         yield* (yield* KinesisWriter).writeBatch(batch)
         return yield* (yield* KinesisTestRecorder).calls
       }).pipe(Effect.provide(writerLayer(undefined, { largePayloadThreshold: 1_000 }, { store })))
-      const back = yield* RecordReader.decodeRecords(calls.flatMap((c) => c.request.records.map((r) => ({ Data: r.data })))).pipe(
+      const back = yield* RecordReader.decodeRecords(
+        calls.flatMap((c) => c.request.records.map((r) => ({ Data: r.data })))
+      ).pipe(
         Effect.provide(store)
       )
       assert.strictEqual(back.length, 2)
@@ -182,7 +227,10 @@ describe("KinesisWriter.writeBatch: retries", () => {
       const [first, second, third] = yield* sentRecords
       assert.strictEqual(first!.length, 10)
       assert.deepStrictEqual(second!.map((r) => r.info.recordId), [0, 3, 6, 9].map((i) => first![i]!.info.recordId))
-      assert.deepStrictEqual(second!.map((r) => r.partitionKey), [0, 3, 6, 9].map((i) => first![i]!.partitionKey.replace(/-0$/, "-1")))
+      assert.deepStrictEqual(
+        second!.map((r) => r.partitionKey),
+        [0, 3, 6, 9].map((i) => first![i]!.partitionKey.replace(/-0$/, "-1"))
+      )
       assert.deepStrictEqual(third!.map((r) => r.info.recordId), [first![0]!.info.recordId])
       assert.strictEqual(third![0]!.partitionKey, first![0]!.partitionKey.replace(/-0$/, "-2"))
     }).pipe(Effect.provide(writerLayer((call) =>
@@ -231,9 +279,13 @@ describe("KinesisWriter.writeBatch: retries", () => {
       const result = yield* writer.writeBatch(records(5), noDelay)
       assert.strictEqual(result.kinesisCalls, 2)
       assert.strictEqual(result.retries, 1)
-    }).pipe(Effect.provide(writerLayer((call) =>
-      call.index === 0 ? KinesisTest.failCall(call, "InternalFailure", { httpStatus: 500, retryable: true }) : KinesisTest.acceptAll(call)
-    ))))
+    }).pipe(
+      Effect.provide(writerLayer((call) =>
+        call.index === 0
+          ? KinesisTest.failCall(call, "InternalFailure", { httpStatus: 500, retryable: true })
+          : KinesisTest.acceptAll(call)
+      ))
+    ))
 
   it.effect("a non-retryable whole-call failure fails fast with the KinesisError as cause and every record named", () =>
     Effect.gen(function*() {
@@ -247,16 +299,23 @@ describe("KinesisWriter.writeBatch: retries", () => {
       assert.strictEqual(error.undelivered.length, 700)
       assert.strictEqual(error.delivered, 0)
       assert.strictEqual((yield* (yield* KinesisTestRecorder).calls).length, 2)
-    }).pipe(Effect.provide(writerLayer((call) =>
-      KinesisTest.failCall(call, "AccessDeniedException", { httpStatus: 400, retryable: false })
-    ))))
+    }).pipe(
+      Effect.provide(
+        writerLayer((call) =>
+          KinesisTest.failCall(call, "AccessDeniedException", { httpStatus: 400, retryable: false })
+        )
+      )
+    ))
 
   it.effect("S3 is written once per large record across retries", () =>
     Effect.gen(function*() {
       const memory = yield* LargePayloadStore.makeMemory()
       const counter = { writes: 0 }
       const writer = yield* KinesisWriter.pipe(Effect.provide(writerLayer(
-        (call) => call.index < 3 ? KinesisTest.failEach(call, "ProvisionedThroughputExceededException") : KinesisTest.acceptAll(call),
+        (call) =>
+          call.index < 3
+            ? KinesisTest.failEach(call, "ProvisionedThroughputExceededException")
+            : KinesisTest.acceptAll(call),
         { largePayloadThreshold: 1_000 },
         { store: countingStore(memory, counter) }
       )))
@@ -270,11 +329,18 @@ describe("KinesisWriter.writeBatch: retries", () => {
 
   it.effect("a transient S3 fault is retried; a permanent one stops the batch before anything is sent, naming the record", () =>
     Effect.gen(function*() {
-      const batch = [RecordGenerator.makeDataFile({ seed: 1, columns: 2 }), RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 5_000 })]
+      const batch = [
+        RecordGenerator.makeDataFile({ seed: 1, columns: 2 }),
+        RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 5_000 })
+      ]
       const transient = { writes: 0 }
       const ok = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch)).pipe(
         Effect.provide(writerLayer(undefined, { largePayloadThreshold: 1_000, backoffBase: "1 millis" }, {
-          store: countingStore(yield* LargePayloadStore.makeMemory(), transient, { count: 2, errorName: "SlowDown", retryable: true })
+          store: countingStore(yield* LargePayloadStore.makeMemory(), transient, {
+            count: 2,
+            errorName: "SlowDown",
+            retryable: true
+          })
         })),
         Effect.fork
       )
@@ -284,13 +350,22 @@ describe("KinesisWriter.writeBatch: retries", () => {
       assert.strictEqual(transient.writes, 3)
 
       const permanent = { writes: 0 }
-      const error = yield* Effect.flatMap(KinesisWriter, (w) =>
-        Effect.flatMap(w.writeBatch(batch).pipe(Effect.flip), (e) =>
-          Effect.map(Effect.flatMap(KinesisTestRecorder, (r) => r.calls), (calls) => ({ e, calls })))).pipe(
-          Effect.provide(writerLayer(undefined, { largePayloadThreshold: 1_000 }, {
-            store: countingStore(yield* LargePayloadStore.makeMemory(), permanent, { count: 99, errorName: "AccessDenied", retryable: false })
-          }))
-        )
+      const error = yield* Effect.flatMap(
+        KinesisWriter,
+        (w) =>
+          Effect.flatMap(
+            w.writeBatch(batch).pipe(Effect.flip),
+            (e) => Effect.map(Effect.flatMap(KinesisTestRecorder, (r) => r.calls), (calls) => ({ e, calls }))
+          )
+      ).pipe(
+        Effect.provide(writerLayer(undefined, { largePayloadThreshold: 1_000 }, {
+          store: countingStore(yield* LargePayloadStore.makeMemory(), permanent, {
+            count: 99,
+            errorName: "AccessDenied",
+            retryable: false
+          })
+        }))
+      )
       assert.strictEqual(error.e._tag, "LargePayloadStoreError")
       if (error.e._tag !== "LargePayloadStoreError") return
       assert.strictEqual(error.e.recordIndex, 1)
@@ -315,12 +390,15 @@ describe("KinesisWriter.writeBatch: retries", () => {
   it.effect("a chunk that cannot be compressed after earlier chunks were sent: every record not written is named, none lost", () =>
     Effect.gen(function*() {
       let batches = 0
-      const failingSecond = Layer.succeed(Compressor, Compressor.of({
-        gzipPacked: (packed, level) =>
-          ++batches === 2
-            ? Effect.fail(new CompressionError({ reason: "worker died" }))
-            : Compressor.mainThread.gzipPacked(packed, level)
-      }))
+      const failingSecond = Layer.succeed(
+        Compressor,
+        Compressor.of({
+          gzipPacked: (packed, level) =>
+            ++batches === 2
+              ? Effect.fail(new CompressionError({ reason: "worker died" }))
+              : Compressor.mainThread.gzipPacked(packed, level)
+        })
+      )
       const { calls, error } = yield* Effect.gen(function*() {
         const error = yield* Effect.flip((yield* KinesisWriter).writeBatch(records(1_200), noDelay))
         return { error, calls: yield* (yield* KinesisTestRecorder).calls }
@@ -336,7 +414,10 @@ describe("KinesisWriter.writeBatch: retries", () => {
       assert.strictEqual(error.delivered + error.undelivered.length, 1_200)
       const codes = new Set(error.undelivered.map((u) => u.errorCode))
       assert.isTrue(codes.has("CompressionError"))
-      assert.isTrue(codes.has("ProvisionedThroughputExceededException"), "the throttled records of the sent chunk are named too")
+      assert.isTrue(
+        codes.has("ProvisionedThroughputExceededException"),
+        "the throttled records of the sent chunk are named too"
+      )
     }))
 
   it.effect("the single-attempt building blocks let a caller drive retries", () =>
@@ -345,12 +426,18 @@ describe("KinesisWriter.writeBatch: retries", () => {
       const batch = yield* writer.prepare(records(4))
       const first = yield* writer.putAttempt(batch.records, 0)
       assert.strictEqual(first.written, 3)
-      assert.deepStrictEqual(first.failed.map((f) => [f.record.index, f.errorCode, f.retryable]), [[0, "InternalFailure", true]])
+      assert.deepStrictEqual(first.failed.map((f) => [f.record.index, f.errorCode, f.retryable]), [[
+        0,
+        "InternalFailure",
+        true
+      ]])
       const second = yield* writer.putAttempt(first.failed.map((f) => f.record), 1)
       assert.strictEqual(second.written, 1)
       const calls = yield* (yield* KinesisTestRecorder).calls
       assert.isTrue(calls[1]!.request.records[0]!.partitionKey.endsWith("-1"))
     }).pipe(Effect.provide(writerLayer((call) =>
-      call.index === 0 ? KinesisTest.perRecord(call, (_, i) => i === 0 ? "InternalFailure" : undefined) : KinesisTest.acceptAll(call)
+      call.index === 0
+        ? KinesisTest.perRecord(call, (_, i) => i === 0 ? "InternalFailure" : undefined)
+        : KinesisTest.acceptAll(call)
     ))))
 })

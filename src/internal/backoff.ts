@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Duration, Schedule } from "effect"
+import type { Duration } from "effect"
+import { Schedule } from "effect"
 
 /**
  * `Schedule.exponential(base)`, jittered, each delay capped at `cap` (the cap comes after

@@ -18,9 +18,12 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
 import { Effect, Either } from "effect"
 import * as Zlib from "node:zlib"
 import { CompressionError, DecodeError, SerializationError } from "../Errors.js"
-import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
-import { DataFileV1Schema } from "../gen/cygnus/v1/data_file_pb.js"
-import type { DataFileEntry, DataFileEntryRecord, DataFileInfo, LargeDataFileEntry } from "../gen/cygnus/v1/data_file_entry_pb.js"
+import type {
+  DataFileEntry,
+  DataFileEntryRecord,
+  DataFileInfo,
+  LargeDataFileEntry
+} from "../gen/cygnus/v1/data_file_entry_pb.js"
 import {
   DataFileEntryRecordSchema,
   DataFileEntrySchema,
@@ -28,6 +31,8 @@ import {
   LargeDataFileEntrySchema,
   StandardDataFileEntrySchema
 } from "../gen/cygnus/v1/data_file_entry_pb.js"
+import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import { DataFileV1Schema } from "../gen/cygnus/v1/data_file_pb.js"
 
 /**
  * zlib's default compression level (6). Level 1 is faster and compresses a little less.
@@ -93,7 +98,11 @@ export const serializeDataFileSync = (
 ): Either.Either<Uint8Array, SerializationError> => {
   if (typeof dataFile.filePath !== "string" || dataFile.filePath.length === 0) {
     return Either.left(
-      new SerializationError({ subject: "file_path", reason: "file_path is required and must not be empty", recordIndex })
+      new SerializationError({
+        subject: "file_path",
+        reason: "file_path is required and must not be empty",
+        recordIndex
+      })
     )
   }
   try {
@@ -126,7 +135,10 @@ export const encodeStandardEntry = (dataFileBytes: Uint8Array): Uint8Array =>
  *
  * @since 0.1.0
  */
-export type DataFileInfoFields = Pick<DataFileInfo, "filePath" | "creationTime" | "accountId" | "recordId" | "logGroupId" | "schemaName">
+export type DataFileInfoFields = Pick<
+  DataFileInfo,
+  "filePath" | "creationTime" | "accountId" | "recordId" | "logGroupId" | "schemaName"
+>
 
 /**
  * The serialized `DataFileEntryRecord` (before gzip) of an info envelope and a payload.
@@ -151,7 +163,12 @@ export const encodeEntryRecordSync = (
     return Either.right(writer.finish())
   } catch (cause) {
     return Either.left(
-      new SerializationError({ subject: "DataFileEntryRecord", reason: errorText(cause), filePath: info.filePath, cause })
+      new SerializationError({
+        subject: "DataFileEntryRecord",
+        reason: errorText(cause),
+        filePath: info.filePath,
+        cause
+      })
     )
   }
 }
@@ -185,7 +202,9 @@ export const gunzipSync = (bytes: Uint8Array): Either.Either<Uint8Array, DecodeE
   try {
     return Either.right(Zlib.gunzipSync(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES }))
   } catch (cause) {
-    return Either.left(new DecodeError({ reason: "Gunzip", detail: `not a complete gzip stream: ${errorText(cause)}`, cause }))
+    return Either.left(
+      new DecodeError({ reason: "Gunzip", detail: `not a complete gzip stream: ${errorText(cause)}`, cause })
+    )
   }
 }
 
@@ -199,13 +218,16 @@ export const encodeRecordSync = (
   info: DataFileInfoFields,
   level: number = DEFAULT_COMPRESSION_LEVEL
 ): Either.Either<EncodedRecord, SerializationError | CompressionError> =>
-  Either.flatMap(serializeDataFileSync(dataFile), (dataFileBytes) =>
-    Either.flatMap(encodeEntryRecordSync(info, { _tag: "standard", dataFileBytes }), (record) =>
-      Either.map(gzipSync(record, level), (data) => ({
-        dataFileSize: dataFileBytes.length,
-        uncompressedSize: record.length,
-        data
-      }))))
+  Either.flatMap(
+    serializeDataFileSync(dataFile),
+    (dataFileBytes) =>
+      Either.flatMap(encodeEntryRecordSync(info, { _tag: "standard", dataFileBytes }), (record) =>
+        Either.map(gzipSync(record, level), (data) => ({
+          dataFileSize: dataFileBytes.length,
+          uncompressedSize: record.length,
+          data
+        })))
+  )
 
 /**
  * Parses a serialized `DataFileEntryRecord` (after gunzip) and checks that it is one of ours:
@@ -216,10 +238,14 @@ export const encodeRecordSync = (
 export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEntryRecord, DecodeError> =>
   Either.flatMap(parse(DataFileEntryRecordSchema, bytes, "DataFileEntryRecord"), (record) => {
     if (record.dataFileInfo === undefined) {
-      return Either.left(new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_info is not set" }))
+      return Either.left(
+        new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_info is not set" })
+      )
     }
     if (record.dataFileEntry === undefined) {
-      return Either.left(new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_entry is not set" }))
+      return Either.left(
+        new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_entry is not set" })
+      )
     }
     const info = record.dataFileInfo
     return Either.map(entryOf(record.dataFileEntry), (entry) => ({ info, entry }))
@@ -231,13 +257,19 @@ export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEn
  * @since 0.1.0
  */
 export const parseStandardEntrySync = (bytes: Uint8Array): Either.Either<DataFileV1, DecodeError> =>
-  Either.flatMap(parse(DataFileEntrySchema, bytes, "DataFileEntry"), (entry) =>
-    Either.flatMap(entryOf(entry), (decoded) =>
-      decoded._tag === "standard"
-        ? Either.right(decoded.dataFile)
-        : Either.left(
-          new DecodeError({ reason: "MissingField", detail: "a large payload object must hold a standard entry, found a large one" })
-        )))
+  Either.flatMap(
+    parse(DataFileEntrySchema, bytes, "DataFileEntry"),
+    (entry) =>
+      Either.flatMap(entryOf(entry), (decoded) =>
+        decoded._tag === "standard"
+          ? Either.right(decoded.dataFile)
+          : Either.left(
+            new DecodeError({
+              reason: "MissingField",
+              detail: "a large payload object must hold a standard entry, found a large one"
+            })
+          ))
+  )
 
 /**
  * Gunzips and parses a Kinesis record's Data.
@@ -319,11 +351,16 @@ const entryOf = (entry: DataFileEntry): Either.Either<DecodedEntryRecord["entry"
       const standard = entry.entry.value
       if (standard.version !== DataFileVersion.V1) {
         return Either.left(
-          new DecodeError({ reason: "UnsupportedVersion", detail: `standard entry version ${standard.version} is not V1` })
+          new DecodeError({
+            reason: "UnsupportedVersion",
+            detail: `standard entry version ${standard.version} is not V1`
+          })
         )
       }
       if (standard.dataFileV1 === undefined) {
-        return Either.left(new DecodeError({ reason: "MissingField", detail: "StandardDataFileEntry.data_file_v1 is not set" }))
+        return Either.left(
+          new DecodeError({ reason: "MissingField", detail: "StandardDataFileEntry.data_file_v1 is not set" })
+        )
       }
       return Either.right({ _tag: "standard", dataFile: standard.dataFileV1 })
     }
@@ -342,7 +379,9 @@ const parse = <S extends typeof DataFileEntryRecordSchema | typeof DataFileEntry
   try {
     return Either.right(fromBinary(schema, bytes) as ReturnType<typeof fromBinary<S>>)
   } catch (cause) {
-    return Either.left(new DecodeError({ reason: "Protobuf", detail: `bytes are not a ${name}: ${errorText(cause)}`, cause }))
+    return Either.left(
+      new DecodeError({ reason: "Protobuf", detail: `bytes are not a ${name}: ${errorText(cause)}`, cause })
+    )
   }
 }
 

@@ -107,11 +107,21 @@ const ACCOUNT_ID = /^\d{12}$/
 const invalid = (field: string, requirement: string, value: unknown) =>
   ConfigError.InvalidData([field], `${field} ${requirement}, got ${JSON.stringify(value) ?? String(value)}`)
 
-const check = <A>(field: string, value: A, ok: boolean, requirement: string): Either.Either<A, ConfigError.ConfigError> =>
+const check = <A>(
+  field: string,
+  value: A,
+  ok: boolean,
+  requirement: string
+): Either.Either<A, ConfigError.ConfigError> =>
   ok ? Either.right(value) : Either.left(invalid(field, requirement, value))
 
 const integer = (field: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  check(field, value, Number.isInteger(value) && value >= min && value <= max, `must be an integer from ${min} to ${max}`)
+  check(
+    field,
+    value,
+    Number.isInteger(value) && value >= min && value <= max,
+    `must be an integer from ${min} to ${max}`
+  )
 
 const duration = (field: string, value: Duration.DurationInput) =>
   Either.flatMap(
@@ -133,19 +143,66 @@ export const resolveWriterConfig = (
 ): Effect.Effect<ResolvedWriterConfig, ConfigError.ConfigError> =>
   Effect.gen(function*() {
     const d = WriterDefaults
-    const streamName = yield* check("streamName", options.streamName, typeof options.streamName === "string" && STREAM_NAME.test(options.streamName), "must be 1–128 characters of [a-zA-Z0-9_.-]")
-    const accountId = yield* check("accountId", options.accountId, typeof options.accountId === "string" && ACCOUNT_ID.test(options.accountId), "must be 12 digits")
-    const logGroupId = yield* check("logGroupId", options.logGroupId, typeof options.logGroupId === "string" && options.logGroupId.length > 0, "must be a non-empty string")
-    const schemaName = yield* check("schemaName", options.schemaName, typeof options.schemaName === "string" && options.schemaName.length > 0, "must be a non-empty string")
+    const streamName = yield* check(
+      "streamName",
+      options.streamName,
+      typeof options.streamName === "string" && STREAM_NAME.test(options.streamName),
+      "must be 1–128 characters of [a-zA-Z0-9_.-]"
+    )
+    const accountId = yield* check(
+      "accountId",
+      options.accountId,
+      typeof options.accountId === "string" && ACCOUNT_ID.test(options.accountId),
+      "must be 12 digits"
+    )
+    const logGroupId = yield* check(
+      "logGroupId",
+      options.logGroupId,
+      typeof options.logGroupId === "string" && options.logGroupId.length > 0,
+      "must be a non-empty string"
+    )
+    const schemaName = yield* check(
+      "schemaName",
+      options.schemaName,
+      typeof options.schemaName === "string" && options.schemaName.length > 0,
+      "must be a non-empty string"
+    )
     const rawFactor = options.distributionFactor ?? d.distributionFactor
-    const distributionFactor = Math.max(1, yield* check("distributionFactor", rawFactor, Number.isSafeInteger(rawFactor), "must be an integer"))
-    const largePayloadThreshold = yield* integer("largePayloadThreshold", options.largePayloadThreshold ?? d.largePayloadThreshold, 1)
+    const distributionFactor = Math.max(
+      1,
+      yield* check("distributionFactor", rawFactor, Number.isSafeInteger(rawFactor), "must be an integer")
+    )
+    const largePayloadThreshold = yield* integer(
+      "largePayloadThreshold",
+      options.largePayloadThreshold ?? d.largePayloadThreshold,
+      1
+    )
     const maxRetries = yield* integer("maxRetries", options.maxRetries ?? d.maxRetries, 0, 1_000)
-    const maxRequestBytes = yield* integer("maxRequestBytes", options.maxRequestBytes ?? d.maxRequestBytes, 1024, KinesisLimits.maxRequestBytes)
-    const maxConcurrentCalls = yield* integer("maxConcurrentCalls", options.maxConcurrentCalls ?? d.maxConcurrentCalls, 1, 1_000)
-    const maxConcurrentUploads = yield* integer("maxConcurrentUploads", options.maxConcurrentUploads ?? d.maxConcurrentUploads, 1, 1_000)
+    const maxRequestBytes = yield* integer(
+      "maxRequestBytes",
+      options.maxRequestBytes ?? d.maxRequestBytes,
+      1024,
+      KinesisLimits.maxRequestBytes
+    )
+    const maxConcurrentCalls = yield* integer(
+      "maxConcurrentCalls",
+      options.maxConcurrentCalls ?? d.maxConcurrentCalls,
+      1,
+      1_000
+    )
+    const maxConcurrentUploads = yield* integer(
+      "maxConcurrentUploads",
+      options.maxConcurrentUploads ?? d.maxConcurrentUploads,
+      1,
+      1_000
+    )
     const compressionLevel = yield* integer("compressionLevel", options.compressionLevel ?? d.compressionLevel, -1, 9)
-    const compressionWorkers = yield* integer("compressionWorkers", options.compressionWorkers ?? d.compressionWorkers, 0, 64)
+    const compressionWorkers = yield* integer(
+      "compressionWorkers",
+      options.compressionWorkers ?? d.compressionWorkers,
+      0,
+      64
+    )
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
     const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)

@@ -128,7 +128,11 @@ export const planAttempt = (
   attempt: number
 ): Array<Array<PreparedRecord>> => {
   const suffixBytes = String(attempt).length
-  return planCalls(records, (r) => r.data.length + Buffer.byteLength(r.partitionKeyPrefix) + suffixBytes, config.maxRequestBytes)
+  return planCalls(
+    records,
+    (r) => r.data.length + Buffer.byteLength(r.partitionKeyPrefix) + suffixBytes,
+    config.maxRequestBytes
+  )
 }
 
 /** Sends attempts: one writer's settings and services, resolved once. */
@@ -168,7 +172,7 @@ export const makeSender = (
     Effect.gen(function*() {
       const suffix = String(attempt)
       const start = yield* Clock.currentTimeMillis
-      if (ledger !== undefined) for (const r of call) ledger.sending(r.index)
+      if (ledger !== undefined) { for (const r of call) ledger.sending(r.index) }
       const result = yield* Effect.either(putRecords(kinesis.putRecords({
         streamName: stream,
         streamArn: config.streamArn,
@@ -180,11 +184,23 @@ export const makeSender = (
         const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
         const failed = call.map((record): FailedRecord => {
           ledger?.failed(record.index, ambiguous)
-          return { record, errorCode: error.errorName, errorMessage: error.message, retryable: error.retryable, ambiguous }
+          return {
+            record,
+            errorCode: error.errorName,
+            errorMessage: error.message,
+            retryable: error.retryable,
+            ambiguous
+          }
         })
         yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: call.length, callFailed: true })
         yield* Effect.logWarning("PutRecords call failed").pipe(
-          Effect.annotateLogs({ stream, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
+          Effect.annotateLogs({
+            stream,
+            records: call.length,
+            attempt,
+            error: error.errorName,
+            retryable: error.retryable
+          })
         )
         return { written: 0, writtenRecords: [], failed, calls: 1, callErrors: [error] }
       }

@@ -35,7 +35,8 @@ export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | 
  *
  * @internal
  */
-export const varintSize = (n: number): number => n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
+export const varintSize = (n: number): number =>
+  n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 
 /**
  * Packs envelopes for one batch's records, a chunk at a time.

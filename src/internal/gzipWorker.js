@@ -8,9 +8,9 @@
  * payload i at `buffer[offsets[i]..offsets[i + 1])`); the answer packs their gzip streams the
  * same way. Both buffers are transferred, not copied.
  */
+import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import * as Transferable from "@effect/platform/Transferable"
 import * as WorkerRunner from "@effect/platform/WorkerRunner"
-import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Zlib from "node:zlib"

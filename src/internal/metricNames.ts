@@ -39,4 +39,3 @@ export const MetricHelp: Record<keyof typeof MetricNames, string> = {
   batchWriteFailures: "PutRecords calls or payload builds that failed as a whole",
   writeLatency: "Duration of one PutRecords call in seconds"
 }
-

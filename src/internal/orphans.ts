@@ -30,7 +30,10 @@ export const deleteBestEffort = (
     const failed: Array<LargePayloadStoreError> = []
     return Effect.forEach(locations, (location) =>
       store.delete(location).pipe(
-        withRequestTimeout(config.requestTimeout, (facts) => new StoreError({ operation: "delete", ...location, ...facts })),
+        withRequestTimeout(
+          config.requestTimeout,
+          (facts) => new StoreError({ operation: "delete", ...location, ...facts })
+        ),
         Effect.matchEffect({
           onSuccess: () => Effect.sync(() => deleted.push(location)),
           onFailure: (error) =>

@@ -76,4 +76,5 @@ export const partitionKey = (
  */
 export const longestPartitionKey = (
   config: PartitionKeyParts & { readonly distributionFactor: number; readonly maxRetries: number }
-): string => `${config.logGroupId}-${config.schemaName}-${Math.max(1, config.distributionFactor) - 1}-${config.maxRetries}`
+): string =>
+  `${config.logGroupId}-${config.schemaName}-${Math.max(1, config.distributionFactor) - 1}-${config.maxRetries}`

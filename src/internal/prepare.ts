@@ -20,21 +20,20 @@ import { create } from "@bufbuild/protobuf"
 import type { Scope } from "effect"
 import { Effect, Either, Fiber } from "effect"
 import { createHash, randomUUID } from "node:crypto"
-import { EnvelopePacker } from "./envelopePacker.js"
-import type { EntryPayload } from "./codec.js"
-import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { Compressor } from "../Compressor.js"
 import { CompressionError, LargePayloadStoreError, SerializationError } from "../Errors.js"
-import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js"
-import type { PayloadLocation } from "../LargePayloadStore.js"
-import { LargePayloadStore } from "../LargePayloadStore.js"
+import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import type { LargePayloadStore, PayloadLocation } from "../LargePayloadStore.js"
 import { backoff } from "./backoff.js"
+import type { EntryPayload } from "./codec.js"
+import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
+import type { ResolvedWriterConfig } from "./config.js"
+import { EnvelopePacker } from "./envelopePacker.js"
 import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import { withRequestTimeout } from "./timeout.js"
-import type { ResolvedWriterConfig } from "./config.js"
 
 /**
  * What the batch knows of each record from the start: enough to name it in an error.
@@ -220,21 +219,25 @@ export const serializeBatch = (
     yield* Effect.forEach(offload, (index) => {
       const slot = slots[index] as Extract<RecordSlot, { _tag: "Offload" }>
       return Effect.flatMap(upload(context, slot, attempted), (pointer) =>
-        Effect.flatMap(build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }), (built) => {
-          const keyBytes = Buffer.byteLength(slot.partitionKeyPrefix) + attemptDigits
-          if (built.data.length + keyBytes > context.recordLimitBytes) {
-            return Effect.fail(
-              new SerializationError({
-                subject: "DataFileEntryRecord",
-                reason: `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
-                recordIndex: index,
-                filePath: slot.entry.record.filePath
-              })
-            )
+        Effect.flatMap(
+          build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }),
+          (built) => {
+            const keyBytes = Buffer.byteLength(slot.partitionKeyPrefix) + attemptDigits
+            if (built.data.length + keyBytes > context.recordLimitBytes) {
+              return Effect.fail(
+                new SerializationError({
+                  subject: "DataFileEntryRecord",
+                  reason:
+                    `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
+                  recordIndex: index,
+                  filePath: slot.entry.record.filePath
+                })
+              )
+            }
+            slots[index] = { _tag: "Ready", prepared: { ...built, largePayload: pointer.location } }
+            return Effect.void
           }
-          slots[index] = { _tag: "Ready", prepared: { ...built, largePayload: pointer.location } }
-          return Effect.void
-        }))
+        ))
     }, { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
       Effect.onError(() => deleteBestEffort(context.store, attempted, config))
     )
@@ -345,7 +348,10 @@ const upload = (
   const location = store.locate(key)
   attempted.push(location)
   return store.write(key, body).pipe(
-    withRequestTimeout(config.requestTimeout, (facts) => new LargePayloadStoreError({ operation: "write", ...location, ...facts })),
+    withRequestTimeout(
+      config.requestTimeout,
+      (facts) => new LargePayloadStoreError({ operation: "write", ...location, ...facts })
+    ),
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable

@@ -14,14 +14,15 @@ export interface TimeoutFacts {
 }
 
 /** Fails `self` with `onTimeout(facts)` when it has not finished within `duration`. */
-export const withRequestTimeout = <E2>(duration: Duration.Duration, onTimeout: (facts: TimeoutFacts) => E2) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
-  Effect.timeoutFail(self, {
-    duration,
-    onTimeout: () =>
-      onTimeout({
-        errorName: "TimeoutError",
-        retryable: true,
-        cause: new Error(`no answer within ${Duration.format(duration)}`)
-      })
-  })
+export const withRequestTimeout =
+  <E2>(duration: Duration.Duration, onTimeout: (facts: TimeoutFacts) => E2) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
+    Effect.timeoutFail(self, {
+      duration,
+      onTimeout: () =>
+        onTimeout({
+          errorName: "TimeoutError",
+          retryable: true,
+          cause: new Error(`no answer within ${Duration.format(duration)}`)
+        })
+    })

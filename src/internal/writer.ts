@@ -10,8 +10,8 @@ import { Compressor } from "../Compressor.js"
 import type { KinesisError, WriteBatchError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../Kinesis.js"
-import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWriter.js"
 import { KinesisMetrics } from "../KinesisMetrics.js"
+import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWriter.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
@@ -80,30 +80,31 @@ export const make = (
      * once written; a chunk that cannot be built stops it, and every record not written is
      * named with that error. A retry sends what is pending.
      */
-    const attempt = (batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
-    (n: number): Effect.Effect<AttemptOutcome> =>
-      n > 0
-        ? putAttempt(delivery.pending, n, delivery.ledger)
-        : sender.sendAttempt(
-          Stream.fromIterable(batch.chunks).pipe(
-            Stream.mapEffect((chunk) => compressChunk(batch, chunk)),
-            Stream.tap((prepared) =>
-              Effect.sync(() => {
-                for (const r of prepared) {
-                  bytes.uncompressed += r.uncompressedSize
-                  bytes.compressed += r.data.length
-                }
-              })
-            )
-          ),
-          0,
-          delivery.ledger
-        ).pipe(
-          Effect.map((report) => {
-            if (Option.isSome(report.stoppedBy)) delivery.fail(report.stoppedBy.value)
-            return report.outcome
-          })
-        )
+    const attempt =
+      (batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
+      (n: number): Effect.Effect<AttemptOutcome> =>
+        n > 0
+          ? putAttempt(delivery.pending, n, delivery.ledger)
+          : sender.sendAttempt(
+            Stream.fromIterable(batch.chunks).pipe(
+              Stream.mapEffect((chunk) => compressChunk(batch, chunk)),
+              Stream.tap((prepared) =>
+                Effect.sync(() => {
+                  for (const r of prepared) {
+                    bytes.uncompressed += r.uncompressedSize
+                    bytes.compressed += r.data.length
+                  }
+                })
+              )
+            ),
+            0,
+            delivery.ledger
+          ).pipe(
+            Effect.map((report) => {
+              if (Option.isSome(report.stoppedBy)) delivery.fail(report.stoppedBy.value)
+              return report.outcome
+            })
+          )
 
     const defaultSchedule = backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries })
 
@@ -127,7 +128,9 @@ export const make = (
       // ledger, so an interrupted batch still says which records may have been delivered.
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
-          Effect.exit(restore(delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry))),
+          Effect.exit(
+            restore(delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry))
+          ),
           (exit) => {
             if (Exit.isFailure(exit)) {
               return Cause.isInterruptedOnly(exit.cause)
@@ -148,7 +151,10 @@ export const make = (
       bytes: ByteCounts
     ): Effect.Effect<WriteResult, WriteBatchError> =>
       Effect.gen(function*() {
-        yield* Effect.annotateCurrentSpan({ [Attributes.calls]: delivery.calls, [Attributes.attempts]: delivery.attempts })
+        yield* Effect.annotateCurrentSpan({
+          [Attributes.calls]: delivery.calls,
+          [Attributes.attempts]: delivery.attempts
+        })
         const undelivered = delivery.undelivered(false)
         if (undelivered.length === 0) {
           return {
@@ -162,7 +168,9 @@ export const make = (
             compressedBytes: bytes.compressed
           }
         }
-        const orphans = undelivered.filter((e) => e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index))
+        const orphans = undelivered.filter((e) =>
+          e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index)
+        )
         const report = yield* deleteBestEffort(store, orphans.map((e) => e.largePayload!), config)
         const deletedKeys = new Set(report.deleted.map((l) => `${l.bucket}/${l.key}`))
         const deleted = new Set(

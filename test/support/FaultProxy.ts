@@ -127,7 +127,9 @@ export interface FaultProxy {
 const validateRates = (faults: FaultRates): FaultRates => {
   let sum = 0
   for (const [kind, rate] of Object.entries(faults)) {
-    if (!(FAULT_KINDS as ReadonlyArray<string>).includes(kind) || kind === "pass") throw new RangeError(`unknown fault ${kind}`)
+    if (!(FAULT_KINDS as ReadonlyArray<string>).includes(kind) || kind === "pass") {
+      throw new RangeError(`unknown fault ${kind}`)
+    }
     if (rate === undefined) continue
     if (!(rate >= 0 && rate <= 1)) throw new RangeError(`fault rate ${kind}=${rate} is not within 0..1`)
     sum += rate
@@ -153,15 +155,27 @@ const forwardHeaders = (headers: IncomingHttpHeaders): OutgoingHttpHeaders => {
   return out
 }
 
-const STATUS_TEXT: Record<number, string> = { 200: "OK", 400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable" }
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  500: "Internal Server Error",
+  503: "Service Unavailable"
+}
 
 /** The raw bytes of a complete response with a Content-Length (hop-by-hop and framing headers rebuilt). */
-const rawResponse = (status: number, statusMessage: string | undefined, rawHeaders: ReadonlyArray<string>, body: Buffer) => {
+const rawResponse = (
+  status: number,
+  statusMessage: string | undefined,
+  rawHeaders: ReadonlyArray<string>,
+  body: Buffer
+) => {
   const lines = [`HTTP/1.1 ${status} ${statusMessage ?? STATUS_TEXT[status] ?? "Unknown"}`]
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
     const lower = name.toLowerCase()
-    if (lower === "content-length" || lower === "transfer-encoding" || lower === "connection" || lower === "keep-alive") continue
+    if (
+      lower === "content-length" || lower === "transfer-encoding" || lower === "connection" || lower === "keep-alive"
+    ) continue
     lines.push(`${name}: ${rawHeaders[i + 1]!}`)
   }
   lines.push(`Content-Length: ${body.length}`, "Connection: keep-alive")
@@ -278,7 +292,11 @@ export const startFaultProxy = async (options: FaultProxyOptions): Promise<Fault
         : [400, "ProvisionedThroughputExceededException", "Rate exceeded for shard (injected by FaultProxy)"] as const
       return {
         status,
-        headers: { "Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": `${type}:`, "x-amzn-RequestId": id },
+        headers: {
+          "Content-Type": "application/x-amz-json-1.1",
+          "x-amzn-ErrorType": `${type}:`,
+          "x-amzn-RequestId": id
+        },
         body: JSON.stringify({ __type: type, message })
       }
     }
@@ -297,11 +315,15 @@ export const startFaultProxy = async (options: FaultProxyOptions): Promise<Fault
   const pass = async (req: IncomingMessage, res: ServerResponse) => {
     const upstream = await forward(req)
     if (upstream === undefined) return void req.socket.destroy()
-    res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, upstream.rawHeaders.filter((_, i, all) => {
-      // rawHeaders is [name, value, name, value, …]: drop the hop-by-hop pairs.
-      const name = (i % 2 === 0 ? all[i] : all[i - 1])!.toLowerCase()
-      return name !== "connection" && name !== "keep-alive"
-    }))
+    res.writeHead(
+      upstream.statusCode ?? 502,
+      upstream.statusMessage,
+      upstream.rawHeaders.filter((_, i, all) => {
+        // rawHeaders is [name, value, name, value, …]: drop the hop-by-hop pairs.
+        const name = (i % 2 === 0 ? all[i] : all[i - 1])!.toLowerCase()
+        return name !== "connection" && name !== "keep-alive"
+      })
+    )
     upstream.pipe(res)
     upstream.on("error", () => res.destroy())
   }
@@ -343,9 +365,16 @@ export const startFaultProxy = async (options: FaultProxyOptions): Promise<Fault
           ambiguous.push({ seq, fault, ...info, upstreamStatus: upstream.statusCode })
         }
         if (upstream === undefined || body === undefined || socket.destroyed) return void socket.destroy()
-        const { body: full, head } = rawResponse(upstream.statusCode ?? 200, upstream.statusMessage, upstream.rawHeaders, body)
+        const { body: full, head } = rawResponse(
+          upstream.statusCode ?? 200,
+          upstream.statusMessage,
+          upstream.rawHeaders,
+          body
+        )
         // Headers and half the body; with no body, half the header block (a response that never completes).
-        const prefix = full.length > 0 ? Buffer.concat([head, full.subarray(0, Math.floor(full.length / 2))]) : head.subarray(0, Math.floor(head.length / 2))
+        const prefix = full.length > 0
+          ? Buffer.concat([head, full.subarray(0, Math.floor(full.length / 2))])
+          : head.subarray(0, Math.floor(head.length / 2))
         socket.write(prefix, () => later(5, () => socket.destroy()))
         return
       }
@@ -365,7 +394,12 @@ export const startFaultProxy = async (options: FaultProxyOptions): Promise<Fault
         later(delayMs, () => {
           if (socket.destroyed || stopping) return
           // The client waited that long after all: it gets the (late) answer, complete.
-          const { body: full, head } = rawResponse(upstream.statusCode ?? 200, upstream.statusMessage, upstream.rawHeaders, body)
+          const { body: full, head } = rawResponse(
+            upstream.statusCode ?? 200,
+            upstream.statusMessage,
+            upstream.rawHeaders,
+            body
+          )
           socket.write(Buffer.concat([head, full]))
           // Answered on the raw socket: the http server must not answer again, and must not reuse the socket.
           later(5, () => socket.destroy())

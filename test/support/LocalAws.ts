@@ -266,7 +266,7 @@ const listAllShards = async (client: KinesisClient, streamName: string): Promise
     const response = await client.send(
       new ListShardsCommand(nextToken === undefined ? { StreamName: streamName } : { NextToken: nextToken })
     )
-    shards.push(...(response.Shards ?? []))
+    for (const shard of response.Shards ?? []) shards.push(shard)
     nextToken = response.NextToken
     if (nextToken === undefined) return shards
   }

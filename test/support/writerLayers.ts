@@ -1,10 +1,10 @@
 import { Effect, Layer } from "effect"
+import type { Compressor } from "../../src/Compressor.js"
 import type { KinesisWriterOptions } from "../../src/index.js"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
-import { KinesisTest } from "../../src/testing.js"
 import type { PutRecordsScript } from "../../src/KinesisTest.js"
-import type { Compressor } from "../../src/Compressor.js"
 import type { MemoryStore } from "../../src/LargePayloadStore.js"
+import { KinesisTest } from "../../src/testing.js"
 
 export const baseOptions = {
   streamName: "test-stream",
@@ -50,7 +50,13 @@ export const countingStore = (memory: MemoryStore, counter: { writes: number }, 
           counter.writes++
           return counter.writes <= failures.count
             ? Effect.fail(
-              new LargePayloadStoreError({ operation: "write", bucket: "memory", key, errorName: failures.errorName, retryable: failures.retryable })
+              new LargePayloadStoreError({
+                operation: "write",
+                bucket: "memory",
+                key,
+                errorName: failures.errorName,
+                retryable: failures.retryable
+              })
             )
             : memory.service.write(key, bytes)
         })
