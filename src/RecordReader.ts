@@ -12,6 +12,7 @@ import type { LargePayloadStoreError } from "./Errors.js"
 import type { DataFileInfo, LargeDataFileEntry } from "./gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 import { decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
+import { Attributes, SpanNames } from "./internal/spans.js"
 import { LargePayloadStore } from "./LargePayloadStore.js"
 
 /**
@@ -45,19 +46,21 @@ export type ReadError = DecodeError | LargePayloadStoreError
  *
  * @since 0.1.0
  */
-export const decodeRecord = Effect.fn("RecordReader.decodeRecord")(function*(data: Uint8Array) {
+export const decodeRecord = Effect.fn(SpanNames.decodeRecord)(function*(
+  data: Uint8Array
+): Effect.fn.Return<DecodedRecord, ReadError, LargePayloadStore> {
   const decoded = yield* decodeRecordDataSync(data)
   if (decoded.entry._tag === "standard") {
     return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
   }
   const pointer = decoded.entry.pointer
-  yield* Effect.annotateCurrentSpan({ "s3.bucket": pointer.bucket, "s3.key": pointer.key })
+  yield* Effect.annotateCurrentSpan({ [Attributes.bucket]: pointer.bucket, [Attributes.key]: pointer.key })
   const store = yield* LargePayloadStore
   const body = yield* store.read({ bucket: pointer.bucket, key: pointer.key })
   yield* verify(pointer, body)
   const dataFile = yield* parseStandardEntrySync(body)
   return { info: decoded.info, dataFile, largePayload: pointer } satisfies DecodedRecord
-}) as (data: Uint8Array) => Effect.Effect<DecodedRecord, ReadError, LargePayloadStore>
+})
 
 /**
  * Decodes the records of a `GetRecords` answer (or anything with a `Data` field), in order,

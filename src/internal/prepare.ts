@@ -106,15 +106,25 @@ export interface PrepareContext {
  * - `Ready`: prepared already (a large payload's pointer, or a record compressed early to
  *   decide where it goes).
  */
-export type RecordSlot =
-  | { readonly _tag: "Packed"; readonly entry: BatchEntry; readonly partitionKeyPrefix: string }
-  | {
-    readonly _tag: "Offload"
-    readonly entry: BatchEntry
-    readonly partitionKeyPrefix: string
-    readonly dataFileBytes: Uint8Array
-  }
-  | { readonly _tag: "Ready"; readonly prepared: PreparedRecord }
+export type RecordSlot = PackedSlot | OffloadSlot | ReadySlot
+
+interface PackedSlot {
+  readonly _tag: "Packed"
+  readonly entry: BatchEntry
+  readonly partitionKeyPrefix: string
+}
+
+interface OffloadSlot {
+  readonly _tag: "Offload"
+  readonly entry: BatchEntry
+  readonly partitionKeyPrefix: string
+  readonly dataFileBytes: Uint8Array
+}
+
+interface ReadySlot {
+  readonly _tag: "Ready"
+  readonly prepared: PreparedRecord
+}
 
 /**
  * Up to `COMPRESSION_CHUNK` consecutive records of a batch and the compression of the
@@ -124,8 +134,8 @@ export interface SerializedChunk {
   /** Batch indexes of the chunk's records: `start` up to `end`, exclusive. */
   readonly start: number
   readonly end: number
-  /** Batch indexes of the packed records, in packing order. */
-  readonly packed: ReadonlyArray<number>
+  /** The packed records, in packing order. */
+  readonly packed: ReadonlyArray<PackedSlot>
   /** Envelope sizes before gzip, in packing order. */
   readonly envelopeSizes: ReadonlyArray<number>
   /** The gzip'd envelopes, in packing order. */
@@ -171,10 +181,10 @@ export const serializeBatch = (
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
     const slots: Array<RecordSlot> = new Array(records.length)
     const chunks: Array<SerializedChunk> = []
-    const offload: Array<number> = []
+    const offload: Array<OffloadSlot> = []
     for (let start = 0; start < records.length; start += COMPRESSION_CHUNK) {
       const end = Math.min(records.length, start + COMPRESSION_CHUNK)
-      const packed: Array<number> = []
+      const packed: Array<PackedSlot> = []
       const envelopeSizes: Array<number> = []
       // The hot loop: plain code over Eithers, no fiber or closure per record.
       for (let index = start; index < end; index++) {
@@ -186,8 +196,9 @@ export const serializeBatch = (
         const partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
         const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
-          slots[index] = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
-          offload.push(index)
+          const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          slots[index] = slot
+          offload.push(slot)
           continue
         }
         // The record limit guard: a record that might not fit once gzip'd (its bound says so)
@@ -195,15 +206,17 @@ export const serializeBatch = (
         const keyBytes = Buffer.byteLength(partitionKeyPrefix) + attemptDigits
         const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
         if (bound + keyBytes <= context.recordLimitBytes) {
-          slots[index] = { _tag: "Packed", entry, partitionKeyPrefix }
-          packed.push(index)
+          const slot: PackedSlot = { _tag: "Packed", entry, partitionKeyPrefix }
+          slots[index] = slot
+          packed.push(slot)
           envelopeSizes.push(packer.add(dataFileBytes, record.filePath, entry.recordId))
           continue
         }
         const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
         if (built.data.length + keyBytes > context.recordLimitBytes) {
-          slots[index] = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
-          offload.push(index)
+          const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          slots[index] = slot
+          offload.push(slot)
         } else {
           slots[index] = { _tag: "Ready", prepared: built }
         }
@@ -216,8 +229,8 @@ export const serializeBatch = (
     // Objects written (or perhaps written: an upload whose answer was lost) when the build
     // fails belong to no record on the stream: delete them.
     const attempted: Array<PayloadLocation> = []
-    yield* Effect.forEach(offload, (index) => {
-      const slot = slots[index] as Extract<RecordSlot, { _tag: "Offload" }>
+    yield* Effect.forEach(offload, (slot) => {
+      const index = slot.entry.index
       return Effect.flatMap(upload(context, slot, attempted), (pointer) =>
         Effect.flatMap(
           build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }),
@@ -257,9 +270,8 @@ export const compressChunk = (
 ): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
   Effect.map(Fiber.join(chunk.compressed), (gz) => {
     const out: Array<PreparedRecord> = new Array(chunk.end - chunk.start)
-    chunk.packed.forEach((index, i) => {
-      const slot = batch.slots[index] as Extract<RecordSlot, { _tag: "Packed" }>
-      out[index - chunk.start] = {
+    chunk.packed.forEach((slot, i) => {
+      out[slot.entry.index - chunk.start] = {
         ...slot.entry,
         partitionKeyPrefix: slot.partitionKeyPrefix,
         data: gz[i]!,
@@ -338,7 +350,7 @@ const build = (
  */
 const upload = (
   context: PrepareContext,
-  slot: Extract<RecordSlot, { _tag: "Offload" }>,
+  slot: OffloadSlot,
   attempted: Array<PayloadLocation>
 ) => {
   const { config, store } = context
