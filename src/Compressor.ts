@@ -11,6 +11,8 @@ import * as Transferable from "@effect/platform/Transferable"
 import * as Worker from "@effect/platform/Worker"
 import type { Duration } from "effect"
 import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { existsSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import * as WorkerThreads from "node:worker_threads"
 import { CompressionError } from "./Errors.js"
 import { gzipSync } from "./internal/codec.js"
@@ -60,6 +62,12 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
    */
   static readonly makeWorkerPool = (options: WorkerPoolOptions) =>
     Effect.gen(function*() {
+      // The platform retries a worker that cannot start until the start timeout: when the
+      // default worker's file is not there (a bundle without it), fail at once instead.
+      const missing = options.spawn === undefined ? missingGzipWorker() : undefined
+      if (missing !== undefined) {
+        return yield* new CompressionError({ reason: `cannot start the compression workers: ${missing}` })
+      }
       const NodeWorker = yield* Effect.tryPromise({
         try: () => import("@effect/platform-node/NodeWorker"),
         catch: (cause) =>
@@ -187,8 +195,27 @@ export interface WorkerPoolOptions {
  * JavaScript, and flags meant for the main program (a TypeScript loader, `--input-type`)
  * can keep a worker from starting.
  */
-const spawnGzipWorker = () =>
-  new WorkerThreads.Worker(new URL("./internal/gzipWorker.js", import.meta.url), { execArgv: [] })
+const spawnGzipWorker = () => new WorkerThreads.Worker(gzipWorkerUrl(), { execArgv: [] })
+
+/** Beside the package's modules: `dist/internal/gzipWorker.js`, or `src/internal/` under tsx and vitest. */
+const gzipWorkerUrl = () => new URL("./internal/gzipWorker.js", import.meta.url)
+
+/**
+ * Why the default gzip worker cannot start, if its file is plainly not there: a bundler
+ * (esbuild, Rollup, …) inlines this module but does not emit the worker file, and
+ * `import.meta.url` is then the bundle's own address (or undefined in a CommonJS bundle).
+ */
+const missingGzipWorker = (): string | undefined => {
+  let url: URL
+  try {
+    url = gzipWorkerUrl()
+  } catch {
+    return "import.meta.url does not locate the gzip worker (a CommonJS bundle?)"
+  }
+  if (url.protocol !== "file:") return undefined
+  const path = fileURLToPath(url)
+  return existsSync(path) ? undefined : `${path} is missing (bundled without it?)`
+}
 
 interface GzipRequest extends PackedPayloads {
   readonly level: number
