@@ -271,8 +271,11 @@ export const compressChunk = (
   Effect.map(Fiber.join(chunk.compressed), (gz) => {
     const out: Array<PreparedRecord> = new Array(chunk.end - chunk.start)
     chunk.packed.forEach((slot, i) => {
-      out[slot.entry.index - chunk.start] = {
-        ...slot.entry,
+      const entry = slot.entry
+      out[entry.index - chunk.start] = {
+        index: entry.index,
+        record: entry.record,
+        recordId: entry.recordId,
         partitionKeyPrefix: slot.partitionKeyPrefix,
         data: gz[i]!,
         uncompressedSize: chunk.envelopeSizes[i]!
