@@ -11,11 +11,15 @@
  * | `kinesis_large_payloads_total` | counter | records offloaded to the large-payload store |
  * | `kinesis_batch_write_failures_total` | counter | calls or payload builds that failed as a whole |
  * | `kinesis_write_latency_seconds` | histogram | duration of one PutRecords call (Prometheus default buckets) |
+ * | `kinesis_producer_buffered_records` | gauge | records the producer accepted and has not settled |
+ * | `kinesis_producer_buffered_bytes` | gauge | their bytes (data plus partition key) |
+ * | `kinesis_record_delivery_seconds` | histogram | from a producer `send` to its settlement |
+ * | `kinesis_records_expired_total` | counter | producer records that outlived `recordTtl` |
  *
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Metric, MetricBoundaries } from "effect"
-import { Counter, Histogram, type Registry } from "prom-client"
+import { Counter, Gauge, Histogram, type Registry } from "prom-client"
 
 /**
  * The metric names: part of the contract, dashboards depend on them.
@@ -28,7 +32,11 @@ export const MetricNames = {
   failedRecords: "kinesis_failed_records_total",
   largePayloads: "kinesis_large_payloads_total",
   batchWriteFailures: "kinesis_batch_write_failures_total",
-  writeLatency: "kinesis_write_latency_seconds"
+  writeLatency: "kinesis_write_latency_seconds",
+  producerBufferedRecords: "kinesis_producer_buffered_records",
+  producerBufferedBytes: "kinesis_producer_buffered_bytes",
+  recordDelivery: "kinesis_record_delivery_seconds",
+  recordsExpired: "kinesis_records_expired_total"
 } as const
 
 /**
@@ -37,6 +45,14 @@ export const MetricNames = {
  * @since 0.1.0
  */
 export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * Buckets of `kinesis_record_delivery_seconds`, in seconds: a record's life spans linger,
+ * calls and retries, up to its `recordTtl`.
+ *
+ * @since 0.1.0
+ */
+export const DELIVERY_BUCKETS: ReadonlyArray<number> = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
 /**
  * What each metric counts, as its help text.
@@ -49,10 +65,16 @@ export const MetricHelp: Record<keyof typeof MetricNames, string> = {
   failedRecords: "Records that failed in a PutRecords call",
   largePayloads: "Records offloaded to the large-payload store",
   batchWriteFailures: "PutRecords calls or payload builds that failed as a whole",
-  writeLatency: "Duration of one PutRecords call in seconds"
+  writeLatency: "Duration of one PutRecords call in seconds",
+  producerBufferedRecords: "Records the producer accepted and has not settled",
+  producerBufferedBytes: "Bytes (data plus partition key) of the records the producer accepted and has not settled",
+  recordDelivery: "Seconds from a producer send to its settlement",
+  recordsExpired: "Producer records that outlived recordTtl"
 }
 
-const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">) =>
+type CounterName = "writeAttempts" | "writeSuccess" | "failedRecords" | "largePayloads" | "batchWriteFailures" | "recordsExpired"
+
+const counter = (metric: CounterName) =>
   Metric.counter(MetricNames[metric], { description: MetricHelp[metric], incremental: true })
 
 /**
@@ -67,7 +89,11 @@ export const EffectMetrics = {
   failedRecords: counter("failedRecords"),
   largePayloads: counter("largePayloads"),
   batchWriteFailures: counter("batchWriteFailures"),
-  writeLatency: Metric.histogram(MetricNames.writeLatency, MetricBoundaries.fromIterable(LATENCY_BUCKETS), MetricHelp.writeLatency)
+  writeLatency: Metric.histogram(MetricNames.writeLatency, MetricBoundaries.fromIterable(LATENCY_BUCKETS), MetricHelp.writeLatency),
+  producerBufferedRecords: Metric.gauge(MetricNames.producerBufferedRecords, { description: MetricHelp.producerBufferedRecords }),
+  producerBufferedBytes: Metric.gauge(MetricNames.producerBufferedBytes, { description: MetricHelp.producerBufferedBytes }),
+  recordDelivery: Metric.histogram(MetricNames.recordDelivery, MetricBoundaries.fromIterable(DELIVERY_BUCKETS), MetricHelp.recordDelivery),
+  recordsExpired: counter("recordsExpired")
 } as const
 
 /**
@@ -97,6 +123,12 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
   readonly largePayloads: (streamName: string, count: number) => Effect.Effect<void>
   /** A payload build that failed as a whole (the call failures are counted by `putRecords`). */
   readonly batchWriteFailure: (streamName: string) => Effect.Effect<void>
+  /** The producer's records and bytes accepted and not settled (gauges, set to these values). */
+  readonly producerBuffered: (streamName: string, records: number, bytes: number) => Effect.Effect<void>
+  /** One producer record settled (delivered or not), `seconds` after its `send`. */
+  readonly recordSettled: (streamName: string, seconds: number) => Effect.Effect<void>
+  /** Producer records that outlived `recordTtl`. */
+  readonly recordsExpired: (streamName: string, count: number) => Effect.Effect<void>
 }>() {
   /**
    * Metrics on a prom-client `Registry`: the one given, never the global one unless it is
@@ -122,7 +154,7 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    * @since 0.1.0
    */
   static readonly makePrometheus = (registry: Registry): KinesisMetrics["Type"] => {
-    const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">): Counter<"stream_name"> =>
+    const counter = (metric: CounterName): Counter<"stream_name"> =>
       (registry.getSingleMetric(MetricNames[metric]) as Counter<"stream_name"> | undefined) ??
         new Counter({ name: MetricNames[metric], help: MetricHelp[metric], labelNames: ["stream_name"], registers: [registry] })
     const attempts = counter("writeAttempts")
@@ -136,6 +168,20 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
         help: MetricHelp.writeLatency,
         labelNames: ["stream_name"],
         buckets: [...LATENCY_BUCKETS],
+        registers: [registry]
+      })
+    const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes"): Gauge<"stream_name"> =>
+      (registry.getSingleMetric(MetricNames[metric]) as Gauge<"stream_name"> | undefined) ??
+        new Gauge({ name: MetricNames[metric], help: MetricHelp[metric], labelNames: ["stream_name"], registers: [registry] })
+    const bufferedRecords = gauge("producerBufferedRecords")
+    const bufferedBytes = gauge("producerBufferedBytes")
+    const expired = counter("recordsExpired")
+    const delivery = (registry.getSingleMetric(MetricNames.recordDelivery) as Histogram<"stream_name"> | undefined) ??
+      new Histogram({
+        name: MetricNames.recordDelivery,
+        help: MetricHelp.recordDelivery,
+        labelNames: ["stream_name"],
+        buckets: [...DELIVERY_BUCKETS],
         registers: [registry]
       })
     return KinesisMetrics.of({
@@ -152,7 +198,17 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
         Effect.sync(() => {
           if (count > 0) large.inc({ stream_name: streamName }, count)
         }),
-      batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName }))
+      batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName })),
+      producerBuffered: (streamName, records, bytes) =>
+        Effect.sync(() => {
+          bufferedRecords.set({ stream_name: streamName }, records)
+          bufferedBytes.set({ stream_name: streamName }, bytes)
+        }),
+      recordSettled: (streamName, seconds) => Effect.sync(() => delivery.observe({ stream_name: streamName }, seconds)),
+      recordsExpired: (streamName, count) =>
+        Effect.sync(() => {
+          if (count > 0) expired.inc({ stream_name: streamName }, count)
+        })
     })
   }
 
@@ -178,7 +234,14 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
         }),
       largePayloads: (streamName, count) =>
         count > 0 ? Metric.incrementBy(tag(m.largePayloads, streamName), count) : Effect.void,
-      batchWriteFailure: (streamName) => Metric.increment(tag(m.batchWriteFailures, streamName))
+      batchWriteFailure: (streamName) => Metric.increment(tag(m.batchWriteFailures, streamName)),
+      producerBuffered: (streamName, records, bytes) =>
+        Effect.zipRight(
+          Metric.set(tag(m.producerBufferedRecords, streamName), records),
+          Metric.set(tag(m.producerBufferedBytes, streamName), bytes)
+        ),
+      recordSettled: (streamName, seconds) => Metric.update(tag(m.recordDelivery, streamName), seconds),
+      recordsExpired: (streamName, count) => count > 0 ? Metric.incrementBy(tag(m.recordsExpired, streamName), count) : Effect.void
     })
   })
 
@@ -189,6 +252,13 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    */
   static readonly layerNoop: Layer.Layer<KinesisMetrics> = Layer.succeed(
     KinesisMetrics,
-    KinesisMetrics.of({ putRecords: () => Effect.void, largePayloads: () => Effect.void, batchWriteFailure: () => Effect.void })
+    KinesisMetrics.of({
+      putRecords: () => Effect.void,
+      largePayloads: () => Effect.void,
+      batchWriteFailure: () => Effect.void,
+      producerBuffered: () => Effect.void,
+      recordSettled: () => Effect.void,
+      recordsExpired: () => Effect.void
+    })
   )
 }

@@ -42,6 +42,17 @@ export interface FailedRecord {
 }
 
 /**
+ * A record an attempt wrote, and where.
+ *
+ * @since 0.1.0
+ */
+export interface WrittenRecord {
+  readonly record: PreparedRecord
+  readonly shardId: string
+  readonly sequenceNumber: string
+}
+
+/**
  * What one attempt (or one call) did.
  *
  * @since 0.1.0
@@ -49,6 +60,8 @@ export interface FailedRecord {
 export interface AttemptOutcome {
   /** Records written. */
   readonly written: number
+  /** The records written, with their shard and sequence number. */
+  readonly writtenRecords: ReadonlyArray<WrittenRecord>
   readonly failed: ReadonlyArray<FailedRecord>
   /** PutRecords calls made. */
   readonly calls: number
@@ -85,15 +98,17 @@ export class DeliveryLedger {
 export const combineOutcomes = (outcomes: Iterable<AttemptOutcome>): AttemptOutcome => {
   let written = 0
   let calls = 0
+  const writtenRecords: Array<WrittenRecord> = []
   const failed: Array<FailedRecord> = []
   const callErrors: Array<KinesisError> = []
   for (const o of outcomes) {
     written += o.written
     calls += o.calls
+    for (const w of o.writtenRecords) writtenRecords.push(w)
     for (const f of o.failed) failed.push(f)
     for (const e of o.callErrors) callErrors.push(e)
   }
-  return { written, failed, calls, callErrors }
+  return { written, writtenRecords, failed, calls, callErrors }
 }
 
 /**
@@ -139,27 +154,28 @@ export const planAttempt = (
 }
 
 /**
- * One PutRecords call with the partition keys of `attempt`. Never fails: every record comes
- * back written or failed, and the metrics see the call.
+ * One PutRecords call with the partition keys of `attempt`, or, given one attempt per record
+ * (the producer, whose records retry on their own), of each record's own attempt. Never
+ * fails: every record comes back written or failed, and the metrics see the call.
  *
  * @since 0.1.0
  */
 export const sendCall = (
   config: ResolvedWriterConfig,
   call: ReadonlyArray<PreparedRecord>,
-  attempt: number,
+  attempt: number | ReadonlyArray<number>,
   ledger?: DeliveryLedger
 ): Effect.Effect<AttemptOutcome, never, Kinesis | KinesisMetrics> =>
   Effect.gen(function*() {
     const kinesis = yield* Kinesis
     const metrics = yield* KinesisMetrics
-    const suffix = String(attempt)
+    const suffix = typeof attempt === "number" ? String(attempt) : undefined
     const start = yield* Clock.currentTimeMillis
     if (ledger !== undefined) for (const r of call) ledger.state[r.index] = 1
     const result = yield* Effect.either(kinesis.putRecords({
       streamName: config.streamName,
       streamArn: config.streamArn,
-      records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
+      records: call.map((r, i) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i])) }))
     }).pipe(
       // Interrupting the call on timeout aborts its HTTP request.
       Effect.timeoutFail({
@@ -190,13 +206,15 @@ export const sendCall = (
       yield* Effect.logWarning("PutRecords call failed").pipe(
         Effect.annotateLogs({ stream: config.streamName, records: call.length, attempt, error: error.errorName, retryable: error.retryable })
       )
-      return { written: 0, failed, calls: 1, callErrors: [error] }
+      return { written: 0, writtenRecords: [], failed, calls: 1, callErrors: [error] }
     }
     let written = 0
+    const writtenRecords: Array<WrittenRecord> = []
     result.right.forEach((entry, i) => {
       const record = call[i]!
       if (entry._tag === "Written") {
         written++
+        writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
         if (ledger !== undefined) ledger.state[record.index] = 2
       } else {
         failed.push({
@@ -210,7 +228,7 @@ export const sendCall = (
       }
     })
     yield* metrics.putRecords({ streamName: config.streamName, seconds, failedRecords: failed.length, callFailed: false })
-    return { written, failed, calls: 1, callErrors: [] }
+    return { written, writtenRecords, failed, calls: 1, callErrors: [] }
   })
 
 /**

@@ -86,6 +86,8 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   readonly config: ResolvedWriterConfig
   /** The stream's record limit in bytes (data plus partition key) the writer keeps to. */
   readonly recordLimitBytes: number
+  /** The services the writer runs on, for what is built on it (the producer sends, measures and deletes through them). */
+  readonly services: Context.Context<Kinesis | KinesisMetrics | LargePayloadStore>
   /** Publishes a batch; see {@link WriteError} for what it names on failure. */
   readonly writeBatch: (
     records: ReadonlyArray<DataFileV1>,
@@ -139,7 +141,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
         Effect.serviceOption(Compressor),
         Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
       )
-      const services = Context.make(Kinesis, kinesis).pipe(Context.add(KinesisMetrics, metrics))
+      const services = Context.make(Kinesis, kinesis).pipe(Context.add(KinesisMetrics, metrics), Context.add(LargePayloadStore, store))
       const stream = config.streamName
 
       const context = Effect.map(Clock.currentTimeMillis, (now): PrepareContext => ({
@@ -267,7 +269,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
           return yield* delivery.toError(stream, false, deleted)
         })
 
-      return KinesisWriter.of({ config, recordLimitBytes, writeBatch, prepare, putAttempt })
+      return KinesisWriter.of({ config, recordLimitBytes, services, writeBatch, prepare, putAttempt })
     })
 
   /**
