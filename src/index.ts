@@ -69,6 +69,9 @@ export { type AttemptOutcome, type FailedRecord, planCalls, RETRYABLE_RECORD_ERR
 /** @since 0.1.0 */
 export type { PreparedBatch, PrepareError, PreparedRecord } from "./writer/PreparedBatch.js"
 
+/** The producer: `send` one record at a time, collected into calls. @since 0.1.0 */
+export { KinesisProducer, type KinesisProducerOptions, type RecordReceipt, type SendError } from "./producer/KinesisProducer.js"
+
 /** The reader: Data back to `DataFileInfo` + `DataFileV1`. @since 0.1.0 */
 export * as RecordReader from "./reader/RecordReader.js"
 
