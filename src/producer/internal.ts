@@ -80,7 +80,10 @@ const durationOf = (
   value: Duration.DurationInput,
   allowZero: boolean
 ): Either.Either<Duration.Duration, ConfigError.ConfigError> =>
-  Option.match(Duration.decodeUnknown(value), {
+  // Duration clamps a negative input to zero: refuse it here.
+  (typeof value === "number" && value < 0) || (typeof value === "string" && value.trimStart().startsWith("-"))
+    ? Either.left(invalid(field, "must not be negative", value))
+    : Option.match(Duration.decodeUnknown(value), {
     onNone: () => Either.left(invalid(field, "must be a duration", value)),
     onSome: (d) =>
       Duration.isFinite(d) && (allowZero ? Duration.greaterThanOrEqualTo(d, Duration.zero) : Duration.greaterThan(d, Duration.zero))
@@ -588,7 +591,8 @@ export const makeProducer = (
         yield* recordPermits.resize(Number.MAX_SAFE_INTEGER)
         yield* bytePermits.resize(Number.MAX_SAFE_INTEGER)
         wake.unsafeOpen()
-        if (outstanding.size > 0) yield* Effect.timeoutOption(drained.await, options.shutdownTimeout)
+        // Finalizers run uninterruptibly: the waits must be made interruptible for their timeouts to stop them.
+        if (outstanding.size > 0) yield* Effect.timeoutOption(Effect.interruptible(drained.await), options.shutdownTimeout)
         yield* FiberSet.clear(fibers)
         const left = [...outstanding].map((entry) => {
           const failure: Failure = entry.phase._tag === "Failing" ? entry.phase.failure : {
@@ -605,7 +609,7 @@ export const makeProducer = (
         }
         yield* settle(left)
         // Handlers get at least a second, also when there was no time to drain.
-        yield* Effect.timeoutOption(FiberSet.awaitEmpty(handlers), Duration.max(options.shutdownTimeout, Duration.seconds(1)))
+        yield* Effect.timeoutOption(Effect.interruptible(FiberSet.awaitEmpty(handlers)), Duration.max(options.shutdownTimeout, Duration.seconds(1)))
       })
     )
 
