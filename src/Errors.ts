@@ -216,3 +216,85 @@ const describeRecord = (index: number | undefined, filePath: string | undefined)
   )
   return parts.length === 0 ? "" : ` (${parts.join(", ")})`
 }
+
+/**
+ * One record the producer accepted did not reach the stream: it failed for good (a
+ * non-retryable code, or its retries ran out), outlived `recordTtl` (`errorCode` `Expired`),
+ * or was still unsettled when the producer shut down (`Shutdown`). It carries what
+ * `UndeliveredRecord` carries, and how many attempts were made.
+ *
+ * @since 0.1.0
+ */
+export class RecordUndeliveredError extends Data.TaggedError("RecordUndeliveredError")<{
+  readonly streamName: string
+  /** The caller's record, as given to `send`. */
+  readonly record: DataFileV1
+  /** The `record_id` it was sent with: if it did land (see `maybeDelivered`), the stream carries this id. */
+  readonly recordId: string
+  /** Kinesis' per-record code, the name of the call's failure, `Expired` or `Shutdown`. */
+  readonly errorCode: string
+  readonly errorMessage?: string | undefined
+  /** True when a call that carried it had an ambiguous outcome, or was in flight at shutdown. */
+  readonly maybeDelivered: boolean
+  /** Its large payload in S3, when it had one; deleted (best effort) when the record is certainly not on the stream. */
+  readonly largePayload?: { readonly bucket: string; readonly key: string; readonly deleted: boolean } | undefined
+  /** PutRecords attempts that carried it. */
+  readonly attempts: number
+}> {
+  override get message(): string {
+    const detail = this.errorMessage === undefined ? "" : ` (${this.errorMessage})`
+    return `record ${this.recordId}${
+      describeRecord(undefined, this.record.filePath)
+    } not delivered to stream ${this.streamName} after ${this.attempts} attempt(s): ${this.errorCode}${detail}${
+      this.maybeDelivered ? ", possibly delivered" : ""
+    }`
+  }
+}
+
+/**
+ * The producer's scope has closed: it accepts no more records.
+ *
+ * @since 0.1.0
+ */
+export class ProducerClosedError extends Data.TaggedError("ProducerClosedError")<{
+  readonly streamName: string
+}> {
+  override get message(): string {
+    return `the producer for stream ${this.streamName} is closed`
+  }
+}
+
+/**
+ * The producer's sink ended with elements not delivered: each is named with its record and
+ * the error its send failed with (`RecordUndeliveredError`, a build error, or
+ * `ProducerClosedError` for the element refused when the producer closed, after which the
+ * sink stops pulling).
+ *
+ * @since 0.1.0
+ */
+export class ProducerSinkError extends Data.TaggedError("ProducerSinkError")<{
+  readonly streamName: string
+  readonly undelivered: ReadonlyArray<{
+    readonly record: DataFileV1
+    readonly error:
+      | RecordUndeliveredError
+      | ProducerClosedError
+      | SerializationError
+      | CompressionError
+      | LargePayloadStoreError
+  }>
+  /** Elements delivered. */
+  readonly delivered: number
+}> {
+  override get message(): string {
+    const codes = new Map<string, number>()
+    for (const { error } of this.undelivered) {
+      const code = error._tag === "RecordUndeliveredError" ? error.errorCode : error._tag
+      codes.set(code, (codes.get(code) ?? 0) + 1)
+    }
+    const summary = [...codes].map(([code, n]) => `${code} ×${n}`).join(", ")
+    return `${this.undelivered.length} of ${
+      this.undelivered.length + this.delivered
+    } records not delivered to stream ${this.streamName} (${summary})`
+  }
+}

@@ -11,16 +11,21 @@
  * | `kinesis_large_payloads_total` | counter | records offloaded to the large-payload store |
  * | `kinesis_batch_write_failures_total` | counter | calls or payload builds that failed as a whole |
  * | `kinesis_write_latency_seconds` | histogram | duration of one PutRecords call (Prometheus default buckets) |
+ * | `kinesis_producer_buffered_records` | gauge | records the producer accepted and has not settled |
+ * | `kinesis_producer_buffered_bytes` | gauge | their bytes (data plus partition key) |
+ * | `kinesis_record_delivery_seconds` | histogram | from a producer `send` to its settlement |
+ * | `kinesis_records_expired_total` | counter | producer records that outlived `recordTtl` |
  *
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Metric, MetricBoundaries } from "effect"
 import type { Registry } from "prom-client"
-import { LATENCY_BUCKETS, MetricHelp, MetricNames } from "./internal/metricNames.js"
+import type { CounterName } from "./internal/metricNames.js"
+import { DELIVERY_BUCKETS, LATENCY_BUCKETS, MetricHelp, MetricNames } from "./internal/metricNames.js"
 
 export { MetricNames } from "./internal/metricNames.js"
 
-const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">) =>
+const counter = (metric: CounterName) =>
   Metric.counter(MetricNames[metric], { description: MetricHelp[metric], incremental: true })
 
 /**
@@ -39,7 +44,19 @@ export const EffectMetrics = {
     MetricNames.writeLatency,
     MetricBoundaries.fromIterable(LATENCY_BUCKETS),
     MetricHelp.writeLatency
-  )
+  ),
+  producerBufferedRecords: Metric.gauge(MetricNames.producerBufferedRecords, {
+    description: MetricHelp.producerBufferedRecords
+  }),
+  producerBufferedBytes: Metric.gauge(MetricNames.producerBufferedBytes, {
+    description: MetricHelp.producerBufferedBytes
+  }),
+  recordDelivery: Metric.histogram(
+    MetricNames.recordDelivery,
+    MetricBoundaries.fromIterable(DELIVERY_BUCKETS),
+    MetricHelp.recordDelivery
+  ),
+  recordsExpired: counter("recordsExpired")
 } as const
 
 /**
@@ -122,7 +139,15 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
         }),
       largePayloads: (streamName, count) =>
         count > 0 ? Metric.incrementBy(tag(m.largePayloads, streamName), count) : Effect.void,
-      batchWriteFailure: (streamName) => Metric.increment(tag(m.batchWriteFailures, streamName))
+      batchWriteFailure: (streamName) => Metric.increment(tag(m.batchWriteFailures, streamName)),
+      producerBuffered: (streamName, records, bytes) =>
+        Effect.zipRight(
+          Metric.set(tag(m.producerBufferedRecords, streamName), records),
+          Metric.set(tag(m.producerBufferedBytes, streamName), bytes)
+        ),
+      recordSettled: (streamName, seconds) => Metric.update(tag(m.recordDelivery, streamName), seconds),
+      recordsExpired: (streamName, count) =>
+        count > 0 ? Metric.incrementBy(tag(m.recordsExpired, streamName), count) : Effect.void
     })
   })
 
@@ -136,7 +161,10 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
     KinesisMetrics.of({
       putRecords: () => Effect.void,
       largePayloads: () => Effect.void,
-      batchWriteFailure: () => Effect.void
+      batchWriteFailure: () => Effect.void,
+      producerBuffered: () => Effect.void,
+      recordSettled: () => Effect.void,
+      recordsExpired: () => Effect.void
     })
   )
 }
@@ -157,5 +185,11 @@ export declare namespace KinesisMetrics {
     readonly largePayloads: (streamName: string, count: number) => Effect.Effect<void>
     /** A payload build that failed as a whole (the call failures are counted by `putRecords`). */
     readonly batchWriteFailure: (streamName: string) => Effect.Effect<void>
+    /** The producer's records and bytes accepted and not settled (gauges, set to these values). */
+    readonly producerBuffered: (streamName: string, records: number, bytes: number) => Effect.Effect<void>
+    /** One producer record settled (delivered or not), `seconds` after its `send`. */
+    readonly recordSettled: (streamName: string, seconds: number) => Effect.Effect<void>
+    /** Producer records that outlived `recordTtl`. */
+    readonly recordsExpired: (streamName: string, count: number) => Effect.Effect<void>
   }
 }

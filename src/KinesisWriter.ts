@@ -180,6 +180,11 @@ export declare namespace KinesisWriter {
     readonly config: ResolvedWriterConfig
     /** The stream's record limit in bytes (data plus partition key) the writer keeps to. */
     readonly recordLimitBytes: number
+    /**
+     * The services the writer runs on, for what is built on it: the producer sends, measures
+     * and deletes large payloads through them.
+     */
+    readonly services: Context.Context<Kinesis | KinesisMetrics | LargePayloadStore>
     /** Publishes a batch; see {@link WriteError} for what it names on failure. */
     readonly writeBatch: (
       records: ReadonlyArray<DataFileV1>,

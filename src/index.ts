@@ -32,6 +32,9 @@
 /** The writer: `writeBatch`, and the single-attempt building blocks. @since 0.1.0 */
 export * from "./KinesisWriter.js"
 
+/** The producer: records sent one at a time, collected into calls, each with its receipt. @since 0.1.0 */
+export * from "./KinesisProducer.js"
+
 /** Kinesis Data Streams, narrowed to what the writer needs. @since 0.1.0 */
 export * from "./Kinesis.js"
 

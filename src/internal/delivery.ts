@@ -137,10 +137,14 @@ export const planAttempt = (
 
 /** Sends attempts: one writer's settings and services, resolved once. */
 export interface Sender {
-  /** One PutRecords call with the partition keys of `attempt`. Never fails. */
+  /**
+   * One PutRecords call with the partition keys of `attempt`, or, given one attempt per
+   * record (the producer, whose records retry on their own), of each record's own attempt.
+   * Never fails.
+   */
   readonly sendCall: (
     call: ReadonlyArray<PreparedRecord>,
-    attempt: number,
+    attempt: number | ReadonlyArray<number>,
     ledger?: DeliveryLedger
   ) => Effect.Effect<AttemptOutcome>
   /**
@@ -168,15 +172,22 @@ export const makeSender = (
     (facts) => new KinesisError({ operation: "PutRecords", streamName: stream, ...facts })
   )
 
-  const sendCall = (call: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+  const sendCall = (
+    call: ReadonlyArray<PreparedRecord>,
+    attempt: number | ReadonlyArray<number>,
+    ledger?: DeliveryLedger
+  ) =>
     Effect.gen(function*() {
-      const suffix = String(attempt)
+      const suffix = typeof attempt === "number" ? String(attempt) : undefined
       const start = yield* Clock.currentTimeMillis
       if (ledger !== undefined) { for (const r of call) ledger.sending(r.index) }
       const result = yield* Effect.either(putRecords(kinesis.putRecords({
         streamName: stream,
         streamArn: config.streamArn,
-        records: call.map((r) => ({ data: r.data, partitionKey: r.partitionKeyPrefix + suffix }))
+        records: call.map((r, i) => ({
+          data: r.data,
+          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+        }))
       })))
       const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
       if (result._tag === "Left") {

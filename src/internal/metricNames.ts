@@ -16,7 +16,11 @@ export const MetricNames = {
   failedRecords: "kinesis_failed_records_total",
   largePayloads: "kinesis_large_payloads_total",
   batchWriteFailures: "kinesis_batch_write_failures_total",
-  writeLatency: "kinesis_write_latency_seconds"
+  writeLatency: "kinesis_write_latency_seconds",
+  producerBufferedRecords: "kinesis_producer_buffered_records",
+  producerBufferedBytes: "kinesis_producer_buffered_bytes",
+  recordDelivery: "kinesis_record_delivery_seconds",
+  recordsExpired: "kinesis_records_expired_total"
 } as const
 
 /**
@@ -25,6 +29,23 @@ export const MetricNames = {
  * @internal
  */
 export const LATENCY_BUCKETS: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * Buckets of `kinesis_record_delivery_seconds`, in seconds: a record's life spans linger,
+ * calls and retries, up to its `recordTtl`.
+ *
+ * @internal
+ */
+export const DELIVERY_BUCKETS: ReadonlyArray<number> = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+/** The counters among the metrics. */
+export type CounterName =
+  | "writeAttempts"
+  | "writeSuccess"
+  | "failedRecords"
+  | "largePayloads"
+  | "batchWriteFailures"
+  | "recordsExpired"
 
 /**
  * What each metric counts, as its help text.
@@ -37,5 +58,9 @@ export const MetricHelp: Record<keyof typeof MetricNames, string> = {
   failedRecords: "Records that failed in a PutRecords call",
   largePayloads: "Records offloaded to the large-payload store",
   batchWriteFailures: "PutRecords calls or payload builds that failed as a whole",
-  writeLatency: "Duration of one PutRecords call in seconds"
+  writeLatency: "Duration of one PutRecords call in seconds",
+  producerBufferedRecords: "Records the producer accepted and has not settled",
+  producerBufferedBytes: "Bytes (data plus partition key) of the records the producer accepted and has not settled",
+  recordDelivery: "Seconds from a producer send to its settlement",
+  recordsExpired: "Producer records that outlived recordTtl"
 }

@@ -5,13 +5,14 @@
  * @internal
  */
 import { Effect } from "effect"
-import { Counter, Histogram, type Registry } from "prom-client"
+import { Counter, Gauge, Histogram, type Registry } from "prom-client"
 import { KinesisMetrics } from "../KinesisMetrics.js"
-import { LATENCY_BUCKETS, MetricHelp, MetricNames } from "./metricNames.js"
+import type { CounterName } from "./metricNames.js"
+import { DELIVERY_BUCKETS, LATENCY_BUCKETS, MetricHelp, MetricNames } from "./metricNames.js"
 
 /** The metrics service over `registry`, creating each metric once per registry. */
 export const make = (registry: Registry): KinesisMetrics.Service => {
-  const counter = (metric: Exclude<keyof typeof MetricNames, "writeLatency">): Counter<"stream_name"> =>
+  const counter = (metric: CounterName): Counter<"stream_name"> =>
     (registry.getSingleMetric(MetricNames[metric]) as Counter<"stream_name"> | undefined) ??
       new Counter({
         name: MetricNames[metric],
@@ -32,6 +33,25 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
       buckets: [...LATENCY_BUCKETS],
       registers: [registry]
     })
+  const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes"): Gauge<"stream_name"> =>
+    (registry.getSingleMetric(MetricNames[metric]) as Gauge<"stream_name"> | undefined) ??
+      new Gauge({
+        name: MetricNames[metric],
+        help: MetricHelp[metric],
+        labelNames: ["stream_name"],
+        registers: [registry]
+      })
+  const bufferedRecords = gauge("producerBufferedRecords")
+  const bufferedBytes = gauge("producerBufferedBytes")
+  const expired = counter("recordsExpired")
+  const delivery = (registry.getSingleMetric(MetricNames.recordDelivery) as Histogram<"stream_name"> | undefined) ??
+    new Histogram({
+      name: MetricNames.recordDelivery,
+      help: MetricHelp.recordDelivery,
+      labelNames: ["stream_name"],
+      buckets: [...DELIVERY_BUCKETS],
+      registers: [registry]
+    })
   return KinesisMetrics.of({
     putRecords: (o) =>
       Effect.sync(() => {
@@ -46,6 +66,16 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
       Effect.sync(() => {
         if (count > 0) large.inc({ stream_name: streamName }, count)
       }),
-    batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName }))
+    batchWriteFailure: (streamName) => Effect.sync(() => batchFailures.inc({ stream_name: streamName })),
+    producerBuffered: (streamName, records, bytes) =>
+      Effect.sync(() => {
+        bufferedRecords.set({ stream_name: streamName }, records)
+        bufferedBytes.set({ stream_name: streamName }, bytes)
+      }),
+    recordSettled: (streamName, seconds) => Effect.sync(() => delivery.observe({ stream_name: streamName }, seconds)),
+    recordsExpired: (streamName, count) =>
+      Effect.sync(() => {
+        if (count > 0) expired.inc({ stream_name: streamName }, count)
+      })
   })
 }

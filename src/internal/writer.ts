@@ -5,7 +5,7 @@
  * @internal
  */
 import type { ConfigError, Scope } from "effect"
-import { Cause, Clock, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Option, Stream } from "effect"
 import { Compressor } from "../Compressor.js"
 import type { KinesisError, WriteBatchError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
@@ -179,7 +179,11 @@ export const make = (
         return yield* delivery.toError(stream, false, deleted)
       })
 
-    return { config, recordLimitBytes, writeBatch, prepare, putAttempt }
+    const services = Context.make(Kinesis, kinesis).pipe(
+      Context.add(KinesisMetrics, metrics),
+      Context.add(LargePayloadStore, store)
+    )
+    return { config, recordLimitBytes, services, writeBatch, prepare, putAttempt }
   })
 
 /** The writer's compressor: the calling thread when `workers` is 0, else a lazily started pool. */

@@ -1,0 +1,201 @@
+/**
+ * The `KinesisProducer` service: `send` one record at a time, from any number of
+ * fibers, for the life of the process. Records are collected into PutRecords calls (a call
+ * goes when full or when its oldest record has waited `linger`), memory is bounded
+ * (`send` waits for room), each record retries on its own and settles on its own with a
+ * `RecordReceipt` or a `RecordUndeliveredError`, and closing the layer's scope delivers
+ * what is buffered within `shutdownTimeout`. It runs on a `KinesisWriter`: the writer's
+ * stream, settings, payload building, limits, retry settings and metrics.
+ *
+ * @since 0.1.0
+ */
+import type { ConfigError, Duration, Scope, Sink } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
+import type {
+  CompressionError,
+  LargePayloadStoreError,
+  ProducerClosedError,
+  ProducerSinkError,
+  RecordUndeliveredError,
+  SerializationError
+} from "./Errors.js"
+import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
+import { makeProducer, ProducerDefaults, resolveProducerOptions } from "./internal/producer.js"
+import { KinesisWriter } from "./KinesisWriter.js"
+
+/**
+ * The producer's settings. Every one is optional; `KinesisProducer.defaults` lists the defaults.
+ *
+ * @since 0.1.0
+ */
+export interface KinesisProducerOptions {
+  /** The longest a record waits for others to fill a call. Positive. Default 100 ms. */
+  readonly linger?: Duration.DurationInput | undefined
+  /** Records accepted and not yet settled (buffered, in flight, waiting to retry); `send` waits for room beyond this. Positive integer. Default 10,000. */
+  readonly maxBufferedRecords?: number | undefined
+  /** Their bytes (data plus partition key). At least the writer's record limit. Default 64 MiB. */
+  readonly maxBufferedBytes?: number | undefined
+  /** A record not delivered this long after it was accepted fails with errorCode `Expired`. At least `linger`. Default 30 s. */
+  readonly recordTtl?: Duration.DurationInput | undefined
+  /** On scope close, the time left to deliver what is buffered; what is still unsettled then fails with `Shutdown`. Zero or more. Default 10 s. */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * Receives each record that failed for good (also `Expired` and `Shutdown`), once, in a
+   * fiber of its own. A handler that fails or dies is logged and the producer goes on; at
+   * shutdown, the scope waits up to `shutdownTimeout` (at least a second) for handlers.
+   */
+  readonly onUndelivered?: ((undelivered: RecordUndeliveredError) => Effect.Effect<unknown, unknown>) | undefined
+}
+
+/**
+ * Where a record landed.
+ *
+ * @since 0.1.0
+ */
+export interface RecordReceipt {
+  /** The `record_id` on the stream: the consumer's de-duplication key. */
+  readonly recordId: string
+  readonly shardId: string
+  readonly sequenceNumber: string
+  /** PutRecords attempts that carried it, the one that wrote it included. */
+  readonly attempts: number
+}
+
+/**
+ * What a `send` fails with: the record was not delivered (`RecordUndeliveredError`), could
+ * not be built (`SerializationError`, e.g. an empty `file_path`; `LargePayloadStoreError`
+ * when S3 refused its payload; `CompressionError`), or the producer is closed
+ * (`ProducerClosedError`). A build error fails that record's `send` only.
+ *
+ * @since 0.1.0
+ */
+export type SendError =
+  | RecordUndeliveredError
+  | SerializationError
+  | CompressionError
+  | LargePayloadStoreError
+  | ProducerClosedError
+
+/**
+ * The producer. Build it with {@link KinesisProducer.layer} over a writer layer.
+ *
+ * @example
+ * ```ts
+ * const ProducerLive = KinesisProducer.layer({ linger: "100 millis" }).pipe(Layer.provide(WriterLive))
+ *
+ * const program = Effect.gen(function*() {
+ *   const producer = yield* KinesisProducer
+ *   const receipt = yield* producer.send(record)
+ *   yield* Effect.forEach(many, producer.send, { concurrency: "unbounded", discard: true })
+ *   yield* producer.flush
+ *   yield* Stream.fromIterable(more).pipe(Stream.run(producer.sink))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class KinesisProducer extends Context.Tag("cygnus-kinesis-writer/KinesisProducer")<
+  KinesisProducer,
+  KinesisProducer.Service
+>() {
+  /**
+   * Builds a producer on the `KinesisWriter` in the context; its fibers and its shutdown
+   * belong to the scope. Fails with a `ConfigError.InvalidData` naming a bad option.
+   *
+   * @since 0.1.0
+   */
+  static readonly make = (
+    options: KinesisProducerOptions = {}
+  ): Effect.Effect<KinesisProducer.Service, ConfigError.ConfigError, KinesisWriter | Scope.Scope> =>
+    Effect.gen(function*() {
+      const writer = yield* KinesisWriter
+      const resolved = yield* resolveProducerOptions(options, writer.recordLimitBytes)
+      return yield* makeProducer(writer, resolved)
+    })
+
+  /**
+   * The producer as a layer, from options; needs a `KinesisWriter`. Closing the layer's
+   * scope shuts the producer down (see {@link KinesisProducer.Service}).
+   *
+   * @example
+   * ```ts
+   * const ProducerLive = KinesisProducer.layer({
+   *   linger: "100 millis",
+   *   maxBufferedRecords: 10_000,
+   *   maxBufferedBytes: 64 * 1024 * 1024,
+   *   recordTtl: "30 seconds",
+   *   shutdownTimeout: "10 seconds",
+   *   onUndelivered: (u) => Effect.logError("dead letter", u.recordId)
+   * }).pipe(Layer.provide(WriterLive))
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layer = (
+    options: KinesisProducerOptions = {}
+  ): Layer.Layer<KinesisProducer, ConfigError.ConfigError, KinesisWriter> =>
+    Layer.scoped(KinesisProducer, KinesisProducer.make(options))
+
+  /**
+   * The producer as a layer, each option from where the caller says, through `Config`.
+   *
+   * @example
+   * ```ts
+   * const ProducerLive = KinesisProducer.layerConfig({
+   *   linger: Config.duration("PRODUCER_LINGER"),
+   *   maxBufferedRecords: Config.integer("PRODUCER_MAX_BUFFERED_RECORDS").pipe(Config.withDefault(10_000))
+   * }).pipe(Layer.provide(WriterLive))
+   * ```
+   *
+   * @since 0.1.0
+   */
+  static readonly layerConfig = (
+    config: Config.Config.Wrap<KinesisProducerOptions>
+  ): Layer.Layer<KinesisProducer, ConfigError.ConfigError, KinesisWriter> =>
+    Layer.scoped(KinesisProducer, Effect.flatMap(Config.unwrap(config), KinesisProducer.make))
+
+  /**
+   * What an option left out is.
+   *
+   * @since 0.1.0
+   */
+  static readonly defaults = ProducerDefaults
+}
+
+/**
+ * @since 0.1.0
+ */
+export declare namespace KinesisProducer {
+  /**
+   * What the producer offers.
+   *
+   * Shutdown (closing the layer's scope): `send` fails at once with `ProducerClosedError`
+   * (also a `send` that was waiting for room); what is outstanding is delivered within
+   * `shutdownTimeout`; what is still unsettled then fails with errorCode `Shutdown`
+   * (`maybeDelivered` when a call carrying it was in flight). No send waits for ever and no
+   * fiber outlives the scope.
+   *
+   * @since 0.1.0
+   */
+  export interface Service {
+    /** The stream records go to. */
+    readonly streamName: string
+    /**
+     * Sends one record and waits for its settlement: a `RecordReceipt`, or the
+     * {@link SendError} that says why not. Suspends while the buffer is full. Interrupting a
+     * `send` once its record is accepted does not withdraw the record.
+     */
+    readonly send: (record: DataFileV1) => Effect.Effect<RecordReceipt, SendError>
+    /** Waits until every record accepted before this call has settled, without waiting for `linger`. */
+    readonly flush: Effect.Effect<void>
+    /**
+     * Sends every element, with backpressure, and completes when all have settled. An
+     * element not delivered is never dropped silently: the sink then fails with a
+     * `ProducerSinkError` naming every such element and its error (whether or not an
+     * `onUndelivered` is configured, which receives them too, as for `send`). Once the
+     * producer is closed, the sink stops pulling at the first element refused (named in the
+     * error; the rest stay in the stream, as leftovers).
+     */
+    readonly sink: Sink.Sink<void, DataFileV1, DataFileV1, ProducerSinkError>
+  }
+}
