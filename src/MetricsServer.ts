@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type { ServeError } from "@effect/platform/HttpServerError"
 import { Context, Data, Effect, Layer } from "effect"
 import * as Http from "node:http"
