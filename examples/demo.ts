@@ -43,6 +43,11 @@ import {
   startLocalAws
 } from "../test/support/LocalAws.js"
 
+// The AWS SDK's NodeVersionSupportWarning (its releases after January 2027 need Node 22) is
+// the SDK's notice to whoever runs it on Node 20: the demo turns it off for itself with the
+// switch the SDK reads when a client is built (below, in main), unless the caller set it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true"
+
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
