@@ -82,10 +82,20 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly reason: DecodeErrorReason
   /** What failed, in words (never payload bytes). */
   readonly detail: string
+  /** The record's index in the event or batch being decoded, when known. */
+  readonly recordIndex?: number | undefined
+  /** The record's Kinesis sequence number, when known (a Lambda event's `kinesis.sequenceNumber`). */
+  readonly sequenceNumber?: string | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
-    const said = `cannot decode record (${this.reason}): ${this.detail}`
+    const where = [
+      this.recordIndex === undefined ? undefined : `#${this.recordIndex}`,
+      this.sequenceNumber === undefined ? undefined : `sequence number ${this.sequenceNumber}`
+    ].filter((p) => p !== undefined)
+    const said = `cannot decode record${
+      where.length === 0 ? "" : ` ${where.join(", ")}`
+    } (${this.reason}): ${this.detail}`
     return said + causeSuffix(this.cause, said)
   }
 }
