@@ -48,7 +48,7 @@ export const MetricsServerDefaults = {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { MetricsServer } from "cygnus-kinesis-writer"
+ * import { MetricsServer } from "cygnus-kinesis-writer/prometheus"
  *
  * const logUrl = Effect.flatMap(MetricsServer, ({ url }) => Effect.log(`scrape ${url}`))
  * ```
@@ -76,7 +76,8 @@ export class MetricsServer extends Context.Tag("cygnus-kinesis-writer/MetricsSer
    * import { Layer } from "effect"
    * import { NodeRuntime } from "@effect/platform-node"
    * import { Registry } from "prom-client"
-   * import { KinesisMetrics, MetricsServer } from "cygnus-kinesis-writer"
+   * import { KinesisMetrics } from "cygnus-kinesis-writer"
+   * import { MetricsServer } from "cygnus-kinesis-writer/prometheus"
    *
    * const registry = new Registry()
    * // The writer records into `registry` (provide `KinesisMetrics.layerPrometheus(registry)`
