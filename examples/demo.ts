@@ -21,7 +21,7 @@ import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { Scope } from "effect"
 import { Cause, Console, Data, Duration, Effect, Either, Layer, Option } from "effect"
 import { Registry } from "prom-client"
-import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
+import type { DataFileV1, KinesisWriterOptions, MetricsServerError, WriteResult } from "../src/index.js"
 import {
   DataFileV1Schema,
   Kinesis,
@@ -42,6 +42,11 @@ import {
   readAllRecords,
   startLocalAws
 } from "../test/support/LocalAws.js"
+
+// The AWS SDK's NodeVersionSupportWarning (its releases after January 2027 need Node 22) is
+// the SDK's notice to whoever runs it on Node 20: the demo turns it off for itself with the
+// switch the SDK reads when a client is built (below, in main), unless the caller set it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -451,12 +456,12 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
  * What runs beside the demo for as long as it runs: with `--serve-metrics PORT`, the
  * `/metrics` endpoint over the writer's registry (Prometheus can scrape it during the write).
  */
-const sidecars = (options: DemoOptions, registry: Registry): Layer.Layer<never, DemoError> =>
+const sidecars = (options: DemoOptions, registry: Registry): Layer.Layer<never, MetricsServerError> =>
   options.serveMetrics === undefined
     ? Layer.empty
     : Layer.effectDiscard(Effect.flatMap(MetricsServer, ({ url }) => Console.log(`serving metrics at ${url}`))).pipe(
-      Layer.provide(MetricsServer.layer({ registry, port: options.serveMetrics })),
-      Layer.mapError((cause) => new DemoError({ step: `serving metrics on port ${options.serveMetrics}`, cause }))
+      // Its message names the address and the system error (EADDRINUSE, …).
+      Layer.provide(MetricsServer.layer({ registry, port: options.serveMetrics }))
     )
 
 /** The round trip, then its summary and the metrics. */

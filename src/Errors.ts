@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Data } from "effect"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 
 /**
@@ -29,7 +30,8 @@ export class SerializationError extends Data.TaggedError("SerializationError")<{
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot serialize ${this.subject}${describeRecord(this.recordIndex, this.filePath)}: ${this.reason}`
+    const said = `cannot serialize ${this.subject}${describeRecord(this.recordIndex, this.filePath)}: ${this.reason}`
+    return said + causeSuffix(this.cause, said)
   }
 }
 
@@ -46,7 +48,8 @@ export class CompressionError extends Data.TaggedError("CompressionError")<{
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot gzip record${describeRecord(this.recordIndex, undefined)}: ${this.reason}`
+    const said = `cannot gzip record${describeRecord(this.recordIndex, undefined)}: ${this.reason}`
+    return said + causeSuffix(this.cause, said)
   }
 }
 
@@ -79,10 +82,21 @@ export class DecodeError extends Data.TaggedError("DecodeError")<{
   readonly reason: DecodeErrorReason
   /** What failed, in words (never payload bytes). */
   readonly detail: string
+  /** The record's index in the event or batch being decoded, when known. */
+  readonly recordIndex?: number | undefined
+  /** The record's Kinesis sequence number, when known (a Lambda event's `kinesis.sequenceNumber`). */
+  readonly sequenceNumber?: string | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot decode record (${this.reason}): ${this.detail}`
+    const where = [
+      this.recordIndex === undefined ? undefined : `#${this.recordIndex}`,
+      this.sequenceNumber === undefined ? undefined : `sequence number ${this.sequenceNumber}`
+    ].filter((p) => p !== undefined)
+    const said = `cannot decode record${
+      where.length === 0 ? "" : ` ${where.join(", ")}`
+    } (${this.reason}): ${this.detail}`
+    return said + causeSuffix(this.cause, said)
   }
 }
 
@@ -108,9 +122,10 @@ export class LargePayloadStoreError extends Data.TaggedError("LargePayloadStoreE
 }> {
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
-    return `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${
+    const said = `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${
       describeRecord(this.recordIndex, undefined)
     }: ${this.errorName}${status}${this.retryable ? " (retryable)" : ""}`
+    return said + causeSuffix(this.cause, said)
   }
 }
 
@@ -134,9 +149,10 @@ export class KinesisError extends Data.TaggedError("KinesisError")<{
 }> {
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
-    return `Kinesis ${this.operation} on stream ${this.streamName} failed: ${this.errorName}${status}${
+    const said = `Kinesis ${this.operation} on stream ${this.streamName} failed: ${this.errorName}${status}${
       this.retryable ? " (retryable)" : " (not retryable)"
     }`
+    return said + causeSuffix(this.cause, said)
   }
 }
 
@@ -185,20 +201,26 @@ export interface UndeliveredRecord {
  *
  * @since 0.1.0
  */
-export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
-  readonly streamName: string
-  readonly undelivered: ReadonlyArray<UndeliveredRecord>
-  readonly delivered: number
-  /** PutRecords attempts made (first try included). */
-  readonly attempts: number
-  /** True when delivery stopped because the fiber was interrupted. */
-  readonly interrupted: boolean
-  readonly cause?: KinesisError | CompressionError | SerializationError | undefined
-}> {
+export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBatchErrorFields> {
+  /**
+   * Every record that was not delivered, as data. Not enumerable: a printed error (an
+   * uncaught rejection, `console.log(error)`, `JSON.stringify`) shows a summary instead of
+   * every record (see `toJSON`); read this field for the records themselves.
+   */
+  declare readonly undelivered: ReadonlyArray<UndeliveredRecord>
+
+  constructor(fields: WriteBatchErrorFields) {
+    super(fields)
+    Object.defineProperty(this, "undelivered", {
+      value: fields.undelivered,
+      enumerable: false,
+      writable: false,
+      configurable: false
+    })
+  }
+
   override get message(): string {
-    const codes = new Map<string, number>()
-    for (const r of this.undelivered) codes.set(r.errorCode, (codes.get(r.errorCode) ?? 0) + 1)
-    const summary = [...codes].map(([code, n]) => `${code} ×${n}`).join(", ")
+    const summary = [...countByCode(this.undelivered)].map(([code, n]) => `${code} ×${n}`).join(", ")
     const maybe = this.undelivered.filter((r) => r.maybeDelivered).length
     const ambiguous = maybe === 0 ? "" : `, ${maybe} of them possibly delivered`
     const why = this.cause === undefined ? "" : `; last call failure: ${this.cause.message}`
@@ -208,6 +230,146 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
       this.interrupted ? " (interrupted)" : ""
     } (${summary}${ambiguous})${why}`
   }
+
+  /**
+   * A summary, never the records: counts by error code, the first few undelivered records
+   * (index, `record_id`, `file_path`, code), what was delivered, and the cause's message.
+   */
+  override toJSON(): WriteBatchErrorSummary {
+    return {
+      _tag: this._tag,
+      message: this.message,
+      streamName: this.streamName,
+      delivered: this.delivered,
+      undelivered: this.undelivered.length,
+      maybeDelivered: this.undelivered.filter((r) => r.maybeDelivered).length,
+      errorCodes: Object.fromEntries(countByCode(this.undelivered)),
+      firstUndelivered: this.undelivered.slice(0, SHOWN_RECORDS).map((r) => ({
+        index: r.index,
+        recordId: r.recordId,
+        filePath: r.record.filePath,
+        errorCode: r.errorCode,
+        maybeDelivered: r.maybeDelivered
+      })),
+      attempts: this.attempts,
+      interrupted: this.interrupted,
+      ...(this.cause === undefined ? {} : { cause: { _tag: this.cause._tag, message: this.cause.message } })
+    }
+  }
+
+  /** The message, then the first few undelivered records, one a line. */
+  override toString(): string {
+    const lines = this.undelivered.slice(0, SHOWN_RECORDS).map((r) =>
+      `  #${r.index} ${r.recordId} ${r.record.filePath || "(no file_path)"}: ${r.errorCode}${
+        r.maybeDelivered ? " (maybe delivered)" : ""
+      }`
+    )
+    const more = this.undelivered.length - lines.length
+    return [
+      `${this.name}: ${this.message}`,
+      ...lines,
+      ...(more > 0 ? [`  … and ${more} more (error.undelivered holds them all)`] : [])
+    ].join("\n")
+  }
+
+  /** What `util.inspect` and `console.log` print: `toString()` and the stack's frames. */
+  override [NodeInspectSymbol](): string {
+    const frames = (this.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line))
+    return [this.toString(), ...frames].join("\n")
+  }
+}
+
+/**
+ * The fields of a {@link WriteBatchError}.
+ *
+ * @since 0.1.0
+ */
+export interface WriteBatchErrorFields {
+  readonly streamName: string
+  readonly undelivered: ReadonlyArray<UndeliveredRecord>
+  readonly delivered: number
+  /** PutRecords attempts made (first try included). */
+  readonly attempts: number
+  /** True when delivery stopped because the fiber was interrupted. */
+  readonly interrupted: boolean
+  readonly cause?: KinesisError | CompressionError | SerializationError | undefined
+}
+
+/**
+ * `WriteBatchError.toJSON()`: what a log or a JSON serializer gets instead of every record.
+ *
+ * @since 0.1.0
+ */
+export interface WriteBatchErrorSummary {
+  readonly _tag: "WriteBatchError"
+  readonly message: string
+  readonly streamName: string
+  readonly delivered: number
+  /** How many records were not delivered. */
+  readonly undelivered: number
+  readonly maybeDelivered: number
+  /** Undelivered records by their last error code. */
+  readonly errorCodes: Readonly<Record<string, number>>
+  readonly firstUndelivered: ReadonlyArray<{
+    readonly index: number
+    readonly recordId: string
+    readonly filePath: string
+    readonly errorCode: string
+    readonly maybeDelivered: boolean
+  }>
+  readonly attempts: number
+  readonly interrupted: boolean
+  readonly cause?: { readonly _tag: string; readonly message: string }
+}
+
+/** How many undelivered records a printed `WriteBatchError` names. */
+const SHOWN_RECORDS = 3
+
+const countByCode = (records: ReadonlyArray<UndeliveredRecord>): Map<string, number> => {
+  const codes = new Map<string, number>()
+  for (const r of records) codes.set(r.errorCode, (codes.get(r.errorCode) ?? 0) + 1)
+  return codes
+}
+
+/**
+ * The metrics endpoint could not be served: the server could not listen on its address (the
+ * port is in use, the address is not available) or failed while serving. `code` is the
+ * system error code when there is one (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`, …); the
+ * platform's error is kept as `cause`.
+ *
+ * @since 0.1.0
+ */
+export class MetricsServerError extends Data.TaggedError("MetricsServerError")<{
+  readonly host: string
+  readonly port: number
+  /** The system error code, e.g. `EADDRINUSE`, when the underlying error has one. */
+  readonly code?: string | undefined
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    const said = `serving metrics on ${this.host}:${this.port} failed${this.code === undefined ? "" : `: ${this.code}`}`
+    return said + causeSuffix(this.cause, said)
+  }
+}
+
+/**
+ * `: <the cause's message>`, when the cause is an error (or has a cause that is) with a message
+ * that `said` does not already hold; one line, at most 300 characters. Platform errors (the
+ * HTTP server's `ServeError`) often have an empty message of their own and the system error
+ * as their cause: the first non-empty message down the chain is used.
+ */
+const causeSuffix = (cause: unknown, said: string): string => {
+  let current = cause
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    const message = "message" in current && typeof current.message === "string" ? current.message.trim() : ""
+    if (message !== "") {
+      const line = message.split("\n")[0]!
+      const short = line.length > 300 ? `${line.slice(0, 299)}…` : line
+      return said.includes(short) ? "" : `: ${short}`
+    }
+    current = "cause" in current ? current.cause : undefined
+  }
+  return ""
 }
 
 const describeRecord = (index: number | undefined, filePath: string | undefined): string => {

@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { KinesisTest } from "cygnus-kinesis-writer"
+ * import { KinesisTest } from "cygnus-kinesis-writer/testing"
  *
  * // Refuse every record of the first call with throttling, accept the rest.
  * const layer = KinesisTest.layer((call) =>

@@ -9,11 +9,11 @@
  * @since 0.1.0
  */
 import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import type { ServeError } from "@effect/platform/HttpServerError"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Context, Data, Effect, Layer } from "effect"
 import * as Http from "node:http"
 import type { Registry } from "prom-client"
+import { MetricsServerError } from "./Errors.js"
 
 /**
  * Options of {@link MetricsServer.layer}.
@@ -48,7 +48,7 @@ export const MetricsServerDefaults = {
  * @example
  * ```ts
  * import { Effect } from "effect"
- * import { MetricsServer } from "cygnus-kinesis-writer"
+ * import { MetricsServer } from "cygnus-kinesis-writer/prometheus"
  *
  * const logUrl = Effect.flatMap(MetricsServer, ({ url }) => Effect.log(`scrape ${url}`))
  * ```
@@ -67,15 +67,17 @@ export class MetricsServer extends Context.Tag("cygnus-kinesis-writer/MetricsSer
    * a 500 with a short text body and a warning in the log; the server keeps running. The
    * server is closed when the layer's scope closes.
    *
-   * Fails with the platform's `ServeError` when the server cannot listen (port in use,
-   * address not available).
+   * Fails with a `MetricsServerError` when the server cannot listen: its message names the
+   * address and the system error (`serving metrics on 127.0.0.1:9464 failed: EADDRINUSE: …`),
+   * `code` holds the code, and the platform's `ServeError` is its `cause`.
    *
    * @example
    * ```ts
    * import { Layer } from "effect"
    * import { NodeRuntime } from "@effect/platform-node"
    * import { Registry } from "prom-client"
-   * import { KinesisMetrics, MetricsServer } from "cygnus-kinesis-writer"
+   * import { KinesisMetrics } from "cygnus-kinesis-writer"
+   * import { MetricsServer } from "cygnus-kinesis-writer/prometheus"
    *
    * const registry = new Registry()
    * // The writer records into `registry` (provide `KinesisMetrics.layerPrometheus(registry)`
@@ -92,7 +94,7 @@ export class MetricsServer extends Context.Tag("cygnus-kinesis-writer/MetricsSer
    *
    * @since 0.1.0
    */
-  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, ServeError> => {
+  static readonly layer = (options: MetricsServerOptions): Layer.Layer<MetricsServer, MetricsServerError> => {
     const port = options.port ?? MetricsServerDefaults.port
     const host = options.host ?? MetricsServerDefaults.host
     const path = normalizePath(options.path ?? MetricsServerDefaults.path)
@@ -113,7 +115,11 @@ export class MetricsServer extends Context.Tag("cygnus-kinesis-writer/MetricsSer
         )
         return MetricsServer.of({ url: `http://${hostname}:${address.port}${path}`, port: address.port })
       })
-    ).pipe(Layer.provide(NodeHttpServer.layer(() => Http.createServer(), { port, host })))
+    ).pipe(
+      Layer.provide(NodeHttpServer.layer(() => Http.createServer(), { port, host })),
+      // The platform's ServeError has an empty message; its cause is the listen error.
+      Layer.mapError((cause) => new MetricsServerError({ host, port, code: systemCode(cause), cause }))
+    )
   }
 }
 
@@ -122,6 +128,16 @@ class MetricsCollectError extends Data.TaggedError("MetricsCollectError")<{ read
   override get message(): string {
     return `could not collect metrics: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
   }
+}
+
+/** The `code` of the first error down the cause chain that has one (`EADDRINUSE`, …). */
+const systemCode = (error: unknown): string | undefined => {
+  let current = error
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    if ("code" in current && typeof current.code === "string") return current.code
+    current = "cause" in current ? current.cause : undefined
+  }
+  return undefined
 }
 
 const normalizePath = (path: string): `/${string}` => path.startsWith("/") ? path as `/${string}` : `/${path}`

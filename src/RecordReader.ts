@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Cause, Effect, Option } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { DecodeError } from "./Errors.js"
 import type { LargePayloadStoreError } from "./Errors.js"
@@ -76,24 +76,221 @@ export const decodeRecords = (
   Effect.forEach(records, (r) => decodeRecord(r.Data ?? new Uint8Array(0)), { concurrency: options.concurrency ?? 8 })
 
 /**
- * The Kinesis part of a Lambda event record: `data` is base64.
+ * A record of a Lambda Kinesis event (`event.Records[i]`), as far as the reader reads it:
+ * `kinesis.data` is the record's Data in base64, `kinesis.sequenceNumber` identifies it in
+ * a partial batch response. The `KinesisStreamRecord` of `@types/aws-lambda` fits.
  *
  * @since 0.1.0
  */
 export interface LambdaKinesisEventRecord {
-  readonly kinesis: { readonly data: string }
+  readonly kinesis: {
+    /** The record's Data, base64. Absent only in a malformed event: that record is a `DecodeError`. */
+    readonly data?: string | undefined
+    readonly sequenceNumber?: string | undefined
+    readonly partitionKey?: string | undefined
+  }
 }
 
 /**
- * Decodes the records of a Lambda Kinesis event (`event.Records`), in order.
+ * A Lambda Kinesis event (`KinesisStreamEvent` of `@types/aws-lambda` fits).
+ *
+ * @since 0.1.0
+ */
+export interface LambdaKinesisEvent {
+  readonly Records: ReadonlyArray<LambdaKinesisEventRecord>
+}
+
+/**
+ * The partial batch response of a Lambda function on a Kinesis event source mapping with
+ * `FunctionResponseTypes: ["ReportBatchItemFailures"]` (`KinesisStreamBatchResponse` of
+ * `@types/aws-lambda`): the sequence numbers of the records that failed.
+ *
+ * @since 0.1.0
+ */
+export interface KinesisStreamBatchResponse {
+  readonly batchItemFailures: Array<{ readonly itemIdentifier: string }>
+}
+
+/**
+ * What {@link decodeLambdaRecords} gives for one record of the event: where it is (its
+ * index in `event.Records` and its sequence number) and either the decoded record or why it
+ * could not be read.
+ *
+ * @since 0.1.0
+ */
+export type LambdaRecordResult =
+  | {
+    readonly _tag: "Decoded"
+    readonly index: number
+    readonly sequenceNumber: string | undefined
+    readonly record: DecodedRecord
+  }
+  | {
+    readonly _tag: "Failed"
+    readonly index: number
+    readonly sequenceNumber: string | undefined
+    readonly error: ReadError
+  }
+
+/**
+ * Where a record is in its Lambda event, given to the handler of {@link processLambdaEvent}.
+ *
+ * @since 0.1.0
+ */
+export interface LambdaRecordPosition {
+  readonly index: number
+  readonly sequenceNumber: string | undefined
+}
+
+/** One Lambda event record's Data; a record without any is a DecodeError that names it. */
+const decodeLambdaRecord = (
+  record: LambdaKinesisEventRecord,
+  index: number
+): Effect.Effect<DecodedRecord, ReadError, LargePayloadStore> => {
+  const sequenceNumber = record.kinesis?.sequenceNumber
+  const data = record.kinesis?.data
+  if (typeof data !== "string") {
+    return Effect.fail(
+      new DecodeError({
+        reason: "MissingField",
+        detail: "the Lambda event record has no kinesis.data",
+        recordIndex: index,
+        sequenceNumber
+      })
+    )
+  }
+  return decodeRecord(Buffer.from(data, "base64")).pipe(
+    Effect.mapError((error) =>
+      error._tag === "DecodeError"
+        ? new DecodeError({
+          reason: error.reason,
+          detail: error.detail,
+          recordIndex: index,
+          sequenceNumber,
+          cause: error.cause
+        })
+        : error
+    )
+  )
+}
+
+/**
+ * Decodes the records of a Lambda Kinesis event (`event.Records`), in order, all or
+ * nothing: the first record that cannot be read fails the whole call, and a `DecodeError`
+ * names its index and sequence number. To handle each record on its own, and have Lambda
+ * retry only from the first that failed, use {@link processLambdaEvent} or
+ * {@link decodeLambdaRecords}.
  *
  * @since 0.1.0
  */
 export const decodeLambdaEvent = (
-  event: { readonly Records: ReadonlyArray<LambdaKinesisEventRecord> },
+  event: LambdaKinesisEvent,
   options: { readonly concurrency?: number | undefined } = {}
 ): Effect.Effect<Array<DecodedRecord>, ReadError, LargePayloadStore> =>
-  decodeRecords(event.Records.map((r) => ({ Data: Buffer.from(r.kinesis.data, "base64") })), options)
+  Effect.forEach(event.Records, decodeLambdaRecord, { concurrency: options.concurrency ?? 8 })
+
+/**
+ * Decodes every record of a Lambda Kinesis event on its own: one result per record, in
+ * order, each the decoded record or its `DecodeError` / `LargePayloadStoreError`, with its
+ * index and sequence number. Never fails; large payloads are fetched a few at a time.
+ *
+ * @example
+ * ```ts
+ * const results = yield* RecordReader.decodeLambdaRecords(event)
+ * const failed = results.filter((r) => r._tag === "Failed")
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const decodeLambdaRecords = (
+  event: LambdaKinesisEvent,
+  options: { readonly concurrency?: number | undefined } = {}
+): Effect.Effect<Array<LambdaRecordResult>, never, LargePayloadStore> =>
+  Effect.forEach(event.Records, (record, index) => {
+    const sequenceNumber = record.kinesis?.sequenceNumber
+    return Effect.match(decodeLambdaRecord(record, index), {
+      onSuccess: (decoded): LambdaRecordResult => ({ _tag: "Decoded", index, sequenceNumber, record: decoded }),
+      onFailure: (error): LambdaRecordResult => ({ _tag: "Failed", index, sequenceNumber, error })
+    })
+  }, { concurrency: options.concurrency ?? 8 })
+
+/**
+ * Runs `handler` on each record of a Lambda Kinesis event and returns the partial batch
+ * response Lambda expects: the sequence number of every record that could not be decoded
+ * or whose handler failed (or died) in `batchItemFailures`. The function's event source
+ * mapping must have `FunctionResponseTypes: ["ReportBatchItemFailures"]`; otherwise Lambda
+ * ignores the response and a handler that returns counts the whole batch as processed.
+ *
+ * Lambda takes the lowest sequence number in `batchItemFailures` as its checkpoint: the
+ * records before it are done, and that record and every record after it in the shard are
+ * delivered again, the ones that succeeded included. Handlers must therefore be idempotent
+ * (de-duplicate on `info.recordId`). A record that fails every time is retried until the
+ * mapping's `MaximumRetryAttempts` / `MaximumRecordAgeInSeconds` run out, then goes to its
+ * on-failure destination; `BisectBatchOnFunctionError` narrows the retried batch down to it.
+ * A failed record without a sequence number is reported with an empty `itemIdentifier`,
+ * which Lambda treats as the failure of the whole batch.
+ *
+ * Records are handled in order, one at a time (`concurrency` raises that, at the cost of
+ * order). One warning is logged per event that has failed records, naming the first few.
+ * Interruption (the function's timeout) is not caught.
+ *
+ * @example
+ * ```ts
+ * import { S3Client } from "@aws-sdk/client-s3"
+ * import { Cause, Effect, Option } from "effect"
+ * import { LargePayloadStore, RecordReader } from "cygnus-kinesis-writer/reader"
+ *
+ * const StoreLive = LargePayloadStore.layerS3({ client: new S3Client({}), bucket: "my-large-payload-bucket" })
+ *
+ * export const handler = (event: RecordReader.LambdaKinesisEvent) =>
+ *   RecordReader.processLambdaEvent(event, ({ dataFile, info }) =>
+ *     Effect.log(`${info.recordId} ${dataFile.filePath}`)
+ *   ).pipe(Effect.provide(StoreLive), Effect.runPromise)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const processLambdaEvent = <E, R>(
+  event: LambdaKinesisEvent,
+  handler: (record: DecodedRecord, position: LambdaRecordPosition) => Effect.Effect<unknown, E, R>,
+  options: { readonly concurrency?: number | undefined } = {}
+): Effect.Effect<KinesisStreamBatchResponse, never, R | LargePayloadStore> =>
+  Effect.gen(function*() {
+    const outcomes = yield* Effect.forEach(event.Records, (record, index) => {
+      const position: LambdaRecordPosition = { index, sequenceNumber: record.kinesis?.sequenceNumber }
+      return decodeLambdaRecord(record, index).pipe(
+        Effect.flatMap((decoded) => handler(decoded, position)),
+        Effect.matchCauseEffect({
+          onSuccess: () => Effect.succeed(undefined),
+          // A failure or a defect fails this record; interruption stops the event.
+          onFailure: (cause) =>
+            Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.succeed({ ...position, cause })
+        })
+      )
+    }, { concurrency: options.concurrency ?? 1 })
+    const failures = outcomes.filter((o) => o !== undefined)
+    if (failures.length > 0) {
+      yield* Effect.logWarning("Kinesis records failed; reported in batchItemFailures").pipe(
+        Effect.annotateLogs({
+          failed: failures.length,
+          records: event.Records.length,
+          first: failures.slice(0, 3).map((f) =>
+            `#${f.index} ${f.sequenceNumber ?? "(no sequence number)"}: ${causeText(f.cause)}`
+          ).join("; ")
+        })
+      )
+    }
+    return { batchItemFailures: failures.map((f) => ({ itemIdentifier: f.sequenceNumber ?? "" })) }
+  })
+
+/** The first failure or defect of a cause, in one line. */
+const causeText = (cause: Cause.Cause<unknown>): string => {
+  const error = Option.getOrElse(
+    Cause.failureOption(cause),
+    () => Option.getOrElse(Cause.dieOption(cause), () => "interrupted")
+  )
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+}
 
 const verify = (pointer: LargeDataFileEntry, body: Uint8Array): Effect.Effect<void, DecodeError> => {
   const where = `s3://${pointer.bucket}/${pointer.key}`

@@ -32,7 +32,8 @@
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { KinesisMetrics, KinesisWriter, LargePayloadStore, ShardSimulator } from "cygnus-kinesis-writer"
+ * import { KinesisMetrics, KinesisWriter, LargePayloadStore } from "cygnus-kinesis-writer"
+ * import { ShardSimulator } from "cygnus-kinesis-writer/testing"
  *
  * const layer = KinesisWriter.layer({ streamName: "s", logGroupId: "lg", schemaName: "orders", accountId: "123456789012" }).pipe(
  *   Layer.provideMerge(ShardSimulator.layer({ shards: 4, seed: 7, recordFailureRate: 0.02, callFaults: { timeout: 0.05, ambiguousWriteRate: 0.5 } })),

@@ -16,3 +16,6 @@ export * as PrometheusMetrics from "./PrometheusMetrics.js"
 
 /** The `/metrics` endpoint. @since 0.1.0 */
 export * from "./MetricsServer.js"
+
+/** What `MetricsServer.layer` fails with (also exported by the main entry). @since 0.1.0 */
+export { MetricsServerError } from "./Errors.js"

@@ -79,7 +79,7 @@ console.log(JSON.stringify({
       assert.include(keys["reader"]!, name)
     }
     assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
-    assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "PrometheusMetrics"])
+    assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "MetricsServerError", "PrometheusMetrics"])
     // The index carries no generated file descriptor and no internal helper.
     for (
       const name of [

@@ -107,6 +107,25 @@ describe("MetricsServer", () => {
       assert.strictEqual(errorCode(error), "ECONNREFUSED")
     }))
 
+  it.scoped("a port in use fails the layer with a MetricsServerError that names the address and EADDRINUSE", () =>
+    Effect.gen(function*() {
+      const taken = Context.get(
+        yield* Layer.build(MetricsServer.layer({ registry: new Registry(), port: 0 })),
+        MetricsServer
+      )
+      const error = yield* Effect.flip(
+        Effect.scoped(Layer.build(MetricsServer.layer({ registry: new Registry(), port: taken.port })))
+      )
+      assert.strictEqual(error._tag, "MetricsServerError")
+      assert.strictEqual(error.code, "EADDRINUSE")
+      assert.strictEqual(error.port, taken.port)
+      assert.match(
+        error.message,
+        new RegExp(`^serving metrics on 127\\.0\\.0\\.1:${taken.port} failed: EADDRINUSE: \\S`)
+      )
+      assert.notInclude(error.message, "\n")
+    }))
+
   it.scoped("scrapes during a write and the counters moved", () => {
     const registry = new Registry()
     // The second PutRecords call scrapes the endpoint while the batch is in flight.

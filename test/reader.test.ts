@@ -1,6 +1,6 @@
 import { create, equals, toBinary } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Logger, LogLevel } from "effect"
 import * as Zlib from "node:zlib"
 import {
   DataFileEntryRecordSchema,
@@ -118,5 +118,110 @@ describe("RecordReader", () => {
       )
       const missing = yield* Effect.flip(RecordReader.decodeRecord(noEntry)).pipe(Effect.provide(store))
       assert.isTrue(missing._tag === "DecodeError" && missing.reason === "MissingField")
+    }))
+})
+
+describe("RecordReader: Lambda events, record by record", () => {
+  /** An event of 3 good records, one corrupted, one without data, one whose S3 object is missing, one more good. */
+  const mixedEvent = Effect.gen(function*() {
+    const { data, store } = yield* writeAndCollect(RecordGenerator.makeDataFiles(4), 921_600)
+    const large = yield* writeAndCollect([RecordGenerator.makeDataFile({ seed: 9, serializedBytes: 6_000 })], 5_000)
+    const base64 = (d: Uint8Array) => Buffer.from(d).toString("base64")
+    const records = [
+      { kinesis: { data: base64(data[0]!), sequenceNumber: "100" } },
+      { kinesis: { data: base64(data[1]!), sequenceNumber: "101" } },
+      { kinesis: { data: base64(data[2]!), sequenceNumber: "102" } },
+      { kinesis: { data: base64(data[3]!.subarray(0, 10)), sequenceNumber: "103" } },
+      { kinesis: { sequenceNumber: "104" } },
+      // Its object is in another store: NoSuchKey here.
+      { kinesis: { data: base64(large.data[0]!), sequenceNumber: "105" } },
+      { kinesis: { data: base64(data[0]!), sequenceNumber: "106" } }
+    ]
+    return { event: { Records: records }, store }
+  })
+
+  it.effect("decodeLambdaRecords: one result per record, in order, with its index, sequence number and error", () =>
+    Effect.gen(function*() {
+      const { event, store } = yield* mixedEvent
+      const results = yield* RecordReader.decodeLambdaRecords(event).pipe(Effect.provide(store))
+      assert.deepStrictEqual(
+        results.map((r) => [r._tag, r.index, r.sequenceNumber]),
+        [
+          ["Decoded", 0, "100"],
+          ["Decoded", 1, "101"],
+          ["Decoded", 2, "102"],
+          ["Failed", 3, "103"],
+          ["Failed", 4, "104"],
+          ["Failed", 5, "105"],
+          ["Decoded", 6, "106"]
+        ]
+      )
+      const errors = results.flatMap((r) => r._tag === "Failed" ? [r.error] : [])
+      assert.isTrue(errors[0]!._tag === "DecodeError" && errors[0]!.reason === "Gunzip")
+      assert.isTrue(errors[1]!._tag === "DecodeError" && errors[1]!.reason === "MissingField")
+      assert.include(errors[1]!.message, "#4, sequence number 104")
+      assert.include(errors[1]!.message, "kinesis.data")
+      assert.isTrue(errors[2]!._tag === "LargePayloadStoreError" && errors[2]!.errorName === "NoSuchKey")
+    }))
+
+  it.effect("decodeLambdaEvent stays all or nothing, and a record without data fails inside the Effect, named", () =>
+    Effect.gen(function*() {
+      const { event, store } = yield* mixedEvent
+      const noData = { Records: [event.Records[0]!, event.Records[4]!] }
+      const error = yield* Effect.flip(RecordReader.decodeLambdaEvent(noData)).pipe(Effect.provide(store))
+      assert.strictEqual(error._tag, "DecodeError")
+      if (error._tag !== "DecodeError") return
+      assert.strictEqual(error.recordIndex, 1)
+      assert.strictEqual(error.sequenceNumber, "104")
+      assert.strictEqual(
+        error.message,
+        "cannot decode record #1, sequence number 104 (MissingField): the Lambda event record has no kinesis.data"
+      )
+      const corrupt = yield* Effect.flip(RecordReader.decodeLambdaEvent({ Records: [event.Records[3]!] })).pipe(
+        Effect.provide(store)
+      )
+      assert.include(corrupt.message, "#0, sequence number 103 (Gunzip)")
+    }))
+
+  it.effect("processLambdaEvent: batchItemFailures holds the sequence number of each record that failed to decode or to be handled", () =>
+    Effect.gen(function*() {
+      const { event, store } = yield* mixedEvent
+      const handled: Array<string | undefined> = []
+      const warnings: Array<string> = []
+      const response = yield* RecordReader.processLambdaEvent(
+        event,
+        (record, { sequenceNumber }) =>
+          Effect.suspend(() => {
+            handled.push(sequenceNumber)
+            if (sequenceNumber === "101") return Effect.fail(new Error("downstream refused"))
+            if (sequenceNumber === "102") return Effect.die("handler bug")
+            assert.isTrue(record.dataFile.filePath.startsWith("s3://"))
+            return Effect.void
+          })
+      ).pipe(
+        Effect.provide(store),
+        Effect.provide(Logger.replace(
+          Logger.defaultLogger,
+          Logger.make(({ logLevel, message }) => {
+            if (LogLevel.greaterThanEqual(logLevel, LogLevel.Warning)) warnings.push(String(message))
+          })
+        ))
+      )
+      assert.deepStrictEqual(response, {
+        batchItemFailures: ["101", "102", "103", "104", "105"].map((itemIdentifier) => ({ itemIdentifier }))
+      })
+      // In order, each decodable record once.
+      assert.deepStrictEqual(handled, ["100", "101", "102", "106"])
+      assert.deepStrictEqual(warnings, ["Kinesis records failed; reported in batchItemFailures"])
+    }))
+
+  it.effect("processLambdaEvent: an event whose records all succeed reports no failure", () =>
+    Effect.gen(function*() {
+      const { event, store } = yield* mixedEvent
+      const response = yield* RecordReader.processLambdaEvent(
+        { Records: event.Records.slice(0, 3) },
+        () => Effect.void
+      ).pipe(Effect.provide(store))
+      assert.deepStrictEqual(response, { batchItemFailures: [] })
     }))
 })

@@ -204,7 +204,7 @@ export const makeSender = (
           }
         })
         yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: call.length, callFailed: true })
-        yield* Effect.logWarning("PutRecords call failed").pipe(
+        yield* Effect.logDebug("PutRecords call failed").pipe(
           Effect.annotateLogs({
             stream,
             records: call.length,

@@ -39,7 +39,7 @@ export const deleteBestEffort = (
           onFailure: (error) =>
             Effect.zipRight(
               Effect.sync(() => failed.push(error)),
-              Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
+              Effect.logDebug("could not delete the large payload of an undelivered record").pipe(
                 Effect.annotateLogs({ stream: config.streamName, key: location.key, error: error.message })
               )
             )

@@ -119,8 +119,10 @@ export const make = (
       yield* metrics.largePayloads(stream, batch.largePayloads)
       const delivery = new BatchDelivery(batch.entries)
       const bytes: ByteCounts = { uncompressed: 0, compressed: 0 }
+      // Retries are the writer doing its job: debug, not warning. A batch that ends with
+      // records undelivered warns once (in `finish`).
       const onRetry = Effect.suspend(() =>
-        Effect.logWarning("retrying records that failed").pipe(
+        Effect.logDebug("retrying records that failed").pipe(
           Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
         )
       )
@@ -176,7 +178,18 @@ export const make = (
         const deleted = new Set(
           orphans.filter((e) => deletedKeys.has(`${e.largePayload!.bucket}/${e.largePayload!.key}`)).map((e) => e.index)
         )
-        return yield* delivery.toError(stream, false, deleted)
+        const error = delivery.toError(stream, false, deleted)
+        yield* Effect.logWarning("batch ended with records not delivered").pipe(
+          Effect.annotateLogs({
+            stream,
+            undelivered: error.undelivered.length,
+            delivered: error.delivered,
+            attempts: error.attempts,
+            largePayloadsNotDeleted: report.failed.length,
+            error: error.message
+          })
+        )
+        return yield* error
       })
 
     const services = Context.make(Kinesis, kinesis).pipe(
