@@ -10,48 +10,38 @@ import { KinesisMetrics } from "../KinesisMetrics.js"
 import type { CounterName } from "./metricNames.js"
 import { DELIVERY_BUCKETS, LATENCY_BUCKETS, MetricHelp, MetricNames } from "./metricNames.js"
 
+interface MetricConfig {
+  readonly name: string
+  readonly help: string
+  readonly labelNames: Array<"stream_name">
+  readonly registers: Array<Registry>
+}
+
 /** The metrics service over `registry`, creating each metric once per registry. */
 export const make = (registry: Registry): KinesisMetrics.Service => {
-  const counter = (metric: CounterName): Counter<"stream_name"> =>
-    (registry.getSingleMetric(MetricNames[metric]) as Counter<"stream_name"> | undefined) ??
-      new Counter({
+  /** The registry's metric of that name, or a new one made by `create` and registered. */
+  const existing = <M>(metric: keyof typeof MetricNames, create: (config: MetricConfig) => M): M =>
+    (registry.getSingleMetric(MetricNames[metric]) as M | undefined) ??
+      create({
         name: MetricNames[metric],
         help: MetricHelp[metric],
         labelNames: ["stream_name"],
         registers: [registry]
       })
+  const counter = (metric: CounterName) => existing(metric, (c) => new Counter(c))
+  const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes") => existing(metric, (c) => new Gauge(c))
+  const histogram = (metric: "writeLatency" | "recordDelivery", buckets: ReadonlyArray<number>) =>
+    existing(metric, (c) => new Histogram({ ...c, buckets: [...buckets] }))
   const attempts = counter("writeAttempts")
   const success = counter("writeSuccess")
   const failed = counter("failedRecords")
   const large = counter("largePayloads")
   const batchFailures = counter("batchWriteFailures")
-  const latency = (registry.getSingleMetric(MetricNames.writeLatency) as Histogram<"stream_name"> | undefined) ??
-    new Histogram({
-      name: MetricNames.writeLatency,
-      help: MetricHelp.writeLatency,
-      labelNames: ["stream_name"],
-      buckets: [...LATENCY_BUCKETS],
-      registers: [registry]
-    })
-  const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes"): Gauge<"stream_name"> =>
-    (registry.getSingleMetric(MetricNames[metric]) as Gauge<"stream_name"> | undefined) ??
-      new Gauge({
-        name: MetricNames[metric],
-        help: MetricHelp[metric],
-        labelNames: ["stream_name"],
-        registers: [registry]
-      })
+  const latency = histogram("writeLatency", LATENCY_BUCKETS)
   const bufferedRecords = gauge("producerBufferedRecords")
   const bufferedBytes = gauge("producerBufferedBytes")
   const expired = counter("recordsExpired")
-  const delivery = (registry.getSingleMetric(MetricNames.recordDelivery) as Histogram<"stream_name"> | undefined) ??
-    new Histogram({
-      name: MetricNames.recordDelivery,
-      help: MetricHelp.recordDelivery,
-      labelNames: ["stream_name"],
-      buckets: [...DELIVERY_BUCKETS],
-      registers: [registry]
-    })
+  const delivery = histogram("recordDelivery", DELIVERY_BUCKETS)
   return KinesisMetrics.of({
     putRecords: (o) =>
       Effect.sync(() => {
