@@ -11,7 +11,7 @@ import * as Transferable from "@effect/platform/Transferable"
 import * as Worker from "@effect/platform/Worker"
 import { NodeWorker } from "@effect/platform-node"
 import type { Duration } from "effect"
-import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import type { PackedPayloads } from "../codec/EnvelopePacker.js"
 import { unpack } from "../codec/EnvelopePacker.js"
@@ -75,7 +75,11 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
         Effect.timeoutFail({
           duration: options.startTimeout ?? "15 seconds",
           onTimeout: () => new CompressionError({ reason: "the compression workers did not start in time" })
-        })
+        }),
+        // Threads start in real time: the bound (and the platform's respawns) run on the live
+        // clock, not on the caller's Clock, which under a TestClock nobody may advance (the
+        // bound would never fire) or a driver may advance at once (a "timeout" after 0 ms).
+        Effect.withClock(Clock.make())
       )
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
