@@ -5,8 +5,17 @@
  * fiber calls `writeBatch` with batches of 1,000 records as fast as the writer lets it, and
  * the driver advances the clock to the next sleep (the writer's backoff) whenever the
  * producer is waiting on it, so encoding and compression take no simulated time.
+ *
+ * The driver counts only the producer's sleeps still pending (see {@link producerClock}), not
+ * `TestClock.sleeps()`: that list keeps a sleep after it is interrupted, and every PutRecords
+ * call races a `requestTimeout` (30 s) sleep that the answer interrupts at once; the driver
+ * jumped to those stale instants while the producer was encoding (0.8% goodput after
+ * e26fadd). It moves the clock with `TestClock.setTime(instant)`, exactly: a relative
+ * `TestClock.adjust(next - now)` goes through `Duration`, which rounds a fractional
+ * millisecond to whole nanoseconds, so it could land 1 ulp short of a jittered backoff's
+ * instant and then adjust by 0 for ever (the hang after 20f2d97).
  */
-import { Chunk, Clock, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordGenerator, ShardSimulator, WriterDefaults } from "../src/index.js"
 import { fixed, int, pct, quietLogs, section, table, WRITER_BASE } from "./common.js"
 
@@ -28,19 +37,32 @@ export interface P3Result {
 }
 
 /**
- * The test clock as the live clock shows time: whole milliseconds. The TestClock wakes a
- * sleep at its exact instant, fractional after a jittered backoff, and the writer turns
- * `Clock.currentTimeMillis` into a BigInt creation time (`BigInt(now)` in KinesisWriter.ts),
- * which dies with a RangeError on a fractional value. `Date.now()` never is fractional.
+ * The producer's clock: the test clock as the live clock shows time, whole milliseconds (the
+ * TestClock wakes a sleep at its exact instant, fractional after a jittered backoff, and the
+ * writer turns `Clock.currentTimeMillis` into a BigInt creation time (`BigInt(now)` in
+ * KinesisWriter.ts), which dies with a RangeError on a fractional value; `Date.now()` never
+ * is fractional), and `pending`: the instants of the sleeps not yet over, neither woken nor
+ * interrupted.
  */
-const wholeMillis = (inner: Clock.Clock): Clock.Clock => ({
-  [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => Math.floor(inner.unsafeCurrentTimeMillis()),
-  currentTimeMillis: Effect.map(inner.currentTimeMillis, Math.floor),
-  unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
-  currentTimeNanos: inner.currentTimeNanos,
-  sleep: (duration) => inner.sleep(duration)
-})
+const producerClock = (inner: Clock.Clock): { readonly clock: Clock.Clock; readonly pending: ReadonlyMap<number, number> } => {
+  const pending = new Map<number, number>()
+  let ids = 0
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => Math.floor(inner.unsafeCurrentTimeMillis()),
+    currentTimeMillis: Effect.map(inner.currentTimeMillis, Math.floor),
+    unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
+    currentTimeNanos: inner.currentTimeNanos,
+    sleep: (duration) =>
+      Effect.suspend(() => {
+        const id = ids++
+        // The instant the TestClock computes for it, the same sum.
+        pending.set(id, inner.unsafeCurrentTimeMillis() + Duration.toMillis(duration))
+        return Effect.ensuring(inner.sleep(duration), Effect.sync(() => pending.delete(id)))
+      })
+  }
+  return { clock, pending }
+}
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
 
@@ -88,29 +110,33 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
         }
       }
     })
-    const fiber = yield* Effect.fork(Effect.withClock(producer, wholeMillis(yield* Effect.clock)))
+    const { clock, pending } = producerClock(yield* Effect.clock)
+    const fiber = yield* Effect.fork(Effect.withClock(producer, clock))
     let snapshot: { totals: ShardSimulator.SimulatorTotals; shards: ReadonlyArray<ShardSimulator.ShardStats>; at: number } | undefined
     for (;;) {
+      // Moves no time: lets every fiber run until it waits (on a sleep, the compression
+      // worker, ...), so that a call's timeout sleep, over once the simulator answers, is gone.
+      yield* TestClock.adjust(0)
       const exit = yield* Fiber.poll(fiber)
       if (Option.isSome(exit)) {
         if (exit.value._tag === "Failure") return yield* Effect.failCause(exit.value.cause)
         break
       }
-      const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
-      if (sleeps.length === 0) {
+      if (pending.size === 0) {
         // The producer is encoding or waiting for the compression worker (real time): let it run.
         yield* realPause
         continue
       }
       const now = yield* Clock.currentTimeMillis
-      let next = sleeps[0]!
-      for (const s of sleeps) next = Math.min(next, s)
+      let next = Number.POSITIVE_INFINITY
+      for (const instant of pending.values()) next = Math.min(next, instant)
       if (snapshot === undefined && next >= P3_SECONDS * 1000) {
         // Nothing can happen before `next`: the stream as it is at the end of the window.
         snapshot = { totals: yield* sim.totals, shards: yield* sim.shards, at: now }
         stop = true
       }
-      yield* TestClock.adjust(Math.max(0, next - now))
+      // Exactly to the sleep's instant (see the top of this file).
+      yield* TestClock.setTime(next)
     }
     const end = yield* Clock.currentTimeMillis
     return { snapshot: snapshot!, final: yield* sim.totals, end }
