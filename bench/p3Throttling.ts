@@ -17,7 +17,7 @@
  */
 import { Clock, Duration, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordGenerator, ShardSimulator, WriterDefaults } from "../src/index.js"
-import { fixed, int, pct, quietLogs, section, table, WRITER_BASE } from "./common.js"
+import { fixed, int, pct, quietLogs, section, signalOption, table, WRITER_BASE } from "./common.js"
 
 export const P3_SECONDS = 60
 export const P3_SHARDS = 4
@@ -25,6 +25,8 @@ export const P3_BATCH = 1_000
 
 export interface P3Result {
   readonly distributionFactor: number
+  /** Simulated seconds of the window. */
+  readonly seconds: number
   readonly writtenInWindow: number
   readonly capacity: number
   readonly capacityBy: "records" | "bytes"
@@ -66,17 +68,30 @@ const producerClock = (inner: Clock.Clock): { readonly clock: Clock.Clock; reado
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
 
-export const runP3 = async (options: { readonly distributionFactor?: number; readonly header?: boolean } = {}): Promise<P3Result> => {
+export interface P3Options {
+  readonly distributionFactor?: number
+  readonly header?: boolean
+  /** Simulated seconds of the window. Default {@link P3_SECONDS}. */
+  readonly seconds?: number
+  /** Records per batch. Default {@link P3_BATCH}. */
+  readonly batch?: number
+  /** Stops the run (the producer is interrupted, the writer's scope closed) and rejects. */
+  readonly signal?: AbortSignal | undefined
+}
+
+export const runP3 = async (options: P3Options = {}): Promise<P3Result> => {
   const distributionFactor = options.distributionFactor ?? WriterDefaults.distributionFactor
+  const windowSeconds = options.seconds ?? P3_SECONDS
+  const batchSize = options.batch ?? P3_BATCH
   if (options.header ?? true) {
-    section(`P3 under throttling: shard simulator, ${P3_SHARDS} shards, ${P3_SECONDS} s of simulated time (TestClock)`)
+    section(`P3 under throttling: shard simulator, ${P3_SHARDS} shards, ${windowSeconds} s of simulated time (TestClock)`)
     console.log("Limits per shard: 1,000 records/s and 1,048,576 bytes/s (data + partition key), per whole second of the clock.")
-    console.log(`Producer: one fiber calling writeBatch with batches of ${int(P3_BATCH)} records of 50 columns, one after another, as fast as`)
+    console.log(`Producer: one fiber calling writeBatch with batches of ${int(batchSize)} records of 50 columns, one after another, as fast as`)
     console.log("the writer returns (default options: maxRetries 3, backoff 100 ms jittered ×0.8-1.2, cap 10 s). The driver advances")
     console.log("the TestClock to the next pending sleep whenever the producer waits on one, so CPU work takes no simulated time.")
-    console.log(`After ${P3_SECONDS} s no new batch starts; the batch in progress finishes (its retries may run past ${P3_SECONDS} s).\n`)
+    console.log(`After ${windowSeconds} s no new batch starts; the batch in progress finishes (its retries may run past ${windowSeconds} s).\n`)
   }
-  const pool = RecordGenerator.makeDataFiles(2 * P3_BATCH, { columns: 50, seed: 333 })
+  const pool = RecordGenerator.makeDataFiles(2 * batchSize, { columns: 50, seed: 333 })
   const layer = KinesisWriter.layer({ ...WRITER_BASE, distributionFactor }).pipe(
     Layer.provideMerge(ShardSimulator.layer({ shards: P3_SHARDS, seed: 1 })),
     Layer.provide(LargePayloadStore.layerMemory()),
@@ -92,8 +107,8 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
     let offset = 0
     const producer = Effect.gen(function*() {
       while (!stop) {
-        const batch = Array.from({ length: P3_BATCH }, (_, i) => pool[(offset + i) % pool.length]!)
-        offset += P3_BATCH
+        const batch = Array.from({ length: batchSize }, (_, i) => pool[(offset + i) % pool.length]!)
+        offset += batchSize
         counts.batches++
         counts.produced += batch.length
         const result = yield* Effect.either(writer.writeBatch(batch))
@@ -130,7 +145,7 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
       const now = yield* Clock.currentTimeMillis
       let next = Number.POSITIVE_INFINITY
       for (const instant of pending.values()) next = Math.min(next, instant)
-      if (snapshot === undefined && next >= P3_SECONDS * 1000) {
+      if (snapshot === undefined && next >= windowSeconds * 1000) {
         // Nothing can happen before `next`: the stream as it is at the end of the window.
         snapshot = { totals: yield* sim.totals, shards: yield* sim.shards, at: now }
         stop = true
@@ -142,14 +157,14 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
     return { snapshot: snapshot!, final: yield* sim.totals, end }
   }).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(TestContext.TestContext))
 
-  const { end, final, snapshot } = await Effect.runPromise(program)
+  const { end, final, snapshot } = await Effect.runPromise(program, signalOption(options.signal))
   const wallSeconds = (performance.now() - wall) / 1000
 
   const inWindow = snapshot.totals.written
   const bytesInWindow = snapshot.shards.reduce((n, s) => n + s.bytes, 0)
   const bytesPerRecord = bytesInWindow / Math.max(1, inWindow)
-  const recordsCapacity = ShardSimulator.Defaults.recordsPerSecondPerShard * P3_SHARDS * P3_SECONDS
-  const bytesCapacity = (ShardSimulator.Defaults.bytesPerSecondPerShard * P3_SHARDS * P3_SECONDS) / bytesPerRecord
+  const recordsCapacity = ShardSimulator.Defaults.recordsPerSecondPerShard * P3_SHARDS * windowSeconds
+  const bytesCapacity = (ShardSimulator.Defaults.bytesPerSecondPerShard * P3_SHARDS * windowSeconds) / bytesPerRecord
   const capacityBy = bytesCapacity < recordsCapacity ? "bytes" : "records"
   const capacity = Math.min(recordsCapacity, bytesCapacity)
   const lost = counts.produced - counts.delivered - counts.named
@@ -167,10 +182,10 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
   console.log(`  simulated ${fixed(end / 1000, 1)} s in ${fixed(wallSeconds, 1)} s of wall time; ${int(counts.batches)} batches, ${int(counts.failedBatches)} ended in a WriteBatchError`)
   console.log("")
   console.log(table(
-    ["shard", `records in ${P3_SECONDS} s`, "records/s", "MiB/s", "share of its limit"],
+    ["shard", `records in ${windowSeconds} s`, "records/s", "MiB/s", "share of its limit"],
     snapshot.shards.map((s) => {
-      const rps = s.records / P3_SECONDS
-      const bps = s.bytes / P3_SECONDS
+      const rps = s.records / windowSeconds
+      const bps = s.bytes / windowSeconds
       return [
         s.shardId,
         int(s.records),
@@ -183,10 +198,10 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
   console.log("")
   console.log(`  shards reached by the partition keys of attempt 0, 1, 2, 3: ${keyShards.map((s) => `[${s.join(",")}]`).join(" ")}`)
   console.log(`  bytes per record on the stream (data + partition key): ${fixed(bytesPerRecord, 1)}`)
-  console.log(`  capacity over ${P3_SECONDS} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${P3_SECONDS} s = ${int(recordsCapacity)},`)
-  console.log(`                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${P3_SECONDS} s / ${fixed(bytesPerRecord, 1)} B per record = ${int(bytesCapacity)})`)
+  console.log(`  capacity over ${windowSeconds} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${windowSeconds} s = ${int(recordsCapacity)},`)
+  console.log(`                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${windowSeconds} s / ${fixed(bytesPerRecord, 1)} B per record = ${int(bytesCapacity)})`)
   console.log(`           = ${int(capacity)} records (the ${capacityBy} limit binds)`)
-  console.log(`  goodput: ${int(inWindow)} records written in the first ${P3_SECONDS} s = ${pct(inWindow, capacity)} of capacity (target ≥ 90%)`)
+  console.log(`  goodput: ${int(inWindow)} records written in the first ${windowSeconds} s = ${pct(inWindow, capacity)} of capacity (target ≥ 90%)`)
   console.log(
     `  records: produced ${int(counts.produced)}, delivered ${int(counts.delivered)}, named in a WriteBatchError ${int(counts.named)}, ` +
       `lost ${int(lost)} (target 0)${counts.otherErrors > 0 ? `, other errors: ${counts.otherErrors} batches` : ""}`
@@ -197,6 +212,7 @@ export const runP3 = async (options: { readonly distributionFactor?: number; rea
   )
   return {
     distributionFactor,
+    seconds: windowSeconds,
     writtenInWindow: inWindow,
     capacity,
     capacityBy,
