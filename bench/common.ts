@@ -81,19 +81,21 @@ export interface Candidate<I, R> {
   readonly name: string
   /** Builds a run's input of `n` records, outside the timed region. */
   readonly setup: (n: number) => I
-  readonly run: (input: I) => Promise<R> | R
+  /** `signal`: the group's, for a run that can stop midway (the writer's runtime). */
+  readonly run: (input: I, signal?: AbortSignal) => Promise<R> | R
   /** Records of each of the two warm-up runs (the second calibrates `n`). */
   readonly warmupN: number
   readonly minN?: number
   readonly maxN?: number
 }
 
-const timeOnce = async <I, R>(candidate: Candidate<I, R>, n: number) => {
+const timeOnce = async <I, R>(candidate: Candidate<I, R>, n: number, signal: AbortSignal | undefined) => {
+  signal?.throwIfAborted()
   const input = candidate.setup(n)
   gc()
   const cpu = process.cpuUsage()
   const start = performance.now()
-  const result = await candidate.run(input)
+  const result = await candidate.run(input, signal)
   const seconds = (performance.now() - start) / 1000
   const used = process.cpuUsage(cpu)
   return { seconds, cpuSeconds: (used.user + used.system) / 1e6, result }
@@ -106,8 +108,15 @@ const timeOnce = async <I, R>(candidate: Candidate<I, R>, n: number) => {
  */
 export const measureGroup = async (
   candidates: ReadonlyArray<Candidate<any, any>>,
-  options: { readonly targetSeconds?: number; readonly runs?: number } = {}
+  options: {
+    readonly targetSeconds?: number
+    readonly runs?: number
+    /** Runs of `warmupN` records before the one that calibrates `n` (default 1). */
+    readonly warmups?: number
+    readonly signal?: AbortSignal | undefined
+  } = {}
 ): Promise<Array<Measure<any>>> => {
+  const signal = options.signal
   const target = options.targetSeconds ?? 1.4
   const sized: Array<
     {
@@ -120,8 +129,8 @@ export const measureGroup = async (
     }
   > = []
   for (const candidate of candidates) {
-    await timeOnce(candidate, candidate.warmupN)
-    const calibration = await timeOnce(candidate, candidate.warmupN)
+    for (let i = 0; i < (options.warmups ?? 1); i++) await timeOnce(candidate, candidate.warmupN, signal)
+    const calibration = await timeOnce(candidate, candidate.warmupN, signal)
     const estimate = candidate.warmupN / calibration.seconds
     const n = Math.max(
       candidate.minN ?? 100,
@@ -131,7 +140,7 @@ export const measureGroup = async (
   }
   for (let round = 0; round < (options.runs ?? 3); round++) {
     for (const s of sized) {
-      const t = await timeOnce(s.candidate, s.n)
+      const t = await timeOnce(s.candidate, s.n, signal)
       s.rates.push(s.n / t.seconds)
       s.cpuRates.push(s.n / t.cpuSeconds)
       s.seconds.push(t.seconds)
@@ -224,6 +233,39 @@ export const handLoop = (records: ReadonlyArray<DataFileV1>, gzip: boolean): num
   for (const record of records) bytes += encodeByHand(record, creationTime, gzip).data.length
   return bytes
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stopping a section
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts, whichever comes
+ * first; the listener is removed either way. For waits that nothing else would cut short (a
+ * child's message, a child's exit).
+ */
+export const abortable = <A>(promise: Promise<A>, signal: AbortSignal | undefined): Promise<A> => {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<A>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener("abort", onAbort, { once: true })
+    promise.then(
+      (a) => {
+        signal.removeEventListener("abort", onAbort)
+        resolve(a)
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort)
+        reject(e)
+      }
+    )
+  })
+}
+
+/** `{ signal }` for `runPromise`, or nothing. */
+export const signalOption = (
+  signal: AbortSignal | undefined
+): { readonly signal?: AbortSignal } => (signal === undefined ? {} : { signal })
 
 // ---------------------------------------------------------------------------------------------
 // Formatting

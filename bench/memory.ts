@@ -42,10 +42,12 @@ const generateSeconds = (performance.now() - genStart) / 1000
 gc()
 const afterInput = snapshot()
 
-// Warm-up on a separate, small batch: JIT, and the compression worker starts.
+// Warm-up on a separate, small batch (1,000 records, fewer for a smaller run): JIT, and the compression worker starts.
 const runtime = writerRuntime({})
 const writer = await runtime.runPromise(KinesisWriter)
-await runtime.runPromise(writer.writeBatch(RecordGenerator.makeDataFiles(1_000, { columns: 50, seed: 9_000_000 })))
+await runtime.runPromise(
+  writer.writeBatch(RecordGenerator.makeDataFiles(Math.min(1_000, count), { columns: 50, seed: 9_000_000 }))
+)
 gc()
 const beforeWrite = snapshot()
 

@@ -21,6 +21,7 @@ import {
   ratio,
   secondsList,
   section,
+  signalOption,
   table,
   writerRuntime,
   zeroLatencyKinesis
@@ -42,6 +43,15 @@ export interface P1Result {
 
 /** Distinct records per column count (cycled to the run size). */
 const POOL: Record<number, number> = { 5: 4_000, 50: 2_000, 500: 300 }
+/** `--smoke`: every measure of the 50-column group, on a tiny pool, one short round (the figures mean nothing). */
+const SMOKE_POOL: Record<number, number> = { 50: 100 }
+
+export interface P1Options {
+  /** Tiny sizes: checks that the section runs, not what it measures. */
+  readonly smoke?: boolean
+  /** Stops the section between runs (and a writer run midway); the writers are disposed. */
+  readonly signal?: AbortSignal | undefined
+}
 
 /** A writer built once for its configuration; the runtime is disposed after the group. */
 const writerCandidate = (
@@ -58,7 +68,7 @@ const writerCandidate = (
   return {
     name,
     setup: (n) => cycle(pool, n),
-    run: (batch) => runtime.runPromise(writer.writeBatch(batch)),
+    run: (batch, signal) => runtime.runPromise(writer.writeBatch(batch), signalOption(signal)),
     warmupN: pool.length,
     minN: pool.length
   }
@@ -84,7 +94,9 @@ const perRecord = (r: WriteResult) => ({
 
 const describe = (m: Measure<unknown>) => `${int(m.rate)} rec/s (n=${int(m.n)}: ${secondsList(m.seconds)})`
 
-export const runP1 = async (): Promise<P1Result> => {
+export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
+  const pools = options.smoke === true ? SMOKE_POOL : POOL
+  const timing = options.smoke === true ? { targetSeconds: 0.01, runs: 1, warmups: 0 } : {}
   section("P1 encode path: writeBatch vs hand-written loops (zero-latency Kinesis, in-memory store, no-op metrics)")
   console.log("Each figure: 2 warm-up runs, then 3 rounds in which every measure of the group runs once in turn")
   console.log("(so a change of load hits all alike), each run sized to ~1.4 s; the median. Same pre-generated records")
@@ -104,8 +116,8 @@ export const runP1 = async (): Promise<P1Result> => {
   let level1: Measure<WriteResult> | undefined
   let kinesisTest: Measure<WriteResult> | undefined
   const workers: Array<{ workers: number; measure: Measure<WriteResult> }> = []
-  for (const columns of [5, 50, 500]) {
-    const pool = RecordGenerator.makeDataFiles(POOL[columns]!, { columns, seed: 1_000 * columns })
+  for (const columns of options.smoke === true ? [50] : [5, 50, 500]) {
+    const pool = RecordGenerator.makeDataFiles(pools[columns]!, { columns, seed: 1_000 * columns })
     const disposers: Array<() => Promise<void>> = []
     const candidates: Array<Candidate<any, any>> = [
       writerCandidate("writeBatch", pool, {}, disposers),
@@ -121,7 +133,7 @@ export const runP1 = async (): Promise<P1Result> => {
       )
     }
     try {
-      const [writer, floor, limit, ...variants] = await measureGroup(candidates)
+      const [writer, floor, limit, ...variants] = await measureGroup(candidates, { ...timing, signal: options.signal })
       byColumns.push({ columns, writer: writer!, floor: floor!, limit: limit! })
       console.log(
         `  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${
@@ -155,7 +167,7 @@ export const runP1 = async (): Promise<P1Result> => {
       pct(c.floor.rate, c.limit.rate)
     ])
   ))
-  const c50 = byColumns[1]!
+  const c50 = byColumns.find((c) => c.columns === 50)!
   const cores = availableParallelism()
   const bound = cores * c50.floor.cpuRate
   console.log(
@@ -165,7 +177,7 @@ export const runP1 = async (): Promise<P1Result> => {
       } CPU-s); spread perfectly over ${cores} cores with no one else running, that is at most ` +
       `${int(bound)} rec/s = ${ratio(bound, c50.floor.rate)} the floor and ${pct(bound, c50.limit.rate)} of the limit.`
   )
-  const default50 = byColumns[1]!.writer
+  const default50 = c50.writer
   const d = perRecord(default50.last)
   const variantRow = (label: string, m: Measure<WriteResult>) => {
     const p = perRecord(m.last)

@@ -17,12 +17,34 @@ import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../sr
 import { partitionKey } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import { createStream, makeKinesisClient } from "../test/support/LocalAws.js"
-import { encodeByHand, fixed, int, median, quietLogs, ratio, section, table, WRITER_BASE } from "./common.js"
+import {
+  abortable,
+  encodeByHand,
+  fixed,
+  int,
+  median,
+  quietLogs,
+  ratio,
+  section,
+  signalOption,
+  table,
+  WRITER_BASE
+} from "./common.js"
 
 export const P2_RECORDS = 10_000
 export const P2_DELAY_MS = 25
-const WARMUP = 500
-const RUNS = 3
+const P2_WARMUP = 500
+const P2_RUNS = 3
+/** `--smoke`: the same path at tiny sizes, one run each (the figures mean nothing). */
+const SMOKE = { records: 200, warmup: 50, runs: 1 } as const
+
+export interface P2Options {
+  readonly delayMs?: number
+  /** Tiny sizes: checks that the section runs, not what it measures. */
+  readonly smoke?: boolean
+  /** Stops the section: calls in flight are aborted, the writer disposed, the servers' process killed. */
+  readonly signal?: AbortSignal | undefined
+}
 
 interface Servers {
   readonly kinesis: string
@@ -31,12 +53,18 @@ interface Servers {
   readonly stop: () => void
 }
 
-const startServers = (delayMs: number): Promise<Servers> =>
-  new Promise((resolve, reject) => {
-    const child: ChildProcess = fork(fileURLToPath(new URL("./servers.ts", import.meta.url)), [String(delayMs)], {
-      execArgv: ["--import", "tsx"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"]
-    })
+/** The servers' process; killed on `signal` (and by `stop`), so that it never outlives the section. */
+const startServers = (delayMs: number, signal: AbortSignal | undefined): Promise<Servers> => {
+  const child: ChildProcess = fork(fileURLToPath(new URL("./servers.ts", import.meta.url)), [String(delayMs)], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  const stop = () => {
+    child.removeAllListeners("exit")
+    if (child.connected) child.disconnect()
+    if (child.exitCode === null && child.signalCode === null) child.kill()
+  }
+  const started = new Promise<Servers>((resolve, reject) => {
     child.once("error", reject)
     child.once("exit", (code) => reject(new Error(`servers exited early with ${code}`)))
     child.once("message", (message) => {
@@ -45,17 +73,22 @@ const startServers = (delayMs: number): Promise<Servers> =>
         kinesis,
         proxy,
         cpu: () =>
-          new Promise((done) => {
-            child.once("message", (m) => done(m as { cpu: number; calls: number }))
-            child.send("cpu")
-          }),
-        stop: () => {
-          child.removeAllListeners("exit")
-          child.disconnect()
-        }
+          abortable(
+            new Promise((done) => {
+              child.once("message", (m) => done(m as { cpu: number; calls: number }))
+              child.send("cpu")
+            }),
+            signal
+          ),
+        stop
       })
     })
   })
+  return abortable(started, signal).catch((e: unknown) => {
+    stop()
+    throw e
+  })
+}
 
 interface Run {
   /** By hand only: wall seconds encoding, and inside client.send (SDK + 25 ms + server). */
@@ -73,6 +106,7 @@ interface Run {
 
 const timed = async (
   servers: Servers,
+  count: number,
   body: () => Promise<{ calls: number; failed: number; encodeSeconds?: number; sendSeconds?: number }>
 ): Promise<Run> => {
   const serverBefore = await servers.cpu()
@@ -86,7 +120,7 @@ const timed = async (
     encodeSeconds,
     sendSeconds,
     seconds,
-    rate: P2_RECORDS / seconds,
+    rate: count / seconds,
     calls,
     failed,
     serverCpu: serverAfter.cpu - serverBefore.cpu,
@@ -95,7 +129,12 @@ const timed = async (
 }
 
 /** What a user writes by hand: per chunk of 500, encode + gzip, one PutRecords call, one after another. */
-const handWrite = async (client: KinesisClient, streamName: string, records: ReadonlyArray<DataFileV1>) => {
+const handWrite = async (
+  client: KinesisClient,
+  streamName: string,
+  records: ReadonlyArray<DataFileV1>,
+  signal: AbortSignal | undefined
+) => {
   const creationTime = BigInt(Date.now())
   let calls = 0
   let failed = 0
@@ -108,7 +147,10 @@ const handWrite = async (client: KinesisClient, streamName: string, records: Rea
       PartitionKey: partitionKey(WRITER_BASE, record.filePath, 4, 0)
     }))
     const t1 = performance.now()
-    const output = await client.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }))
+    const output = await client.send(
+      new PutRecordsCommand({ StreamName: streamName, Records: entries }),
+      signal === undefined ? {} : { abortSignal: signal }
+    )
     sendSeconds += (performance.now() - t1) / 1000
     encodeSeconds += (t1 - t0) / 1000
     calls++
@@ -125,36 +167,38 @@ export interface P2Result {
   readonly delayMs: number
 }
 
-export const runP2 = async (options: { readonly delayMs?: number } = {}): Promise<P2Result> => {
+export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
   const delayMs = options.delayMs ?? P2_DELAY_MS
+  const signal = options.signal
+  const count = options.smoke === true ? SMOKE.records : P2_RECORDS
+  const warmup = options.smoke === true ? SMOKE.warmup : P2_WARMUP
+  const runs = options.smoke === true ? SMOKE.runs : P2_RUNS
   section(
     `P2 end to end: ${
-      int(P2_RECORDS)
+      int(count)
     } records of 50 columns, real SDK client -> proxy (+${delayMs} ms per call) -> kinesalite`
   )
   console.log(
     `kinesalite and the delaying proxy run in a child process (bench/servers.ts). Client: makeKinesisClient (NodeHttpHandler,`
   )
   console.log(
-    `maxAttempts 1), the same for both. Each run: a fresh 4-shard stream, a warm-up batch of ${WARMUP} records, then the timed`
+    `maxAttempts 1), the same for both. Each run: a fresh 4-shard stream, a warm-up batch of ${warmup} records, then the timed`
   )
+  console.log(`${int(count)} records. writeBatch: one call, default options (4 calls in flight, 1 compression worker).`)
   console.log(
-    `${int(P2_RECORDS)} records. writeBatch: one call, default options (4 calls in flight, 1 compression worker).`
+    `by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand, sequentially. ${runs} runs each, alternating.\n`
   )
-  console.log(
-    `by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand, sequentially. ${RUNS} runs each, alternating.\n`
-  )
-  const records = RecordGenerator.makeDataFiles(P2_RECORDS, { columns: 50, seed: 77 })
-  const warm = RecordGenerator.makeDataFiles(WARMUP, { columns: 50, seed: 7_777_777 })
-  const servers = await startServers(delayMs)
+  const records = RecordGenerator.makeDataFiles(count, { columns: 50, seed: 77 })
+  const warm = RecordGenerator.makeDataFiles(warmup, { columns: 50, seed: 7_777_777 })
+  const servers = await startServers(delayMs, signal)
   const client = makeKinesisClient(servers.proxy)
   const admin = makeKinesisClient(servers.kinesis)
   const writerRuns: Array<Run> = []
   const loopRuns: Array<Run> = []
   try {
-    for (let round = 0; round < RUNS; round++) {
+    for (let round = 0; round < runs; round++) {
       const writerStream = `bench-p2-writer-${round}-${Date.now()}`
-      await createStream(admin, writerStream, 4)
+      await abortable(createStream(admin, writerStream, 4), signal)
       const runtime = ManagedRuntime.make(
         KinesisWriter.layer({ ...WRITER_BASE, streamName: writerStream }).pipe(
           Layer.provide(Kinesis.layer(client)),
@@ -164,11 +208,11 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
         )
       )
       try {
-        const writer = await runtime.runPromise(KinesisWriter)
-        await runtime.runPromise(writer.writeBatch(warm))
+        const writer = await runtime.runPromise(KinesisWriter, signalOption(signal))
+        await runtime.runPromise(writer.writeBatch(warm), signalOption(signal))
         let result: WriteResult | undefined
-        const run = await timed(servers, async () => {
-          result = await runtime.runPromise(writer.writeBatch(records))
+        const run = await timed(servers, count, async () => {
+          result = await runtime.runPromise(writer.writeBatch(records), signalOption(signal))
           return { calls: result.kinesisCalls, failed: result.retriedRecords }
         })
         writerRuns.push(run)
@@ -177,9 +221,9 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
       }
 
       const loopStream = `bench-p2-loop-${round}-${Date.now()}`
-      await createStream(admin, loopStream, 4)
-      await handWrite(client, loopStream, warm)
-      loopRuns.push(await timed(servers, () => handWrite(client, loopStream, records)))
+      await abortable(createStream(admin, loopStream, 4), signal)
+      await handWrite(client, loopStream, warm, signal)
+      loopRuns.push(await timed(servers, count, () => handWrite(client, loopStream, records, signal)))
       console.log(
         `  run ${round + 1}: writeBatch ${int(writerRuns.at(-1)!.rate)} rec/s (${
           fixed(writerRuns.at(-1)!.seconds)
@@ -208,13 +252,13 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
     ["", "records/s (median)", "seconds", "calls", "failed/retried", "client CPU-s", "server CPU-s"],
     [row("writeBatch", writerRuns, writerRate), row("by hand, sequential", loopRuns, loopRate)]
   ))
-  const floorCalls = Math.ceil(P2_RECORDS / 500)
+  const floorCalls = Math.ceil(count / 500)
   console.log(`\nratio writeBatch / by hand: ${ratio(writerRate, loopRate)} (target ≥ 3×)`)
   console.log(
     `A sequential loop cannot beat ${floorCalls} calls × ${delayMs} ms = ${
       fixed((floorCalls * delayMs) / 1000)
     } s of pure latency ` +
-      `(${int(P2_RECORDS / ((floorCalls * delayMs) / 1000))} rec/s) plus its encoding and the server's time per call.`
+      `(${int(count / ((floorCalls * delayMs) / 1000))} rec/s) plus its encoding and the server's time per call.`
   )
   console.log(
     `server CPU-s = CPU of the kinesalite + proxy process during the run (one thread: near the run's seconds = saturated).`
@@ -236,11 +280,11 @@ export const runP2 = async (options: { readonly delayMs?: number } = {}): Promis
   const floorSeconds = writerCpu / cores
   const loopSeconds = median(loopRuns.map((r) => r.seconds))
   console.log(
-    `CPU bound: writeBatch's ${int(P2_RECORDS)} records cost ${
+    `CPU bound: writeBatch's ${int(count)} records cost ${
       fixed(writerCpu)
     } CPU-s (client + servers); on ${cores} cores that is at least ` +
       `${fixed(floorSeconds)} s even with no one else on the machine, i.e. at most ${
-        int(P2_RECORDS / floorSeconds)
+        int(count / floorSeconds)
       } rec/s = ` +
       `${ratio(loopSeconds, floorSeconds)} the loop's median; the ${delayMs} ms per call is ${
         fixed((100 * calls * delayMs) / 1000 / loopSeconds, 0)

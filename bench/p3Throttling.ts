@@ -5,11 +5,20 @@
  * fiber calls `writeBatch` with batches of 1,000 records as fast as the writer lets it, and
  * the driver advances the clock to the next sleep (the writer's backoff) whenever the
  * producer is waiting on it, so encoding and compression take no simulated time.
+ *
+ * The driver counts only the producer's sleeps still pending (see {@link producerClock}), not
+ * `TestClock.sleeps()`: that list keeps a sleep after it is interrupted, and every PutRecords
+ * call races a `requestTimeout` (30 s) sleep that the answer interrupts at once; the driver
+ * jumped to those stale instants while the producer was encoding (0.8% goodput after
+ * e26fadd). It moves the clock with `TestClock.setTime(instant)`, exactly: a relative
+ * `TestClock.adjust(next - now)` goes through `Duration`, which rounds a fractional
+ * millisecond to whole nanoseconds, so it could land 1 ulp short of a jittered backoff's
+ * instant and then adjust by 0 for ever (the hang after 20f2d97).
  */
-import { Chunk, Clock, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Option, TestClock, TestContext } from "effect"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../src/testing.js"
-import { fixed, int, pct, quietLogs, section, table, WRITER_BASE } from "./common.js"
+import { fixed, int, pct, quietLogs, section, signalOption, table, WRITER_BASE } from "./common.js"
 
 export const P3_SECONDS = 60
 export const P3_SHARDS = 4
@@ -17,6 +26,8 @@ export const P3_BATCH = 1_000
 
 export interface P3Result {
   readonly distributionFactor: number
+  /** Simulated seconds of the window. */
+  readonly seconds: number
   readonly writtenInWindow: number
   readonly capacity: number
   readonly capacityBy: "records" | "bytes"
@@ -29,34 +40,62 @@ export interface P3Result {
 }
 
 /**
- * The test clock as the live clock shows time: whole milliseconds. The TestClock wakes a
- * sleep at its exact instant, fractional after a jittered backoff, and the writer turns
- * `Clock.currentTimeMillis` into a BigInt creation time (`BigInt(now)` in KinesisWriter.ts),
- * which dies with a RangeError on a fractional value. `Date.now()` never is fractional.
+ * The producer's clock: the test clock as the live clock shows time, whole milliseconds (the
+ * TestClock wakes a sleep at its exact instant, fractional after a jittered backoff, and the
+ * writer turns `Clock.currentTimeMillis` into a BigInt creation time (`BigInt(now)` in
+ * KinesisWriter.ts), which dies with a RangeError on a fractional value; `Date.now()` never
+ * is fractional), and `pending`: the instants of the sleeps not yet over, neither woken nor
+ * interrupted.
  */
-const wholeMillis = (inner: Clock.Clock): Clock.Clock => ({
-  [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => Math.floor(inner.unsafeCurrentTimeMillis()),
-  currentTimeMillis: Effect.map(inner.currentTimeMillis, Math.floor),
-  unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
-  currentTimeNanos: inner.currentTimeNanos,
-  sleep: (duration) => inner.sleep(duration)
-})
+const producerClock = (
+  inner: Clock.Clock
+): { readonly clock: Clock.Clock; readonly pending: ReadonlyMap<number, number> } => {
+  const pending = new Map<number, number>()
+  let ids = 0
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => Math.floor(inner.unsafeCurrentTimeMillis()),
+    currentTimeMillis: Effect.map(inner.currentTimeMillis, Math.floor),
+    unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
+    currentTimeNanos: inner.currentTimeNanos,
+    sleep: (duration) =>
+      Effect.suspend(() => {
+        const id = ids++
+        // The instant the TestClock computes for it, the same sum.
+        pending.set(id, inner.unsafeCurrentTimeMillis() + Duration.toMillis(duration))
+        return Effect.ensuring(inner.sleep(duration), Effect.sync(() => pending.delete(id)))
+      })
+  }
+  return { clock, pending }
+}
 
 const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
 
-export const runP3 = async (
-  options: { readonly distributionFactor?: number; readonly header?: boolean } = {}
-): Promise<P3Result> => {
+export interface P3Options {
+  readonly distributionFactor?: number
+  readonly header?: boolean
+  /** Simulated seconds of the window. Default {@link P3_SECONDS}. */
+  readonly seconds?: number
+  /** Records per batch. Default {@link P3_BATCH}. */
+  readonly batch?: number
+  /** Stops the run (the producer is interrupted, the writer's scope closed) and rejects. */
+  readonly signal?: AbortSignal | undefined
+}
+
+export const runP3 = async (options: P3Options = {}): Promise<P3Result> => {
   const distributionFactor = options.distributionFactor ?? WriterDefaults.distributionFactor
+  const windowSeconds = options.seconds ?? P3_SECONDS
+  const batchSize = options.batch ?? P3_BATCH
   if (options.header ?? true) {
-    section(`P3 under throttling: shard simulator, ${P3_SHARDS} shards, ${P3_SECONDS} s of simulated time (TestClock)`)
+    section(
+      `P3 under throttling: shard simulator, ${P3_SHARDS} shards, ${windowSeconds} s of simulated time (TestClock)`
+    )
     console.log(
       "Limits per shard: 1,000 records/s and 1,048,576 bytes/s (data + partition key), per whole second of the clock."
     )
     console.log(
       `Producer: one fiber calling writeBatch with batches of ${
-        int(P3_BATCH)
+        int(batchSize)
       } records of 50 columns, one after another, as fast as`
     )
     console.log(
@@ -66,10 +105,10 @@ export const runP3 = async (
       "the TestClock to the next pending sleep whenever the producer waits on one, so CPU work takes no simulated time."
     )
     console.log(
-      `After ${P3_SECONDS} s no new batch starts; the batch in progress finishes (its retries may run past ${P3_SECONDS} s).\n`
+      `After ${windowSeconds} s no new batch starts; the batch in progress finishes (its retries may run past ${windowSeconds} s).\n`
     )
   }
-  const pool = RecordGenerator.makeDataFiles(2 * P3_BATCH, { columns: 50, seed: 333 })
+  const pool = RecordGenerator.makeDataFiles(2 * batchSize, { columns: 50, seed: 333 })
   const layer = KinesisWriter.layer({ ...WRITER_BASE, distributionFactor }).pipe(
     Layer.provideMerge(ShardSimulator.layer({ shards: P3_SHARDS, seed: 1 })),
     Layer.provide(LargePayloadStore.layerMemory()),
@@ -94,8 +133,8 @@ export const runP3 = async (
     let offset = 0
     const producer = Effect.gen(function*() {
       while (!stop) {
-        const batch = Array.from({ length: P3_BATCH }, (_, i) => pool[(offset + i) % pool.length]!)
-        offset += P3_BATCH
+        const batch = Array.from({ length: batchSize }, (_, i) => pool[(offset + i) % pool.length]!)
+        offset += batchSize
         counts.batches++
         counts.produced += batch.length
         const result = yield* Effect.either(writer.writeBatch(batch))
@@ -112,46 +151,50 @@ export const runP3 = async (
         }
       }
     })
-    const fiber = yield* Effect.fork(Effect.withClock(producer, wholeMillis(yield* Effect.clock)))
+    const { clock, pending } = producerClock(yield* Effect.clock)
+    const fiber = yield* Effect.fork(Effect.withClock(producer, clock))
     let snapshot: {
       totals: ShardSimulator.SimulatorTotals
       shards: ReadonlyArray<ShardSimulator.ShardStats>
       at: number
     } | undefined
     for (;;) {
+      // Moves no time: lets every fiber run until it waits (on a sleep, the compression
+      // worker, ...), so that a call's timeout sleep, over once the simulator answers, is gone.
+      yield* TestClock.adjust(0)
       const exit = yield* Fiber.poll(fiber)
       if (Option.isSome(exit)) {
         if (exit.value._tag === "Failure") return yield* Effect.failCause(exit.value.cause)
         break
       }
-      const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
-      if (sleeps.length === 0) {
+      if (pending.size === 0) {
         // The producer is encoding or waiting for the compression worker (real time): let it run.
         yield* realPause
         continue
       }
       const now = yield* Clock.currentTimeMillis
-      let next = sleeps[0]!
-      for (const s of sleeps) next = Math.min(next, s)
-      if (snapshot === undefined && next >= P3_SECONDS * 1000) {
+      let next = Number.POSITIVE_INFINITY
+      for (const instant of pending.values()) next = Math.min(next, instant)
+      if (snapshot === undefined && next >= windowSeconds * 1000) {
         // Nothing can happen before `next`: the stream as it is at the end of the window.
         snapshot = { totals: yield* sim.totals, shards: yield* sim.shards, at: now }
         stop = true
       }
-      yield* TestClock.adjust(Math.max(0, next - now))
+      // Exactly to the sleep's instant (see the top of this file).
+      yield* TestClock.setTime(next)
     }
     const end = yield* Clock.currentTimeMillis
     return { snapshot: snapshot!, final: yield* sim.totals, end }
   }).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(TestContext.TestContext))
 
-  const { end, final, snapshot } = await Effect.runPromise(program)
+  const { end, final, snapshot } = await Effect.runPromise(program, signalOption(options.signal))
   const wallSeconds = (performance.now() - wall) / 1000
 
   const inWindow = snapshot.totals.written
   const bytesInWindow = snapshot.shards.reduce((n, s) => n + s.bytes, 0)
   const bytesPerRecord = bytesInWindow / Math.max(1, inWindow)
-  const recordsCapacity = ShardSimulator.Defaults.recordsPerSecondPerShard * P3_SHARDS * P3_SECONDS
-  const bytesCapacity = (ShardSimulator.Defaults.bytesPerSecondPerShard * P3_SHARDS * P3_SECONDS) / bytesPerRecord
+  const recordsCapacity = ShardSimulator.Defaults.recordsPerSecondPerShard * P3_SHARDS * windowSeconds
+  const bytesCapacity = (ShardSimulator.Defaults.bytesPerSecondPerShard * P3_SHARDS * windowSeconds) / bytesPerRecord
   const capacityBy = bytesCapacity < recordsCapacity ? "bytes" : "records"
   const capacity = Math.min(recordsCapacity, bytesCapacity)
   const lost = counts.produced - counts.delivered - counts.named
@@ -182,10 +225,10 @@ export const runP3 = async (
   )
   console.log("")
   console.log(table(
-    ["shard", `records in ${P3_SECONDS} s`, "records/s", "MiB/s", "share of its limit"],
+    ["shard", `records in ${windowSeconds} s`, "records/s", "MiB/s", "share of its limit"],
     snapshot.shards.map((s) => {
-      const rps = s.records / P3_SECONDS
-      const bps = s.bytes / P3_SECONDS
+      const rps = s.records / windowSeconds
+      const bps = s.bytes / windowSeconds
       return [
         s.shardId,
         int(s.records),
@@ -209,18 +252,18 @@ export const runP3 = async (
   )
   console.log(`  bytes per record on the stream (data + partition key): ${fixed(bytesPerRecord, 1)}`)
   console.log(
-    `  capacity over ${P3_SECONDS} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${P3_SECONDS} s = ${
+    `  capacity over ${windowSeconds} s = min(records limit: 1,000 rec/s × ${P3_SHARDS} shards × ${windowSeconds} s = ${
       int(recordsCapacity)
     },`
   )
   console.log(
-    `                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${P3_SECONDS} s / ${
+    `                        bytes limit: 1 MiB/s × ${P3_SHARDS} × ${windowSeconds} s / ${
       fixed(bytesPerRecord, 1)
     } B per record = ${int(bytesCapacity)})`
   )
   console.log(`           = ${int(capacity)} records (the ${capacityBy} limit binds)`)
   console.log(
-    `  goodput: ${int(inWindow)} records written in the first ${P3_SECONDS} s = ${
+    `  goodput: ${int(inWindow)} records written in the first ${windowSeconds} s = ${
       pct(inWindow, capacity)
     } of capacity (target ≥ 90%)`
   )
@@ -240,6 +283,7 @@ export const runP3 = async (
   )
   return {
     distributionFactor,
+    seconds: windowSeconds,
     writtenInWindow: inWindow,
     capacity,
     capacityBy,

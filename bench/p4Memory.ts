@@ -10,6 +10,15 @@ import { fixed, int, section, table } from "./common.js"
 export const P4_RECORDS = 100_000
 /** 100,000 records of 50 columns take ~2.8 GB of heap: the default limit (~4.2 GB here) leaves too little room. */
 export const P4_MAX_OLD_SPACE_MB = 8_192
+/** `--smoke`: the same child at a tiny size (the figures mean nothing). */
+const SMOKE_RECORDS = 500
+
+export interface P4Options {
+  /** Tiny sizes: checks that the section runs, not what it measures. */
+  readonly smoke?: boolean
+  /** Stops the section: the child is killed. */
+  readonly signal?: AbortSignal | undefined
+}
 
 interface Memory {
   readonly rss: number
@@ -56,8 +65,11 @@ const mb = (bytes: number) => `${fixed(bytes / MB, 0)} MB`
 /** `[pid:0x…]  1234 ms: Mark-Compact 2803.4 (2850.2) -> 2790.1 (2851.0) MB, …`: heap used before and after, MB. */
 const GC_LINE = /:\s+([A-Za-z -]+?)(?: \([a-z ]+\))?\s+([\d.]+) \(([\d.]+)\) -> ([\d.]+) \(([\d.]+)\) MB/
 
-export const runP4 = async (): Promise<P4Result> => {
-  section(`P4 memory: one writeBatch of ${int(P4_RECORDS)} records of 50 columns (child process, --expose-gc)`)
+export const runP4 = async (options: P4Options = {}): Promise<P4Result> => {
+  const count = options.smoke === true ? SMOKE_RECORDS : P4_RECORDS
+  const signal = options.signal
+  signal?.throwIfAborted()
+  section(`P4 memory: one writeBatch of ${int(count)} records of 50 columns (child process, --expose-gc)`)
   const args = [
     "--expose-gc",
     "--trace-gc",
@@ -65,7 +77,7 @@ export const runP4 = async (): Promise<P4Result> => {
     "--import",
     "tsx",
     fileURLToPath(new URL("./memory.ts", import.meta.url)),
-    String(P4_RECORDS)
+    String(count)
   ]
   console.log(`child: node ${args.join(" ").replace(/\S*\/bench\//, "bench/")}`)
   console.log(
@@ -104,11 +116,15 @@ export const runP4 = async (): Promise<P4Result> => {
     child.on("message", (message) => {
       received = message as ChildReport
     })
+    const onAbort = () => child.kill("SIGKILL")
+    signal?.addEventListener("abort", onAbort, { once: true })
     child.on("error", reject)
-    child.on(
-      "exit",
-      (code) => (received !== undefined ? resolve(received) : reject(new Error(`memory child exited with ${code}`)))
-    )
+    child.on("exit", (code, signalName) => {
+      signal?.removeEventListener("abort", onAbort)
+      if (signal?.aborted === true) reject(signal.reason)
+      else if (received !== undefined) resolve(received)
+      else reject(new Error(`memory child exited with ${code ?? signalName}`))
+    })
   })
 
   const inputHeap = report.afterInput.heapUsed - report.beforeInput.heapUsed

@@ -35,18 +35,40 @@ export interface ProfileCase {
 const SLICES = 20
 
 const RECORDS = 4_000
+/** `--smoke`: two of the children (one per mode of profileTarget.ts) at a tiny size (the figures mean nothing). */
+const SMOKE_RECORDS = 100
 
-const runCase = async (label: string, args: ReadonlyArray<string>): Promise<ProfileCase> => {
+export interface ProfileOptions {
+  /** Tiny sizes: checks that the section runs, not what it measures. */
+  readonly smoke?: boolean
+  /** Stops the section: the child in progress is killed, its directory removed. */
+  readonly signal?: AbortSignal | undefined
+}
+
+const runCase = async (
+  label: string,
+  args: ReadonlyArray<string>,
+  records: number,
+  signal: AbortSignal | undefined
+): Promise<ProfileCase> => {
   const dir = mkdtempSync(join(tmpdir(), "cygnus-bench-prof-"))
   try {
     const target = fileURLToPath(new URL("./profileTarget.ts", import.meta.url))
     await new Promise<void>((resolve, reject) => {
-      const child = fork(target, [dir, ...args, String(RECORDS)], {
+      signal?.throwIfAborted()
+      const child = fork(target, [dir, ...args, String(records)], {
         execArgv: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "tsx"],
         stdio: ["ignore", "inherit", "inherit", "ipc"]
       })
+      const onAbort = () => child.kill("SIGKILL")
+      signal?.addEventListener("abort", onAbort, { once: true })
       child.on("error", reject)
-      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`profile child exited with ${code}`))))
+      child.on("exit", (code) => {
+        signal?.removeEventListener("abort", onAbort)
+        if (signal?.aborted === true) reject(signal.reason)
+        else if (code === 0) resolve()
+        else reject(new Error(`profile child exited with ${code}`))
+      })
     })
     const window = JSON.parse(readFileSync(join(dir, "window.json"), "utf8")) as Window
     const resolver = SourceResolver.fromFile(join(dir, "sourcemaps.json"))
@@ -103,21 +125,30 @@ const print = (c: ProfileCase): void => {
   }
 }
 
-export const runProfile = async (): Promise<ReadonlyArray<ProfileCase>> => {
+export const runProfile = async (options: ProfileOptions = {}): Promise<ReadonlyArray<ProfileCase>> => {
+  const records = options.smoke === true ? SMOKE_RECORDS : RECORDS
   section("Profile of the P1 case at 50 columns (node --cpu-prof, timed window only)")
-  console.log(`${int(RECORDS)} records of 50 columns per case, after 2 warm-up batches; child processes started with`)
+  console.log(`${int(records)} records of 50 columns per case, after 2 warm-up batches; child processes started with`)
   console.log(
     "`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor [workers]`."
   )
   const cases: Array<ProfileCase> = []
-  for (
-    const [label, args] of [
-      ["writeBatch, default (1 compression worker)", ["writer", "1"]],
-      ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
-      ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
-    ] as const
-  ) {
-    const c = await runCase(label, args)
+  const all = [
+    ["writeBatch, default (1 compression worker)", ["writer", "1"]],
+    ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
+    ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
+  ] as const
+  if (options.smoke === true) {
+    // One child per mode of profileTarget.ts (writer, floor), side by side: each spends seconds
+    // loading modules, and these profiles mean nothing anyway. Printed in order.
+    const smokeCases = await Promise.all(
+      [all[0], all[2]].map(([label, args]) => runCase(label, args, records, options.signal))
+    )
+    smokeCases.forEach(print)
+    return smokeCases
+  }
+  for (const [label, args] of all) {
+    const c = await runCase(label, args, records, options.signal)
     print(c)
     cases.push(c)
   }

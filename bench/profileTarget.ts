@@ -44,7 +44,8 @@ const dumpSourceMaps = () => {
   writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
 }
 
-const pool = RecordGenerator.makeDataFiles(2_000, { columns: 50, seed: 50_000 })
+// 2,000 distinct records, fewer for a smaller run (`--smoke`).
+const pool = RecordGenerator.makeDataFiles(Math.min(2_000, records), { columns: 50, seed: 50_000 })
 if (mode === "floor") {
   for (let i = 0; i < 2; i++) handLoop(pool, true)
   const batch = cycle(pool, records)

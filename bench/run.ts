@@ -1,14 +1,21 @@
 /**
  * `npm run bench`: the benchmarks of the writer, one run, each figure beside its baseline
- * and their ratio, then the targets. Nothing here passes or fails: it prints figures.
+ * and their ratio, then the targets. Nothing here passes or fails on a figure: it prints
+ * figures. A section that fails, or runs past its time bound, is stopped and reported, the
+ * run goes on with the next one, and the exit code is 1.
  *
- *   npm run bench                                  # everything (~5 minutes)
+ *   npm run bench                                  # everything (~4 minutes at load 2; at most 6: every section has a time bound)
+ *   npm run bench -- --smoke                       # every section at tiny sizes (< 60 s): it runs, the figures mean nothing
  *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
  *   npm run bench -- --only micro                  # the encode path step by step (not in the default run)
+ *
+ * `--smoke` is the CI check: it exits non-zero when a section fails or hits its bound, and
+ * ends with `bench smoke: N sections completed`.
  */
 import { execFileSync } from "node:child_process"
+import { Worker } from "node:worker_threads"
 import { fixed, int, loadNote, machine, pct, ratio, table } from "./common.js"
 import { runMicro } from "./micro.js"
 import type { P1Result } from "./p1Encode.js"
@@ -22,16 +29,43 @@ import { runP4 } from "./p4Memory.js"
 import { runProfile } from "./profile.js"
 
 const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "profile"] as const
-type Section = (typeof DEFAULT_SECTIONS)[number] | "micro"
+const ALL_SECTIONS = [...DEFAULT_SECTIONS, "micro"] as const
+type Section = (typeof ALL_SECTIONS)[number]
+
+/**
+ * Seconds each section may run, in a full run and in `--smoke`. At a load average of about 2
+ * on the shared 2 cores (BENCHMARKS.md) a full default run takes ~225 s: P1 ~75 s, P2 ~35 s,
+ * P3 ~25 s, P4 ~70 s (36 s of it generating the input), profile ~12 s. The full bounds, plus
+ * {@link GRACE_SECONDS} for each stopped section, sum to 350 s, so that even a run where
+ * every section hangs ends within 6 minutes; what a section leaves unused of its bound goes to
+ * the next one. On a much busier machine the longest sections hit their bounds (and say so)
+ * rather than stretch the run. A smoke run takes 35-55 s (load 6-8);
+ * its bounds are 2-3 times a section's smoke time at that load, so that only a hang hits them.
+ */
+const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }> = {
+  p1: { full: 100, smoke: 30 },
+  p2: { full: 50, smoke: 20 },
+  p3: { full: 55, smoke: 15 },
+  p4: { full: 90, smoke: 30 },
+  profile: { full: 30, smoke: 30 },
+  micro: { full: 60, smoke: 20 }
+}
+/** After a bound is hit: how long the section gets to close its servers, workers and children. */
+const GRACE_SECONDS = 5
 
 const argValue = (name: string): string | undefined => {
   const i = process.argv.indexOf(name)
   return i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
 }
+const smoke = process.argv.includes("--smoke")
 const only = argValue("--only")
-const selected = new Set<Section>(
-  only === undefined ? DEFAULT_SECTIONS : (only.split(",").map((s) => s.trim()) as Array<Section>)
-)
+const requested = only === undefined ? [...DEFAULT_SECTIONS] : only.split(",").map((s) => s.trim())
+const unknown = requested.filter((s) => !(ALL_SECTIONS as ReadonlyArray<string>).includes(s))
+if (unknown.length > 0) {
+  console.error(`unknown section(s): ${unknown.join(", ")}; known: ${ALL_SECTIONS.join(" ")}`)
+  process.exit(2)
+}
+const selected = new Set<Section>(requested as Array<Section>)
 const distributionFactor = argValue("--p3-distribution-factor")
 const delayMs = argValue("--p2-delay-ms")
 
@@ -62,18 +96,126 @@ console.log(
   `start:   ${loadNote()} (a shared machine: others' work competes for the same cores; each section prints the load)`
 )
 
+if (smoke) {
+  console.log("mode:    --smoke: every section at tiny sizes; it checks that they run, the figures mean nothing")
+}
+
+const bound = (section: Section) => (smoke ? BOUNDS[section].smoke : BOUNDS[section].full)
+const order = ALL_SECTIONS.filter((s) => selected.has(s))
+
+// The last resort, for what the bounds cannot stop (the main thread stuck in a synchronous
+// loop, so that no timer runs): a thread that kills the process past the sum of the bounds.
+const deadlineSeconds = order.reduce((n, s) => n + bound(s) + GRACE_SECONDS, 5)
+const watchdog = new Worker(
+  `const { workerData } = require("node:worker_threads")
+   setTimeout(() => {
+     require("node:fs").writeSync(2, "\\nbench: still running " + workerData.seconds + " s after the start, past every section's bound: killed\\n")
+     process.kill(process.pid, "SIGKILL")
+   }, workerData.seconds * 1000)`,
+  { eval: true, workerData: { seconds: deadlineSeconds } }
+)
+watchdog.unref()
+
+type Outcome = { readonly _tag: "completed" } | { readonly _tag: "bound"; readonly seconds: number } | {
+  readonly _tag: "failed"
+  readonly error: unknown
+}
+const outcomes = new Map<Section, Outcome>()
+let unhandled = 0
+process.on("unhandledRejection", (reason) => {
+  // A stopped section's leftovers may reject later: report it, fail the run, do not crash it.
+  unhandled++
+  console.error(
+    `bench: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`
+  )
+})
+
+const sleep = (ms: number) => {
+  let timer: NodeJS.Timeout | undefined
+  const promise = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms)
+  })
+  return { promise, clear: () => clearTimeout(timer) }
+}
+
+/** Seconds earlier sections left of their bounds: the next section may use them too. */
+let saved = 0
+
+/**
+ * Runs one section under its time bound (its own, plus what earlier sections left unused:
+ * the run as a whole never exceeds the sum of the bounds): a timer (cleared when the section
+ * ends) that, when it fires first, prints the bound and aborts the section's signal; the
+ * section then gets {@link GRACE_SECONDS} to release what it holds before the run moves on.
+ */
+const runSection = async <A>(section: Section, body: (signal: AbortSignal) => Promise<A>): Promise<A | undefined> => {
+  const label = section === "profile" || section === "micro" ? section : section.toUpperCase()
+  const seconds = Math.floor(bound(section) + saved)
+  saved = 0
+  const controller = new AbortController()
+  const start = performance.now()
+  const timer = sleep(seconds * 1000)
+  const work = Promise.resolve().then(() => body(controller.signal))
+  try {
+    const first = await Promise.race([work.then((value) => ({ value })), timer.promise])
+    if (first !== "timeout") {
+      const used = (performance.now() - start) / 1000
+      saved = Math.max(0, seconds - used)
+      outcomes.set(section, { _tag: "completed" })
+      console.log(`\n${label}: completed in ${used.toFixed(1)} s (time bound ${seconds} s)`)
+      return first.value
+    }
+    console.log(`\n${label}: time bound of ${seconds} s hit — section stopped`)
+    outcomes.set(section, { _tag: "bound", seconds })
+    controller.abort(new Error(`${label}: time bound of ${seconds} s hit`))
+    const grace = sleep(GRACE_SECONDS * 1000)
+    const settled = await Promise.race([work.then(() => "done", () => "done"), grace.promise])
+    grace.clear()
+    if (settled === "timeout") console.log(`${label}: still running ${GRACE_SECONDS} s after it was stopped; moving on`)
+    return undefined
+  } catch (error) {
+    outcomes.set(section, { _tag: "failed", error })
+    console.log(`\n${label}: failed — ${error instanceof Error ? error.message : String(error)}`)
+    if (error instanceof Error && error.stack !== undefined) console.error(error.stack)
+    return undefined
+  } finally {
+    timer.clear()
+  }
+}
+
 let p1: P1Result | undefined
 let p2: P2Result | undefined
 let p3: P3Result | undefined
 let p4: P4Result | undefined
-if (selected.has("p1")) p1 = await runP1()
-if (selected.has("p2")) p2 = await runP2(delayMs === undefined ? {} : { delayMs: Number(delayMs) })
-if (selected.has("p3")) {
-  p3 = await runP3(distributionFactor === undefined ? {} : { distributionFactor: Number(distributionFactor) })
+for (const section of order) {
+  switch (section) {
+    case "p1":
+      p1 = await runSection(section, (signal) => runP1({ smoke, signal }))
+      break
+    case "p2":
+      p2 = await runSection(
+        section,
+        (signal) => runP2({ smoke, signal, ...(delayMs === undefined ? {} : { delayMs: Number(delayMs) }) })
+      )
+      break
+    case "p3":
+      p3 = await runSection(section, (signal) =>
+        runP3({
+          signal,
+          ...(smoke ? { seconds: 2, batch: 100 } : {}),
+          ...(distributionFactor === undefined ? {} : { distributionFactor: Number(distributionFactor) })
+        }))
+      break
+    case "p4":
+      p4 = await runSection(section, (signal) => runP4({ smoke, signal }))
+      break
+    case "profile":
+      await runSection(section, (signal) => runProfile({ smoke, signal }))
+      break
+    case "micro":
+      await runSection(section, async () => runMicro())
+      break
+  }
 }
-if (selected.has("p4")) p4 = await runP4()
-if (selected.has("profile")) await runProfile()
-if (selected.has("micro")) runMicro()
 
 const rows: Array<Array<string>> = []
 const verdict = (ok: boolean) => (ok ? "meets" : "below")
@@ -110,7 +252,7 @@ if (p2 !== undefined) {
 if (p3 !== undefined) {
   rows.push(
     [
-      `P3 goodput, 60 s simulated (distributionFactor ${p3.distributionFactor})`,
+      `P3 goodput, ${p3.seconds} s simulated (distributionFactor ${p3.distributionFactor})`,
       `${int(p3.writtenInWindow)} of ${int(p3.capacity)} rec (${p3.capacityBy} limit)`,
       pct(p3.writtenInWindow, p3.capacity),
       "≥ 90%",
@@ -149,3 +291,28 @@ if (rows.length > 0) {
   console.log(table(["target", "measured", "ratio", "target", "vs target"], rows))
 }
 console.log(`\ntotal ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`)
+
+const completed = order.filter((s) => outcomes.get(s)?._tag === "completed")
+const problems = order.flatMap((s) => {
+  const o = outcomes.get(s)
+  if (o === undefined) return [`${s} did not run`]
+  if (o._tag === "bound") return [`${s} hit its time bound of ${o.seconds} s`]
+  if (o._tag === "failed") return [`${s} failed`]
+  return []
+})
+if (unhandled > 0) problems.push(`${unhandled} unhandled rejection(s)`)
+const name = smoke ? "bench smoke" : "bench"
+console.log(
+  problems.length === 0
+    ? `${name}: ${completed.length} section${completed.length === 1 ? "" : "s"} completed`
+    : `${name}: ${completed.length} of ${order.length} sections completed; ${problems.join(", ")}`
+)
+process.exitCode = problems.length === 0 ? 0 : 1
+
+// Every section closes what it opened (servers, worker threads, child processes): the
+// process ends here. If something was left open all the same, say what and end anyway.
+setTimeout(() => {
+  const open = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap" && r !== "Timeout")
+  console.error(`bench: still alive 5 s after the run, handles left open: ${open.join(", ") || "unknown"}; exiting`)
+  process.exit(1)
+}, 5_000).unref()

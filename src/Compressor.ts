@@ -10,7 +10,7 @@
 import * as Transferable from "@effect/platform/Transferable"
 import * as Worker from "@effect/platform/Worker"
 import type { Duration } from "effect"
-import { Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Deferred, Effect, Either, ExecutionStrategy, Exit, Layer, Scope } from "effect"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as WorkerThreads from "node:worker_threads"
@@ -88,7 +88,11 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
         Effect.timeoutFail({
           duration: options.startTimeout ?? "15 seconds",
           onTimeout: () => new CompressionError({ reason: "the compression workers did not start in time" })
-        })
+        }),
+        // Threads start in real time: the bound (and the platform's respawns) run on the live
+        // clock, not on the caller's Clock, which under a TestClock nobody may advance (the
+        // bound would never fire) or a driver may advance at once (a "timeout" after 0 ms).
+        Effect.withClock(Clock.make())
       )
       const minBatch = options.minBatch ?? 8
       return Compressor.of({

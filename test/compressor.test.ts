@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer, Logger, TestClock } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { Compressor } from "../src/Compressor.js"
@@ -98,4 +98,36 @@ describe("a worker pool that cannot start", () => {
       }),
     30_000
   )
+
+  // The start is bounded on the live clock: a TestClock (it.scoped) neither stalls the bound
+  // nor fires it early.
+  it.scoped(
+    "under a TestClock nobody advances, still falls back after startTimeout (real time)",
+    () =>
+      Effect.gen(function*() {
+        const compressor = yield* Compressor.makeLazyWorkerPool({
+          workers: 1,
+          startTimeout: "1 second",
+          spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
+        })
+        const gz = yield* compressor.gzipPacked(pack(payloads), 6)
+        assert.strictEqual(gz.length, payloads.length)
+      }),
+    15_000
+  )
+
+  it.scoped("a working pool is not timed out by a TestClock advanced while it starts", () => {
+    const logged: Array<string> = []
+    return Effect.gen(function*() {
+      const compressor = yield* Compressor.makeLazyWorkerPool({ workers: 1, startTimeout: "10 seconds" })
+      const fiber = yield* Effect.fork(compressor.gzipPacked(pack(payloads), 6))
+      // An hour of test time passes while the thread starts: the bound is real time, not this.
+      yield* TestClock.adjust("1 hour")
+      const gz = yield* Fiber.join(fiber)
+      gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
+      assert.deepStrictEqual(logged, [], "the pool gave up and fell back to the calling thread")
+    }).pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+    )
+  }, 15_000)
 })
