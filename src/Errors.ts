@@ -26,10 +26,14 @@ export class SerializationError extends Data.TaggedError("SerializationError")<{
   readonly recordIndex?: number | undefined
   /** The `file_path` of the offending record, when it has one. */
   readonly filePath?: string | undefined
+  /** Large-payload objects of the batch that could not be deleted after it failed. */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot serialize ${this.subject}${describeRecord(this.recordIndex, this.filePath)}: ${this.reason}`
+    return `cannot serialize ${this.subject}${describeRecord(this.recordIndex, this.filePath)}: ${this.reason}${
+      describeLeftBehind(this.leftBehind)
+    }`
   }
 }
 
@@ -43,10 +47,14 @@ export class CompressionError extends Data.TaggedError("CompressionError")<{
   readonly reason: string
   /** The index of the record in the batch, when in a batch. */
   readonly recordIndex?: number | undefined
+  /** Large-payload objects of the batch that could not be deleted after it failed. */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
-    return `cannot gzip record${describeRecord(this.recordIndex, undefined)}: ${this.reason}`
+    return `cannot gzip record${describeRecord(this.recordIndex, undefined)}: ${this.reason}${
+      describeLeftBehind(this.leftBehind)
+    }`
   }
 }
 
@@ -104,14 +112,32 @@ export class LargePayloadStoreError extends Data.TaggedError("LargePayloadStoreE
   readonly httpStatus?: number | undefined
   readonly retryable: boolean
   readonly recordIndex?: number | undefined
+  /**
+   * In `writeBatch`: the large-payload objects of the batch that could not be deleted after
+   * it failed (the batch stopped before anything was sent, so they belong to no record on
+   * the stream).
+   */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
     return `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${
       describeRecord(this.recordIndex, undefined)
-    }: ${this.errorName}${status}${this.retryable ? " (retryable)" : ""}`
+    }: ${this.errorName}${status}${describeCause(this.errorName, this.cause)}${this.retryable ? " (retryable)" : ""}${
+      describeLeftBehind(this.leftBehind)
+    }`
   }
+}
+
+/**
+ * A large-payload object left in its store: its delete failed or did not finish.
+ *
+ * @since 0.1.0
+ */
+export interface LeftBehindObject {
+  readonly bucket: string
+  readonly key: string
 }
 
 /**
@@ -135,8 +161,8 @@ export class KinesisError extends Data.TaggedError("KinesisError")<{
   override get message(): string {
     const status = this.httpStatus === undefined ? "" : ` HTTP ${this.httpStatus}`
     return `Kinesis ${this.operation} on stream ${this.streamName} failed: ${this.errorName}${status}${
-      this.retryable ? " (retryable)" : " (not retryable)"
-    }`
+      describeCause(this.errorName, this.cause)
+    }${this.retryable ? " (retryable)" : " (not retryable)"}`
   }
 }
 
@@ -208,6 +234,21 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<{
       this.interrupted ? " (interrupted)" : ""
     } (${summary}${ambiguous})${why}`
   }
+}
+
+/** The message of the underlying error (the SDK's reason), when it says more than its name. */
+const describeCause = (errorName: string, cause: unknown): string => {
+  const message = typeof cause === "object" && cause !== null && "message" in cause ? cause.message : undefined
+  return typeof message === "string" && message.length > 0 && message !== errorName
+    ? `: ${message.length > 300 ? `${message.slice(0, 300)}…` : message}`
+    : ""
+}
+
+const describeLeftBehind = (objects: ReadonlyArray<LeftBehindObject> | undefined): string => {
+  if (objects === undefined || objects.length === 0) return ""
+  const shown = objects.slice(0, 10).map((o) => `s3://${o.bucket}/${o.key}`).join(", ")
+  const more = objects.length > 10 ? ` and ${objects.length - 10} more` : ""
+  return `; ${objects.length} large payload object(s) could not be deleted: ${shown}${more}`
 }
 
 const describeRecord = (index: number | undefined, filePath: string | undefined): string => {
