@@ -12,7 +12,7 @@ import type { Kinesis, PutRecordsResultEntry } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { mayHaveBeenApplied } from "./awsError.js"
 import type { ResolvedWriterConfig } from "./config.js"
-import { yieldToEventLoop } from "./eventLoop.js"
+import { EventLoopSlice } from "./eventLoop.js"
 import type { DeliveryLedger } from "./ledger.js"
 import { KinesisLimits } from "./limits.js"
 import { fitsPartitionKey, partitionKeyLength } from "./partitionKey.js"
@@ -345,6 +345,7 @@ export const makeSender = (
   ): Effect.Effect<AttemptReport<E>> =>
     Effect.suspend(() => {
       const outcomes: Array<AttemptOutcome> = []
+      const slice = new EventLoopSlice()
       return records.pipe(
         Stream.flatMap((chunk) => {
           const { fit, refused } = fitAttempt(chunk, attempt, recordLimitBytes)
@@ -354,9 +355,12 @@ export const makeSender = (
           }
           return Stream.fromIterable(planAttempt(config, fit, attempt))
         }),
-        // Each call first lets the event loop turn: a service that answers synchronously
-        // (a test double, the shard simulator) never holds it for more than a call's work.
-        Stream.mapEffect((call) => Effect.zipRight(yieldToEventLoop, sendCall(call, attempt, ledger)), {
+        // Calls let the event loop turn once their slice is spent: a service that answers
+        // synchronously (a test double, the shard simulator) never holds it for long.
+        Stream.mapEffect((call) =>
+          slice.spent()
+            ? Effect.zipRight(slice.yield, sendCall(call, attempt, ledger))
+            : sendCall(call, attempt, ledger), {
           concurrency: config.maxConcurrentCalls,
           unordered: true
         }),
