@@ -18,6 +18,7 @@ import { CompressionError } from "./Errors.js"
 import { gzipSync } from "./internal/codec.js"
 import type { PackedPayloads } from "./internal/envelopePacker.js"
 import { unpack } from "./internal/envelopePacker.js"
+import { EventLoopSlice } from "./internal/eventLoop.js"
 
 export type { PackedPayloads } from "./internal/envelopePacker.js"
 
@@ -28,21 +29,24 @@ export type { PackedPayloads } from "./internal/envelopePacker.js"
  */
 export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<Compressor, Compressor.Service>() {
   /**
-   * gzip on the calling thread, one payload after another.
+   * gzip on the calling thread, one payload after another, letting the event loop turn
+   * between payloads every few milliseconds.
    *
    * @since 0.1.0
    */
   static readonly mainThread: Compressor.Service = Compressor.of({
     gzipPacked: (packed, level) =>
-      Effect.suspend(() => {
+      Effect.gen(function*() {
         const payloads = unpack(packed)
         const out: Array<Uint8Array> = new Array(payloads.length)
+        const slice = new EventLoopSlice()
         for (let i = 0; i < payloads.length; i++) {
+          if (slice.spent()) yield* slice.yield
           const gz = gzipSync(payloads[i]!, level)
-          if (Either.isLeft(gz)) return Effect.fail(gz.left)
+          if (Either.isLeft(gz)) return yield* gz.left
           out[i] = gz.right
         }
-        return Effect.succeed(out)
+        return out
       })
   })
 

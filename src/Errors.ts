@@ -27,11 +27,13 @@ export class SerializationError extends Data.TaggedError("SerializationError")<{
   readonly recordIndex?: number | undefined
   /** The `file_path` of the offending record, when it has one. */
   readonly filePath?: string | undefined
+  /** Large-payload objects of the batch that could not be deleted after it failed. */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
     const said = `cannot serialize ${this.subject}${describeRecord(this.recordIndex, this.filePath)}: ${this.reason}`
-    return said + causeSuffix(this.cause, said)
+    return said + causeSuffix(this.cause, said) + describeLeftBehind(this.leftBehind)
   }
 }
 
@@ -45,11 +47,13 @@ export class CompressionError extends Data.TaggedError("CompressionError")<{
   readonly reason: string
   /** The index of the record in the batch, when in a batch. */
   readonly recordIndex?: number | undefined
+  /** Large-payload objects of the batch that could not be deleted after it failed. */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
     const said = `cannot gzip record${describeRecord(this.recordIndex, undefined)}: ${this.reason}`
-    return said + causeSuffix(this.cause, said)
+    return said + causeSuffix(this.cause, said) + describeLeftBehind(this.leftBehind)
   }
 }
 
@@ -118,6 +122,12 @@ export class LargePayloadStoreError extends Data.TaggedError("LargePayloadStoreE
   readonly httpStatus?: number | undefined
   readonly retryable: boolean
   readonly recordIndex?: number | undefined
+  /**
+   * In `writeBatch`: the large-payload objects of the batch that could not be deleted after
+   * it failed (the batch stopped before anything was sent, so they belong to no record on
+   * the stream).
+   */
+  readonly leftBehind?: ReadonlyArray<LeftBehindObject> | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
@@ -125,8 +135,18 @@ export class LargePayloadStoreError extends Data.TaggedError("LargePayloadStoreE
     const said = `large payload ${this.operation} failed for s3://${this.bucket}/${this.key}${
       describeRecord(this.recordIndex, undefined)
     }: ${this.errorName}${status}${this.retryable ? " (retryable)" : ""}`
-    return said + causeSuffix(this.cause, said)
+    return said + causeSuffix(this.cause, said) + describeLeftBehind(this.leftBehind)
   }
+}
+
+/**
+ * A large-payload object left in its store: its delete failed or did not finish.
+ *
+ * @since 0.1.0
+ */
+export interface LeftBehindObject {
+  readonly bucket: string
+  readonly key: string
 }
 
 /**
@@ -370,6 +390,13 @@ const causeSuffix = (cause: unknown, said: string): string => {
     current = "cause" in current ? current.cause : undefined
   }
   return ""
+}
+
+const describeLeftBehind = (objects: ReadonlyArray<LeftBehindObject> | undefined): string => {
+  if (objects === undefined || objects.length === 0) return ""
+  const shown = objects.slice(0, 10).map((o) => `s3://${o.bucket}/${o.key}`).join(", ")
+  const more = objects.length > 10 ? ` and ${objects.length - 10} more` : ""
+  return `; ${objects.length} large payload object(s) could not be deleted: ${shown}${more}`
 }
 
 const describeRecord = (index: number | undefined, filePath: string | undefined): string => {

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import type { ConfigError, Schedule, Scope } from "effect"
+import type { ConfigError, Duration, Schedule, Scope } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import type { KinesisError, WriteBatchError } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
@@ -73,6 +73,16 @@ export interface WriteBatchOptions {
    * before each retry of the records that failed and when to stop.
    */
   readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * How long this call may take before it stops sending, counted from the call (payload
+   * building included). When it passes, calls in flight are aborted, nothing more is sent,
+   * and the batch fails with a `WriteBatchError` naming every record not written with the
+   * error code `DeadlineExceeded` (`maybeDelivered` for those in flight). The objects of
+   * records certainly not on the stream are deleted after it, each delete bounded by
+   * `requestTimeout`. Without it, only the schedule ends the retries: with one that never
+   * stops, interrupt the fiber to end the batch.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
 }
 
 /**

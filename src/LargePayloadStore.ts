@@ -9,6 +9,7 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import { LargePayloadStoreError } from "./Errors.js"
+import { tryAbortable } from "./internal/abortable.js"
 import { toStoreError } from "./internal/awsError.js"
 import { optional } from "./internal/config.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
@@ -77,8 +78,10 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
       locate,
       write: (key, bytes) => {
         const location = locate(key)
-        return Effect.tryPromise({
-          try: (signal) =>
+        // An interrupted upload waits for its aborted request to settle, so that a clean-up
+        // that deletes the object runs after it (see internal/abortable.ts).
+        return tryAbortable(
+          (signal) =>
             client.send(
               new PutObjectCommand({
                 Bucket: bucket,
@@ -91,8 +94,8 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
               }),
               { abortSignal: signal }
             ),
-          catch: toStoreError("write", location)
-        }).pipe(Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
+          toStoreError("write", location)
+        ).pipe(Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
       },
       read: (location) =>
         Effect.tryPromise({
@@ -103,13 +106,13 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
           catch: toStoreError("read", location)
         }).pipe(traced(SpanNames.storeRead, location)),
       delete: (location) =>
-        Effect.tryPromise({
-          try: (signal) =>
+        tryAbortable(
+          (signal) =>
             client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
               abortSignal: signal
             }),
-          catch: toStoreError("delete", location)
-        }).pipe(Effect.asVoid, traced(SpanNames.storeDelete, location))
+          toStoreError("delete", location)
+        ).pipe(Effect.asVoid, traced(SpanNames.storeDelete, location))
     })
   }
 

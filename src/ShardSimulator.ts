@@ -52,6 +52,7 @@ import { Clock, Context, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import { KinesisError } from "./Errors.js"
 import { KinesisLimits } from "./internal/limits.js"
+import { partitionKeyLength } from "./internal/partitionKey.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 import { prng } from "./RecordGenerator.js"
@@ -453,7 +454,8 @@ export const make = (
       let callBytes = 0
       for (let i = 0; i < n; i++) {
         const record = request.records[i]!
-        const keyLength = record.partitionKey.length
+        // Characters as Kinesis counts them: code points, not UTF-16 units.
+        const keyLength = partitionKeyLength(record.partitionKey)
         if (keyLength < 1 || keyLength > Defaults.maxPartitionKeyLength) {
           return `Records.${i}.PartitionKey must have length between 1 and ${Defaults.maxPartitionKeyLength}, got ${keyLength}`
         }

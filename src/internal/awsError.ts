@@ -74,20 +74,46 @@ export const awsErrorFacts = (error: unknown): AwsErrorFacts => {
     ? e.name
     : typeof e.code === "string"
     ? e.code
+    : isMissingRegion(error)
+    ? "ConfigurationError"
     : error instanceof Error
     ? error.name
     : "UnknownError"
   return { errorName, httpStatus, retryable: isRetryable(errorName, httpStatus) }
 }
 
-/** Failures that happen before a request leaves this machine: the server cannot have applied it. */
-const NEVER_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"])
+/** The SDK's client configuration check (a plain `Error`), raised before any request is built. */
+const isMissingRegion = (error: unknown): boolean =>
+  error instanceof Error && error.name === "Error" && /^Region is missing/.test(error.message)
 
 /**
- * Whether a failed call may nonetheless have been applied by the server. Only two outcomes
- * are definite: a 4xx (the server refused the request) and a connection that was never made.
- * Everything else — a 5xx, a timeout, a connection lost after sending, an answer cut midway
- * (the SDK then reports the 200 it had started to read) — may have been applied.
+ * Failures that happen before a request leaves this machine, so the server cannot have
+ * applied it: a connection that was never made, and what the SDK raises while building the
+ * request — no credentials (`CredentialsProviderError` and its kin), no region
+ * (`ConfigurationError`, see {@link awsErrorFacts}), no endpoint (`EndpointError`, an
+ * invalid URL).
+ */
+const NEVER_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CredentialsProviderError",
+  "ProviderError",
+  "TokenProviderError",
+  "ConfigurationError",
+  "EndpointError",
+  "ERR_INVALID_URL"
+])
+
+/**
+ * Whether a failed call may nonetheless have been applied by the server: whether its request
+ * can have reached it. Only two kinds of outcome are definite: a 4xx (the server refused the
+ * request) and a request that never left (a connection never made, missing credentials,
+ * region or endpoint). Everything else — a 5xx, a timeout, a connection lost after sending,
+ * an answer cut midway (the SDK then reports the 200 it had started to read) — may have been
+ * applied.
  */
 export const mayHaveBeenApplied = (errorName: string, httpStatus: number | undefined): boolean =>
   httpStatus !== undefined && httpStatus >= 400 && httpStatus < 500 ? false : !NEVER_SENT.has(errorName)

@@ -9,8 +9,12 @@ import { Effect, Schedule, ScheduleDecision } from "effect"
 import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"
 import { WriteBatchError } from "../Errors.js"
 import type { AttemptOutcome } from "./delivery.js"
+import { yieldToEventLoop } from "./eventLoop.js"
 import { DeliveryLedger } from "./ledger.js"
 import type { BatchEntry, PreparedRecord } from "./prepare.js"
+
+/** The error code of a record still undelivered when the caller's deadline passed. */
+export const DeadlineExceeded = "DeadlineExceeded"
 
 interface LastFailure {
   readonly errorCode: string
@@ -42,16 +46,21 @@ export class BatchDelivery {
   /**
    * Runs `attempt(n)` (0 first, then the retries of what is pending) and records each outcome,
    * until nothing is pending or the schedule stops; `onRetry` runs before each retry's delay.
-   * Never fails.
+   * An attempt counts from the moment it starts, so an interrupted one is counted. Each retry
+   * first yields to the event loop (a macrotask), so that whatever the schedule (even one with
+   * no delay, for ever) and however synchronously the service answers, timers run and the
+   * batch can be interrupted. Never fails.
    */
   run(
     attempt: (n: number) => Effect.Effect<AttemptOutcome>,
     schedule: Schedule.Schedule<unknown, unknown>,
     onRetry: Effect.Effect<void>
   ): Effect.Effect<void> {
-    const step = Effect.suspend(() => attempt(this.attempts)).pipe(
-      Effect.map((outcome) => this.record(outcome))
-    )
+    const step = Effect.suspend(() => {
+      const n = this.attempts++
+      const run = Effect.map(attempt(n), (outcome) => this.record(n, outcome))
+      return n === 0 ? run : Effect.zipRight(yieldToEventLoop, run)
+    })
     const retries = schedule.pipe(
       Schedule.check(() => this.pending.length > 0),
       Schedule.onDecision((_, decision) => ScheduleDecision.isContinue(decision) ? onRetry : Effect.void)
@@ -73,9 +82,27 @@ export class BatchDelivery {
     }
   }
 
-  private record(outcome: AttemptOutcome): void {
-    if (this.attempts > 0) this.retriedRecords += this.pending.length
-    this.attempts++
+  /**
+   * The deadline passed: delivery stopped, its calls in flight aborted. Every record not
+   * written is named with `DeadlineExceeded`; one that was in flight may have been written.
+   */
+  expire(deadline: string): void {
+    this.pending = []
+    for (const entry of this.entries) {
+      if (this.ledger.isWritten(entry.index)) continue
+      const previous = this.lastFailure.get(entry.index)
+      if (this.ledger.isInFlight(entry.index)) this.ledger.failed(entry.index, true)
+      this.lastFailure.set(entry.index, {
+        errorCode: DeadlineExceeded,
+        errorMessage: `not delivered within the deadline of ${deadline}${
+          previous === undefined ? "" : ` (last failure: ${previous.errorCode})`
+        }`
+      })
+    }
+  }
+
+  private record(attempt: number, outcome: AttemptOutcome): void {
+    if (attempt > 0) this.retriedRecords += this.pending.length
     this.calls += outcome.calls
     this.lastCallError = outcome.callErrors.at(-1) ?? this.lastCallError
     this.fatal ??= outcome.callErrors.find((e) => !e.retryable)
@@ -87,9 +114,13 @@ export class BatchDelivery {
     this.pending = retry
   }
 
-  /** The records not delivered (for good, or when interrupted not yet), in batch order. */
-  undelivered(interrupted: boolean): Array<BatchEntry> {
-    return this.entries.filter((e) => !this.ledger.isWritten(e.index) && (interrupted || this.lastFailure.has(e.index)))
+  /**
+   * The records not delivered, in batch order: every record the ledger does not know written,
+   * whatever the attempts reported, so that no record is counted delivered without a result
+   * that says so.
+   */
+  undelivered(): Array<BatchEntry> {
+    return this.entries.filter((e) => !this.ledger.isWritten(e.index))
   }
 
   /**
@@ -97,14 +128,16 @@ export class BatchDelivery {
    * those never sent or in flight. `deleted` lists the indexes whose S3 object was deleted.
    */
   toError(streamName: string, interrupted: boolean, deleted: ReadonlySet<number>): WriteBatchError {
-    const undelivered = this.undelivered(interrupted).map((entry): UndeliveredRecord => {
+    const undelivered = this.undelivered().map((entry): UndeliveredRecord => {
       const failure = this.lastFailure.get(entry.index)
       const inFlight = this.ledger.isInFlight(entry.index)
       return {
         record: entry.record,
         index: entry.index,
         recordId: entry.recordId,
-        errorCode: failure === undefined || (interrupted && inFlight) ? "Interrupted" : failure.errorCode,
+        errorCode: interrupted && inFlight
+          ? "Interrupted"
+          : failure?.errorCode ?? (interrupted ? "Interrupted" : "NotSent"),
         errorMessage: failure?.errorMessage,
         maybeDelivered: this.ledger.maybeDelivered(entry.index),
         largePayload: entry.largePayload === undefined

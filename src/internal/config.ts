@@ -8,7 +8,7 @@
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
 import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
 import { KinesisLimits } from "./limits.js"
-import { longestPartitionKey } from "./partitionKey.js"
+import { longestPartitionKey, partitionKeyLength } from "./partitionKey.js"
 
 /**
  * What a caller sets. Only the first four are required.
@@ -18,7 +18,11 @@ import { longestPartitionKey } from "./partitionKey.js"
 export interface KinesisWriterOptions {
   /** The stream: 1–128 of `[a-zA-Z0-9_.-]`. */
   readonly streamName: string
-  /** Addresses the stream by ARN instead of name (cross-account writes). */
+  /**
+   * Addresses the stream by ARN instead of name (cross-account writes): the ARN of the stream
+   * `streamName` names (`arn:aws:kinesis:<region>:<account>:stream/<streamName>`), which
+   * errors, S3 keys and metrics name.
+   */
   readonly streamArn?: string | undefined
   /** Producer namespace; part of partition keys, S3 keys and every record's info. */
   readonly logGroupId: string
@@ -102,6 +106,59 @@ export const WriterDefaults = {
 } as const
 
 const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/
+/** A Kinesis stream's ARN; the stream's name is its last part. */
+const STREAM_ARN = /^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/([a-zA-Z0-9_.-]{1,128})$/
+
+const DURATION_UNITS: Record<string, Duration.Unit> = {
+  ns: "nanos",
+  nano: "nanos",
+  nanos: "nanos",
+  nanosecond: "nanos",
+  nanoseconds: "nanos",
+  us: "micros",
+  "µs": "micros",
+  micro: "micros",
+  micros: "micros",
+  microsecond: "micros",
+  microseconds: "micros",
+  ms: "millis",
+  milli: "millis",
+  millis: "millis",
+  millisecond: "millis",
+  milliseconds: "millis",
+  s: "seconds",
+  sec: "seconds",
+  secs: "seconds",
+  second: "seconds",
+  seconds: "seconds",
+  m: "minutes",
+  min: "minutes",
+  mins: "minutes",
+  minute: "minutes",
+  minutes: "minutes",
+  h: "hours",
+  hour: "hours",
+  hours: "hours",
+  d: "days",
+  day: "days",
+  days: "days",
+  w: "weeks",
+  week: "weeks",
+  weeks: "weeks"
+}
+
+/**
+ * A duration written as a number and a unit: Effect's `"100 millis"`, `"30 seconds"`, and the
+ * README's `"100 ms"`, `"10 s"` (with or without the space). A bare number is refused: its
+ * unit would be a guess.
+ *
+ * @internal
+ */
+export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Zµ]+)\s*$/.exec(text)
+  const unit = match === null ? undefined : DURATION_UNITS[match[2]!.toLowerCase()]
+  return match === null || unit === undefined ? Option.none() : Duration.decodeUnknown(`${match[1]} ${unit}`)
+}
 const ACCOUNT_ID = /^\d{12}$/
 
 const invalid = (field: string, requirement: string, value: unknown) =>
@@ -125,7 +182,10 @@ const integer = (field: string, value: number, min: number, max = Number.MAX_SAF
 
 const duration = (field: string, value: Duration.DurationInput) =>
   Either.flatMap(
-    Either.fromOption(Duration.decodeUnknown(value), () => invalid(field, "must be a duration", value)),
+    Either.fromOption(
+      typeof value === "string" ? parseDuration(value) : Duration.decodeUnknown(value),
+      () => invalid(field, "must be a duration (e.g. \"100 ms\", \"30 s\", \"30 seconds\")", value)
+    ),
     (d) =>
       Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d)
         ? Either.right(d)
@@ -206,16 +266,29 @@ export const resolveWriterConfig = (
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
     const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)
-    const longest = longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
+    // Kinesis counts a key's characters (code points), not the UTF-16 units of `length`.
+    const longest = partitionKeyLength(
+      longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
+    )
     yield* check(
       "logGroupId",
       logGroupId,
-      longest.length <= KinesisLimits.maxPartitionKeyLength,
-      `and schemaName make partition keys of up to ${longest.length} characters (limit ${KinesisLimits.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
+      longest <= KinesisLimits.maxPartitionKeyLength,
+      `and schemaName make partition keys of up to ${longest} characters (limit ${KinesisLimits.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
+    )
+    // Requests go to the ARN's stream while errors, S3 keys and metrics name streamName: they
+    // must be the same stream.
+    const streamArn = options.streamArn === undefined ? undefined : yield* check(
+      "streamArn",
+      options.streamArn,
+      typeof options.streamArn === "string" && STREAM_ARN.exec(options.streamArn)?.[1] === streamName,
+      `must be the ARN of stream ${
+        JSON.stringify(streamName)
+      } (arn:<partition>:kinesis:<region>:<account>:stream/${streamName})`
     )
     return {
       streamName,
-      streamArn: options.streamArn,
+      streamArn,
       logGroupId,
       schemaName,
       accountId,
@@ -248,34 +321,74 @@ export const resolveWriterConfig = (
  * | `KINESIS_DISTRIBUTION_FACTOR` | distributionFactor |
  * | `KINESIS_LARGE_PAYLOAD_THRESHOLD` | largePayloadThreshold |
  * | `KINESIS_MAX_RETRIES` | maxRetries |
- * | `KINESIS_BACKOFF_BASE`, `KINESIS_BACKOFF_CAP` | backoffBase, backoffCap (e.g. `100 millis`) |
+ * | `KINESIS_BACKOFF_BASE`, `KINESIS_BACKOFF_CAP` | backoffBase, backoffCap (e.g. `100 ms`, `10 s`, `100 millis`) |
  * | `KINESIS_MAX_REQUEST_BYTES` | maxRequestBytes |
  * | `KINESIS_READ_STREAM_RECORD_LIMIT` | readStreamRecordLimit |
  * | `KINESIS_MAX_CONCURRENT_CALLS`, `KINESIS_MAX_CONCURRENT_UPLOADS` | concurrency bounds |
  * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
  * | `KINESIS_COMPRESSION_WORKERS` | compressionWorkers |
- * | `KINESIS_REQUEST_TIMEOUT` | requestTimeout (e.g. `30 seconds`) |
+ * | `KINESIS_REQUEST_TIMEOUT` | requestTimeout (e.g. `30 s`, `30 seconds`) |
+ *
+ * Integers are decimal (`""`, `"0x3"`, `"1e3"` are refused); a value that does not parse is a
+ * `ConfigError` naming the variable and the value.
  *
  * @since 0.1.0
  */
 export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
   streamName: Config.string("KINESIS_STREAM_NAME"),
-  streamArn: optional(Config.string("KINESIS_STREAM_ARN")),
+  streamArn: optional(envText("KINESIS_STREAM_ARN", "must be a Kinesis stream ARN", (t) => STREAM_ARN.test(t))),
   logGroupId: Config.string("KINESIS_LOG_GROUP_ID"),
   schemaName: Config.string("KINESIS_SCHEMA_NAME"),
   accountId: Config.string("AWS_ACCOUNT_ID"),
-  distributionFactor: optional(Config.integer("KINESIS_DISTRIBUTION_FACTOR")),
-  largePayloadThreshold: optional(Config.integer("KINESIS_LARGE_PAYLOAD_THRESHOLD")),
-  maxRetries: optional(Config.integer("KINESIS_MAX_RETRIES")),
-  backoffBase: optional(Config.duration("KINESIS_BACKOFF_BASE")),
-  backoffCap: optional(Config.duration("KINESIS_BACKOFF_CAP")),
-  maxRequestBytes: optional(Config.integer("KINESIS_MAX_REQUEST_BYTES")),
+  distributionFactor: optional(envInteger("KINESIS_DISTRIBUTION_FACTOR")),
+  largePayloadThreshold: optional(envInteger("KINESIS_LARGE_PAYLOAD_THRESHOLD")),
+  maxRetries: optional(envInteger("KINESIS_MAX_RETRIES")),
+  backoffBase: optional(envDuration("KINESIS_BACKOFF_BASE")),
+  backoffCap: optional(envDuration("KINESIS_BACKOFF_CAP")),
+  maxRequestBytes: optional(envInteger("KINESIS_MAX_REQUEST_BYTES")),
   readStreamRecordLimit: optional(Config.boolean("KINESIS_READ_STREAM_RECORD_LIMIT")),
-  maxConcurrentCalls: optional(Config.integer("KINESIS_MAX_CONCURRENT_CALLS")),
-  maxConcurrentUploads: optional(Config.integer("KINESIS_MAX_CONCURRENT_UPLOADS")),
-  compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL")),
-  compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS")),
-  requestTimeout: optional(Config.duration("KINESIS_REQUEST_TIMEOUT"))
+  maxConcurrentCalls: optional(envInteger("KINESIS_MAX_CONCURRENT_CALLS")),
+  maxConcurrentUploads: optional(envInteger("KINESIS_MAX_CONCURRENT_UPLOADS")),
+  compressionLevel: optional(envInteger("KINESIS_COMPRESSION_LEVEL")),
+  compressionWorkers: optional(envInteger("KINESIS_COMPRESSION_WORKERS")),
+  requestTimeout: optional(envDuration("KINESIS_REQUEST_TIMEOUT"))
+}
+
+/**
+ * A variable read as text and parsed by `parse`; text it refuses is a `ConfigError` whose path
+ * is the variable and whose message names the variable and the text.
+ */
+function envParsed<A>(name: string, requirement: string, parse: (text: string) => Option.Option<A>): Config.Config<A> {
+  return Config.nested(
+    Config.mapOrFail(Config.string(), (text) =>
+      Either.fromOption(
+        parse(text),
+        () => ConfigError.InvalidData([], `${name} ${requirement}, got ${JSON.stringify(text)}`)
+      )),
+    name
+  )
+}
+
+/** Text that `ok` accepts, as is. */
+function envText(name: string, requirement: string, ok: (text: string) => boolean): Config.Config<string> {
+  return envParsed(name, requirement, (text) => ok(text) ? Option.some(text) : Option.none())
+}
+
+/**
+ * A decimal integer, unlike `Config.integer`, which reads with `Number` and so takes `""` and
+ * `" "` for 0 and `"0x3"`, `"0b1"`, `"1e3"` for numbers.
+ */
+function envInteger(name: string): Config.Config<number> {
+  return envParsed(
+    name,
+    "must be a decimal integer",
+    (text) => /^\s*[+-]?\d+\s*$/.test(text) ? Option.some(Number(text.trim())) : Option.none()
+  )
+}
+
+/** A duration as the README writes it (`100 ms`, `30 s`) or as Effect does (`30 seconds`). */
+function envDuration(name: string): Config.Config<Duration.Duration> {
+  return envParsed(name, "must be a duration such as \"100 ms\", \"30 s\" or \"30 seconds\"", parseDuration)
 }
 
 /** An optional setting: absent is `undefined`, which the defaults fill in. */

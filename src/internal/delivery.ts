@@ -8,12 +8,14 @@
  */
 import { Clock, Effect, Option, Stream } from "effect"
 import { KinesisError } from "../Errors.js"
-import type { Kinesis } from "../Kinesis.js"
+import type { Kinesis, PutRecordsResultEntry } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { mayHaveBeenApplied } from "./awsError.js"
 import type { ResolvedWriterConfig } from "./config.js"
+import { EventLoopSlice } from "./eventLoop.js"
 import type { DeliveryLedger } from "./ledger.js"
 import { KinesisLimits } from "./limits.js"
+import { fitsPartitionKey, partitionKeyLength } from "./partitionKey.js"
 import type { PreparedRecord } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
 import { withRequestTimeout } from "./timeout.js"
@@ -135,6 +137,102 @@ export const planAttempt = (
   )
 }
 
+/**
+ * The records that can be sent on `attempt` and those that cannot: a record whose partition
+ * key would exceed 256 characters, or whose data plus key would exceed the stream's record
+ * limit, once the attempt's suffix is added. The suffix grows a digit at attempts 10, 100, …,
+ * whatever schedule asks for them, so the limits are checked here, with the suffix actually
+ * sent, and a record that no longer fits is failed with `AttemptLimit` (not retryable) rather
+ * than sent over a limit, which would make Kinesis refuse its whole call.
+ */
+export const fitAttempt = (
+  records: ReadonlyArray<PreparedRecord>,
+  attempt: number,
+  recordLimitBytes: number
+): { readonly fit: Array<PreparedRecord>; readonly refused: Array<FailedRecord> } => {
+  const suffix = String(attempt)
+  const fit: Array<PreparedRecord> = []
+  const refused: Array<FailedRecord> = []
+  for (const record of records) {
+    const key = record.partitionKeyPrefix + suffix
+    const bytes = record.data.length + Buffer.byteLength(key, "utf8")
+    if (!fitsPartitionKey(key)) {
+      refused.push({
+        record,
+        errorCode: AttemptLimit,
+        errorMessage: `attempt ${attempt} would send a partition key of ${
+          partitionKeyLength(key)
+        } characters (limit ${KinesisLimits.maxPartitionKeyLength})`,
+        retryable: false,
+        ambiguous: false
+      })
+    } else if (bytes > recordLimitBytes) {
+      refused.push({
+        record,
+        errorCode: AttemptLimit,
+        errorMessage:
+          `attempt ${attempt} would send ${bytes} bytes of data and partition key (record limit ${recordLimitBytes})`,
+        retryable: false,
+        ambiguous: false
+      })
+    } else {
+      fit.push(record)
+    }
+  }
+  return { fit, refused }
+}
+
+/** The error code of a record that no attempt can carry any more within Kinesis' limits. */
+export const AttemptLimit = "AttemptLimit"
+
+/** The error name of a call whose answer does not give one well-formed result per record. */
+export const InvalidResponse = "InvalidResponse"
+
+/**
+ * A `Kinesis` service's answer checked where it is consumed: exactly one result per record.
+ * Any other answer (shorter, longer, not an array) fails the call as a retryable
+ * `InvalidResponse`; with no HTTP status, it is ambiguous, since the call may have written
+ * its records: none of them is counted written.
+ */
+const checkAnswer = (streamName: string, records: number) =>
+(
+  answer: ReadonlyArray<PutRecordsResultEntry>
+): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
+  Array.isArray(answer) && answer.length === records
+    ? Effect.succeed(answer)
+    : Effect.fail(
+      new KinesisError({
+        operation: "PutRecords",
+        streamName,
+        errorName: InvalidResponse,
+        retryable: true,
+        cause: new Error(
+          `the Kinesis service answered ${
+            Array.isArray(answer) ? `${answer.length} results` : "no result array"
+          } for ${records} records`
+        )
+      })
+    )
+
+const isWritten = (
+  entry: PutRecordsResultEntry | undefined
+): entry is Extract<PutRecordsResultEntry, { _tag: "Written" }> =>
+  entry?._tag === "Written" && typeof entry.shardId === "string" && typeof entry.sequenceNumber === "string"
+
+const isRefused = (
+  entry: PutRecordsResultEntry | undefined
+): entry is Extract<PutRecordsResultEntry, { _tag: "Failed" }> =>
+  entry?._tag === "Failed" && typeof entry.errorCode === "string"
+
+/** Records in slices of a full call's worth, so that no step of an attempt handles a whole large batch at once. */
+export const slices = <A>(records: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let start = 0; start < records.length; start += KinesisLimits.maxRecordsPerCall) {
+    out.push(records.slice(start, start + KinesisLimits.maxRecordsPerCall))
+  }
+  return out
+}
+
 /** Sends attempts: one writer's settings and services, resolved once. */
 export interface Sender {
   /**
@@ -164,7 +262,9 @@ export interface Sender {
 export const makeSender = (
   config: ResolvedWriterConfig,
   kinesis: Kinesis.Service,
-  metrics: KinesisMetrics.Service
+  metrics: KinesisMetrics.Service,
+  /** The stream's record limit (data plus partition key), as the writer knows it. */
+  recordLimitBytes: number
 ): Sender => {
   const stream = config.streamName
   const putRecords = withRequestTimeout(
@@ -181,14 +281,16 @@ export const makeSender = (
       const suffix = typeof attempt === "number" ? String(attempt) : undefined
       const start = yield* Clock.currentTimeMillis
       if (ledger !== undefined) { for (const r of call) ledger.sending(r.index) }
-      const result = yield* Effect.either(putRecords(kinesis.putRecords({
-        streamName: stream,
-        streamArn: config.streamArn,
-        records: call.map((r, i) => ({
-          data: r.data,
-          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
-        }))
-      })))
+      const result = yield* Effect.either(putRecords(
+        kinesis.putRecords({
+          streamName: stream,
+          streamArn: config.streamArn,
+          records: call.map((r, i) => ({
+            data: r.data,
+            partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+          }))
+        }).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
+      ))
       const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
       if (result._tag === "Left") {
         const error = result.left
@@ -219,10 +321,10 @@ export const makeSender = (
       const failed: Array<FailedRecord> = []
       result.right.forEach((entry, i) => {
         const record = call[i]!
-        if (entry._tag === "Written") {
+        if (isWritten(entry)) {
           writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
           ledger?.written(record.index)
-        } else {
+        } else if (isRefused(entry)) {
           failed.push({
             record,
             errorCode: entry.errorCode,
@@ -231,6 +333,16 @@ export const makeSender = (
             ambiguous: false
           })
           ledger?.failed(record.index, false)
+        } else {
+          // A result that says neither: the call may have written the record.
+          failed.push({
+            record,
+            errorCode: InvalidResponse,
+            errorMessage: "the Kinesis service answered a result that is neither written nor failed",
+            retryable: true,
+            ambiguous: true
+          })
+          ledger?.failed(record.index, true)
         }
       })
       yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
@@ -244,9 +356,22 @@ export const makeSender = (
   ): Effect.Effect<AttemptReport<E>> =>
     Effect.suspend(() => {
       const outcomes: Array<AttemptOutcome> = []
+      const slice = new EventLoopSlice()
       return records.pipe(
-        Stream.flatMap((chunk) => Stream.fromIterable(planAttempt(config, chunk, attempt))),
-        Stream.mapEffect((call) => sendCall(call, attempt, ledger), {
+        Stream.flatMap((chunk) => {
+          const { fit, refused } = fitAttempt(chunk, attempt, recordLimitBytes)
+          if (refused.length > 0) {
+            for (const f of refused) ledger?.failed(f.record.index, false)
+            outcomes.push({ ...emptyOutcome, failed: refused })
+          }
+          return Stream.fromIterable(planAttempt(config, fit, attempt))
+        }),
+        // Calls let the event loop turn once their slice is spent: a service that answers
+        // synchronously (a test double, the shard simulator) never holds it for long.
+        Stream.mapEffect((call) =>
+          slice.spent()
+            ? Effect.zipRight(slice.yield, sendCall(call, attempt, ledger))
+            : sendCall(call, attempt, ledger), {
           concurrency: config.maxConcurrentCalls,
           unordered: true
         }),

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import type { LargePayloadStoreError } from "../Errors.js"
 import { LargePayloadStoreError as StoreError } from "../Errors.js"
 import type { LargePayloadStore, PayloadLocation } from "../LargePayloadStore.js"
@@ -19,31 +19,61 @@ export interface DeleteReport {
   readonly failed: ReadonlyArray<LargePayloadStoreError>
 }
 
-/** Deletes each location, `maxConcurrentUploads` at a time; never fails. */
+/** A report filled in as deletes finish, readable when they were interrupted midway. */
+export interface DeleteProgress {
+  readonly deleted: Array<PayloadLocation>
+  readonly failed: Array<LargePayloadStoreError>
+}
+
+/** An empty {@link DeleteProgress}. */
+export const deleteProgress = (): DeleteProgress => ({ deleted: [], failed: [] })
+
+/** The locations a delete did not confirm: failed, or not finished when it was interrupted. */
+export const leftBehind = (
+  locations: ReadonlyArray<PayloadLocation>,
+  report: DeleteReport
+): Array<PayloadLocation> => {
+  const deleted = new Set(report.deleted.map(locationId))
+  return locations.filter((l) => !deleted.has(locationId(l)))
+}
+
+/** A location as one string, `bucket/key`. */
+export const locationId = (location: PayloadLocation): string => `${location.bucket}/${location.key}`
+
+/**
+ * Deletes each location, `maxConcurrentUploads` at a time; never fails. `progress`, when
+ * given, is filled in as deletes finish.
+ */
 export const deleteBestEffort = (
   store: LargePayloadStore.Service,
   locations: ReadonlyArray<PayloadLocation>,
-  config: Pick<ResolvedWriterConfig, "streamName" | "requestTimeout" | "maxConcurrentUploads">
+  config: Pick<ResolvedWriterConfig, "streamName" | "requestTimeout" | "maxConcurrentUploads">,
+  progress: DeleteProgress = deleteProgress()
 ): Effect.Effect<DeleteReport> =>
   Effect.suspend(() => {
-    const deleted: Array<PayloadLocation> = []
-    const failed: Array<LargePayloadStoreError> = []
+    const { deleted, failed } = progress
     return Effect.forEach(locations, (location) =>
       store.delete(location).pipe(
         withRequestTimeout(
           config.requestTimeout,
           (facts) => new StoreError({ operation: "delete", ...location, ...facts })
         ),
-        Effect.matchEffect({
-          onSuccess: () => Effect.sync(() => deleted.push(location)),
-          onFailure: (error) =>
-            Effect.zipRight(
-              Effect.sync(() => failed.push(error)),
-              Effect.logDebug("could not delete the large payload of an undelivered record").pipe(
-                Effect.annotateLogs({ stream: config.streamName, key: location.key, error: error.message })
-              )
-            )
-        })
+        // Recorded as the delete ends, even when an interruption is already waiting.
+        Effect.onExit((exit) =>
+          Exit.isSuccess(exit)
+            ? Effect.sync(() => deleted.push(location))
+            : Option.match(Cause.failureOption(exit.cause), {
+              onNone: () => Effect.void,
+              onSome: (error) =>
+                Effect.zipRight(
+                  Effect.sync(() => failed.push(error)),
+                  Effect.logDebug("could not delete the large payload of an undelivered record").pipe(
+                    Effect.annotateLogs({ stream: config.streamName, key: location.key, error: error.message })
+                  )
+                )
+            })
+        ),
+        Effect.ignore
       ), { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
         Effect.as<DeleteReport>({ deleted, failed })
       )

@@ -6,6 +6,8 @@
  * @since 0.1.0
  */
 
+import { KinesisLimits } from "./limits.js"
+
 const utf8 = new TextEncoder()
 
 /**
@@ -67,6 +69,29 @@ export const partitionKey = (
   distributionFactor: number,
   attempt: number
 ): string => `${partitionKeyPrefix(parts, filePath, distributionFactor)}${attempt}`
+
+/**
+ * The length of a partition key as Kinesis counts it against its 256 characters: Unicode
+ * characters (code points), not the UTF-16 units of `String.length`. Its size on the wire,
+ * which counts toward the record and request limits, is `Buffer.byteLength(key, "utf8")`.
+ *
+ * @internal
+ */
+export const partitionKeyLength = (key: string): number => {
+  let n = 0
+  for (const _ of key) n++
+  return n
+}
+
+/**
+ * Whether a partition key fits Kinesis' 1–256 characters (code points).
+ *
+ * @internal
+ */
+export const fitsPartitionKey = (key: string): boolean =>
+  key.length > 0 &&
+  // A string has at least as many UTF-16 units as code points: a short one needs no count.
+  (key.length <= KinesisLimits.maxPartitionKeyLength || partitionKeyLength(key) <= KinesisLimits.maxPartitionKeyLength)
 
 /**
  * The longest partition key a configuration can make (highest bucket, last retry): the one

@@ -30,8 +30,9 @@ import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { ResolvedWriterConfig } from "./config.js"
 import { EnvelopePacker } from "./envelopePacker.js"
+import { EventLoopSlice } from "./eventLoop.js"
 import { KinesisLimits } from "./limits.js"
-import { deleteBestEffort } from "./orphans.js"
+import { deleteBestEffort, leftBehind } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import { withRequestTimeout } from "./timeout.js"
 
@@ -151,17 +152,6 @@ export interface SerializedBatch {
   readonly largePayloads: number
 }
 
-const YIELD_EVERY = 256
-
-/**
- * Lets timers and I/O run: a macrotask turn, unlike `Effect.yieldNow`, which the default
- * scheduler resumes as a microtask.
- */
-const yieldToEventLoop = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
-
 /**
  * Phase 1: serializes every record, packs the envelopes of each chunk and starts its
  * compression (which then runs beside the serialization of the next chunks), and offloads
@@ -177,8 +167,12 @@ export const serializeBatch = (
   Effect.gen(function*() {
     const { config } = context
     const attemptDigits = String(config.maxRetries).length
-    const fixedInfoBytes = config.accountId.length + config.logGroupId.length + config.schemaName.length + 36 + 64
+    // Bytes on the wire are UTF-8 bytes: a name of CJK or emoji takes 3–4 bytes a character.
+    const fixedInfoBytes = Buffer.byteLength(config.accountId, "utf8") + Buffer.byteLength(config.logGroupId, "utf8") +
+      Buffer.byteLength(config.schemaName, "utf8") + 36 + 64
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
+    // Time slices rather than record counts: records range from bytes to a megabyte.
+    const slice = new EventLoopSlice()
     const slots: Array<RecordSlot> = new Array(records.length)
     const chunks: Array<SerializedChunk> = []
     const offload: Array<OffloadSlot> = []
@@ -188,7 +182,7 @@ export const serializeBatch = (
       const envelopeSizes: Array<number> = []
       // The hot loop: plain code over Eithers, no fiber or closure per record.
       for (let index = start; index < end; index++) {
-        if (index % YIELD_EVERY === YIELD_EVERY - 1) yield* yieldToEventLoop
+        if (slice.spent()) yield* slice.yield
         const record = records[index]!
         const serialized = serializeDataFileSync(record, index)
         if (Either.isLeft(serialized)) return yield* serialized.left
@@ -252,7 +246,16 @@ export const serializeBatch = (
           }
         ))
     }, { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
-      Effect.onError(() => deleteBestEffort(context.store, attempted, config))
+      // Runs once every upload has finished or been aborted (each aborted upload waits for
+      // its request to settle), so that no upload lands after its delete. The objects that
+      // could not be deleted are named in the error.
+      Effect.catchAll((error) =>
+        Effect.flatMap(
+          Effect.uninterruptible(deleteBestEffort(context.store, attempted, config)),
+          (report) => Effect.fail(withLeftBehind(error, leftBehind(attempted, report)))
+        )
+      ),
+      Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, config))
     )
     const entries = slots.map((slot) => slot._tag === "Ready" ? slot.prepared : slot.entry)
     return { slots, entries, chunks, largePayloads: offload.length }
@@ -308,6 +311,20 @@ export const prepareBatch = (
     }
     return { records: prepared, largePayloads: serialized.largePayloads, uncompressedBytes, compressedBytes }
   }).pipe(Effect.scoped)
+
+/** The error of a failed payload build, naming the objects its clean-up could not delete. */
+const withLeftBehind = (error: PrepareError, objects: ReadonlyArray<PayloadLocation>): PrepareError => {
+  if (objects.length === 0) return error
+  const leftBehind = objects.map(({ bucket, key }) => ({ bucket, key }))
+  switch (error._tag) {
+    case "LargePayloadStoreError":
+      return new LargePayloadStoreError({ ...error, leftBehind, cause: error.cause })
+    case "SerializationError":
+      return new SerializationError({ ...error, leftBehind, cause: error.cause })
+    case "CompressionError":
+      return new CompressionError({ ...error, leftBehind, cause: error.cause })
+  }
+}
 
 /** Records per compression chunk: a full PutRecords call's worth. */
 export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall

@@ -5,9 +5,10 @@
  * @internal
  */
 import type { ConfigError, Scope } from "effect"
-import { Cause, Clock, Context, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Option, Stream } from "effect"
 import { Compressor } from "../Compressor.js"
-import type { KinesisError, WriteBatchError } from "../Errors.js"
+import type { WriteBatchError } from "../Errors.js"
+import { KinesisError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { Kinesis } from "../Kinesis.js"
 import { KinesisMetrics } from "../KinesisMetrics.js"
@@ -18,10 +19,11 @@ import { BatchDelivery } from "./batchDelivery.js"
 import type { KinesisWriterOptions } from "./config.js"
 import { resolveWriterConfig } from "./config.js"
 import type { AttemptOutcome } from "./delivery.js"
-import { makeSender } from "./delivery.js"
+import { InvalidResponse, makeSender, slices } from "./delivery.js"
 import type { DeliveryLedger } from "./ledger.js"
 import { KinesisLimits } from "./limits.js"
-import { deleteBestEffort } from "./orphans.js"
+import type { DeleteReport } from "./orphans.js"
+import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
 import type { PrepareContext, PreparedRecord, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
@@ -41,8 +43,22 @@ export const make = (
     const metrics = yield* KinesisMetrics
     const recordLimitBytes = config.readStreamRecordLimit
       ? yield* kinesis.describeStreamSummary(config.streamName, config.streamArn).pipe(
-        Effect.map((s) =>
-          s.maxRecordSizeInKiB === undefined ? KinesisLimits.defaultRecordBytes : s.maxRecordSizeInKiB * 1024
+        // The service's answer is checked where it is consumed: a record limit that is not a
+        // whole number of KiB within Kinesis' range would break every size check after it.
+        Effect.flatMap(({ maxRecordSizeInKiB: kib }) =>
+          kib === undefined
+            ? Effect.succeed(KinesisLimits.defaultRecordBytes)
+            : Number.isSafeInteger(kib) && kib > 0 && kib * 1024 <= KinesisLimits.maxRequestBytes
+            ? Effect.succeed(kib * 1024)
+            : Effect.fail(
+              new KinesisError({
+                operation: "DescribeStreamSummary",
+                streamName: config.streamName,
+                errorName: InvalidResponse,
+                retryable: true,
+                cause: new Error(`the Kinesis service answered a MaxRecordSizeInKiB of ${String(kib)}`)
+              })
+            )
         )
       )
       : KinesisLimits.defaultRecordBytes
@@ -50,7 +66,7 @@ export const make = (
       Effect.serviceOption(Compressor),
       Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
     )
-    const sender = makeSender(config, kinesis, metrics)
+    const sender = makeSender(config, kinesis, metrics, recordLimitBytes)
     const stream = config.streamName
 
     const context = Effect.map(Clock.currentTimeMillis, (now): PrepareContext => ({
@@ -72,7 +88,7 @@ export const make = (
     })
 
     const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
-      Effect.map(sender.sendAttempt(Stream.make(records), attempt, ledger), (report) => report.outcome)
+      Effect.map(sender.sendAttempt(Stream.fromIterable(slices(records)), attempt, ledger), (report) => report.outcome)
 
     /**
      * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main
@@ -113,6 +129,8 @@ export const make = (
       options?: WriteBatchOptions
     ) {
       yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
+      const deadline = options?.deadline === undefined ? undefined : yield* decodeDeadline(options.deadline)
+      const startedAt = yield* Clock.currentTimeMillis
       if (records.length === 0) return emptyResult
       const ctx = yield* context
       const batch = yield* serializeBatch(ctx, records).pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
@@ -126,39 +144,81 @@ export const make = (
           Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
         )
       )
-      // Delivery runs interruptibly; whatever ends it, the batch's outcome is built from the
-      // ledger, so an interrupted batch still says which records may have been delivered.
-      return yield* Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          Effect.exit(
-            restore(delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry))
-          ),
-          (exit) => {
-            if (Exit.isFailure(exit)) {
-              return Cause.isInterruptedOnly(exit.cause)
-                ? Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, new Set()))))
-                : Effect.failCause(exit.cause)
-            }
-            return restore(finish(batch, delivery, bytes))
-          }
+      const run = delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry)
+      // The deadline counts from the call; what phase 1 took is gone from it.
+      const deliver = deadline === undefined ? run : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const left = Duration.subtract(
+          deadline,
+          Duration.millis(Math.min(now - startedAt, Duration.toMillis(deadline)))
         )
+        const expire = Effect.sync(() => delivery.expire(Duration.format(deadline)))
+        return Duration.isZero(left) ? expire : Effect.timeoutTo(run, {
+          duration: left,
+          onSuccess: () => Effect.void,
+          onTimeout: () => expire
+        }).pipe(Effect.flatten)
+      })
+      // Delivery runs interruptibly; whatever ends it, the batch's outcome is built from the
+      // ledger, so an interrupted batch still says which records may have been delivered, and
+      // the objects of records certainly not on the stream are deleted.
+      return yield* Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(Effect.exit(restore(deliver)), (exit) => {
+          if (Exit.isFailure(exit)) {
+            return Cause.isInterruptedOnly(exit.cause)
+              ? Effect.flatMap(
+                deleteOrphans(delivery, (deletes) => Effect.ignore(Effect.timeout(deletes, config.requestTimeout))),
+                (deleted) =>
+                  Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, deleted))))
+              )
+              : Effect.failCause(exit.cause)
+          }
+          return finish(batch, delivery, bytes, restore)
+        })
       )
       // The batch's scope holds the compressions started in phase 1.
     }, Effect.scoped)
 
-    /** The batch's result, or its error after the objects of records certainly not delivered are deleted. */
+    /**
+     * Deletes the objects of the records that are certainly not on the stream (not written,
+     * not possibly written), through `run` (which bounds or restores it); returns the indexes
+     * of the records whose object was deleted, even when `run` is interrupted midway.
+     */
+    const deleteOrphans = (
+      delivery: BatchDelivery,
+      run: (deletes: Effect.Effect<DeleteReport>) => Effect.Effect<unknown>
+    ): Effect.Effect<ReadonlySet<number>> =>
+      Effect.suspend(() => {
+        const orphans = delivery.undelivered().filter((e) =>
+          e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index)
+        )
+        if (orphans.length === 0) return Effect.succeed(new Set<number>())
+        const progress = deleteProgress()
+        return Effect.zipRight(
+          run(deleteBestEffort(store, orphans.map((e) => e.largePayload!), config, progress)),
+          Effect.sync(() => {
+            const ids = new Set(progress.deleted.map(locationId))
+            return new Set(orphans.filter((e) => ids.has(locationId(e.largePayload!))).map((e) => e.index))
+          })
+        )
+      })
+
+    /**
+     * The batch's result, or its error after the objects of records certainly not delivered
+     * are deleted. The deletes can be interrupted: the exit then holds the interruption and
+     * the error, which says which objects were deleted.
+     */
     const finish = (
       batch: SerializedBatch,
       delivery: BatchDelivery,
-      bytes: ByteCounts
+      bytes: ByteCounts,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
     ): Effect.Effect<WriteResult, WriteBatchError> =>
       Effect.gen(function*() {
         yield* Effect.annotateCurrentSpan({
           [Attributes.calls]: delivery.calls,
           [Attributes.attempts]: delivery.attempts
         })
-        const undelivered = delivery.undelivered(false)
-        if (undelivered.length === 0) {
+        if (delivery.undelivered().length === 0) {
           return {
             records: batch.entries.length,
             recordIds: batch.entries.map((r) => r.recordId),
@@ -170,14 +230,12 @@ export const make = (
             compressedBytes: bytes.compressed
           }
         }
-        const orphans = undelivered.filter((e) =>
-          e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index)
-        )
-        const report = yield* deleteBestEffort(store, orphans.map((e) => e.largePayload!), config)
-        const deletedKeys = new Set(report.deleted.map((l) => `${l.bucket}/${l.key}`))
-        const deleted = new Set(
-          orphans.filter((e) => deletedKeys.has(`${e.largePayload!.bucket}/${e.largePayload!.key}`)).map((e) => e.index)
-        )
+        let interruption: Cause.Cause<never> | undefined
+        const deleted = yield* deleteOrphans(delivery, (deletes) =>
+          Effect.flatMap(Effect.exit(restore(deletes)), (exit) =>
+            Effect.sync(() => {
+              if (Exit.isFailure(exit)) interruption = exit.cause
+            })))
         const error = delivery.toError(stream, false, deleted)
         yield* Effect.logWarning("batch ended with records not delivered").pipe(
           Effect.annotateLogs({
@@ -185,11 +243,12 @@ export const make = (
             undelivered: error.undelivered.length,
             delivered: error.delivered,
             attempts: error.attempts,
-            largePayloadsNotDeleted: report.failed.length,
             error: error.message
           })
         )
-        return yield* error
+        return yield* interruption === undefined
+          ? Effect.fail(error)
+          : Effect.failCause(Cause.sequential(interruption, Cause.fail(error)))
       })
 
     const services = Context.make(Kinesis, kinesis).pipe(
@@ -197,6 +256,16 @@ export const make = (
       Context.add(LargePayloadStore, store)
     )
     return { config, recordLimitBytes, services, writeBatch, prepare, putAttempt }
+  })
+
+/** A caller's deadline: a finite duration of zero or more; anything else is a defect of the call. */
+const decodeDeadline = (input: Duration.DurationInput): Effect.Effect<Duration.Duration> =>
+  Option.match(Duration.decodeUnknown(input), {
+    onNone: () => Effect.dieMessage(`writeBatch: deadline must be a duration, got ${String(input)}`),
+    onSome: (d) =>
+      Duration.isFinite(d) && Duration.greaterThanOrEqualTo(d, Duration.zero)
+        ? Effect.succeed(d)
+        : Effect.dieMessage(`writeBatch: deadline must be a finite duration of zero or more, got ${String(input)}`)
   })
 
 /** The writer's compressor: the calling thread when `workers` is 0, else a lazily started pool. */
