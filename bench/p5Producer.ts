@@ -13,7 +13,7 @@
  *
  * Every part has a time bound; nothing passes or fails: it prints figures.
  *
- *   npx tsx --expose-gc bench/p5Producer.ts [--smoke]
+ *   npx tsx --expose-gc bench/p5Producer.ts [--smoke] [--only=a,b,c]
  */
 import { Duration, Effect, Layer, ManagedRuntime } from "effect"
 import { pathToFileURL } from "node:url"
@@ -353,11 +353,14 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
 // The section
 // ---------------------------------------------------------------------------------------------
 
-export const runP5 = async (options: { readonly smoke?: boolean } = {}): Promise<P5Result> => {
+export const runP5 = async (
+  options: { readonly smoke?: boolean; readonly parts?: ReadonlyArray<"a" | "b" | "c"> } = {}
+): Promise<P5Result> => {
   const smoke = options.smoke ?? false
+  const parts = new Set(options.parts ?? ["a", "b", "c"])
   section(`P5 the producer: send one at a time from many fibers${smoke ? " (smoke)" : ""}`)
 
-  const throughput = await runThroughput(smoke)
+  const throughput = parts.has("a") ? await runThroughput(smoke) : undefined
   if (throughput !== undefined) {
     console.log(
       `(a) ${int(throughput.records)} records of ${COLUMNS} columns, sent one at a time by ${
@@ -383,7 +386,7 @@ export const runP5 = async (options: { readonly smoke?: boolean } = {}): Promise
     )
   }
 
-  const latency = await runLatency(smoke)
+  const latency = parts.has("b") ? await runLatency(smoke) : undefined
   if (latency !== undefined) {
     console.log(
       `(b) send-to-receipt latency, ${int(latency.records)} records offered at ${
@@ -399,7 +402,7 @@ export const runP5 = async (options: { readonly smoke?: boolean } = {}): Promise
     console.log(`\n  p99 / target = ${ratio(latency.p99Ms, latency.targetMs)}\n`)
   }
 
-  const memory = await runMemory(smoke)
+  const memory = parts.has("c") ? await runMemory(smoke) : undefined
   if (memory !== undefined) {
     console.log(
       `(c) ${int(SENDERS)} fibers offer ${
@@ -426,5 +429,9 @@ export const runP5 = async (options: { readonly smoke?: boolean } = {}): Promise
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await runP5({ smoke: process.argv.includes("--smoke") })
+  const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
+  await runP5({
+    smoke: process.argv.includes("--smoke"),
+    ...(only === undefined ? {} : { parts: only.split(",") as Array<"a" | "b" | "c"> })
+  })
 }
