@@ -259,6 +259,8 @@ interface Pending {
   readonly result: OneShot<RecordReceipt, SendError>
   /** Its send was interrupted before the record was accepted: it is withdrawn. */
   cancelled: boolean
+  /** Its record is an `Entry` now: the entry settles it. */
+  accepted: boolean
 }
 
 /** A build error without the batch index `prepare` gave it: a producer's record is alone in its batch. */
@@ -653,6 +655,7 @@ export const makeProducer = (
           const entry = new Entry(record, bytes, now, now + ttlMillis, pending.result)
           outstanding.add(entry)
           bufferedBytes += bytes
+          pending.accepted = true
           makeReady(entry, now)
           reapable.unsafeOpen()
         }
@@ -705,7 +708,9 @@ export const makeProducer = (
       if (group.length === 0) return
       yield* prepareGroup(group).pipe(
         Effect.onInterrupt(() =>
-          Effect.forEach(group, (p) => p.result.isDone ? Effect.void : withdraw(p, undefined), { discard: true })
+          Effect.forEach(group, (p) => p.accepted || p.result.isDone ? Effect.void : withdraw(p, undefined), {
+            discard: true
+          })
         )
       )
     })
@@ -728,7 +733,7 @@ export const makeProducer = (
       Effect.uninterruptibleMask((restore) =>
         closed ? closedError : Effect.flatMap(restore(recordPermits.take(1)), () => {
           if (closed) return Effect.zipRight(recordPermits.release(1), closedError)
-          const pending: Pending = { record, result: new OneShot(), cancelled: false }
+          const pending: Pending = { record, result: new OneShot(), cancelled: false, accepted: false }
           toPrepare.push(pending)
           preparable.unsafeOpen()
           return Effect.succeed(pending)
