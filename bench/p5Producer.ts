@@ -377,6 +377,8 @@ export const runP5 = async (
   const parts = new Set(options.parts ?? ["a", "b", "c"])
   section(`P5 the producer: send one at a time from many fibers${smoke ? " (smoke)" : ""}`)
 
+  // (c) first: RSS does not shrink back after (a) and (b), so their high-water mark would hide it.
+  const memory = parts.has("c") ? await runMemory(smoke) : undefined
   const throughput = parts.has("a") ? await runThroughput(smoke) : undefined
   if (throughput !== undefined) {
     console.log(
@@ -419,7 +421,6 @@ export const runP5 = async (
     console.log(`\n  p99 / target = ${ratio(latency.p99Ms, latency.targetMs)}\n`)
   }
 
-  const memory = parts.has("c") ? await runMemory(smoke) : undefined
   if (memory !== undefined) {
     console.log(
       `(c) ${int(SENDERS)} fibers offer ${
