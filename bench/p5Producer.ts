@@ -66,6 +66,8 @@ export interface P5Memory {
   readonly overIdle: number
   /** Peak RSS in the first and in the second half of the offered load (and what settles after): flat when they match. */
   readonly firstHalfPeak: number
+  /** Heap used plus array buffers after a full GC, at the end of the load, over the same before it. */
+  readonly liveGrowth: number
   readonly secondHalfPeak: number
   /** maxBufferedBytes + 50 MB. */
   readonly bound: number
@@ -311,6 +313,10 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
     }, 20)
     const counts = { delivered: 0, failed: 0 }
     let stop = false
+    let live = 0
+    gc()
+    const idle = process.memoryUsage()
+    const idleLive = idle.heapUsed + idle.arrayBuffers
     void stop
     // Each sender offers one record every `intervalMs` (together `offered` records/s) and
     // waits for its settlement; a send waiting for room is an offer the producer refuses.
@@ -333,6 +339,10 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
       const fibers = yield* Effect.forEach(Array.from({ length: SENDERS }, (_, s) => s), (s) => Effect.fork(sender(s)))
       yield* Effect.sleep(Duration.seconds(seconds))
       stop = true
+      // What is live at the end, buffer full: heap and buffers after a full GC.
+      gc()
+      const m = process.memoryUsage()
+      live = m.heapUsed + m.arrayBuffers
       // The senders stop where they are: the buffer is full, and waiting for it to drain at
       // 10× overload would measure the drain, not the bound.
       yield* Fiber.interruptAll(fibers)
@@ -348,6 +358,7 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
       idleRss,
       peakRss,
       overIdle: peakRss - idleRss,
+      liveGrowth: live - idleLive,
       firstHalfPeak: halves[0]!,
       secondHalfPeak: halves[1]!,
       bound: MAX_BUFFERED_BYTES + 50 * MB,
@@ -444,7 +455,9 @@ export const runP5 = async (
     console.log(
       `\n  peak over idle / bound = ${ratio(memory.overIdle, memory.bound)}; peak RSS in the first half ${
         fixed(memory.firstHalfPeak / MB, 1)
-      } MB, in the second ${fixed(memory.secondHalfPeak / MB, 1)} MB`
+      } MB, in the second ${
+        fixed(memory.secondHalfPeak / MB, 1)
+      } MB; live (heap + buffers after a full GC) at the end ${fixed(memory.liveGrowth / MB, 1)} MB over idle`
     )
   }
   return { smoke, throughput, latency, memory }
