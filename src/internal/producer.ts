@@ -2,9 +2,13 @@
  * The producer's machinery (not exported from the package): admission under two bounds,
  * one collector that fills PutRecords calls, per-record retries and expiry, and shutdown.
  *
- * - Admission: a record takes one permit of `maxBufferedRecords`, is prepared by the writer
- *   (record id, S3 offload, gzip) on the caller's fiber, then takes its bytes (data plus
- *   the longest key it can have) of `maxBufferedBytes`. Both are released when it settles.
+ * - Admission: a record takes one permit of `maxBufferedRecords` and joins `toPrepare`; a
+ *   preparer fiber takes what is waiting there (up to a call's worth) and has the writer
+ *   prepare it as one batch (record ids, S3 offload, gzip), then hands each send its
+ *   prepared record; a batch that fails is prepared again without the record it names (or
+ *   split in halves), so that a bad record fails its own send only. The send then takes its
+ *   bytes (data plus the longest key it can have) of `maxBufferedBytes`. Both are released
+ *   when it settles.
  * - Collection: accepted records wait in `ready`, oldest first. One collector fiber takes a
  *   call slot (`maxConcurrentCalls`), then waits until a call's worth is ready, the oldest
  *   ready record has waited `linger`, or something is urgent (a `flush`, shutdown), and
@@ -12,7 +16,8 @@
  * - Settlement: a written record completes its `send` with a receipt; a failed one goes
  *   back to `ready` after its own jittered backoff with its next attempt's key, or, failed
  *   for good (non-retryable, retries exhausted, past `recordTtl`), fails its `send` and goes
- *   to `onUndelivered` once.
+ *   to `onUndelivered` once. One reaper fiber expires records at their `recordTtl` (records
+ *   are accepted in deadline order, so it looks at the oldest only).
  *
  * @internal
  */
@@ -22,7 +27,6 @@ import {
   Clock,
   ConfigError,
   Context,
-  Deferred,
   Duration,
   Effect,
   Either,
@@ -53,7 +57,6 @@ import type { PreparedRecord, PrepareError } from "./prepare.js"
 
 /** Span names of the public operations. */
 export const Spans = {
-  send: "KinesisProducer.send",
   flush: "KinesisProducer.flush",
   call: "KinesisProducer.call"
 } as const
@@ -181,6 +184,43 @@ const Phases = {
   settled: { _tag: "Settled" } as Phase
 } as const
 
+/**
+ * A result set once that any number of fibers may wait for: what a `Deferred` does, without
+ * its cost per instance (a `Deferred` copies a prototype's properties into each one, and
+ * the producer makes two per record).
+ */
+class OneShot<A, E> {
+  private exit: Exit.Exit<A, E> | undefined = undefined
+  private waiters: Array<(exit: Exit.Exit<A, E>) => void> | undefined = undefined
+
+  get isDone(): boolean {
+    return this.exit !== undefined
+  }
+
+  /** Sets the result, once; later calls do nothing. */
+  done(exit: Exit.Exit<A, E>): void {
+    if (this.exit !== undefined) return
+    this.exit = exit
+    const waiters = this.waiters
+    this.waiters = undefined
+    if (waiters !== undefined) { for (const resume of waiters) resume(exit) }
+  }
+
+  /** Waits for the result; interrupting the wait leaves the result to the others. */
+  await(): Effect.Effect<A, E> {
+    if (this.exit !== undefined) return this.exit
+    return Effect.async<A, E>((resume) => {
+      if (this.exit !== undefined) return resume(this.exit)
+      const waiters = this.waiters ??= []
+      waiters.push(resume)
+      return Effect.sync(() => {
+        const i = waiters.indexOf(resume)
+        if (i >= 0) waiters.splice(i, 1)
+      })
+    })
+  }
+}
+
 /** One accepted record. */
 class Entry {
   phase: Phase = Phases.settled
@@ -197,7 +237,7 @@ class Entry {
     readonly bytes: number,
     readonly acceptedAt: number,
     readonly deadline: number,
-    readonly done: Deferred.Deferred<RecordReceipt, RecordUndeliveredError>
+    readonly done: OneShot<RecordReceipt, SendError>
   ) {}
   /** Its bytes in the next call: data plus partition key with its next attempt. */
   get callBytes(): number {
@@ -208,6 +248,20 @@ class Entry {
 
 /** The largest number of records in one call. */
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
+
+/** Fibers that prepare records, so that one serializes while another waits for its gzip. */
+const PREPARERS = 2
+
+/** A send from its record permit on: its record, and what its send waits for. */
+interface Pending {
+  readonly record: DataFileV1
+  /** The send's outcome; the accepted record's `Entry` settles it. */
+  readonly result: OneShot<RecordReceipt, SendError>
+  /** Its send was interrupted before the record was accepted: it is withdrawn. */
+  cancelled: boolean
+  /** Its record is an `Entry` now: the entry settles it. */
+  accepted: boolean
+}
 
 /** A build error without the batch index `prepare` gave it: a producer's record is alone in its batch. */
 const unindexed = (e: PrepareError): PrepareError => {
@@ -241,7 +295,6 @@ export const makeProducer = (
     const backoffCap = Duration.toMillis(config.backoffCap)
 
     const recordPermits = yield* Effect.makeSemaphore(options.maxBufferedRecords)
-    const bytePermits = yield* Effect.makeSemaphore(options.maxBufferedBytes)
     const callSlots = yield* Effect.makeSemaphore(config.maxConcurrentCalls)
     // Made before the shutdown finalizer is added, so closed after it has run.
     const fibers = yield* FiberSet.make()
@@ -262,6 +315,14 @@ export const makeProducer = (
     const wake = yield* Effect.makeLatch(false)
     /** Opened when shutdown finds nothing outstanding. */
     const drained = yield* Effect.makeLatch(false)
+    /** Records waiting for a preparer, oldest first. */
+    let toPrepare: Array<Pending> = []
+    /** Open while `toPrepare` is not empty. */
+    const preparable = yield* Effect.makeLatch(false)
+    /** Opened when `outstanding` gains an entry: wakes the reaper. */
+    const reapable = yield* Effect.makeLatch(false)
+    /** Opened when buffered bytes are released (or at shutdown): wakes a preparer waiting for room. */
+    const room = yield* Effect.makeLatch(false)
 
     const urgent = () => draining || flushing > 0
     const callFull = () => ready.size >= MAX_CALL_RECORDS || readyBytes >= config.maxRequestBytes
@@ -311,12 +372,12 @@ export const makeProducer = (
               if (error.value.errorCode === "Expired") expired++
             }
           }
-          Deferred.unsafeDone(entry.done, exit)
+          entry.done.done(exit)
         }
         if (records === 0) return
         if (draining && outstanding.size === 0) drained.unsafeOpen()
         yield* recordPermits.release(records)
-        yield* bytePermits.release(bytes)
+        if (bytes > 0) room.unsafeOpen()
         yield* gauges
         yield* Effect.forEach(latencies, (s) => metrics.recordSettled(streamName, s), { discard: true })
         yield* metrics.recordsExpired(streamName, expired)
@@ -480,11 +541,15 @@ export const makeProducer = (
 
     const sendAndSettle = (call: ReadonlyArray<Entry>) =>
       Effect.uninterruptibleMask((restore) =>
-        restore(
-          sender.sendCall(call.map((e) => e.prepared), call.map((e) => e.attempts)).pipe(
-            Effect.withSpan(Spans.call, {
-              attributes: { [Attributes.streamName]: streamName, [Attributes.records]: call.length }
-            })
+        // The buffered gauges move once per call and per settlement, not per record.
+        Effect.zipRight(
+          gauges,
+          restore(
+            sender.sendCall(call.map((e) => e.prepared), call.map((e) => e.attempts)).pipe(
+              Effect.withSpan(Spans.call, {
+                attributes: { [Attributes.streamName]: streamName, [Attributes.records]: call.length }
+              })
+            )
           )
         ).pipe(Effect.flatMap((outcome) => settleCall(call, outcome)))
       )
@@ -528,60 +593,164 @@ export const makeProducer = (
       })
 
     /**
-     * Admission: a record permit, the writer's preparation, the record's bytes; or
-     * `ProducerClosedError` once the producer is closed (also for a send that was waiting).
+     * Expires records at their TTL. Entries join `outstanding` in the order of their
+     * deadlines (accepted time plus the same TTL), so only its oldest need looking at: the
+     * reaper sleeps until the first deadline not passed.
      */
-    const accept = (record: DataFileV1): Effect.Effect<Entry, PrepareError | ProducerClosedError> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          if (closed) return yield* closedError
-          yield* restore(recordPermits.take(1))
-          const releaseRecord = recordPermits.release(1)
-          if (closed) return yield* Effect.zipRight(releaseRecord, closedError)
-          const batch = yield* restore(writer.prepare([record])).pipe(
-            Effect.mapError(unindexed),
-            Effect.tapErrorCause(() => releaseRecord)
-          )
-          const prepared = batch.records[0]!
-          const bytes = prepared.data.length + Buffer.byteLength(prepared.partitionKeyPrefix) + attemptDigits
-          yield* restore(bytePermits.take(bytes)).pipe(Effect.tapErrorCause(() => releaseRecord))
-          if (closed) {
-            yield* Effect.zipRight(releaseRecord, bytePermits.release(bytes))
-            if (prepared.largePayload !== undefined) {
-              yield* Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
-            }
-            return yield* closedError
+    const reap = Effect.gen(function*() {
+      while (outstanding.size === 0) {
+        reapable.unsafeClose()
+        yield* reapable.await
+      }
+      const now = yield* Clock.currentTimeMillis
+      const due: Array<Entry> = []
+      let next: number | undefined
+      for (const entry of outstanding) {
+        if (entry.deadline > now) {
+          next = entry.deadline
+          break
+        }
+        if (!entry.expired) due.push(entry)
+      }
+      for (const entry of due) yield* expire(entry)
+      if (next !== undefined) return yield* Effect.sleep(next - now)
+      // Every entry left is past its deadline and settling: wait for a new one.
+      reapable.unsafeClose()
+      yield* reapable.await
+    })
+
+    yield* FiberSet.run(fibers, Effect.forever(reap))
+
+    /**
+     * Withdraws a record that will not be accepted (its send was interrupted, or the producer
+     * closed): its record permit goes back and its S3 object, if any, is deleted.
+     */
+    const withdraw = (pending: Pending, prepared: PreparedRecord | undefined) =>
+      Effect.zipRight(
+        recordPermits.release(1),
+        prepared?.largePayload === undefined ? Effect.void : FiberSet.run(
+          handlers,
+          Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
+        )
+      ).pipe(Effect.zipRight(Effect.sync(() => pending.result.done(Exit.fail(closedError)))))
+
+    /**
+     * Accepts prepared records in order: each takes its bytes of `maxBufferedBytes` (waiting
+     * for room) and becomes ready; a withdrawn record is dropped instead.
+     */
+    const admit = (group: ReadonlyArray<Pending>, prepared: ReadonlyArray<PreparedRecord>) =>
+      Effect.gen(function*() {
+        for (const record of prepared) {
+          const pending = group[record.index]!
+          const bytes = record.data.length + Buffer.byteLength(record.partitionKeyPrefix) + attemptDigits
+          while (!closed && !pending.cancelled && bufferedBytes + bytes > options.maxBufferedBytes) {
+            room.unsafeClose()
+            yield* room.await
+          }
+          if (closed || pending.cancelled) {
+            yield* withdraw(pending, record)
+            continue
           }
           const now = yield* Clock.currentTimeMillis
-          const entry = new Entry(
-            prepared,
-            bytes,
-            now,
-            now + ttlMillis,
-            yield* Deferred.make<RecordReceipt, RecordUndeliveredError>()
-          )
+          const entry = new Entry(record, bytes, now, now + ttlMillis, pending.result)
           outstanding.add(entry)
           bufferedBytes += bytes
+          pending.accepted = true
           makeReady(entry, now)
-          yield* gauges
-          return entry
+          reapable.unsafeOpen()
+        }
+      })
+
+    /** Fails a send whose record could not be prepared; its permit goes back. */
+    const refuse = (pending: Pending, exit: Exit.Exit<never, SendError>) =>
+      Effect.zipRight(recordPermits.release(1), Effect.sync(() => pending.result.done(exit)))
+
+    /**
+     * Prepares a group of records as one batch, then accepts them. A batch that fails is
+     * prepared again without the record its error names (that record's send fails with the
+     * error), or in halves when no record is named; a record alone gets the failure as it is.
+     */
+    const prepareGroup = (group: ReadonlyArray<Pending>): Effect.Effect<void> =>
+      Effect.flatMap(Effect.exit(writer.prepare(group.map((p) => p.record))), (exit): Effect.Effect<void> => {
+        if (Exit.isSuccess(exit)) return admit(group, exit.value.records)
+        if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
+        if (group.length === 1) return refuse(group[0]!, Exit.failCause(Cause.map(exit.cause, unindexed)))
+        const error = Cause.failureOption(exit.cause)
+        const bad = Option.isSome(error) ? error.value.recordIndex : undefined
+        if (Option.isSome(error) && bad !== undefined && bad >= 0 && bad < group.length) {
+          // Those before it serialized; those after it are unknown: two batches.
+          return Effect.all([
+            refuse(group[bad]!, Exit.fail(unindexed(error.value))),
+            bad > 0 ? prepareGroup(group.slice(0, bad)) : Effect.void,
+            bad + 1 < group.length ? prepareGroup(group.slice(bad + 1)) : Effect.void
+          ], { discard: true })
+        }
+        const half = group.length >> 1
+        return Effect.zipRight(prepareGroup(group.slice(0, half)), prepareGroup(group.slice(half)))
+      })
+
+    /**
+     * Takes what is waiting for preparation, up to a call's worth, and prepares it as one
+     * batch. Interrupted (at shutdown), it refuses the records it holds.
+     */
+    const prepareOne = Effect.gen(function*() {
+      while (toPrepare.length === 0) {
+        preparable.unsafeClose()
+        yield* preparable.await
+      }
+      const taken = toPrepare.length <= MAX_CALL_RECORDS ? toPrepare : toPrepare.slice(0, MAX_CALL_RECORDS)
+      toPrepare = taken === toPrepare ? [] : toPrepare.slice(MAX_CALL_RECORDS)
+      const group: Array<Pending> = []
+      for (const pending of taken) {
+        if (pending.cancelled) yield* withdraw(pending, undefined)
+        else group.push(pending)
+      }
+      if (group.length === 0) return
+      yield* prepareGroup(group).pipe(
+        Effect.onInterrupt(() =>
+          Effect.forEach(group, (p) => p.accepted || p.result.isDone ? Effect.void : withdraw(p, undefined), {
+            discard: true
+          })
+        )
+      )
+    })
+
+    for (let i = 0; i < PREPARERS; i++) yield* FiberSet.run(fibers, Effect.forever(prepareOne))
+
+    /** Refuses the records waiting for a preparer: the producer is closed. */
+    const refusePending = () => {
+      const refused = toPrepare
+      toPrepare = []
+      return Effect.forEach(refused, (p) => withdraw(p, undefined), { discard: true })
+    }
+
+    /**
+     * Admission, up to the wait: a record permit (waiting for room), then the record waits
+     * for a preparer; or `ProducerClosedError` once the producer is closed (also for a send
+     * that was waiting for room).
+     */
+    const enqueue = (record: DataFileV1): Effect.Effect<Pending, ProducerClosedError> =>
+      Effect.uninterruptibleMask((restore) =>
+        closed ? closedError : Effect.flatMap(restore(recordPermits.take(1)), () => {
+          if (closed) return Effect.zipRight(recordPermits.release(1), closedError)
+          const pending: Pending = { record, result: new OneShot(), cancelled: false, accepted: false }
+          toPrepare.push(pending)
+          preparable.unsafeOpen()
+          return Effect.succeed(pending)
         })
       )
 
-    /** Waits for a record's settlement; at its TTL, expires it if it is not in flight. */
-    const settled = (entry: Entry): Effect.Effect<RecordReceipt, RecordUndeliveredError> =>
-      Effect.gen(function*() {
-        const left = entry.deadline - (yield* Clock.currentTimeMillis)
-        const first = yield* Effect.timeoutOption(Deferred.await(entry.done), Math.max(0, left))
-        if (Option.isSome(first)) return first.value
-        yield* expire(entry)
-        return yield* Deferred.await(entry.done)
-      })
+    /** Waits for a send's outcome; interrupted before its record is accepted, withdraws the record. */
+    const outcome = (pending: Pending): Effect.Effect<RecordReceipt, SendError> =>
+      Effect.onInterrupt(pending.result.await(), () =>
+        Effect.sync(() => {
+          pending.cancelled = true
+        }))
 
-    const send = Effect.fn(Spans.send)(function*(record: DataFileV1): Effect.fn.Return<RecordReceipt, SendError> {
-      yield* Effect.annotateCurrentSpan(Attributes.streamName, streamName)
-      return yield* settled(yield* accept(record))
-    })
+    // No span per send: at thousands of records a second its cost matched the send's own.
+    // Each call has its span (`KinesisProducer.call`, with its record count).
+    const send = (record: DataFileV1): Effect.Effect<RecordReceipt, SendError> =>
+      Effect.flatMap(enqueue(record), outcome)
 
     const flush: Effect.Effect<void> = Effect.suspend(() => {
       const pending = [...outstanding]
@@ -591,7 +760,7 @@ export const makeProducer = (
           flushing++
           wake.unsafeOpen()
         }),
-        () => Effect.forEach(pending, (e) => Effect.exit(Deferred.await(e.done)), { discard: true }),
+        () => Effect.forEach(pending, (e) => Effect.exit(e.done.await()), { discard: true }),
         () => Effect.sync(() => flushing--)
       )
     }).pipe(Effect.withSpan(Spans.flush, { attributes: { [Attributes.streamName]: streamName } }))
@@ -602,17 +771,17 @@ export const makeProducer = (
       const failures: Array<SinkFailure> = []
       let delivered = 0
       const consume = (record: DataFileV1) =>
-        Effect.matchEffect(accept(record), {
+        Effect.matchEffect(enqueue(record), {
           onFailure: (error) =>
             Effect.sync(() => {
               failures.push({ record, error })
-              return error._tag !== "ProducerClosedError"
+              return false
             }),
-          onSuccess: (entry) =>
+          onSuccess: (pending) =>
             Effect.as(
               FiberSet.run(
                 watchers,
-                Effect.match(settled(entry), {
+                Effect.match(pending.result.await(), {
                   onFailure: (error) => failures.push({ record, error }),
                   onSuccess: () => delivered++
                 })
@@ -642,9 +811,10 @@ export const makeProducer = (
       Effect.gen(function*() {
         closed = true
         draining = true
-        // Wakes every send waiting for room: each sees `closed` and fails.
+        yield* refusePending()
+        // Wakes every send waiting for room, and the preparers: each sees `closed` and refuses.
         yield* recordPermits.resize(Number.MAX_SAFE_INTEGER)
-        yield* bytePermits.resize(Number.MAX_SAFE_INTEGER)
+        room.unsafeOpen()
         wake.unsafeOpen()
         // Finalizers run uninterruptibly: the waits must be made interruptible for their timeouts to stop them.
         if (outstanding.size > 0) {

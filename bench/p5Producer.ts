@@ -1,0 +1,472 @@
+/**
+ * P5, the producer: `KinesisProducer.send` one record at a time from many fibers.
+ *
+ * (a) Throughput: 10,000 records of 50 columns sent one at a time by 1,000 fibers (each
+ *     sends its share one after another) through the producer, against one `writeBatch` of
+ *     the same records, both over the zero-latency accept-all double. Target ≥ 0.8×.
+ * (b) Latency: send-to-receipt p50/p99 at no throttling, over a double that answers every
+ *     call after a fixed 25 ms (real clock), linger 100 ms, records offered at a steady pace.
+ *     Target p99 ≤ linger + 2 call latencies.
+ * (c) Memory: peak RSS while 1,000 fibers offer 10× what a 2-shard simulated stream takes
+ *     (ShardSimulator, real clock), maxBufferedBytes 8 MiB. Target ≤ maxBufferedBytes + 50 MB
+ *     over the idle process.
+ *
+ * Every part has a time bound; nothing passes or fails: it prints figures.
+ *
+ *   npx tsx --expose-gc bench/p5Producer.ts [--smoke] [--only=a,b,c]
+ */
+import { Duration, Effect, Fiber, Layer, ManagedRuntime } from "effect"
+import { pathToFileURL } from "node:url"
+import type { DataFileV1, PutRecordsResultEntry } from "../src/index.js"
+import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { RecordGenerator, ShardSimulator } from "../src/testing.js"
+import {
+  cycle,
+  fixed,
+  int,
+  median,
+  quietLogs,
+  ratio,
+  section,
+  table,
+  WRITER_BASE,
+  zeroLatencyKinesis
+} from "./common.js"
+
+export interface P5Throughput {
+  readonly records: number
+  readonly fibers: number
+  /** Records/s of each timed round. */
+  readonly producerRates: ReadonlyArray<number>
+  readonly writeBatchRates: ReadonlyArray<number>
+  readonly producerRate: number
+  readonly writeBatchRate: number
+  /** producerRate / writeBatchRate. */
+  readonly ratio: number
+}
+
+export interface P5Latency {
+  readonly records: number
+  readonly offeredPerSecond: number
+  readonly lingerMs: number
+  readonly callLatencyMs: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+  /** linger + 2 call latencies. */
+  readonly targetMs: number
+}
+
+export interface P5Memory {
+  readonly seconds: number
+  readonly maxBufferedBytes: number
+  readonly idleRss: number
+  readonly peakRss: number
+  /** peakRss - idleRss. */
+  readonly overIdle: number
+  /** Peak RSS in the first and in the second half of the offered load (and what settles after): flat when they match. */
+  readonly firstHalfPeak: number
+  /** Heap used plus array buffers after a full GC, at the end of the load, over the same before it. */
+  readonly liveGrowth: number
+  readonly secondHalfPeak: number
+  /** maxBufferedBytes + 50 MB. */
+  readonly bound: number
+  readonly capacityPerSecond: number
+  readonly offeredPerSecond: number
+  readonly deliveredPerSecond: number
+  readonly delivered: number
+  readonly failed: number
+}
+
+export interface P5Result {
+  readonly smoke: boolean
+  readonly throughput: P5Throughput | undefined
+  readonly latency: P5Latency | undefined
+  readonly memory: P5Memory | undefined
+}
+
+const MB = 1_000_000
+const MiB = 2 ** 20
+const COLUMNS = 50
+const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
+
+const gc = (): void => {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (g !== undefined) g()
+}
+
+/** The producer over a writer over `kinesis`, with the in-memory store and no-op metrics. */
+const producerRuntime = (
+  kinesis: Layer.Layer<Kinesis>,
+  producer: Parameters<typeof KinesisProducer.layer>[0] = {}
+) =>
+  ManagedRuntime.make(
+    KinesisProducer.layer(producer).pipe(
+      Layer.provideMerge(KinesisWriter.layer({ ...WRITER_BASE })),
+      Layer.provide(kinesis),
+      Layer.provide(LargePayloadStore.layerMemory()),
+      Layer.provide(KinesisMetrics.layerNoop),
+      Layer.provideMerge(quietLogs)
+    )
+  )
+
+/** `records` sent by `fibers` fibers, each sending its share one after another. */
+const sendAll = (producer: KinesisProducer.Service, records: ReadonlyArray<DataFileV1>, fibers: number) =>
+  Effect.forEach(
+    Array.from({ length: fibers }, (_, f) => f),
+    (f) =>
+      Effect.gen(function*() {
+        for (let i = f; i < records.length; i += fibers) yield* producer.send(records[i]!)
+      }),
+    { concurrency: "unbounded", discard: true }
+  )
+
+const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+
+// ---------------------------------------------------------------------------------------------
+// (a) throughput
+// ---------------------------------------------------------------------------------------------
+
+const runThroughput = async (smoke: boolean): Promise<P5Throughput | undefined> => {
+  const n = smoke ? 500 : 10_000
+  // At least a call's worth in flight: fewer senders would wait for linger, not for the producer.
+  const fibers = smoke ? 500 : 1_000
+  const rounds = smoke ? 1 : 3
+  const bound = Duration.seconds(smoke ? 6 : 120)
+  const records = cycle(
+    RecordGenerator.makeDataFiles(Math.min(n, smoke ? 250 : 2_000), { columns: COLUMNS, seed: 555 }),
+    n
+  )
+  const runtime = producerRuntime(zeroLatencyKinesis)
+  try {
+    const producer = await runtime.runPromise(KinesisProducer)
+    const writer = await runtime.runPromise(KinesisWriter)
+    const timed = async (run: Effect.Effect<unknown, unknown>): Promise<number> => {
+      gc()
+      const start = performance.now()
+      await runtime.runPromise(Effect.timeoutFail(run, { duration: bound, onTimeout: () => "timed out" }))
+      return n / ((performance.now() - start) / 1000)
+    }
+    const viaProducer = sendAll(producer, records, fibers)
+    const viaWriteBatch = writer.writeBatch(records)
+    // Warm-up: the compression worker starts, the JIT settles.
+    await timed(viaWriteBatch)
+    if (!smoke) await timed(viaProducer)
+    const producerRates: Array<number> = []
+    const writeBatchRates: Array<number> = []
+    for (let round = 0; round < rounds; round++) {
+      writeBatchRates.push(await timed(viaWriteBatch))
+      producerRates.push(await timed(viaProducer))
+    }
+    const producerRate = median(producerRates)
+    const writeBatchRate = median(writeBatchRates)
+    return {
+      records: n,
+      fibers,
+      producerRates,
+      writeBatchRates,
+      producerRate,
+      writeBatchRate,
+      ratio: producerRate / writeBatchRate
+    }
+  } catch (e) {
+    console.log(`(a) did not finish: ${String(e)}`)
+    return undefined
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) latency
+// ---------------------------------------------------------------------------------------------
+
+const LINGER_MS = 100
+const CALL_MS = 25
+
+/** Every call answers after `CALL_MS` (real clock), every record written. */
+const slowKinesis: Layer.Layer<Kinesis> = Layer.succeed(
+  Kinesis,
+  Kinesis.of({
+    putRecords: (request) => Effect.as(Effect.sleep(CALL_MS), request.records.map(() => WRITTEN)),
+    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 })
+  })
+)
+
+const runLatency = async (smoke: boolean): Promise<P5Latency | undefined> => {
+  const n = smoke ? 300 : 3_000
+  const perSecond = 1_000
+  const tickMs = 10
+  const perTick = (perSecond * tickMs) / 1_000
+  const records = RecordGenerator.makeDataFiles(n, { columns: COLUMNS, seed: 777 })
+  const runtime = producerRuntime(slowKinesis, { linger: Duration.millis(LINGER_MS) })
+  try {
+    const producer = await runtime.runPromise(KinesisProducer)
+    // Warm-up: a few records through the whole path.
+    await runtime.runPromise(sendAll(producer, records.slice(0, 50), 50))
+    const latencies: Array<number> = []
+    const timedSend = (record: DataFileV1) =>
+      Effect.suspend(() => {
+        const start = performance.now()
+        return Effect.map(producer.send(record), () => {
+          latencies.push(performance.now() - start)
+        })
+      })
+    // Paced: `perTick` sends forked every `tickMs`, each timed from its call to its receipt.
+    const program = Effect.gen(function*() {
+      const fibers = []
+      for (let i = 0; i < n; i += perTick) {
+        for (const record of records.slice(i, i + perTick)) fibers.push(yield* Effect.fork(timedSend(record)))
+        yield* Effect.sleep(tickMs)
+      }
+      for (const fiber of fibers) yield* fiber.await
+    })
+    await runtime.runPromise(Effect.timeoutFail(program, {
+      duration: Duration.seconds(smoke ? 4 : 60),
+      onTimeout: () => "timed out"
+    }))
+    const sorted = [...latencies].sort((a, b) => a - b)
+    return {
+      records: latencies.length,
+      offeredPerSecond: perSecond,
+      lingerMs: LINGER_MS,
+      callLatencyMs: CALL_MS,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      maxMs: sorted[sorted.length - 1] ?? Number.NaN,
+      targetMs: LINGER_MS + 2 * CALL_MS
+    }
+  } catch (e) {
+    console.log(`(b) did not finish: ${String(e)}`)
+    return undefined
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) memory under overload
+// ---------------------------------------------------------------------------------------------
+
+const SHARDS = 2
+/** The simulated shards' limits, a tenth of Kinesis' so that 10× their capacity is well within what one process prepares. */
+const SCALE = 0.1
+const MAX_BUFFERED_BYTES = 8 * MiB
+const SENDERS = 1_000
+const ZEROS = new Uint8Array(ShardSimulator.Defaults.maxRecordBytes)
+
+const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
+  const seconds = smoke ? 2 : 10
+  const pool = RecordGenerator.makeDataFiles(smoke ? 500 : 2_000, { columns: COLUMNS, seed: 999 })
+  const recordsPerSecondPerShard = ShardSimulator.Defaults.recordsPerSecondPerShard * SCALE
+  const bytesPerSecondPerShard = Math.round(ShardSimulator.Defaults.bytesPerSecondPerShard * SCALE)
+  // The simulator keeps every request it gets; it is handed zero bytes of the same lengths, so
+  // that what it keeps is not the producer's payloads (the limits count lengths only).
+  const simulated = Layer.effect(
+    Kinesis,
+    Effect.map(Kinesis, (inner) =>
+      Kinesis.of({
+        putRecords: (request) =>
+          inner.putRecords({
+            ...request,
+            records: request.records.map((r) => ({ ...r, data: ZEROS.subarray(0, r.data.length) }))
+          }),
+        describeStreamSummary: inner.describeStreamSummary
+      }))
+  ).pipe(
+    Layer.provideMerge(ShardSimulator.layer({ shards: SHARDS, recordsPerSecondPerShard, bytesPerSecondPerShard }))
+  )
+  const runtime = ManagedRuntime.make(
+    // No time to deliver the buffer at the end: the figures are read before, the rest is dropped.
+    KinesisProducer.layer({ maxBufferedBytes: MAX_BUFFERED_BYTES, linger: "100 millis", shutdownTimeout: 0 }).pipe(
+      Layer.provideMerge(KinesisWriter.layer({ ...WRITER_BASE })),
+      Layer.provideMerge(simulated),
+      Layer.provide(LargePayloadStore.layerMemory()),
+      Layer.provide(KinesisMetrics.layerNoop),
+      Layer.provideMerge(quietLogs)
+    )
+  )
+  let sampler: NodeJS.Timeout | undefined
+  try {
+    const writer = await runtime.runPromise(KinesisWriter)
+    const producer = await runtime.runPromise(KinesisProducer)
+    // Bytes per record on the stream, to know the stream's capacity in records/s.
+    const sample = await runtime.runPromise(writer.prepare(pool.slice(0, 500)))
+    const bytesPerRecord = sample.records.reduce((n, r) => n + r.data.length + r.partitionKeyPrefix.length + 2, 0) /
+      sample.records.length
+    const capacity = SHARDS * Math.min(recordsPerSecondPerShard, bytesPerSecondPerShard / bytesPerRecord)
+    const offered = 10 * capacity
+    const intervalMs = (1_000 * SENDERS) / offered
+    gc()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    gc()
+    const idleRss = process.memoryUsage().rss
+    let peakRss = idleRss
+    const halves = [idleRss, idleRss]
+    const samplingFrom = performance.now()
+    sampler = setInterval(() => {
+      const rss = process.memoryUsage().rss
+      peakRss = Math.max(peakRss, rss)
+      const half = performance.now() - samplingFrom < (seconds * 1_000) / 2 ? 0 : 1
+      halves[half] = Math.max(halves[half]!, rss)
+    }, 20)
+    const counts = { delivered: 0, failed: 0 }
+    let stop = false
+    let live = 0
+    gc()
+    const idle = process.memoryUsage()
+    const idleLive = idle.heapUsed + idle.arrayBuffers
+    void stop
+    // Each sender offers one record every `intervalMs` (together `offered` records/s) and
+    // waits for its settlement; a send waiting for room is an offer the producer refuses.
+    const sender = (s: number) =>
+      Effect.gen(function*() {
+        let k = s
+        yield* Effect.sleep(Math.floor((s / SENDERS) * intervalMs))
+        while (!stop) {
+          const start = performance.now()
+          const result = yield* Effect.either(producer.send(pool[k % pool.length]!))
+          k += SENDERS
+          if (result._tag === "Right") counts.delivered++
+          else counts.failed++
+          const left = intervalMs - (performance.now() - start)
+          if (left > 0) yield* Effect.sleep(left)
+        }
+      })
+    const started = performance.now()
+    const program = Effect.gen(function*() {
+      const fibers = yield* Effect.forEach(Array.from({ length: SENDERS }, (_, s) => s), (s) => Effect.fork(sender(s)))
+      yield* Effect.sleep(Duration.seconds(seconds))
+      stop = true
+      // What is live at the end, buffer full: heap and buffers after a full GC.
+      gc()
+      const m = process.memoryUsage()
+      live = m.heapUsed + m.arrayBuffers
+      // The senders stop where they are: the buffer is full, and waiting for it to drain at
+      // 10× overload would measure the drain, not the bound.
+      yield* Fiber.interruptAll(fibers)
+    })
+    await runtime.runPromise(
+      Effect.timeoutFail(program, { duration: Duration.seconds(seconds + 40), onTimeout: () => "timed out" })
+    )
+    const elapsed = (performance.now() - started) / 1000
+    clearInterval(sampler)
+    return {
+      seconds: elapsed,
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      idleRss,
+      peakRss,
+      overIdle: peakRss - idleRss,
+      liveGrowth: live - idleLive,
+      firstHalfPeak: halves[0]!,
+      secondHalfPeak: halves[1]!,
+      bound: MAX_BUFFERED_BYTES + 50 * MB,
+      capacityPerSecond: capacity,
+      offeredPerSecond: offered,
+      deliveredPerSecond: counts.delivered / elapsed,
+      delivered: counts.delivered,
+      failed: counts.failed
+    }
+  } catch (e) {
+    console.log(`(c) did not finish: ${String(e)}`)
+    return undefined
+  } finally {
+    if (sampler !== undefined) clearInterval(sampler)
+    await runtime.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The section
+// ---------------------------------------------------------------------------------------------
+
+export const runP5 = async (
+  options: { readonly smoke?: boolean; readonly parts?: ReadonlyArray<"a" | "b" | "c"> } = {}
+): Promise<P5Result> => {
+  const smoke = options.smoke ?? false
+  const parts = new Set(options.parts ?? ["a", "b", "c"])
+  section(`P5 the producer: send one at a time from many fibers${smoke ? " (smoke)" : ""}`)
+
+  // (c) first: RSS does not shrink back after (a) and (b), so their high-water mark would hide it.
+  const memory = parts.has("c") ? await runMemory(smoke) : undefined
+  const throughput = parts.has("a") ? await runThroughput(smoke) : undefined
+  if (throughput !== undefined) {
+    console.log(
+      `(a) ${int(throughput.records)} records of ${COLUMNS} columns, sent one at a time by ${
+        int(throughput.fibers)
+      } fibers, against one writeBatch of the same records (zero-latency accept-all double, default options):\n`
+    )
+    console.log(table(["path", "records/s (median)", "rounds", "ms/record"], [
+      [
+        "producer.send",
+        int(throughput.producerRate),
+        throughput.producerRates.map(int).join(", "),
+        fixed(1_000 / throughput.producerRate, 3)
+      ],
+      [
+        "writeBatch",
+        int(throughput.writeBatchRate),
+        throughput.writeBatchRates.map(int).join(", "),
+        fixed(1_000 / throughput.writeBatchRate, 3)
+      ]
+    ]))
+    console.log(
+      `\n  producer / writeBatch = ${ratio(throughput.producerRate, throughput.writeBatchRate)} (target ≥ 0.80×)\n`
+    )
+  }
+
+  const latency = parts.has("b") ? await runLatency(smoke) : undefined
+  if (latency !== undefined) {
+    console.log(
+      `(b) send-to-receipt latency, ${int(latency.records)} records offered at ${
+        int(latency.offeredPerSecond)
+      }/s, linger ${latency.lingerMs} ms, every call answered after ${latency.callLatencyMs} ms (real clock):\n`
+    )
+    console.log(table(["p50", "p99", "max", "target p99"], [[
+      `${fixed(latency.p50Ms, 1)} ms`,
+      `${fixed(latency.p99Ms, 1)} ms`,
+      `${fixed(latency.maxMs, 1)} ms`,
+      `≤ ${latency.targetMs} ms`
+    ]]))
+    console.log(`\n  p99 / target = ${ratio(latency.p99Ms, latency.targetMs)}\n`)
+  }
+
+  if (memory !== undefined) {
+    console.log(
+      `(c) ${int(SENDERS)} fibers offer ${
+        int(memory.offeredPerSecond)
+      } records/s, 10× what ${SHARDS} simulated shards take (limits ${
+        int(ShardSimulator.Defaults.recordsPerSecondPerShard * SCALE)
+      } records/s and ${int(ShardSimulator.Defaults.bytesPerSecondPerShard * SCALE)} B/s per shard: ~${
+        int(memory.capacityPerSecond)
+      } records/s), maxBufferedBytes ${fixed(memory.maxBufferedBytes / MiB, 0)} MiB, ${
+        fixed(memory.seconds, 1)
+      } s (real clock):\n`
+    )
+    console.log(table(["idle RSS", "peak RSS", "peak over idle", "bound", "delivered/s", "sends failed"], [[
+      `${fixed(memory.idleRss / MB, 1)} MB`,
+      `${fixed(memory.peakRss / MB, 1)} MB`,
+      `${fixed(memory.overIdle / MB, 1)} MB`,
+      `≤ ${fixed(memory.bound / MB, 1)} MB`,
+      int(memory.deliveredPerSecond),
+      int(memory.failed)
+    ]]))
+    console.log(
+      `\n  peak over idle / bound = ${ratio(memory.overIdle, memory.bound)}; peak RSS in the first half ${
+        fixed(memory.firstHalfPeak / MB, 1)
+      } MB, in the second ${
+        fixed(memory.secondHalfPeak / MB, 1)
+      } MB; live (heap + buffers after a full GC) at the end ${fixed(memory.liveGrowth / MB, 1)} MB over idle`
+    )
+  }
+  return { smoke, throughput, latency, memory }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
+  await runP5({
+    smoke: process.argv.includes("--smoke"),
+    ...(only === undefined ? {} : { parts: only.split(",") as Array<"a" | "b" | "c"> })
+  })
+}
