@@ -170,7 +170,10 @@ export interface Pacer {
    * After a call: a receipt on a shard other than the one predicted (or no map yet) starts a
    * refresh in the background, at most once per refresh interval.
    */
-  readonly observe: (outcome: AttemptOutcome, keyOf: (record: PreparedRecord) => string | undefined) => Effect.Effect<void>
+  readonly observe: (
+    outcome: AttemptOutcome,
+    keyOf: (record: PreparedRecord) => string | undefined
+  ) => Effect.Effect<void>
   /** Loads the shard map now; a failure is logged, and the map stays as it was. */
   readonly refresh: Effect.Effect<void>
 }
