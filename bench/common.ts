@@ -176,7 +176,8 @@ export const zeroLatencyKinesis: Layer.Layer<Kinesis> = L.succeed(
   Kinesis,
   Kinesis.of({
     putRecords: (request) => Effect.sync(() => request.records.map(() => WRITTEN)),
-    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 })
+    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
+    listShards: () => Effect.succeed([])
   })
 )
 

@@ -190,7 +190,8 @@ const slowKinesis: Layer.Layer<Kinesis> = Layer.succeed(
   Kinesis,
   Kinesis.of({
     putRecords: (request) => Effect.as(Effect.sleep(CALL_MS), request.records.map(() => WRITTEN)),
-    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 })
+    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
+    listShards: () => Effect.succeed([])
   })
 )
 
@@ -272,7 +273,8 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
             ...request,
             records: request.records.map((r) => ({ ...r, data: ZEROS.subarray(0, r.data.length) }))
           }),
-        describeStreamSummary: inner.describeStreamSummary
+        describeStreamSummary: inner.describeStreamSummary,
+        listShards: inner.listShards
       }))
   ).pipe(
     Layer.provideMerge(ShardSimulator.layer({ shards: SHARDS, recordsPerSecondPerShard, bytesPerSecondPerShard }))

@@ -5,8 +5,13 @@
  *
  *   npm run demo                                   # embedded kinesalite + s3rver, 1,000 records
  *   npm run demo -- --records 200 --columns 5
+ *   npm run demo -- --producer                     # the KinesisProducer, from 200 fibers, paced
  *   npm run demo -- --endpoint http://localhost:4566          # LocalStack (S3 on the same port)
  *   npm run demo -- --stream my-stream --bucket my-bucket --region eu-west-1   # real AWS
+ *
+ * With `--producer` the records go one at a time through a `KinesisProducer` (shard-aware
+ * pacing on) from `--fibers` concurrent fibers, with a live progress line; the read-back and
+ * the verification are the same.
  *
  * Without `--endpoint` or `--stream` the demo starts its own Kinesis and S3 emulators on
  * loopback and stops them on exit (Ctrl-C included). With either, it talks to that endpoint
@@ -19,13 +24,14 @@ import { equals } from "@bufbuild/protobuf"
 import { NodeRuntime } from "@effect/platform-node"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import type { Scope } from "effect"
-import { Cause, Console, Data, Duration, Effect, Either, Layer, Option } from "effect"
+import { Cause, Console, Data, Duration, Effect, Either, Fiber, Layer, Option, Schedule } from "effect"
 import { Registry } from "prom-client"
-import type { DataFileV1, KinesisWriterOptions, MetricsServerError, WriteResult } from "../src/index.js"
+import type { DataFileV1, KinesisWriterOptions, MetricsServerError, RecordReceipt, WriteResult } from "../src/index.js"
 import {
   DataFileV1Schema,
   Kinesis,
   KinesisMetrics,
+  KinesisProducer,
   KinesisWriter,
   LargePayloadStore,
   RecordReader
@@ -64,6 +70,9 @@ interface DemoOptions {
   readonly region?: string | undefined
   /** Serve the metrics at `http://127.0.0.1:PORT/metrics` and keep running until Ctrl-C. */
   readonly serveMetrics?: number | undefined
+  /** Send through a `KinesisProducer` from `fibers` fibers instead of one `writeBatch`. */
+  readonly producer: boolean
+  readonly fibers: number
 }
 
 /** A bad command line: the message and the usage are printed, the exit code is 1. */
@@ -142,6 +151,19 @@ const FLAGS: Record<string, { readonly value: string; readonly help: string; rea
     value: "PORT",
     help: "serve /metrics on 127.0.0.1:PORT and keep running until Ctrl-C",
     set: (o, v) => Either.map(positiveInt("--serve-metrics", v, 65_535), (n) => void (o.serveMetrics = n))
+  },
+  "--fibers": {
+    value: "N",
+    help: "with --producer: fibers sending concurrently (default 200)",
+    set: (o, v) => Either.map(positiveInt("--fibers", v, 100_000), (n) => void (o.fibers = n))
+  }
+}
+
+/** Flags without a value. */
+const SWITCHES: Record<string, { readonly help: string; readonly set: (options: Mutable<DemoOptions>) => void }> = {
+  "--producer": {
+    help: "send one record at a time through a KinesisProducer (paced), from --fibers fibers",
+    set: (o) => void (o.producer = true)
   }
 }
 
@@ -149,15 +171,21 @@ const USAGE = [
   "usage: npm run demo -- [flags]",
   "",
   ...Object.entries(FLAGS).map(([flag, f]) => `  ${`${flag} ${f.value}`.padEnd(22)} ${f.help}`),
+  ...Object.entries(SWITCHES).map(([flag, f]) => `  ${flag.padEnd(22)} ${f.help}`),
   `  ${"--help".padEnd(22)} this text`
 ].join("\n")
 
 /** The command line, or `None` for `--help`. */
 const parseArgs = (argv: ReadonlyArray<string>): Either.Either<Option.Option<DemoOptions>, UsageError> => {
-  const options: Mutable<DemoOptions> = { records: 1_000, columns: 30 }
+  const options: Mutable<DemoOptions> = { records: 1_000, columns: 30, producer: false, fibers: 200 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--help" || arg === "-h") return Either.right(Option.none())
+    const toggle = SWITCHES[arg]
+    if (toggle !== undefined) {
+      toggle.set(options)
+      continue
+    }
     const eq = arg.indexOf("=")
     const name = eq === -1 ? arg : arg.slice(0, eq)
     const flag = FLAGS[name]
@@ -325,7 +353,8 @@ interface Verification {
 
 const verify = (
   written: ReadonlyArray<DataFileV1>,
-  result: WriteResult,
+  /** What was sent: each record's record_id (by index) and how many went through S3. */
+  result: Pick<WriteResult, "recordIds" | "largePayloads">,
   stored: ReadonlyArray<StoredRecord>,
   writerOptions: KinesisWriterOptions,
   strict: boolean
@@ -399,7 +428,8 @@ const formatDuration = (d: Duration.Duration) => {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`
 }
 
-const roundTrip = (options: DemoOptions, registry: Registry) =>
+/** The target, a stream and a bucket (created unless given), and the writer's and the reader's layers. */
+const setUp = (options: DemoOptions, registry: Registry) =>
   Effect.gen(function*() {
     const target = yield* acquireTarget(options)
     yield* Console.log(`target: ${target.description}`)
@@ -435,21 +465,149 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
     )
     // The reader fetches large payloads from the same bucket.
     const ReaderLive = LargePayloadStore.layerS3({ client: target.s3, bucket })
+    return { target, stream, bucket, writerOptions, WriterLive, ReaderLive }
+  })
 
+const roundTrip = (options: DemoOptions, registry: Registry) =>
+  Effect.gen(function*() {
+    const { ReaderLive, WriterLive, bucket, stream, target, writerOptions } = yield* setUp(options, registry)
     return yield* Effect.gen(function*() {
       const writer = yield* KinesisWriter
       const records = yield* makeRecords(options.records, options.columns)
       yield* Console.log(`writing ${records.length} records (${options.columns} columns) to ${stream}…`)
       const [writeTime, result] = yield* Effect.timed(writer.writeBatch(records))
       yield* Console.log(`written in ${formatDuration(writeTime)}; reading back…`)
-      const [readTime, stored] = yield* Effect.timed(attempt(`reading ${stream} back`, () =>
-        readAllRecords(target.kinesis, stream)))
+      const [readTime, stored] = yield* Effect.timed(
+        attempt(`reading ${stream} back`, () => readAllRecords(target.kinesis, stream))
+      )
       yield* Console.log(`read ${stored.length} records in ${formatDuration(readTime)}`)
       const [verifyTime, checked] = yield* Effect.timed(
         verify(records, result, stored, writerOptions, target.embedded || options.stream === undefined)
       )
       return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit: writer.recordLimitBytes }
     }).pipe(Effect.provide(Layer.merge(WriterLive, ReaderLive)))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// The round trip through the producer (--producer)
+// ---------------------------------------------------------------------------------------------
+
+/** Counts of the producer run, read by the progress line. */
+interface ProducerCounts {
+  sent: number
+  delivered: number
+  failed: number
+}
+
+/** The live line: in place on a terminal (10 times a second), else a line a second. */
+const producerProgress = (counts: ProducerCounts, total: number, startedAt: number) => {
+  const line = () => {
+    const seconds = (performance.now() - startedAt) / 1000
+    const rate = seconds > 0 ? Math.round(counts.delivered / seconds) : 0
+    const buffered = counts.sent - counts.delivered - counts.failed
+    return `sent ${counts.sent}/${total}  delivered ${counts.delivered}  buffered ${buffered}  ${rate} records/s${
+      counts.failed > 0 ? `  FAILED ${counts.failed}` : ""
+    }`
+  }
+  const print = Effect.sync(() => process.stdout.write(tty ? `\r${line()}\x1b[K` : `${line()}\n`))
+  return {
+    loop: Effect.repeat(print, Schedule.spaced(tty ? "100 millis" : "1 second")),
+    last: Effect.sync(() => process.stdout.write(tty ? `\r${line()}\x1b[K\n` : `${line()}\n`))
+  }
+}
+
+const producerRoundTrip = (options: DemoOptions, registry: Registry) =>
+  Effect.gen(function*() {
+    const { ReaderLive, WriterLive, bucket, stream, target, writerOptions } = yield* setUp(options, registry)
+    const records = yield* makeRecords(options.records, options.columns)
+    // The writer's serialize-and-offload decision: over the threshold goes to S3.
+    const expectedLarge = records.filter((r) => RecordGenerator.serializedSize(r) > LARGE_PAYLOAD_THRESHOLD).length
+    const ProducerLive = KinesisProducer.layer({ linger: "50 millis", pace: true }).pipe(Layer.provide(WriterLive))
+    yield* Console.log(
+      `sending ${records.length} records (${options.columns} columns) from ${options.fibers} fibers through the KinesisProducer (paced) to ${stream}…`
+    )
+    const counts: ProducerCounts = { sent: 0, delivered: 0, failed: 0 }
+    const receipts: Array<RecordReceipt | undefined> = records.map(() => undefined)
+    const problems: Array<string> = []
+    const startedAt = performance.now()
+    const bar = producerProgress(counts, records.length, startedAt)
+    const sender = (fiber: number) =>
+      Effect.gen(function*() {
+        const producer = yield* KinesisProducer
+        for (let i = fiber; i < records.length; i += options.fibers) {
+          counts.sent++
+          const outcome = yield* Effect.either(producer.send(records[i]!))
+          if (Either.isRight(outcome)) {
+            counts.delivered++
+            receipts[i] = outcome.right
+          } else {
+            counts.failed++
+            problems.push(`record #${i}: send failed: ${outcome.left.message}`)
+          }
+        }
+      })
+    // The producer's scope closes when every sender is done: its shutdown has nothing left to deliver.
+    const [sendTime] = yield* Effect.timed(
+      Effect.gen(function*() {
+        const ticker = yield* Effect.fork(bar.loop)
+        yield* Effect.forEach(Array.from({ length: options.fibers }, (_, f) => f), sender, {
+          concurrency: "unbounded",
+          discard: true
+        })
+        yield* Fiber.interrupt(ticker)
+        yield* bar.last
+      }).pipe(Effect.provide(ProducerLive))
+    )
+    if (problems.length > 0) return yield* new RoundTripError({ problems })
+    yield* Console.log(`sent in ${formatDuration(sendTime)}; reading back…`)
+    const [readTime, stored] = yield* Effect.timed(
+      attempt(`reading ${stream} back`, () => readAllRecords(target.kinesis, stream))
+    )
+    yield* Console.log(`read ${stored.length} records in ${formatDuration(readTime)}`)
+    const delivered = receipts.filter((r) => r !== undefined)
+    const [verifyTime, checked] = yield* Effect.timed(
+      verify(
+        records,
+        { recordIds: delivered.map((r) => r.recordId), largePayloads: expectedLarge },
+        stored,
+        writerOptions,
+        target.embedded || options.stream === undefined
+      ).pipe(Effect.provide(ReaderLive))
+    )
+    return { checked, delivered, sendTime, readTime, verifyTime, bucket }
+  })
+
+/** The producer's round trip, then its summary and the metrics. */
+const runProducerAndReport = (options: DemoOptions, registry: Registry) =>
+  Effect.gen(function*() {
+    const [elapsed, run] = yield* Effect.timed(Effect.scoped(producerRoundTrip(options, registry)))
+    const { checked, delivered } = run
+    const shardList = [...checked.shards].sort(([a], [b]) => a.localeCompare(b)).map(([id, n]) => `${id}: ${n}`).join(
+      ", "
+    )
+    const retried = delivered.filter((r) => r.attempts > 1).length
+    const seconds = Duration.toMillis(run.sendTime) / 1000
+    const lines = [
+      "",
+      "round trip OK: every record sent through the producer was read back and matches (by record_id)",
+      `  records sent         ${delivered.length} from ${options.fibers} fibers, each settled with a receipt`,
+      `  records read back    ${checked.matched}${
+        checked.duplicates > 0 ? ` (+${checked.duplicates} duplicates)` : ""
+      }${checked.foreign > 0 ? ` (+${checked.foreign} other records on the stream, ignored)` : ""}`,
+      `  shards hit           ${checked.shards.size} (${shardList})`,
+      `  large payloads       ${checked.largeReadBack} via s3://${run.bucket} (threshold ${
+        formatBytes(LARGE_PAYLOAD_THRESHOLD)
+      })`,
+      `  retries              ${retried} records needed more than one attempt`,
+      `  send rate            ${Math.round(delivered.length / Math.max(seconds, 0.001))} records/s`,
+      `  elapsed              ${formatDuration(elapsed)} (send ${formatDuration(run.sendTime)}, read ${
+        formatDuration(run.readTime)
+      }, verify ${formatDuration(run.verifyTime)})`,
+      "",
+      "# Prometheus metrics",
+      yield* Effect.promise(() => registry.metrics())
+    ]
+    yield* Console.log(lines.join("\n"))
   })
 
 /**
@@ -505,7 +663,7 @@ const main = Effect.gen(function*() {
   const options = parsed.value
   const registry = new Registry()
   yield* Effect.gen(function*() {
-    yield* runAndReport(options, registry)
+    yield* (options.producer ? runProducerAndReport(options, registry) : runAndReport(options, registry))
     if (options.serveMetrics !== undefined) {
       yield* Console.log(`still serving metrics on port ${options.serveMetrics}; Ctrl-C to stop`)
       yield* Effect.never

@@ -1,11 +1,17 @@
 /**
- * The `Kinesis` service: the part of Kinesis Data Streams the writer needs (PutRecords and
- * DescribeStreamSummary), over `@aws-sdk/client-kinesis` or a test double.
+ * The `Kinesis` service: the part of Kinesis Data Streams the writer needs (PutRecords,
+ * DescribeStreamSummary, and ListShards for the producer's pacing), over
+ * `@aws-sdk/client-kinesis` or a test double.
  *
  * @since 0.1.0
  */
-import type { KinesisClientConfig } from "@aws-sdk/client-kinesis"
-import { DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from "@aws-sdk/client-kinesis"
+import type { KinesisClientConfig, ListShardsCommandOutput, Shard } from "@aws-sdk/client-kinesis"
+import {
+  DescribeStreamSummaryCommand,
+  KinesisClient,
+  ListShardsCommand,
+  PutRecordsCommand
+} from "@aws-sdk/client-kinesis"
 import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer, Option } from "effect"
 import { KinesisError } from "./Errors.js"
@@ -56,6 +62,21 @@ export interface StreamSummary {
   readonly openShardCount: number
   /** The stream's largest record (data plus partition key), in KiB; absent on endpoints that do not report it. */
   readonly maxRecordSizeInKiB?: number | undefined
+}
+
+/**
+ * One shard of a stream and the hash keys it owns: a record whose partition key's MD5 (read
+ * as an unsigned 128-bit big-endian integer) is in [startingHashKey, endingHashKey] goes to
+ * it. A closed shard (split or merged away) takes no more writes; the open shards cover every
+ * hash key.
+ *
+ * @since 0.1.0
+ */
+export interface ShardRange {
+  readonly shardId: string
+  readonly startingHashKey: bigint
+  readonly endingHashKey: bigint
+  readonly open: boolean
 }
 
 /**
@@ -114,7 +135,41 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
             kind: "client",
             attributes: { [Attributes.streamName]: streamName }
           })
+        ),
+      listShards: (streamName, streamArn) => {
+        // A page after the first is named by its NextToken alone: ListShards refuses a
+        // NextToken beside a StreamName (or StreamARN).
+        const page = (nextToken: string | undefined) =>
+          Effect.tryPromise({
+            try: (signal) =>
+              client.send(
+                new ListShardsCommand(
+                  nextToken !== undefined
+                    ? { NextToken: nextToken }
+                    : streamArn === undefined
+                    ? { StreamName: streamName }
+                    : { StreamARN: streamArn }
+                ),
+                { abortSignal: signal }
+              ),
+            catch: toKinesisError("ListShards", streamName)
+          })
+        return Effect.gen(function*() {
+          const shards: Array<ShardRange> = []
+          let nextToken: string | undefined = undefined
+          do {
+            const output: ListShardsCommandOutput = yield* page(nextToken)
+            for (const shard of output.Shards ?? []) {
+              const range = shardRange(shard)
+              if (range !== undefined) shards.push(range)
+            }
+            nextToken = output.NextToken
+          } while (nextToken !== undefined && nextToken !== "")
+          return shards
+        }).pipe(
+          Effect.withSpan(SpanNames.listShards, { kind: "client", attributes: { [Attributes.streamName]: streamName } })
         )
+      }
     })
 
   /**
@@ -200,6 +255,14 @@ export declare namespace Kinesis {
       streamName: string,
       streamArn?: string
     ) => Effect.Effect<StreamSummary, KinesisError>
+    /**
+     * Every shard of the stream, open or closed (ListShards, all pages), by name, or by ARN
+     * when one is given.
+     */
+    readonly listShards: (
+      streamName: string,
+      streamArn?: string
+    ) => Effect.Effect<ReadonlyArray<ShardRange>, KinesisError>
   }
 }
 
@@ -244,3 +307,20 @@ const resultEntries = (
           : { _tag: "Failed", errorCode: r.ErrorCode ?? "UnknownError", errorMessage: r.ErrorMessage }
       )
     )
+
+/** A shard as ListShards describes it; closed when its sequence number range has an end. */
+const shardRange = (shard: Shard): ShardRange | undefined => {
+  const start = shard.HashKeyRange?.StartingHashKey
+  const end = shard.HashKeyRange?.EndingHashKey
+  if (shard.ShardId === undefined || start === undefined || end === undefined) return undefined
+  try {
+    return {
+      shardId: shard.ShardId,
+      startingHashKey: BigInt(start),
+      endingHashKey: BigInt(end),
+      open: shard.SequenceNumberRange?.EndingSequenceNumber === undefined
+    }
+  } catch {
+    return undefined
+  }
+}

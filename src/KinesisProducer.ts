@@ -45,6 +45,16 @@ export interface KinesisProducerOptions {
    * shutdown, the scope waits up to `shutdownTimeout` (at least a second) for handlers.
    */
   readonly onUndelivered?: ((undelivered: RecordUndeliveredError) => Effect.Effect<unknown, unknown>) | undefined
+  /**
+   * Shard-aware pacing. The producer learns the stream's shards (ListShards, again when a
+   * record lands on a shard other than the one predicted, at most every 5 s), routes each
+   * record to its shard by the MD5 of its partition key, and puts into a call only records
+   * whose shard has room under its limits (1,000 records/s, 1 MiB/s of data plus keys): a
+   * token bucket per shard, holding a tenth of a second and refilling at 90% of the limits,
+   * so that no one-second window exceeds them. The others wait for their shard's refill, so
+   * throttling becomes rare instead of retried. Default `false`.
+   */
+  readonly pace?: boolean | undefined
 }
 
 /**
@@ -125,7 +135,8 @@ export class KinesisProducer extends Context.Tag("cygnus-kinesis-writer/KinesisP
    *   maxBufferedBytes: 64 * 1024 * 1024,
    *   recordTtl: "30 seconds",
    *   shutdownTimeout: "10 seconds",
-   *   onUndelivered: (u) => Effect.logError("dead letter", u.recordId)
+   *   onUndelivered: (u) => Effect.logError("dead letter", u.recordId),
+   *   pace: true
    * }).pipe(Layer.provide(WriterLive))
    * ```
    *

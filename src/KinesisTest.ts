@@ -19,9 +19,9 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer } from "effect"
-import { createHash } from "node:crypto"
 import { KinesisError } from "./Errors.js"
-import type { PutRecordsRequest, PutRecordsResultEntry, StreamSummary } from "./Kinesis.js"
+import { evenShards, hashKeyOf, ShardMap } from "./internal/pacing.js"
+import type { PutRecordsRequest, PutRecordsResultEntry, ShardRange, StreamSummary } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 
 /**
@@ -51,10 +51,24 @@ export type PutRecordsScript = (
 export class KinesisTestRecorder extends Context.Tag("cygnus-kinesis-writer/KinesisTestRecorder")<KinesisTestRecorder, {
   /** Every PutRecords call so far, in the order they started. */
   readonly calls: Effect.Effect<ReadonlyArray<PutRecordsCall>>
+  /** ListShards calls so far. */
+  readonly listShardsCalls: Effect.Effect<number>
 }>() {}
 
 /**
- * Writes every record of the call, on shard `shardId-00000000000N` by MD5 of its key over 4 shards.
+ * The shard map the double answers ListShards with by default: 4 open shards that split the
+ * hash-key space evenly (`shardId-000000000000` … `shardId-000000000003`), the ones
+ * {@link acceptAll} writes to.
+ *
+ * @since 0.1.0
+ */
+export const defaultShards: ReadonlyArray<ShardRange> = evenShards(4)
+
+const defaultMap = new ShardMap(defaultShards)
+
+/**
+ * Writes every record of the call on the shard of {@link defaultShards} whose hash-key range
+ * holds the MD5 of its key, as Kinesis routes it.
  *
  * @since 0.1.0
  */
@@ -62,7 +76,7 @@ export const acceptAll = (call: PutRecordsCall): Effect.Effect<ReadonlyArray<Put
   Effect.sync(() =>
     call.request.records.map((r, i): PutRecordsResultEntry => ({
       _tag: "Written",
-      shardId: `shardId-00000000000${createHash("md5").update(r.partitionKey).digest()[0]! % 4}`,
+      shardId: defaultMap.shardOf(hashKeyOf(r.partitionKey))!,
       sequenceNumber: `${call.index}-${i}`
     }))
   )
@@ -115,16 +129,19 @@ export const failCall = (
   )
 
 /**
- * The double and its recorder as a layer. `summary` answers DescribeStreamSummary.
+ * The double and its recorder as a layer. `summary` answers DescribeStreamSummary; `shards`
+ * answers ListShards (an effect, to change the answer over time or fail it).
  *
  * @since 0.1.0
  */
 export const layer = (
   script: PutRecordsScript = acceptAll,
-  summary: Partial<StreamSummary> = {}
+  summary: Partial<StreamSummary> = {},
+  shards: Effect.Effect<ReadonlyArray<ShardRange>, KinesisError> = Effect.succeed(defaultShards)
 ): Layer.Layer<Kinesis | KinesisTestRecorder> =>
   Layer.effectContext(Effect.sync(() => {
     const calls: Array<PutRecordsCall> = []
+    let listShardsCalls = 0
     const kinesis = Kinesis.of({
       putRecords: (request) =>
         Effect.suspend(() => {
@@ -133,9 +150,17 @@ export const layer = (
           return script(call)
         }),
       describeStreamSummary: (streamName) =>
-        Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4, ...summary })
+        Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4, ...summary }),
+      listShards: () =>
+        Effect.suspend(() => {
+          listShardsCalls++
+          return shards
+        })
     })
     return Context.make(Kinesis, kinesis).pipe(
-      Context.add(KinesisTestRecorder, { calls: Effect.sync(() => [...calls]) })
+      Context.add(KinesisTestRecorder, {
+        calls: Effect.sync(() => [...calls]),
+        listShardsCalls: Effect.sync(() => listShardsCalls)
+      })
     )
   }))

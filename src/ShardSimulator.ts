@@ -13,6 +13,7 @@
  *   under `TestClock`, `TestClock.adjust("1 second")` opens the next window). A record over
  *   either limit fails alone with `ProvisionedThroughputExceededException` while the call
  *   succeeds, and uses no capacity.
+ * - ListShards answers the shard map above, every shard open.
  * - Request validation as Kinesis does it, before anything else: 1–500 records per call,
  *   partition keys of 1–256 characters, at most 1 MiB per record (data plus key) and 10 MiB
  *   per call; otherwise the call fails whole with a non-retryable `ValidationException`.
@@ -628,7 +629,11 @@ export const make = (
           status: "ACTIVE",
           openShardCount: shards.length,
           maxRecordSizeInKiB: Defaults.maxRecordBytes / 1024
-        })
+        }),
+      listShards: () =>
+        Effect.succeed(
+          shards.map((s) => ({ shardId: s.id, startingHashKey: s.start, endingHashKey: s.end, open: true }))
+        )
     })
     const state = ShardSimulatorState.of({
       written: Effect.sync(() => written.slice()),

@@ -53,6 +53,8 @@ import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { makeSender } from "./delivery.js"
 import { KinesisLimits } from "./limits.js"
+import type { Pacer } from "./pacing.js"
+import { makePacer } from "./pacing.js"
 import type { PreparedRecord, PrepareError } from "./prepare.js"
 
 /** Span names of the public operations. */
@@ -77,7 +79,8 @@ export const ProducerDefaults = {
   maxBufferedRecords: 10_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   recordTtl: Duration.seconds(30),
-  shutdownTimeout: Duration.seconds(10)
+  shutdownTimeout: Duration.seconds(10),
+  pace: false
 } as const
 
 /** The options after validation and defaults. */
@@ -88,6 +91,7 @@ export interface ResolvedProducerOptions {
   readonly recordTtl: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
   readonly onUndelivered: ((undelivered: RecordUndeliveredError) => Effect.Effect<unknown, unknown>) | undefined
+  readonly pace: boolean
 }
 
 const invalid = (field: string, requirement: string, value: unknown) =>
@@ -152,13 +156,16 @@ export const resolveProducerOptions = (
     if (options.onUndelivered !== undefined && typeof options.onUndelivered !== "function") {
       return yield* Effect.fail(invalid("onUndelivered", "must be a function", typeof options.onUndelivered))
     }
+    const pace = options.pace ?? d.pace
+    if (typeof pace !== "boolean") return yield* Effect.fail(invalid("pace", "must be a boolean", pace))
     return {
       linger,
       maxBufferedRecords,
       maxBufferedBytes,
       recordTtl,
       shutdownTimeout,
-      onUndelivered: options.onUndelivered
+      onUndelivered: options.onUndelivered,
+      pace
     }
   })
 
@@ -287,7 +294,8 @@ export const makeProducer = (
     const streamName = config.streamName
     const metrics = Context.get(writer.services, KinesisMetrics)
     const store = Context.get(writer.services, LargePayloadStore)
-    const sender = makeSender(config, Context.get(writer.services, Kinesis), metrics, writer.recordLimitBytes)
+    const kinesis = Context.get(writer.services, Kinesis)
+    const sender = makeSender(config, kinesis, metrics, writer.recordLimitBytes)
     const lingerMillis = Duration.toMillis(options.linger)
     const ttlMillis = Duration.toMillis(options.recordTtl)
     const attemptDigits = String(config.maxRetries).length
@@ -299,6 +307,16 @@ export const makeProducer = (
     // Made before the shutdown finalizer is added, so closed after it has run.
     const fibers = yield* FiberSet.make()
     const handlers = yield* FiberSet.make()
+    /** Shard-aware pacing, when asked for: see pacing.ts. */
+    const pacer: Pacer | undefined = options.pace
+      ? yield* makePacer({
+        streamName,
+        listShards: kinesis.listShards(streamName, config.streamArn),
+        fork: (effect) => FiberSet.run(fibers, effect),
+        linger: options.linger
+      })
+      : undefined
+    if (pacer !== undefined) yield* FiberSet.run(fibers, pacer.refresh)
 
     /** Accepted and not settled. */
     const outstanding = new Set<Entry>()
@@ -517,18 +535,30 @@ export const makeProducer = (
         if (failures.length > 0) yield* failForGood(failures)
       })
 
-    /** Takes the next call's records from `ready`, oldest first; those past their TTL fail instead. */
+    /** The partition key of an entry's next attempt. */
+    const nextKey = (entry: Entry) => entry.prepared.partitionKeyPrefix + String(entry.attempts)
+
+    /**
+     * Takes the next call's records from `ready`, oldest first; those past their TTL fail
+     * instead. Paced, only records whose shard has tokens: the others wait for its refill.
+     */
     const takeCall = (now: number) => {
       const call: Array<Entry> = []
       const expired: Array<readonly [Entry, Failure]> = []
+      const scan = pacer?.scan(now)
       let bytes = 0
+      let full = false
       for (const entry of ready) {
         if (now >= entry.deadline) {
           expired.push([entry, expiredFailure(entry)])
           continue
         }
         const size = entry.callBytes
-        if (call.length === MAX_CALL_RECORDS || (call.length > 0 && bytes + size > config.maxRequestBytes)) break
+        if (call.length === MAX_CALL_RECORDS || (call.length > 0 && bytes + size > config.maxRequestBytes)) {
+          full = true
+          break
+        }
+        if (scan !== undefined && !scan.admit(nextKey(entry), size)) continue
         call.push(entry)
         bytes += size
       }
@@ -536,13 +566,15 @@ export const makeProducer = (
         leave(entry)
         entry.phase = Phases.inFlight
       }
-      return { call, expired }
+      return { call, expired, scan, full }
     }
 
     const sendAndSettle = (call: ReadonlyArray<Entry>) =>
-      Effect.uninterruptibleMask((restore) =>
+      Effect.uninterruptibleMask((restore) => {
+        // Paced: the receipts are checked against the shards predicted from the keys sent.
+        const keys = pacer === undefined ? undefined : new Map(call.map((e) => [e.prepared, nextKey(e)]))
         // The buffered gauges move once per call and per settlement, not per record.
-        Effect.zipRight(
+        return Effect.zipRight(
           gauges,
           restore(
             sender.sendCall(call.map((e) => e.prepared), call.map((e) => e.attempts)).pipe(
@@ -551,8 +583,11 @@ export const makeProducer = (
               })
             )
           )
-        ).pipe(Effect.flatMap((outcome) => settleCall(call, outcome)))
-      )
+        ).pipe(
+          Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r))),
+          Effect.flatMap((outcome) => settleCall(call, outcome))
+        )
+      })
 
     /** One round of the collector: a call slot, a call's worth or a lingered record, a call forked. */
     const collectOne = Effect.gen(function*() {
@@ -568,11 +603,19 @@ export const makeProducer = (
         wake.unsafeClose()
         yield* Effect.timeoutOption(wake.await, wait)
       }
-      const { call, expired } = takeCall(yield* Clock.currentTimeMillis)
+      const now = yield* Clock.currentTimeMillis
+      const { call, expired, full, scan } = takeCall(now)
       if (!callFull() && !urgent()) wake.unsafeClose()
       if (expired.length > 0) yield* failForGood(expired)
-      if (call.length === 0) return yield* callSlots.release(1)
+      if (call.length === 0) {
+        yield* callSlots.release(1)
+        // Paced, every ready record waits for its shard's tokens: until the first refill.
+        if (scan !== undefined && scan.limited()) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
+        return
+      }
       yield* FiberSet.run(fibers, sendAndSettle(call).pipe(Effect.ensuring(callSlots.release(1))))
+      // Paced, the call took its shards' tokens: they gather again into one call, not a stream of tiny ones.
+      if (scan !== undefined && scan.limited() && !full) yield* Effect.sleep(pacer!.gapMillis)
     })
 
     yield* FiberSet.run(fibers, Effect.forever(collectOne))

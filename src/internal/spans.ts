@@ -9,6 +9,7 @@ export const SpanNames = {
   putAttempt: "KinesisWriter.putAttempt",
   putRecords: "Kinesis.putRecords",
   describeStreamSummary: "Kinesis.describeStreamSummary",
+  listShards: "Kinesis.listShards",
   storeWrite: "LargePayloadStore.write",
   storeRead: "LargePayloadStore.read",
   storeDelete: "LargePayloadStore.delete",

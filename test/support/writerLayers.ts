@@ -24,13 +24,15 @@ export const writerLayer = (
     readonly store?: Layer.Layer<LargePayloadStore> | undefined
     readonly metrics?: Layer.Layer<KinesisMetrics> | undefined
     readonly summary?: Parameters<typeof KinesisTest.layer>[1]
+    /** What ListShards answers (default: the double's 4 even shards). */
+    readonly shards?: Parameters<typeof KinesisTest.layer>[2]
     /** A compressor for the writer to use instead of its own. */
     readonly compressor?: Layer.Layer<Compressor> | undefined
   } = {}
 ) =>
   KinesisWriter.layer({ ...baseOptions, ...options }).pipe(
     Layer.provide(extra.compressor ?? Layer.empty),
-    Layer.provideMerge(KinesisTest.layer(script, extra.summary)),
+    Layer.provideMerge(KinesisTest.layer(script, extra.summary, extra.shards)),
     Layer.provideMerge(extra.store ?? LargePayloadStore.layerMemory()),
     Layer.provideMerge(extra.metrics ?? KinesisMetrics.layerNoop)
   )
