@@ -16,7 +16,7 @@ import { fork } from "node:child_process"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { DataFileV1, WriteResult } from "../src/index.js"
-import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
 import { partitionKey } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import { createStream, makeKinesisClient } from "../test/support/LocalAws.js"
@@ -160,7 +160,7 @@ const handWrite = async (
     const t0 = performance.now()
     const entries = records.slice(i, i + 500).map((record) => ({
       Data: encodeByHand(record, creationTime, true).data,
-      PartitionKey: partitionKey(WRITER_BASE, record.filePath, 4, 0)
+      PartitionKey: partitionKey(WRITER_BASE, record.filePath, WriterDefaults.distributionFactor, 0)
     }))
     const t1 = performance.now()
     const output = await client.send(
