@@ -215,7 +215,11 @@ export const runP3 = async (options: P3Options = {}): Promise<P3Result> => {
 
   console.log(
     `distributionFactor ${distributionFactor} (${
-      distributionFactor === WriterDefaults.distributionFactor ? "the default" : "raised"
+      distributionFactor === WriterDefaults.distributionFactor
+        ? "the default"
+        : distributionFactor > WriterDefaults.distributionFactor
+        ? "raised"
+        : "lowered"
     }):`
   )
   console.log(

@@ -80,7 +80,7 @@ describe("KinesisWriter configuration", () => {
       const writer = yield* KinesisWriter.pipe(
         Effect.provide(KinesisWriter.layer(baseOptions).pipe(Layer.provide(deps)))
       )
-      assert.strictEqual(writer.config.distributionFactor, 4)
+      assert.strictEqual(writer.config.distributionFactor, 16)
       assert.strictEqual(writer.config.largePayloadThreshold, 921_600)
       assert.strictEqual(writer.config.maxRetries, 3)
       assert.strictEqual(writer.config.maxRequestBytes, 5 * 1024 * 1024)
@@ -103,7 +103,7 @@ describe("KinesisWriter configuration", () => {
       )
       assert.strictEqual(writer.config.streamName, "env-stream")
       assert.strictEqual(writer.config.maxRetries, 5)
-      assert.strictEqual(writer.config.distributionFactor, 4)
+      assert.strictEqual(writer.config.distributionFactor, 16)
 
       const error = yield* Effect.flip(Layer.build(KinesisWriter.layerConfig().pipe(Layer.provide(deps)))).pipe(
         Effect.scoped,
