@@ -6,6 +6,8 @@
  * @internal
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
+import type { AggregationOptions, ResolvedAggregation } from "./aggregationConfig.js"
+import { resolveAggregation } from "./aggregationConfig.js"
 import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
 import { KinesisLimits } from "./limits.js"
 import { longestPartitionKey } from "./partitionKey.js"
@@ -55,6 +57,13 @@ export interface KinesisWriterOptions {
    * the batch.
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * Packs the records of a batch that share a partition key into one Kinesis record
+   * (`gzip(DataFileEntryRecordBatch)`): fewer, larger records, fewer bytes. Off by default,
+   * which keeps one `DataFileEntryRecord` per Kinesis record; turn it on only once every
+   * consumer reads aggregates. See {@link AggregationOptions}.
+   */
+  readonly aggregation?: AggregationOptions | undefined
 }
 
 /**
@@ -80,6 +89,8 @@ export interface ResolvedWriterConfig {
   readonly compressionLevel: number
   readonly compressionWorkers: number
   readonly requestTimeout: Duration.Duration
+  /** `undefined` when aggregation is off. */
+  readonly aggregation: ResolvedAggregation | undefined
 }
 
 /**
@@ -206,6 +217,7 @@ export const resolveWriterConfig = (
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
     const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)
+    const aggregation = yield* resolveAggregation(options.aggregation)
     const longest = longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
     yield* check(
       "logGroupId",
@@ -230,7 +242,8 @@ export const resolveWriterConfig = (
       maxConcurrentUploads,
       compressionLevel,
       compressionWorkers,
-      requestTimeout
+      requestTimeout,
+      aggregation
     }
   })
 
@@ -255,6 +268,8 @@ export const resolveWriterConfig = (
  * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
  * | `KINESIS_COMPRESSION_WORKERS` | compressionWorkers |
  * | `KINESIS_REQUEST_TIMEOUT` | requestTimeout (e.g. `30 seconds`) |
+ * | `KINESIS_AGGREGATION` | aggregation on (`true`) or off (default) |
+ * | `KINESIS_AGGREGATION_MAX_RECORDS`, `KINESIS_AGGREGATION_MAX_BYTES` | aggregation.maxRecords, aggregation.maxBytes |
  *
  * @since 0.1.0
  */
@@ -275,7 +290,12 @@ export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
   maxConcurrentUploads: optional(Config.integer("KINESIS_MAX_CONCURRENT_UPLOADS")),
   compressionLevel: optional(Config.integer("KINESIS_COMPRESSION_LEVEL")),
   compressionWorkers: optional(Config.integer("KINESIS_COMPRESSION_WORKERS")),
-  requestTimeout: optional(Config.duration("KINESIS_REQUEST_TIMEOUT"))
+  requestTimeout: optional(Config.duration("KINESIS_REQUEST_TIMEOUT")),
+  aggregation: Config.all({
+    on: Config.withDefault(Config.boolean("KINESIS_AGGREGATION"), false),
+    maxRecords: optional(Config.integer("KINESIS_AGGREGATION_MAX_RECORDS")),
+    maxBytes: optional(Config.integer("KINESIS_AGGREGATION_MAX_BYTES"))
+  }).pipe(Config.map(({ on, ...options }): AggregationOptions | undefined => on ? options : undefined))
 }
 
 /** An optional setting: absent is `undefined`, which the defaults fill in. */

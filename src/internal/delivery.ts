@@ -180,7 +180,7 @@ export const makeSender = (
     Effect.gen(function*() {
       const suffix = typeof attempt === "number" ? String(attempt) : undefined
       const start = yield* Clock.currentTimeMillis
-      if (ledger !== undefined) { for (const r of call) ledger.sending(r.index) }
+      if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
       const result = yield* Effect.either(putRecords(kinesis.putRecords({
         streamName: stream,
         streamArn: config.streamArn,
@@ -194,7 +194,7 @@ export const makeSender = (
         const error = result.left
         const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
         const failed = call.map((record): FailedRecord => {
-          ledger?.failed(record.index, ambiguous)
+          ledger?.failedRecord(record, ambiguous)
           return {
             record,
             errorCode: error.errorName,
@@ -221,7 +221,7 @@ export const makeSender = (
         const record = call[i]!
         if (entry._tag === "Written") {
           writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
-          ledger?.written(record.index)
+          ledger?.writtenRecord(record)
         } else {
           failed.push({
             record,
@@ -230,7 +230,7 @@ export const makeSender = (
             retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
             ambiguous: false
           })
-          ledger?.failed(record.index, false)
+          ledger?.failedRecord(record, false)
         }
       })
       yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })

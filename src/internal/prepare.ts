@@ -30,6 +30,7 @@ import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { ResolvedWriterConfig } from "./config.js"
 import { EnvelopePacker } from "./envelopePacker.js"
+import { gzipBound } from "./gzipBound.js"
 import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
@@ -62,6 +63,11 @@ export interface PreparedRecord extends BatchEntry {
   readonly uncompressedSize: number
   /** The partition key without its attempt suffix. */
   readonly partitionKeyPrefix: string
+  /**
+   * The logical records of an aggregate (writer option `aggregation`), in order; `index`,
+   * `record` and `recordId` are then the first's. Absent for a record that is not aggregated.
+   */
+  readonly members?: ReadonlyArray<BatchEntry> | undefined
 }
 
 /**
@@ -114,7 +120,7 @@ interface PackedSlot {
   readonly partitionKeyPrefix: string
 }
 
-interface OffloadSlot {
+export interface OffloadSlot {
   readonly _tag: "Offload"
   readonly entry: BatchEntry
   readonly partitionKeyPrefix: string
@@ -151,13 +157,13 @@ export interface SerializedBatch {
   readonly largePayloads: number
 }
 
-const YIELD_EVERY = 256
+export const YIELD_EVERY = 256
 
 /**
  * Lets timers and I/O run: a macrotask turn, unlike `Effect.yieldNow`, which the default
  * scheduler resumes as a microtask.
  */
-const yieldToEventLoop = Effect.async<void>((resume) => {
+export const yieldToEventLoop = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(handle))
 })
@@ -312,9 +318,6 @@ export const prepareBatch = (
 /** Records per compression chunk: a full PutRecords call's worth. */
 export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall
 
-/** zlib's deflateBound plus the gzip header and trailer: no gzip stream of `n` bytes is longer. */
-const gzipBound = (n: number): number => n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 18
-
 const info = (context: PrepareContext, entry: BatchEntry) => ({
   filePath: entry.record.filePath,
   creationTime: context.creationTime,
@@ -325,7 +328,7 @@ const info = (context: PrepareContext, entry: BatchEntry) => ({
 })
 
 /** One record's envelope, gzip'd on the calling thread (for the few decided in phase 1). */
-const build = (
+export const build = (
   context: PrepareContext,
   entry: BatchEntry,
   partitionKeyPrefix: string,
@@ -351,7 +354,7 @@ const build = (
  * retrying transient faults on the writer's backoff. Every location tried is added to
  * `attempted`, for the clean-up of a build that fails.
  */
-const upload = (
+export const upload = (
   context: PrepareContext,
   slot: OffloadSlot,
   attempted: Array<PayloadLocation>
