@@ -164,7 +164,7 @@ describe("aggregation: the codec", () => {
       const back = Either.getOrThrow(RecordCodec.decodeRecordDataAllSync(part.data))
       assert.deepStrictEqual(back.map((r) => r.info.recordId), (part.members ?? [part]).map((m) => m.recordId))
       assert.strictEqual(RecordCodec.isAggregateSync(Zlib.gunzipSync(part.data)), part.members !== undefined)
-      ids.push(...back.map((r) => r.info.recordId))
+      for (const r of back) ids.push(r.info.recordId)
     }
     assert.deepStrictEqual(ids, entries.map((e) => e.recordId))
     const alone = fitToRecordLimit({ ...aggregate, members: undefined }, limit, 1, -1)
