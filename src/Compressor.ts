@@ -55,7 +55,8 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
 
   /**
    * A pool of `workers` worker threads (at least 1), started with the layer and stopped when
-   * its scope closes. Batches smaller than `minBatch` payloads (default 8) are compressed on
+   * its scope closes. Batches smaller than `minBatch` payloads (default 8) and 64 KiB (a few
+   * aggregates are worth a worker) are compressed on
    * the calling thread, where a round trip to a worker would cost more than it saves.
    *
    * @since 0.1.0
@@ -93,7 +94,7 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
         gzipPacked: (packed, level) =>
-          packed.offsets.length - 1 < minBatch
+          isSmall(packed, minBatch)
             ? Compressor.mainThread.gzipPacked(packed, level)
             : Effect.suspend(() => pool.executeEffect({ level, ...packed })).pipe(
               Effect.map(unpack),
@@ -152,12 +153,22 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
         gzipPacked: (packed, level) =>
-          packed.offsets.length - 1 < minBatch
+          isSmall(packed, minBatch)
             ? Compressor.mainThread.gzipPacked(packed, level)
             : start.pipe(Effect.zipRight(Deferred.await(ready)), Effect.flatMap((c) => c.gzipPacked(packed, level)))
       })
     })
 }
+
+/**
+ * Bytes from which a batch goes to a worker whatever its payload count: a few aggregates of
+ * many records each cost as much gzip as a chunk of separate records.
+ */
+const MIN_WORKER_BYTES = 64 * 1024
+
+/** A batch a round trip to a worker would cost more than it saves. */
+const isSmall = (packed: PackedPayloads, minBatch: number): boolean =>
+  packed.offsets.length - 1 < minBatch && packed.buffer.length < MIN_WORKER_BYTES
 
 /**
  * @since 0.1.0
@@ -182,7 +193,7 @@ export declare namespace Compressor {
 export interface WorkerPoolOptions {
   /** Worker threads (at least 1). */
   readonly workers: number
-  /** Batches of fewer payloads are compressed on the calling thread. Default 8. */
+  /** Batches of fewer payloads (and under 64 KiB) are compressed on the calling thread. Default 8. */
   readonly minBatch?: number | undefined
   /** How long to wait for the workers to start. Default 15 s. */
   readonly startTimeout?: Duration.DurationInput | undefined
