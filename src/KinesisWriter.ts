@@ -202,7 +202,8 @@ export declare namespace KinesisWriter {
     /**
      * The first half of a single attempt, for callers who drive retries themselves: builds a
      * batch's payloads once (record ids, S3 offload, gzip). Pass the records to `putAttempt`
-     * as many times as you retry.
+     * as many times as you retry. With `aggregation` on, a prepared record may be an
+     * aggregate: its `members` are the logical records it carries, written or failed together.
      */
     readonly prepare: (records: ReadonlyArray<DataFileV1>) => Effect.Effect<PreparedBatch, PrepareError>
     /**

@@ -38,11 +38,21 @@ export interface ResolvedAggregation {
 }
 
 /**
- * The aggregation defaults. Measured with `bench/p6Aggregation.ts` (see BENCHMARKS.md): past
- * ~64 KiB of records before gzip, an aggregate saves no more bytes (gzip's window is
- * 32 KiB) and little more CPU; 256 KiB keeps a throttled aggregate's re-send small (a
- * quarter of a shard's second) while holding ~800 records of 5 columns, and 500 records
- * bounds what one throttled record takes with it.
+ * The aggregation defaults, from measurement (BENCHMARKS.md, "Aggregation"): bytes of Data
+ * per record for 4,000 records over 4 partition keys, by `maxBytes` (no record bound):
+ *
+ * | columns | 4 KiB | 16 KiB | 64 KiB | 256 KiB | ~1 MB | not aggregated |
+ * |---|---|---|---|---|---|---|
+ * | 5  | 350 | 292 | 272 | 265 | 264 | 537 |
+ * | 20 | 910 | 743 | 691 | 674 | 670 | 1,065 |
+ * | 50 | 2,041 | 1,675 | 1,555 | 1,515 | 1,506 | 2,058 |
+ *
+ * 256 KiB is within 0.6% of the largest aggregate's bytes (64 KiB: within 3%), and gzip's
+ * time per record has flattened well before it; a larger aggregate only makes a retried
+ * unit and a consumer's fan-out bigger. It compresses to ~90–190 KB: a throttled aggregate
+ * re-sends about a tenth of a shard's second. 500 records bounds how many logical records
+ * one throttled Kinesis record takes with it; at 5 columns (~740 B a record before gzip)
+ * `maxBytes` binds first (~350 records).
  *
  * @since 0.1.0
  */
