@@ -237,16 +237,21 @@ export const encodeRecordSync = (
  *
  * @since 0.1.0
  */
-export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEntryRecord, DecodeError> =>
-  isAggregateSync(bytes)
-    ? Either.left(
+export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEntryRecord, DecodeError> => {
+  // An aggregate is named as one only when it reads as one: other bytes that happen to start
+  // with field 15 get the error a DataFileEntryRecord parse gives.
+  const aggregate = isAggregateSync(bytes) ? parseEntryRecordsSync(bytes) : undefined
+  if (aggregate !== undefined && Either.isRight(aggregate)) {
+    return Either.left(
       new DecodeError({
         reason: "Aggregated",
         detail:
-          "the record is an aggregate of several records (DataFileEntryRecordBatch): read it with decodeRecordAll / decodeRecordDataAllSync"
+          `the record is an aggregate of ${aggregate.right.length} records (DataFileEntryRecordBatch): read it with decodeRecordAll / decodeRecordDataAllSync`
       })
     )
-    : Either.flatMap(parse(DataFileEntryRecordSchema, bytes, "DataFileEntryRecord"), checkEntryRecord)
+  }
+  return Either.flatMap(parse(DataFileEntryRecordSchema, bytes, "DataFileEntryRecord"), checkEntryRecord)
+}
 
 /**
  * The field number of `DataFileEntryRecordBatch.records`, which `DataFileEntryRecord` never
