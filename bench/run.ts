@@ -6,7 +6,7 @@
  *
  *   npm run bench                                  # everything (~4 minutes at load 2; at most 6: every section has a time bound)
  *   npm run bench -- --smoke                       # every section at tiny sizes (< 60 s): it runs, the figures mean nothing
- *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 profile micro
+ *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
  *   npm run bench -- --only p2 --p2-fidelity       # P2 also on kinesalite (one round; may pass the bound when loaded)
@@ -28,9 +28,10 @@ import { runP3 } from "./p3Throttling.js"
 import type { P4Result } from "./p4Memory.js"
 import { runP4 } from "./p4Memory.js"
 import { runP5 } from "./p5Producer.js"
+import { runAggregation } from "./p6Aggregation.js"
 import { runProfile } from "./profile.js"
 
-const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "profile"] as const
+const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "p6", "profile"] as const
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, "micro"] as const
 type Section = (typeof ALL_SECTIONS)[number]
 
@@ -50,6 +51,7 @@ const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }>
   p3: { full: 55, smoke: 15 },
   p4: { full: 90, smoke: 30 },
   p5: { full: 90, smoke: 45 },
+  p6: { full: 90, smoke: 45 },
   profile: { full: 30, smoke: 30 },
   micro: { full: 60, smoke: 20 }
 }
@@ -221,6 +223,10 @@ for (const section of order) {
     case "p5":
       // P5 prints its own figures and targets (throughput vs writeBatch, latency, peak RSS).
       await runSection(section, () => runP5({ smoke }))
+      break
+    case "p6":
+      // P6 prints its own figures: aggregated vs not vs the hand loop, at 5, 20, 50 and 500 columns.
+      await runSection(section, () => runAggregation({ smoke }))
       break
     case "profile":
       await runSection(section, (signal) => runProfile({ smoke, signal }))

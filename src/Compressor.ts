@@ -59,7 +59,8 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
 
   /**
    * A pool of `workers` worker threads (at least 1), started with the layer and stopped when
-   * its scope closes. Batches smaller than `minBatch` payloads (default 8) are compressed on
+   * its scope closes. Batches smaller than `minBatch` payloads (default 8) — unless two or more
+   * that hold 64 KiB (a few aggregates are worth a worker) — are compressed on
    * the calling thread, where a round trip to a worker would cost more than it saves.
    *
    * @since 0.1.0
@@ -101,7 +102,7 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
         gzipPacked: (packed, level) =>
-          packed.offsets.length - 1 < minBatch
+          isSmall(packed, minBatch)
             ? Compressor.mainThread.gzipPacked(packed, level)
             : Effect.suspend(() => pool.executeEffect({ level, ...packed })).pipe(
               Effect.map(unpack),
@@ -160,11 +161,27 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
       const minBatch = options.minBatch ?? 8
       return Compressor.of({
         gzipPacked: (packed, level) =>
-          packed.offsets.length - 1 < minBatch
+          isSmall(packed, minBatch)
             ? Compressor.mainThread.gzipPacked(packed, level)
             : start.pipe(Effect.zipRight(Deferred.await(ready)), Effect.flatMap((c) => c.gzipPacked(packed, level)))
       })
     })
+}
+
+/**
+ * Bytes from which a batch goes to a worker whatever its payload count: a few aggregates of
+ * many records each cost as much gzip as a chunk of separate records.
+ */
+const MIN_WORKER_BYTES = 64 * 1024
+
+/**
+ * A batch a round trip to a worker would cost more than it saves: fewer than `minBatch`
+ * payloads, unless there are several and they hold `MIN_WORKER_BYTES` (a lone payload stays
+ * on the calling thread, as it always did).
+ */
+const isSmall = (packed: PackedPayloads, minBatch: number): boolean => {
+  const payloads = packed.offsets.length - 1
+  return payloads < minBatch && (payloads < 2 || packed.buffer.length < MIN_WORKER_BYTES)
 }
 
 /**
@@ -190,7 +207,7 @@ export declare namespace Compressor {
 export interface WorkerPoolOptions {
   /** Worker threads (at least 1). */
   readonly workers: number
-  /** Batches of fewer payloads are compressed on the calling thread. Default 8. */
+  /** Batches of fewer payloads (unless two or more of 64 KiB in all) are compressed on the calling thread. Default 8. */
   readonly minBatch?: number | undefined
   /** How long to wait for the workers to start. Default 15 s. */
   readonly startTimeout?: Duration.DurationInput | undefined

@@ -64,6 +64,9 @@ export class CompressionError extends Data.TaggedError("CompressionError")<{
  * - `Protobuf`: the bytes are not a `DataFileEntryRecord` / `DataFileEntry`.
  * - `MissingField`: a required part is absent (no entry case, no info, no data file).
  * - `UnsupportedVersion`: a standard entry whose version this reader does not know.
+ * - `Aggregated`: the record is an aggregate of several records (`DataFileEntryRecordBatch`,
+ *   written by a writer with `aggregation` on), read where one record was expected: read it
+ *   with `RecordReader.decodeRecordAll` / `RecordCodec.decodeRecordDataAllSync`.
  * - `SizeMismatch` / `ChecksumMismatch`: a large payload's S3 object does not match the
  *   size or sha256 its pointer announced.
  *
@@ -74,6 +77,7 @@ export type DecodeErrorReason =
   | "Protobuf"
   | "MissingField"
   | "UnsupportedVersion"
+  | "Aggregated"
   | "SizeMismatch"
   | "ChecksumMismatch"
 

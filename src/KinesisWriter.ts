@@ -20,10 +20,11 @@ import type { Kinesis } from "./Kinesis.js"
 import type { KinesisMetrics } from "./KinesisMetrics.js"
 import type { LargePayloadStore } from "./LargePayloadStore.js"
 
+export { AggregationDefaults, type AggregationOptions, type ResolvedAggregation } from "./internal/aggregationConfig.js"
 export type { KinesisWriterOptions, ResolvedWriterConfig } from "./internal/config.js"
 export { WriterDefaults } from "./internal/config.js"
 export type { AttemptOutcome, FailedRecord, WrittenRecord } from "./internal/delivery.js"
-export { DeliveryLedger, type RecordState } from "./internal/ledger.js"
+export { DeliveryLedger, type LedgerRecord, type RecordState } from "./internal/ledger.js"
 export { KinesisLimits } from "./internal/limits.js"
 export type { BatchEntry, PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 
@@ -49,6 +50,12 @@ export interface WriteResult {
   readonly uncompressedBytes: number
   /** Bytes of Data on the stream, after gzip. */
   readonly compressedBytes: number
+  /**
+   * Kinesis records sent on the first attempt. `records` without aggregation (one Kinesis
+   * record each); with `aggregation`, fewer: the records that share a partition key travel
+   * together.
+   */
+  readonly kinesisRecords: number
 }
 
 /**
@@ -169,7 +176,9 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
    * `KINESIS_MAX_RETRIES`, `KINESIS_BACKOFF_BASE`, `KINESIS_BACKOFF_CAP`,
    * `KINESIS_MAX_REQUEST_BYTES`, `KINESIS_READ_STREAM_RECORD_LIMIT`,
    * `KINESIS_MAX_CONCURRENT_CALLS`, `KINESIS_MAX_CONCURRENT_UPLOADS`,
-   * `KINESIS_COMPRESSION_LEVEL`, `KINESIS_COMPRESSION_WORKERS`, `KINESIS_REQUEST_TIMEOUT`.
+   * `KINESIS_COMPRESSION_LEVEL`, `KINESIS_COMPRESSION_WORKERS`, `KINESIS_REQUEST_TIMEOUT`,
+   * `KINESIS_AGGREGATION` (`true` turns aggregation on), `KINESIS_AGGREGATION_MAX_RECORDS`,
+   * `KINESIS_AGGREGATION_MAX_BYTES`.
    *
    * @since 0.1.0
    */
@@ -203,7 +212,8 @@ export declare namespace KinesisWriter {
     /**
      * The first half of a single attempt, for callers who drive retries themselves: builds a
      * batch's payloads once (record ids, S3 offload, gzip). Pass the records to `putAttempt`
-     * as many times as you retry.
+     * as many times as you retry. With `aggregation` on, a prepared record may be an
+     * aggregate: its `members` are the logical records it carries, written or failed together.
      */
     readonly prepare: (records: ReadonlyArray<DataFileV1>) => Effect.Effect<PreparedBatch, PrepareError>
     /**

@@ -3,6 +3,11 @@
  * `DataFileV1`, fetching a large payload from the `LargePayloadStore` and verifying its size
  * and sha256. For a Lambda handler, a KCL worker, or a test reading a stream back.
  *
+ * A Kinesis record holds one logical record, or — from a writer with `aggregation` on —
+ * several (`DataFileEntryRecordBatch`). {@link decodeRecordAll} and every function over many
+ * records (`decodeRecords`, the Lambda functions) return every logical record, aggregated or
+ * not; {@link decodeRecord} reads exactly one and refuses an aggregate.
+ *
  * @since 0.1.0
  */
 import { Cause, Effect, Option } from "effect"
@@ -11,7 +16,8 @@ import { DecodeError } from "./Errors.js"
 import type { LargePayloadStoreError } from "./Errors.js"
 import type { DataFileInfo, LargeDataFileEntry } from "./gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import { decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
+import type { DecodedEntryRecord } from "./internal/codec.js"
+import { decodeRecordDataAllSync, decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
 import { LargePayloadStore } from "./LargePayloadStore.js"
 
@@ -37,7 +43,9 @@ export interface DecodedRecord {
 export type ReadError = DecodeError | LargePayloadStoreError
 
 /**
- * Decodes one Kinesis record's Data.
+ * Decodes one Kinesis record's Data that holds one record. An aggregate (several records,
+ * from a writer with `aggregation` on) fails with a `DecodeError` of reason `Aggregated`:
+ * read those with {@link decodeRecordAll}.
  *
  * @example
  * ```ts
@@ -49,22 +57,52 @@ export type ReadError = DecodeError | LargePayloadStoreError
 export const decodeRecord = Effect.fn(SpanNames.decodeRecord)(function*(
   data: Uint8Array
 ): Effect.fn.Return<DecodedRecord, ReadError, LargePayloadStore> {
-  const decoded = yield* decodeRecordDataSync(data)
-  if (decoded.entry._tag === "standard") {
-    return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
-  }
-  const pointer = decoded.entry.pointer
-  yield* Effect.annotateCurrentSpan({ [Attributes.bucket]: pointer.bucket, [Attributes.key]: pointer.key })
-  const store = yield* LargePayloadStore
-  const body = yield* store.read({ bucket: pointer.bucket, key: pointer.key })
-  yield* verify(pointer, body)
-  const dataFile = yield* parseStandardEntrySync(body)
-  return { info: decoded.info, dataFile, largePayload: pointer } satisfies DecodedRecord
+  return yield* resolve(yield* decodeRecordDataSync(data))
 })
 
 /**
+ * Decodes every logical record of one Kinesis record's Data, in order: the members of an
+ * aggregate, or the one record of a record that is not aggregated. Large payloads are
+ * fetched a few at a time; the first that fails fails the call.
+ *
+ * @example
+ * ```ts
+ * const records = yield* RecordReader.decodeRecordAll(record.Data)
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const decodeRecordAll = (
+  data: Uint8Array,
+  options: { readonly concurrency?: number | undefined } = {}
+): Effect.Effect<Array<DecodedRecord>, ReadError, LargePayloadStore> =>
+  Effect.flatMap(
+    Effect.suspend(() => decodeRecordDataAllSync(data)),
+    (decoded) =>
+      decoded.length === 1
+        ? Effect.map(resolve(decoded[0]!), (one) => [one])
+        : Effect.forEach(decoded, resolve, { concurrency: options.concurrency ?? 8 })
+  ).pipe(Effect.withSpan(SpanNames.decodeRecord))
+
+/** A decoded record with its data file: inline, or fetched from the store and verified. */
+const resolve = (decoded: DecodedEntryRecord): Effect.Effect<DecodedRecord, ReadError, LargePayloadStore> =>
+  Effect.gen(function*() {
+    if (decoded.entry._tag === "standard") {
+      return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
+    }
+    const pointer = decoded.entry.pointer
+    yield* Effect.annotateCurrentSpan({ [Attributes.bucket]: pointer.bucket, [Attributes.key]: pointer.key })
+    const store = yield* LargePayloadStore
+    const body = yield* store.read({ bucket: pointer.bucket, key: pointer.key })
+    yield* verify(pointer, body)
+    const dataFile = yield* parseStandardEntrySync(body)
+    return { info: decoded.info, dataFile, largePayload: pointer } satisfies DecodedRecord
+  })
+
+/**
  * Decodes the records of a `GetRecords` answer (or anything with a `Data` field), in order,
- * fetching large payloads a few at a time. The first record that fails to decode fails the
+ * fetching large payloads a few at a time: every logical record, the members of an
+ * aggregate in their order in place of it. The first record that fails to decode fails the
  * whole call; its error names what failed.
  *
  * @since 0.1.0
@@ -73,7 +111,12 @@ export const decodeRecords = (
   records: ReadonlyArray<{ readonly Data?: Uint8Array | undefined }>,
   options: { readonly concurrency?: number | undefined } = {}
 ): Effect.Effect<Array<DecodedRecord>, ReadError, LargePayloadStore> =>
-  Effect.forEach(records, (r) => decodeRecord(r.Data ?? new Uint8Array(0)), { concurrency: options.concurrency ?? 8 })
+  Effect.map(
+    Effect.forEach(records, (r) => decodeRecordAll(r.Data ?? new Uint8Array(0)), {
+      concurrency: options.concurrency ?? 8
+    }),
+    (all) => all.flat()
+  )
 
 /**
  * A record of a Lambda Kinesis event (`event.Records[i]`), as far as the reader reads it:
@@ -114,7 +157,8 @@ export interface KinesisStreamBatchResponse {
 /**
  * What {@link decodeLambdaRecords} gives for one record of the event: where it is (its
  * index in `event.Records` and its sequence number) and either the decoded record or why it
- * could not be read.
+ * could not be read. An aggregate gives one `Decoded` per member (`member` 0, 1, …), or one
+ * `Failed` for the whole Kinesis record.
  *
  * @since 0.1.0
  */
@@ -123,6 +167,8 @@ export type LambdaRecordResult =
     readonly _tag: "Decoded"
     readonly index: number
     readonly sequenceNumber: string | undefined
+    /** The record's place in its Kinesis record: 0, or its index among an aggregate's members. */
+    readonly member: number
     readonly record: DecodedRecord
   }
   | {
@@ -140,13 +186,18 @@ export type LambdaRecordResult =
 export interface LambdaRecordPosition {
   readonly index: number
   readonly sequenceNumber: string | undefined
+  /** The record's place in its Kinesis record: 0, or its index among an aggregate's members. */
+  readonly member: number
 }
 
-/** One Lambda event record's Data; a record without any is a DecodeError that names it. */
+/**
+ * Every logical record of one Lambda event record's Data; a record without any is a
+ * DecodeError that names it.
+ */
 const decodeLambdaRecord = (
   record: LambdaKinesisEventRecord,
   index: number
-): Effect.Effect<DecodedRecord, ReadError, LargePayloadStore> => {
+): Effect.Effect<Array<DecodedRecord>, ReadError, LargePayloadStore> => {
   const sequenceNumber = record.kinesis?.sequenceNumber
   const data = record.kinesis?.data
   if (typeof data !== "string") {
@@ -159,7 +210,7 @@ const decodeLambdaRecord = (
       })
     )
   }
-  return decodeRecord(Buffer.from(data, "base64")).pipe(
+  return decodeRecordAll(Buffer.from(data, "base64")).pipe(
     Effect.mapError((error) =>
       error._tag === "DecodeError"
         ? new DecodeError({
@@ -176,8 +227,9 @@ const decodeLambdaRecord = (
 
 /**
  * Decodes the records of a Lambda Kinesis event (`event.Records`), in order, all or
- * nothing: the first record that cannot be read fails the whole call, and a `DecodeError`
- * names its index and sequence number. To handle each record on its own, and have Lambda
+ * nothing, every logical record (an aggregate's members in place of it): the first record
+ * that cannot be read fails the whole call, and a `DecodeError` names its index and
+ * sequence number. To handle each record on its own, and have Lambda
  * retry only from the first that failed, use {@link processLambdaEvent} or
  * {@link decodeLambdaRecords}.
  *
@@ -187,12 +239,16 @@ export const decodeLambdaEvent = (
   event: LambdaKinesisEvent,
   options: { readonly concurrency?: number | undefined } = {}
 ): Effect.Effect<Array<DecodedRecord>, ReadError, LargePayloadStore> =>
-  Effect.forEach(event.Records, decodeLambdaRecord, { concurrency: options.concurrency ?? 8 })
+  Effect.map(
+    Effect.forEach(event.Records, decodeLambdaRecord, { concurrency: options.concurrency ?? 8 }),
+    (all) => all.flat()
+  )
 
 /**
- * Decodes every record of a Lambda Kinesis event on its own: one result per record, in
- * order, each the decoded record or its `DecodeError` / `LargePayloadStoreError`, with its
- * index and sequence number. Never fails; large payloads are fetched a few at a time.
+ * Decodes every record of a Lambda Kinesis event on its own: one result per logical record,
+ * in order, each the decoded record or its `DecodeError` / `LargePayloadStoreError`, with its
+ * index and sequence number (and, in an aggregate, its `member` index; an aggregate that
+ * cannot be read is one `Failed`). Never fails; large payloads are fetched a few at a time.
  *
  * @example
  * ```ts
@@ -206,18 +262,30 @@ export const decodeLambdaRecords = (
   event: LambdaKinesisEvent,
   options: { readonly concurrency?: number | undefined } = {}
 ): Effect.Effect<Array<LambdaRecordResult>, never, LargePayloadStore> =>
-  Effect.forEach(event.Records, (record, index) => {
-    const sequenceNumber = record.kinesis?.sequenceNumber
-    return Effect.match(decodeLambdaRecord(record, index), {
-      onSuccess: (decoded): LambdaRecordResult => ({ _tag: "Decoded", index, sequenceNumber, record: decoded }),
-      onFailure: (error): LambdaRecordResult => ({ _tag: "Failed", index, sequenceNumber, error })
-    })
-  }, { concurrency: options.concurrency ?? 8 })
+  Effect.map(
+    Effect.forEach(event.Records, (record, index) => {
+      const sequenceNumber = record.kinesis?.sequenceNumber
+      return Effect.match(decodeLambdaRecord(record, index), {
+        onSuccess: (decoded) =>
+          decoded.map((one, member): LambdaRecordResult => ({
+            _tag: "Decoded",
+            index,
+            sequenceNumber,
+            member,
+            record: one
+          })),
+        onFailure: (error): Array<LambdaRecordResult> => [{ _tag: "Failed", index, sequenceNumber, error }]
+      })
+    }, { concurrency: options.concurrency ?? 8 }),
+    (all) => all.flat()
+  )
 
 /**
- * Runs `handler` on each record of a Lambda Kinesis event and returns the partial batch
- * response Lambda expects: the sequence number of every record that could not be decoded
- * or whose handler failed (or died) in `batchItemFailures`. The function's event source
+ * Runs `handler` on each logical record of a Lambda Kinesis event (each member of an
+ * aggregate, in order) and returns the partial batch response Lambda expects: the sequence
+ * number of every Kinesis record that could not be decoded or for one of whose logical
+ * records the handler failed (or died) in `batchItemFailures` — once, even when several
+ * members of an aggregate failed; its other members come again too. The function's event source
  * mapping must have `FunctionResponseTypes: ["ReportBatchItemFailures"]`; otherwise Lambda
  * ignores the response and a handler that returns counts the whole batch as processed.
  *
@@ -257,14 +325,22 @@ export const processLambdaEvent = <E, R>(
 ): Effect.Effect<KinesisStreamBatchResponse, never, R | LargePayloadStore> =>
   Effect.gen(function*() {
     const outcomes = yield* Effect.forEach(event.Records, (record, index) => {
-      const position: LambdaRecordPosition = { index, sequenceNumber: record.kinesis?.sequenceNumber }
+      const sequenceNumber = record.kinesis?.sequenceNumber
+      const failed = (cause: Cause.Cause<unknown>) =>
+        // A failure or a defect fails this record; interruption stops the event.
+        Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.succeed({ index, sequenceNumber, cause })
       return decodeLambdaRecord(record, index).pipe(
-        Effect.flatMap((decoded) => handler(decoded, position)),
         Effect.matchCauseEffect({
-          onSuccess: () => Effect.succeed(undefined),
-          // A failure or a defect fails this record; interruption stops the event.
-          onFailure: (cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.succeed({ ...position, cause })
+          onFailure: failed,
+          onSuccess: (decoded) =>
+            // Every member is handled; the first failure stands for the Kinesis record.
+            Effect.map(
+              Effect.forEach(decoded, (one, member) =>
+                handler(one, { index, sequenceNumber, member }).pipe(
+                  Effect.matchCauseEffect({ onSuccess: () => Effect.succeed(undefined), onFailure: failed })
+                )),
+              (results) => results.find((r) => r !== undefined)
+            )
         })
       )
     }, { concurrency: options.concurrency ?? 1 })

@@ -102,13 +102,16 @@ export class BatchDelivery {
   }
 
   private record(attempt: number, outcome: AttemptOutcome): void {
-    if (attempt > 0) this.retriedRecords += this.pending.length
+    // Logical records: an aggregate retried counts each of its members.
+    if (attempt > 0) { for (const r of this.pending) this.retriedRecords += r.members?.length ?? 1 }
     this.calls += outcome.calls
     this.lastCallError = outcome.callErrors.at(-1) ?? this.lastCallError
     this.fatal ??= outcome.callErrors.find((e) => !e.retryable)
     const retry: Array<PreparedRecord> = []
     for (const failure of outcome.failed) {
-      this.lastFailure.set(failure.record.index, failure)
+      const members = failure.record.members
+      if (members === undefined) this.lastFailure.set(failure.record.index, failure)
+      else for (const m of members) this.lastFailure.set(m.index, failure)
       if (failure.retryable && this.fatal === undefined) retry.push(failure.record)
     }
     this.pending = retry

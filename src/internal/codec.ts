@@ -21,10 +21,12 @@ import { CompressionError, DecodeError, SerializationError } from "../Errors.js"
 import type {
   DataFileEntry,
   DataFileEntryRecord,
+  DataFileEntryRecordBatch,
   DataFileInfo,
   LargeDataFileEntry
 } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import {
+  DataFileEntryRecordBatchSchema,
   DataFileEntryRecordSchema,
   DataFileEntrySchema,
   DataFileVersion,
@@ -235,21 +237,153 @@ export const encodeRecordSync = (
  *
  * @since 0.1.0
  */
-export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEntryRecord, DecodeError> =>
-  Either.flatMap(parse(DataFileEntryRecordSchema, bytes, "DataFileEntryRecord"), (record) => {
-    if (record.dataFileInfo === undefined) {
+export const parseEntryRecordSync = (bytes: Uint8Array): Either.Either<DecodedEntryRecord, DecodeError> => {
+  // An aggregate is named as one only when it reads as one: other bytes that happen to start
+  // with field 15 get the error a DataFileEntryRecord parse gives.
+  const aggregate = isAggregateSync(bytes) ? parseEntryRecordsSync(bytes) : undefined
+  if (aggregate !== undefined && Either.isRight(aggregate)) {
+    return Either.left(
+      new DecodeError({
+        reason: "Aggregated",
+        detail:
+          `the record is an aggregate of ${aggregate.right.length} records (DataFileEntryRecordBatch): read it with decodeRecordAll / decodeRecordDataAllSync`
+      })
+    )
+  }
+  return Either.flatMap(parse(DataFileEntryRecordSchema, bytes, "DataFileEntryRecord"), checkEntryRecord)
+}
+
+/**
+ * The field number of `DataFileEntryRecordBatch.records`, which `DataFileEntryRecord` never
+ * uses (it is reserved there).
+ *
+ * @since 0.1.0
+ */
+export const AGGREGATE_FIELD = 15
+
+/** The tag byte of `DataFileEntryRecordBatch.records`: field 15, length-delimited. */
+const AGGREGATE_TAG = (AGGREGATE_FIELD << 3) | WireType.LengthDelimited
+
+/**
+ * Whether serialized bytes (after gunzip) are an aggregate (`DataFileEntryRecordBatch`)
+ * rather than one `DataFileEntryRecord`: its first field is 15, which a
+ * `DataFileEntryRecord` never has.
+ *
+ * @since 0.1.0
+ */
+export const isAggregateSync = (bytes: Uint8Array): boolean => bytes.length > 0 && bytes[0] === AGGREGATE_TAG
+
+/**
+ * Parses the logical records of a Kinesis record's Data (after gunzip): the members of an
+ * aggregate, in order, or the one record of a record that is not aggregated. Each is checked
+ * as {@link parseEntryRecordSync} checks one; an aggregate without records is a
+ * `DecodeError` (`MissingField`).
+ *
+ * @since 0.1.0
+ */
+export const parseEntryRecordsSync = (bytes: Uint8Array): Either.Either<Array<DecodedEntryRecord>, DecodeError> => {
+  if (!isAggregateSync(bytes)) return Either.map(parseEntryRecordSync(bytes), (one) => [one])
+  return Either.flatMap(parse(DataFileEntryRecordBatchSchema, bytes, "DataFileEntryRecordBatch"), (batch) => {
+    if (batch.records.length === 0) {
       return Either.left(
-        new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_info is not set" })
+        new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecordBatch.records is empty" })
       )
     }
-    if (record.dataFileEntry === undefined) {
-      return Either.left(
-        new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_entry is not set" })
-      )
+    const out: Array<DecodedEntryRecord> = new Array(batch.records.length)
+    for (let i = 0; i < out.length; i++) {
+      const checked = checkEntryRecord(batch.records[i]!)
+      if (Either.isLeft(checked)) {
+        const e = checked.left
+        return Either.left(
+          new DecodeError({
+            reason: e.reason,
+            detail: `record ${i} of ${out.length} of the aggregate: ${e.detail}`,
+            cause: e.cause
+          })
+        )
+      }
+      out[i] = checked.right
     }
-    const info = record.dataFileInfo
-    return Either.map(entryOf(record.dataFileEntry), (entry) => ({ info, entry }))
+    return Either.right(out)
   })
+}
+
+/**
+ * Gunzips and parses a Kinesis record's Data into its logical records: several for an
+ * aggregate, one otherwise.
+ *
+ * @since 0.1.0
+ */
+export const decodeRecordDataAllSync = (data: Uint8Array): Either.Either<Array<DecodedEntryRecord>, DecodeError> =>
+  Either.flatMap(gunzipSync(data), parseEntryRecordsSync)
+
+/**
+ * {@link decodeRecordDataAllSync} as an `Effect`.
+ *
+ * @since 0.1.0
+ */
+export const decodeRecordDataAll = (data: Uint8Array): Effect.Effect<Array<DecodedEntryRecord>, DecodeError> =>
+  Effect.suspend(() => decodeRecordDataAllSync(data))
+
+/**
+ * The serialized `DataFileEntryRecordBatch` (before gzip) of already serialized
+ * `DataFileEntryRecord`s: each framed as field 15. Byte for byte what `toBinary` of the
+ * batch message gives.
+ *
+ * @since 0.1.0
+ */
+export const encodeEntryRecordBatch = (envelopes: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const writer = new BinaryWriter()
+  for (const envelope of envelopes) writer.tag(AGGREGATE_FIELD, WireType.LengthDelimited).bytes(envelope)
+  return writer.finish()
+}
+
+/**
+ * Serializes and gzips several records as one aggregated Kinesis record (what a writer with
+ * `aggregation` on sends for records that share a partition key).
+ *
+ * @since 0.1.0
+ */
+export const encodeRecordBatchSync = (
+  records: ReadonlyArray<{ readonly dataFile: DataFileV1; readonly info: DataFileInfoFields }>,
+  level: number = DEFAULT_COMPRESSION_LEVEL
+): Either.Either<Omit<EncodedRecord, "dataFileSize">, SerializationError | CompressionError> => {
+  const envelopes: Array<Uint8Array> = []
+  for (const { dataFile, info } of records) {
+    const bytes = serializeDataFileSync(dataFile)
+    if (Either.isLeft(bytes)) return Either.left(bytes.left)
+    const envelope = encodeEntryRecordSync(info, { _tag: "standard", dataFileBytes: bytes.right })
+    if (Either.isLeft(envelope)) return Either.left(envelope.left)
+    envelopes.push(envelope.right)
+  }
+  const batch = encodeEntryRecordBatch(envelopes)
+  return Either.map(gzipSync(batch, level), (data) => ({ uncompressedSize: batch.length, data }))
+}
+
+/**
+ * Builds the `DataFileEntryRecordBatch` message of several records: documents the shape and
+ * lets tests compare bytes.
+ *
+ * @since 0.1.0
+ */
+export const makeEntryRecordBatch = (records: ReadonlyArray<DataFileEntryRecord>): DataFileEntryRecordBatch =>
+  create(DataFileEntryRecordBatchSchema, { records: [...records] })
+
+/** The checks of one parsed `DataFileEntryRecord`: info, entry, a known entry case and version. */
+const checkEntryRecord = (record: DataFileEntryRecord): Either.Either<DecodedEntryRecord, DecodeError> => {
+  if (record.dataFileInfo === undefined) {
+    return Either.left(
+      new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_info is not set" })
+    )
+  }
+  if (record.dataFileEntry === undefined) {
+    return Either.left(
+      new DecodeError({ reason: "MissingField", detail: "DataFileEntryRecord.data_file_entry is not set" })
+    )
+  }
+  const info = record.dataFileInfo
+  return Either.map(entryOf(record.dataFileEntry), (entry) => ({ info, entry }))
+}
 
 /**
  * Parses the body of a large payload's S3 object: a `DataFileEntry` in its `standard` case.
@@ -272,7 +406,8 @@ export const parseStandardEntrySync = (bytes: Uint8Array): Either.Either<DataFil
   )
 
 /**
- * Gunzips and parses a Kinesis record's Data.
+ * Gunzips and parses a Kinesis record's Data. An aggregate (several records) is a
+ * `DecodeError` of reason `Aggregated`: {@link decodeRecordDataAllSync} reads both kinds.
  *
  * @since 0.1.0
  */
@@ -371,7 +506,9 @@ const entryOf = (entry: DataFileEntry): Either.Either<DecodedEntryRecord["entry"
   }
 }
 
-const parse = <S extends typeof DataFileEntryRecordSchema | typeof DataFileEntrySchema>(
+const parse = <
+  S extends typeof DataFileEntryRecordSchema | typeof DataFileEntrySchema | typeof DataFileEntryRecordBatchSchema
+>(
   schema: S,
   bytes: Uint8Array,
   name: string

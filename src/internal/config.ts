@@ -6,6 +6,8 @@
  * @internal
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
+import type { AggregationOptions, ResolvedAggregation } from "./aggregationConfig.js"
+import { resolveAggregation } from "./aggregationConfig.js"
 import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
 import { KinesisLimits } from "./limits.js"
 import { longestPartitionKey, partitionKeyLength } from "./partitionKey.js"
@@ -59,6 +61,13 @@ export interface KinesisWriterOptions {
    * the batch.
    */
   readonly requestTimeout?: Duration.DurationInput | undefined
+  /**
+   * Packs the records of a batch that share a partition key into one Kinesis record
+   * (`gzip(DataFileEntryRecordBatch)`): fewer, larger records, fewer bytes. Off by default,
+   * which keeps one `DataFileEntryRecord` per Kinesis record; turn it on only once every
+   * consumer reads aggregates. See {@link AggregationOptions}.
+   */
+  readonly aggregation?: AggregationOptions | undefined
 }
 
 /**
@@ -84,6 +93,8 @@ export interface ResolvedWriterConfig {
   readonly compressionLevel: number
   readonly compressionWorkers: number
   readonly requestTimeout: Duration.Duration
+  /** `undefined` when aggregation is off. */
+  readonly aggregation: ResolvedAggregation | undefined
 }
 
 /**
@@ -268,6 +279,7 @@ export const resolveWriterConfig = (
     const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
     const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
     const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)
+    const aggregation = yield* resolveAggregation(options.aggregation)
     // Kinesis counts a key's characters (code points), not the UTF-16 units of `length`.
     const longest = partitionKeyLength(
       longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
@@ -305,7 +317,8 @@ export const resolveWriterConfig = (
       maxConcurrentUploads,
       compressionLevel,
       compressionWorkers,
-      requestTimeout
+      requestTimeout,
+      aggregation
     }
   })
 
@@ -330,6 +343,8 @@ export const resolveWriterConfig = (
  * | `KINESIS_COMPRESSION_LEVEL` | compressionLevel |
  * | `KINESIS_COMPRESSION_WORKERS` | compressionWorkers |
  * | `KINESIS_REQUEST_TIMEOUT` | requestTimeout (e.g. `30 s`, `30 seconds`) |
+ * | `KINESIS_AGGREGATION` | aggregation on (`true`) or off (default) |
+ * | `KINESIS_AGGREGATION_MAX_RECORDS`, `KINESIS_AGGREGATION_MAX_BYTES` | aggregation.maxRecords, aggregation.maxBytes |
  *
  * Integers are decimal (`""`, `"0x3"`, `"1e3"` are refused); a value that does not parse is a
  * `ConfigError` naming the variable and the value.
@@ -353,7 +368,12 @@ export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
   maxConcurrentUploads: optional(envInteger("KINESIS_MAX_CONCURRENT_UPLOADS")),
   compressionLevel: optional(envInteger("KINESIS_COMPRESSION_LEVEL")),
   compressionWorkers: optional(envInteger("KINESIS_COMPRESSION_WORKERS")),
-  requestTimeout: optional(envDuration("KINESIS_REQUEST_TIMEOUT"))
+  requestTimeout: optional(envDuration("KINESIS_REQUEST_TIMEOUT")),
+  aggregation: Config.all({
+    on: Config.withDefault(Config.boolean("KINESIS_AGGREGATION"), false),
+    maxRecords: optional(envInteger("KINESIS_AGGREGATION_MAX_RECORDS")),
+    maxBytes: optional(envInteger("KINESIS_AGGREGATION_MAX_BYTES"))
+  }).pipe(Config.map(({ on, ...options }): AggregationOptions | undefined => on ? options : undefined))
 }
 
 /**

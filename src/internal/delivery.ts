@@ -280,7 +280,7 @@ export const makeSender = (
     Effect.gen(function*() {
       const suffix = typeof attempt === "number" ? String(attempt) : undefined
       const start = yield* Clock.currentTimeMillis
-      if (ledger !== undefined) { for (const r of call) ledger.sending(r.index) }
+      if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
       const result = yield* Effect.either(putRecords(
         kinesis.putRecords({
           streamName: stream,
@@ -296,7 +296,7 @@ export const makeSender = (
         const error = result.left
         const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
         const failed = call.map((record): FailedRecord => {
-          ledger?.failed(record.index, ambiguous)
+          ledger?.failedRecord(record, ambiguous)
           return {
             record,
             errorCode: error.errorName,
@@ -323,7 +323,7 @@ export const makeSender = (
         const record = call[i]!
         if (isWritten(entry)) {
           writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
-          ledger?.written(record.index)
+          ledger?.writtenRecord(record)
         } else if (isRefused(entry)) {
           failed.push({
             record,
@@ -332,7 +332,7 @@ export const makeSender = (
             retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
             ambiguous: false
           })
-          ledger?.failed(record.index, false)
+          ledger?.failedRecord(record, false)
         } else {
           // A result that says neither: the call may have written the record.
           failed.push({
@@ -342,7 +342,7 @@ export const makeSender = (
             retryable: true,
             ambiguous: true
           })
-          ledger?.failed(record.index, true)
+          ledger?.failedRecord(record, true)
         }
       })
       yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
@@ -361,7 +361,7 @@ export const makeSender = (
         Stream.flatMap((chunk) => {
           const { fit, refused } = fitAttempt(chunk, attempt, recordLimitBytes)
           if (refused.length > 0) {
-            for (const f of refused) ledger?.failed(f.record.index, false)
+            for (const f of refused) ledger?.failedRecord(f.record, false)
             outcomes.push({ ...emptyOutcome, failed: refused })
           }
           return Stream.fromIterable(planAttempt(config, fit, attempt))

@@ -50,6 +50,8 @@ export class EnvelopePacker {
   private readonly tail: Uint8Array
   private buffer: Buffer
   private offsets: Array<number> = [0]
+  /** The end of the aggregate being packed (`addMember`), until `endAggregate`. */
+  private open: number | undefined
 
   constructor(info: BatchInfo, initialBytes = 64 * 1024) {
     const middle = new BinaryWriter()
@@ -78,7 +80,7 @@ export class EnvelopePacker {
       (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
     const size = 1 + varintSize(entry) + entry + 1 + varintSize(info) + info
     let at = this.offsets[this.offsets.length - 1]!
-    this.reserve(at + size)
+    this.reserve(at + size, at)
     const b = this.buffer
     b[at++] = 0x0a // DataFileEntryRecord.data_file_entry
     at = writeVarint(b, at, entry)
@@ -111,10 +113,73 @@ export class EnvelopePacker {
   }
 
   /**
+   * The size a record's envelope takes as a member of an aggregate (`addMember`): the
+   * envelope framed as field 15 of `DataFileEntryRecordBatch`.
+   */
+  memberSize(dataFileLength: number, filePath: string, recordId: string): number {
+    const size = this.envelopeSize(dataFileLength, Buffer.byteLength(filePath, "utf8"), Buffer.byteLength(recordId))
+    return 1 + varintSize(size) + size
+  }
+
+  /**
+   * Appends a record's envelope to the aggregate being packed (a `DataFileEntryRecordBatch`
+   * whose members are written one after another until `endAggregate`); returns the bytes it
+   * took, framing included. Only for aggregation: `add` is the path of every other record.
+   */
+  addMember(dataFileBytes: Uint8Array, filePath: string, recordId: string): number {
+    const start = this.open ?? this.offsets[this.offsets.length - 1]!
+    const size = this.envelopeSize(
+      dataFileBytes.length,
+      Buffer.byteLength(filePath, "utf8"),
+      Buffer.byteLength(recordId, "utf8")
+    )
+    const header = 1 + varintSize(size)
+    this.reserve(start + header + size, start)
+    this.buffer[start] = AGGREGATE_TAG
+    writeVarint(this.buffer, start + 1, size)
+    // `add` writes at the end of the last payload: let it write after the frame header.
+    const count = this.offsets.length
+    this.offsets.push(start + header)
+    this.add(dataFileBytes, filePath, recordId)
+    this.offsets.length = count
+    this.open = start + header + size
+    return header + size
+  }
+
+  /** Appends an already serialized envelope (a large payload's pointer) to the aggregate being packed. */
+  addMemberEnvelope(envelope: Uint8Array): number {
+    const start = this.open ?? this.offsets[this.offsets.length - 1]!
+    const header = 1 + varintSize(envelope.length)
+    this.reserve(start + header + envelope.length, start)
+    this.buffer[start] = AGGREGATE_TAG
+    writeVarint(this.buffer, start + 1, envelope.length)
+    this.buffer.set(envelope, start + header)
+    this.open = start + header + envelope.length
+    return header + envelope.length
+  }
+
+  /** Appends an already serialized envelope as a payload of its own; returns its size. */
+  addEnvelope(envelope: Uint8Array): number {
+    const at = this.offsets[this.offsets.length - 1]!
+    this.reserve(at + envelope.length, at)
+    this.buffer.set(envelope, at)
+    this.offsets.push(at + envelope.length)
+    return envelope.length
+  }
+
+  /** Ends the aggregate being packed: it becomes one payload. */
+  endAggregate(): void {
+    if (this.open === undefined) return
+    this.offsets.push(this.open)
+    this.open = undefined
+  }
+
+  /**
    * The envelopes packed since the last `take`, in a buffer of their own (transferable to a
    * worker), and a fresh buffer for the next ones.
    */
   take(): PackedPayloads {
+    this.endAggregate()
     const end = this.offsets[this.offsets.length - 1]!
     const packed = { buffer: this.buffer.subarray(0, end), offsets: Uint32Array.from(this.offsets) }
     this.buffer = Buffer.allocUnsafe(Math.max(64 * 1024, end))
@@ -122,10 +187,19 @@ export class EnvelopePacker {
     return packed
   }
 
-  private reserve(bytes: number): void {
+  private envelopeSize(dataFileLength: number, pathBytes: number, idBytes: number): number {
+    const standard = 2 + 1 + varintSize(dataFileLength) + dataFileLength
+    const entry = 1 + varintSize(standard) + standard
+    const info = (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
+      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
+    return 1 + varintSize(entry) + entry + 1 + varintSize(info) + info
+  }
+
+  /** Room for `bytes` bytes; the first `used` are kept. */
+  private reserve(bytes: number, used: number): void {
     if (bytes <= this.buffer.length) return
     const grown = Buffer.allocUnsafe(Math.max(bytes, this.buffer.length * 2))
-    this.buffer.copy(grown, 0, 0, this.offsets[this.offsets.length - 1]!)
+    this.buffer.copy(grown, 0, 0, used)
     this.buffer = grown
   }
 }
@@ -153,6 +227,9 @@ export const pack = (payloads: ReadonlyArray<Uint8Array>): PackedPayloads => {
   for (let i = 0; i < payloads.length; i++) buffer.set(payloads[i]!, offsets[i]!)
   return { buffer, offsets }
 }
+
+/** The tag byte of `DataFileEntryRecordBatch.records`: field 15, length-delimited. */
+const AGGREGATE_TAG = (15 << 3) | WireType.LengthDelimited
 
 const writeVarint = (b: Uint8Array, at: number, n: number): number => {
   while (n > 0x7f) {

@@ -6,6 +6,17 @@
  * @internal
  */
 
+/**
+ * A Kinesis record as the ledger sees it: a logical record (`index`), or an aggregate of
+ * several (`members`), which one call carries, writes or fails together.
+ *
+ * @since 0.1.0
+ */
+export interface LedgerRecord {
+  readonly index: number
+  readonly members?: ReadonlyArray<{ readonly index: number }> | undefined
+}
+
 /** A record's delivery state. */
 export type RecordState = "NotSent" | "InFlight" | "Written"
 
@@ -59,6 +70,24 @@ export class DeliveryLedger {
 
   isInFlight(index: number): boolean {
     return this.state[index] === IN_FLIGHT
+  }
+
+  /** `sending` for each logical record a Kinesis record carries: itself, or an aggregate's members. */
+  sendingRecord(record: LedgerRecord): void {
+    if (record.members === undefined) this.state[record.index] = IN_FLIGHT
+    else for (const m of record.members) this.state[m.index] = IN_FLIGHT
+  }
+
+  /** `written` for each logical record a Kinesis record carries. */
+  writtenRecord(record: LedgerRecord): void {
+    if (record.members === undefined) this.state[record.index] = WRITTEN
+    else for (const m of record.members) this.state[m.index] = WRITTEN
+  }
+
+  /** `failed` for each logical record a Kinesis record carries. */
+  failedRecord(record: LedgerRecord, ambiguous: boolean): void {
+    if (record.members === undefined) this.failed(record.index, ambiguous)
+    else for (const m of record.members) this.failed(m.index, ambiguous)
   }
 
   /** Whether the record may be on the stream though not known to be: an ambiguous outcome, or in flight now. */

@@ -31,6 +31,7 @@ import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFile
 import type { ResolvedWriterConfig } from "./config.js"
 import { EnvelopePacker } from "./envelopePacker.js"
 import { EventLoopSlice } from "./eventLoop.js"
+import { gzipBound } from "./gzipBound.js"
 import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort, leftBehind } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
@@ -63,6 +64,11 @@ export interface PreparedRecord extends BatchEntry {
   readonly uncompressedSize: number
   /** The partition key without its attempt suffix. */
   readonly partitionKeyPrefix: string
+  /**
+   * The logical records of an aggregate (writer option `aggregation`), in order; `index`,
+   * `record` and `recordId` are then the first's. Absent for a record that is not aggregated.
+   */
+  readonly members?: ReadonlyArray<BatchEntry> | undefined
 }
 
 /**
@@ -115,7 +121,7 @@ interface PackedSlot {
   readonly partitionKeyPrefix: string
 }
 
-interface OffloadSlot {
+export interface OffloadSlot {
   readonly _tag: "Offload"
   readonly entry: BatchEntry
   readonly partitionKeyPrefix: string
@@ -329,9 +335,6 @@ const withLeftBehind = (error: PrepareError, objects: ReadonlyArray<PayloadLocat
 /** Records per compression chunk: a full PutRecords call's worth. */
 export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall
 
-/** zlib's deflateBound plus the gzip header and trailer: no gzip stream of `n` bytes is longer. */
-const gzipBound = (n: number): number => n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13 + 18
-
 const info = (context: PrepareContext, entry: BatchEntry) => ({
   filePath: entry.record.filePath,
   creationTime: context.creationTime,
@@ -342,7 +345,7 @@ const info = (context: PrepareContext, entry: BatchEntry) => ({
 })
 
 /** One record's envelope, gzip'd on the calling thread (for the few decided in phase 1). */
-const build = (
+export const build = (
   context: PrepareContext,
   entry: BatchEntry,
   partitionKeyPrefix: string,
@@ -368,7 +371,7 @@ const build = (
  * retrying transient faults on the writer's backoff. Every location tried is added to
  * `attempted`, for the clean-up of a build that fails.
  */
-const upload = (
+export const upload = (
   context: PrepareContext,
   slot: OffloadSlot,
   attempted: Array<PayloadLocation>

@@ -14,6 +14,9 @@ import { Kinesis } from "../Kinesis.js"
 import { KinesisMetrics } from "../KinesisMetrics.js"
 import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWriter.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
+import type { AggregatedBatch } from "./aggregate.js"
+import { prepareBatchAggregated, serializeBatchAggregated } from "./aggregate.js"
+import { checkAggregationFits } from "./aggregationConfig.js"
 import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
 import type { KinesisWriterOptions } from "./config.js"
@@ -24,7 +27,8 @@ import type { DeliveryLedger } from "./ledger.js"
 import { KinesisLimits } from "./limits.js"
 import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
-import type { PrepareContext, PreparedRecord, SerializedBatch } from "./prepare.js"
+import { longestPartitionKey } from "./partitionKey.js"
+import type { PrepareContext, PreparedRecord, PrepareError, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
 
@@ -62,6 +66,11 @@ export const make = (
         )
       )
       : KinesisLimits.defaultRecordBytes
+    yield* checkAggregationFits(
+      config.aggregation,
+      recordLimitBytes,
+      Buffer.byteLength(longestPartitionKey(config))
+    )
     const compressor = yield* Effect.flatMap(
       Effect.serviceOption(Compressor),
       Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
@@ -80,7 +89,13 @@ export const make = (
 
     const prepare = Effect.fn(SpanNames.prepare)(function*(records: ReadonlyArray<DataFileV1>) {
       yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
-      const batch = yield* Effect.flatMap(context, (ctx) => prepareBatch(ctx, records)).pipe(
+      const batch = yield* Effect.flatMap(
+        context,
+        (ctx) =>
+          config.aggregation === undefined
+            ? prepareBatch(ctx, records)
+            : prepareBatchAggregated(ctx, records, config.aggregation)
+      ).pipe(
         Effect.tapError(() => metrics.batchWriteFailure(stream))
       )
       yield* metrics.largePayloads(stream, batch.largePayloads)
@@ -97,22 +112,24 @@ export const make = (
      * named with that error. A retry sends what is pending.
      */
     const attempt =
-      (batch: SerializedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
+      (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
       (n: number): Effect.Effect<AttemptOutcome> =>
         n > 0
           ? putAttempt(delivery.pending, n, delivery.ledger)
           : sender.sendAttempt(
-            Stream.fromIterable(batch.chunks).pipe(
-              Stream.mapEffect((chunk) => compressChunk(batch, chunk)),
-              Stream.tap((prepared) =>
-                Effect.sync(() => {
-                  for (const r of prepared) {
-                    bytes.uncompressed += r.uncompressedSize
-                    bytes.compressed += r.data.length
-                  }
-                })
-              )
-            ),
+            ("aggregated" in batch
+              ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
+              : Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => compressChunk(batch, chunk)))).pipe(
+                Stream.tap((prepared) =>
+                  Effect.sync(() => {
+                    bytes.kinesisRecords += prepared.length
+                    for (const r of prepared) {
+                      bytes.uncompressed += r.uncompressedSize
+                      bytes.compressed += r.data.length
+                    }
+                  })
+                )
+              ),
             0,
             delivery.ledger
           ).pipe(
@@ -133,10 +150,14 @@ export const make = (
       const startedAt = yield* Clock.currentTimeMillis
       if (records.length === 0) return emptyResult
       const ctx = yield* context
-      const batch = yield* serializeBatch(ctx, records).pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
+      const serialize: Effect.Effect<SerializedBatch | AggregatedBatch, PrepareError, Scope.Scope> =
+        config.aggregation === undefined
+          ? serializeBatch(ctx, records)
+          : serializeBatchAggregated(ctx, records, config.aggregation)
+      const batch = yield* serialize.pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
       yield* metrics.largePayloads(stream, batch.largePayloads)
       const delivery = new BatchDelivery(batch.entries)
-      const bytes: ByteCounts = { uncompressed: 0, compressed: 0 }
+      const bytes: ByteCounts = { uncompressed: 0, compressed: 0, kinesisRecords: 0 }
       // Retries are the writer doing its job: debug, not warning. A batch that ends with
       // records undelivered warns once (in `finish`).
       const onRetry = Effect.suspend(() =>
@@ -208,7 +229,7 @@ export const make = (
      * the error, which says which objects were deleted.
      */
     const finish = (
-      batch: SerializedBatch,
+      batch: SerializedBatch | AggregatedBatch,
       delivery: BatchDelivery,
       bytes: ByteCounts,
       restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -227,7 +248,8 @@ export const make = (
             retriedRecords: delivery.retriedRecords,
             largePayloads: batch.largePayloads,
             uncompressedBytes: bytes.uncompressed,
-            compressedBytes: bytes.compressed
+            compressedBytes: bytes.compressed,
+            kinesisRecords: bytes.kinesisRecords
           }
         }
         let interruption: Cause.Cause<never> | undefined
@@ -272,10 +294,11 @@ const decodeDeadline = (input: Duration.DurationInput): Effect.Effect<Duration.D
 const makeCompressor = (workers: number): Effect.Effect<Compressor.Service, never, Scope.Scope> =>
   workers === 0 ? Effect.succeed(Compressor.mainThread) : Compressor.makeLazyWorkerPool({ workers })
 
-/** Bytes of a batch's envelopes before and after gzip, summed as chunks are compressed. */
+/** Bytes of a batch's envelopes before and after gzip and its Kinesis records, summed as chunks are compressed. */
 interface ByteCounts {
   uncompressed: number
   compressed: number
+  kinesisRecords: number
 }
 
 const emptyResult: WriteResult = {
@@ -286,5 +309,6 @@ const emptyResult: WriteResult = {
   retriedRecords: 0,
   largePayloads: 0,
   uncompressedBytes: 0,
-  compressedBytes: 0
+  compressedBytes: 0,
+  kinesisRecords: 0
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cygnus/v1/data_file_entry.proto.
  */
 export const file_cygnus_v1_data_file_entry: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jeWdudXMvdjEvZGF0YV9maWxlX2VudHJ5LnByb3RvEgljeWdudXMudjEiigEKDERhdGFGaWxlSW5mbxIRCglmaWxlX3BhdGgYASABKAkSFQoNY3JlYXRpb25fdGltZRgCIAEoBBISCgphY2NvdW50X2lkGAMgASgJEhEKCXJlY29yZF9pZBgEIAEoCRIUCgxsb2dfZ3JvdXBfaWQYBSABKAkSEwoLc2NoZW1hX25hbWUYBiABKAkicQoVU3RhbmRhcmREYXRhRmlsZUVudHJ5EisKB3ZlcnNpb24YASABKA4yGi5jeWdudXMudjEuRGF0YUZpbGVWZXJzaW9uEisKDGRhdGFfZmlsZV92MRgCIAEoCzIVLmN5Z251cy52MS5EYXRhRmlsZVYxIlUKEkxhcmdlRGF0YUZpbGVFbnRyeRIOCgZidWNrZXQYASABKAkSCwoDa2V5GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSDgoGc2hhMjU2GAQgASgMIn4KDURhdGFGaWxlRW50cnkSNAoIc3RhbmRhcmQYASABKAsyIC5jeWdudXMudjEuU3RhbmRhcmREYXRhRmlsZUVudHJ5SAASLgoFbGFyZ2UYAiABKAsyHS5jeWdudXMudjEuTGFyZ2VEYXRhRmlsZUVudHJ5SABCBwoFZW50cnkieQoTRGF0YUZpbGVFbnRyeVJlY29yZBIxCg9kYXRhX2ZpbGVfZW50cnkYASABKAsyGC5jeWdudXMudjEuRGF0YUZpbGVFbnRyeRIvCg5kYXRhX2ZpbGVfaW5mbxgCIAEoCzIXLmN5Z251cy52MS5EYXRhRmlsZUluZm8qTgoPRGF0YUZpbGVWZXJzaW9uEiEKHURBVEFfRklMRV9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASGAoUREFUQV9GSUxFX1ZFUlNJT05fVjEQAWIGcHJvdG8z", [file_cygnus_v1_data_file]);
+  fileDesc("Ch9jeWdudXMvdjEvZGF0YV9maWxlX2VudHJ5LnByb3RvEgljeWdudXMudjEiigEKDERhdGFGaWxlSW5mbxIRCglmaWxlX3BhdGgYASABKAkSFQoNY3JlYXRpb25fdGltZRgCIAEoBBISCgphY2NvdW50X2lkGAMgASgJEhEKCXJlY29yZF9pZBgEIAEoCRIUCgxsb2dfZ3JvdXBfaWQYBSABKAkSEwoLc2NoZW1hX25hbWUYBiABKAkicQoVU3RhbmRhcmREYXRhRmlsZUVudHJ5EisKB3ZlcnNpb24YASABKA4yGi5jeWdudXMudjEuRGF0YUZpbGVWZXJzaW9uEisKDGRhdGFfZmlsZV92MRgCIAEoCzIVLmN5Z251cy52MS5EYXRhRmlsZVYxIlUKEkxhcmdlRGF0YUZpbGVFbnRyeRIOCgZidWNrZXQYASABKAkSCwoDa2V5GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSDgoGc2hhMjU2GAQgASgMIn4KDURhdGFGaWxlRW50cnkSNAoIc3RhbmRhcmQYASABKAsyIC5jeWdudXMudjEuU3RhbmRhcmREYXRhRmlsZUVudHJ5SAASLgoFbGFyZ2UYAiABKAsyHS5jeWdudXMudjEuTGFyZ2VEYXRhRmlsZUVudHJ5SABCBwoFZW50cnkiiAEKE0RhdGFGaWxlRW50cnlSZWNvcmQSMQoPZGF0YV9maWxlX2VudHJ5GAEgASgLMhguY3lnbnVzLnYxLkRhdGFGaWxlRW50cnkSLwoOZGF0YV9maWxlX2luZm8YAiABKAsyFy5jeWdudXMudjEuRGF0YUZpbGVJbmZvSgQIDxAQUgdyZWNvcmRzIngKGERhdGFGaWxlRW50cnlSZWNvcmRCYXRjaBIvCgdyZWNvcmRzGA8gAygLMh4uY3lnbnVzLnYxLkRhdGFGaWxlRW50cnlSZWNvcmRKBAgBEAJKBAgCEANSD2RhdGFfZmlsZV9lbnRyeVIOZGF0YV9maWxlX2luZm8qTgoPRGF0YUZpbGVWZXJzaW9uEiEKHURBVEFfRklMRV9WRVJTSU9OX1VOU1BFQ0lGSUVEEAASGAoUREFUQV9GSUxFX1ZFUlNJT05fVjEQAWIGcHJvdG8z", [file_cygnus_v1_data_file]);
 
 /**
  * Facts about one published record, sent beside its entry on every Kinesis record.
@@ -183,6 +183,8 @@ export const DataFileEntrySchema: GenMessage<DataFileEntry> = /*@__PURE__*/
 
 /**
  * What each Kinesis record's Data holds, gzip-compressed: one data file entry and its info.
+ * A Kinesis record may instead hold a DataFileEntryRecordBatch (the writer's opt-in
+ * aggregation): its Data then starts with field 15, which this message never uses.
  *
  * @generated from message cygnus.v1.DataFileEntryRecord
  */
@@ -208,6 +210,31 @@ export type DataFileEntryRecord = Message<"cygnus.v1.DataFileEntryRecord"> & {
  */
 export const DataFileEntryRecordSchema: GenMessage<DataFileEntryRecord> = /*@__PURE__*/
   messageDesc(file_cygnus_v1_data_file_entry, 4);
+
+/**
+ * What the Data of an aggregated Kinesis record holds, gzip-compressed: several logical
+ * records that share a partition key, compressed together. Each keeps its own record_id and
+ * its own entry (inline, or a pointer to its S3 object). Written only when the producer
+ * enables aggregation; a consumer tells the two apart by the first field of the gunzipped
+ * bytes: 15 (this message) or anything else (a DataFileEntryRecord).
+ *
+ * @generated from message cygnus.v1.DataFileEntryRecordBatch
+ */
+export type DataFileEntryRecordBatch = Message<"cygnus.v1.DataFileEntryRecordBatch"> & {
+  /**
+   * The logical records, in the order the producer was given them. At least one.
+   *
+   * @generated from field: repeated cygnus.v1.DataFileEntryRecord records = 15;
+   */
+  records: DataFileEntryRecord[];
+};
+
+/**
+ * Describes the message cygnus.v1.DataFileEntryRecordBatch.
+ * Use `create(DataFileEntryRecordBatchSchema)` to create a new message.
+ */
+export const DataFileEntryRecordBatchSchema: GenMessage<DataFileEntryRecordBatch> = /*@__PURE__*/
+  messageDesc(file_cygnus_v1_data_file_entry, 5);
 
 /**
  * Version of the payload carried by a StandardDataFileEntry; tells a consumer which field

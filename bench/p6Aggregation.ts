@@ -1,0 +1,372 @@
+/**
+ * P6, aggregation (issue 13, item 5): what packing the records that share a partition key
+ * into one Kinesis record buys, at 5, 20, 50 and 500 columns. For each column count, three
+ * encoders over the same pre-generated records:
+ *
+ * - `loop`: a hand loop per record, no Effect: the envelope as a message, `toBinary`,
+ *   `zlib.gzipSync` (what bench/p1Encode.ts calls the floor);
+ * - `writer`: `writeBatch`, aggregation off (the default), zero-latency Kinesis;
+ * - `aggregated`: `writeBatch` with `aggregation: {}` (the defaults).
+ *
+ * Figures per logical record: bytes of Data on the stream, CPU µs of the whole process
+ * (`process.cpuUsage`: main thread and compression workers), Kinesis records per 1,000, and
+ * wall rate. Then goodput on the shard simulator (4 shards, Kinesis' real limits, simulated
+ * time as in bench/p3Throttling.ts): logical records/s delivered, writer vs aggregated.
+ *
+ * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]` (smoke: < 15 s).
+ */
+import { create, toBinary } from "@bufbuild/protobuf"
+import {
+  Chunk,
+  Clock,
+  Effect,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  ManagedRuntime,
+  Option,
+  TestClock,
+  TestContext
+} from "effect"
+import { randomUUID } from "node:crypto"
+import * as os from "node:os"
+import * as Zlib from "node:zlib"
+import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry, WriteResult } from "../src/index.js"
+import {
+  DataFileEntryRecordSchema,
+  DataFileVersion,
+  Kinesis,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore
+} from "../src/index.js"
+import { RecordGenerator, ShardSimulator } from "../src/testing.js"
+
+const BASE = {
+  streamName: "bench-stream",
+  logGroupId: "bench-log-group",
+  schemaName: "bench-schema",
+  accountId: "123456789012"
+} as const satisfies KinesisWriterOptions
+
+const COLUMNS = [5, 20, 50, 500] as const
+const quiet = Logger.minimumLogLevel(LogLevel.Error)
+
+export interface EncoderFigures {
+  readonly name: "loop" | "writer" | "aggregated"
+  /** Logical records per second, wall clock (median of the rounds). */
+  readonly rate: number
+  /** CPU µs of the whole process per logical record (median). */
+  readonly cpuMicros: number
+  /** Bytes of Data on the stream per logical record. */
+  readonly bytes: number
+  /** Kinesis records per 1,000 logical records. */
+  readonly kinesisPer1000: number
+}
+
+export interface ColumnFigures {
+  readonly columns: number
+  readonly loop: EncoderFigures
+  readonly writer: EncoderFigures
+  readonly aggregated: EncoderFigures
+  /** Logical records/s delivered on the shard simulator. */
+  readonly goodput: { readonly writer: number; readonly aggregated: number }
+}
+
+export interface AggregationResult {
+  readonly smoke: boolean
+  readonly byColumns: ReadonlyArray<ColumnFigures>
+  /** At 5 columns: aggregated wall rate / loop wall rate (target ≥ 3). */
+  readonly rateVsLoop5: number
+  /** At 5 columns: aggregated bytes / loop bytes (target ≤ 0.6). */
+  readonly bytesVsLoop5: number
+}
+
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+const int = (n: number) => Math.round(n).toLocaleString("en-US")
+const cycle = <A>(pool: ReadonlyArray<A>, n: number) => Array.from({ length: n }, (_, i) => pool[i % pool.length]!)
+
+const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
+const zeroLatency = Layer.succeed(
+  Kinesis,
+  Kinesis.of({
+    putRecords: (request) => Effect.sync(() => request.records.map(() => WRITTEN)),
+    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
+    listShards: () => Effect.succeed([])
+  })
+)
+
+/** The hand loop: per record, the envelope as a message, toBinary, gzipSync. Returns the bytes produced. */
+const handLoop = (records: ReadonlyArray<DataFileV1>): number => {
+  const creationTime = BigInt(Date.now())
+  let bytes = 0
+  for (const record of records) {
+    const envelope = create(DataFileEntryRecordSchema, {
+      dataFileInfo: {
+        filePath: record.filePath,
+        creationTime,
+        accountId: BASE.accountId,
+        recordId: randomUUID(),
+        logGroupId: BASE.logGroupId,
+        schemaName: BASE.schemaName
+      },
+      dataFileEntry: { entry: { case: "standard", value: { version: DataFileVersion.V1, dataFileV1: record } } }
+    })
+    bytes += Zlib.gzipSync(toBinary(DataFileEntryRecordSchema, envelope)).length
+  }
+  return bytes
+}
+
+interface Encoder {
+  readonly name: EncoderFigures["name"]
+  readonly run: (records: Array<DataFileV1>) => Promise<{ bytes: number; kinesisRecords: number }>
+  readonly dispose: () => Promise<void>
+}
+
+const writerEncoder = (name: "writer" | "aggregated", options: Partial<KinesisWriterOptions>): Encoder => {
+  const runtime = ManagedRuntime.make(
+    KinesisWriter.layer({ ...BASE, ...options }).pipe(
+      Layer.provide(zeroLatency),
+      Layer.provide(LargePayloadStore.layerMemory()),
+      Layer.provide(KinesisMetrics.layerNoop),
+      Layer.provideMerge(quiet)
+    )
+  )
+  const writer = runtime.runSync(KinesisWriter)
+  return {
+    name,
+    run: (records) =>
+      runtime.runPromise(writer.writeBatch(records)).then((r: WriteResult) => ({
+        bytes: r.compressedBytes,
+        kinesisRecords: r.kinesisRecords
+      })),
+    dispose: () => runtime.dispose()
+  }
+}
+
+const loopEncoder: Encoder = {
+  name: "loop",
+  run: async (records) => ({ bytes: handLoop(records), kinesisRecords: records.length }),
+  dispose: async () => {}
+}
+
+/**
+ * Warm-up (each encoder once on the pool; the loop's time sizes the runs: `n` records take
+ * the loop about `targetSeconds`, within [pool, maxN]), then `rounds` rounds in which each
+ * encoder runs once on the same `n` records, in turn.
+ */
+const measure = async (
+  encoders: ReadonlyArray<Encoder>,
+  pool: ReadonlyArray<DataFileV1>,
+  targetSeconds: number,
+  maxN: number,
+  rounds: number
+): Promise<Array<EncoderFigures>> => {
+  const samples = encoders.map(() => ({ rates: [] as Array<number>, cpu: [] as Array<number>, bytes: 0, kinesis: 0 }))
+  let loopSeconds = 1
+  for (const e of encoders) {
+    const start = performance.now()
+    await e.run([...pool])
+    if (e.name === "loop") loopSeconds = (performance.now() - start) / 1000
+  }
+  const n = Math.max(pool.length, Math.min(maxN, Math.round((pool.length * targetSeconds) / loopSeconds)))
+  const batch = cycle(pool, n)
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < encoders.length; i++) {
+      gc()
+      const cpu = process.cpuUsage()
+      const start = performance.now()
+      const out = await encoders[i]!.run(batch)
+      const seconds = (performance.now() - start) / 1000
+      const used = process.cpuUsage(cpu)
+      samples[i]!.rates.push(n / seconds)
+      samples[i]!.cpu.push((used.user + used.system) / n)
+      samples[i]!.bytes = out.bytes / n
+      samples[i]!.kinesis = (1000 * out.kinesisRecords) / n
+    }
+  }
+  return encoders.map((e, i) => ({
+    name: e.name,
+    rate: median(samples[i]!.rates),
+    cpuMicros: median(samples[i]!.cpu),
+    bytes: samples[i]!.bytes,
+    kinesisPer1000: samples[i]!.kinesis
+  }))
+}
+
+/** The test clock in whole milliseconds (the writer's creation time is a BigInt of it). */
+const wholeMillis = (inner: Clock.Clock): Clock.Clock => ({
+  [Clock.ClockTypeId]: Clock.ClockTypeId,
+  unsafeCurrentTimeMillis: () => Math.floor(inner.unsafeCurrentTimeMillis()),
+  currentTimeMillis: Effect.map(inner.currentTimeMillis, Math.floor),
+  unsafeCurrentTimeNanos: () => inner.unsafeCurrentTimeNanos(),
+  currentTimeNanos: inner.currentTimeNanos,
+  sleep: (duration) => inner.sleep(duration)
+})
+
+const realPause = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 1)))
+
+/**
+ * Logical records/s delivered on a 4-shard simulator over `seconds` of simulated time: one
+ * fiber writes batches of `batchSize` as fast as the writer returns; the driver advances the test
+ * clock whenever the writer waits (its backoff), so CPU work takes no simulated time.
+ * Delivered records over the simulated time it took (the last batch's tail included, at
+ * least 1 s); the run stops at `seconds` simulated or `wallSeconds` of real time, whichever
+ * comes first, so it is time-bounded on a slow machine (then the figure covers fewer
+ * simulated seconds).
+ */
+const goodput = async (
+  pool: ReadonlyArray<DataFileV1>,
+  options: Partial<KinesisWriterOptions>,
+  seconds: number,
+  batchSize: number,
+  wallSeconds: number
+): Promise<number> => {
+  // gzip on the calling thread: CPU takes no simulated time anyway, and the worker pool's
+  // start timeout would run on the test clock.
+  // The simulator answers at once, so a call's timeout never fires; but a finished call's
+  // timeout stays among TestClock.sleeps() until its instant. A timeout of an hour keeps
+  // those apart from the writer's backoff (capped at 10 s), the only sleeps advanced to.
+  const layer = KinesisWriter.layer({ ...BASE, compressionWorkers: 0, requestTimeout: "1 hour", ...options }).pipe(
+    Layer.provideMerge(ShardSimulator.layer({ shards: 4, seed: 1 })),
+    Layer.provide(LargePayloadStore.layerMemory()),
+    Layer.provide(KinesisMetrics.layerNoop),
+    Layer.provideMerge(quiet)
+  )
+  const program = Effect.gen(function*() {
+    const writer = yield* KinesisWriter
+    let stop = false
+    let offset = 0
+    let delivered = 0
+    const wallDeadline = performance.now() + wallSeconds * 1000
+    const producer = Effect.gen(function*() {
+      while (!stop) {
+        const batch = Array.from({ length: batchSize }, (_, i) => pool[(offset + i) % pool.length]!)
+        offset += batch.length
+        const result = yield* Effect.either(writer.writeBatch(batch))
+        if (result._tag === "Right") delivered += result.right.records
+        else if (result.left._tag === "WriteBatchError") delivered += result.left.delivered
+        // Let the driver see the clock between batches.
+        yield* Effect.yieldNow()
+        if ((yield* Clock.currentTimeMillis) >= seconds * 1000 || performance.now() > wallDeadline) stop = true
+      }
+    })
+    const fiber = yield* Effect.fork(Effect.withClock(producer, wholeMillis(yield* Effect.clock)))
+    for (;;) {
+      const exit = yield* Fiber.poll(fiber)
+      if (Option.isSome(exit)) {
+        if (exit.value._tag === "Failure") return yield* Effect.failCause(exit.value.cause)
+        break
+      }
+      const now = yield* Clock.currentTimeMillis
+      const sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps()).filter((s) => s < now + 600_000)
+      if (sleeps.length === 0) {
+        // The producer is encoding (real time): let it run.
+        yield* realPause
+        continue
+      }
+      yield* TestClock.adjust(Math.max(0, Math.min(...sleeps) - now))
+    }
+    const end = yield* Clock.currentTimeMillis
+    // Kinesis meters whole seconds: a run that ended within its first second had that second.
+    return delivered / Math.max(1, end / 1000)
+  }).pipe(Effect.scoped, Effect.provide(layer), Effect.provide(TestContext.TestContext))
+  return Effect.runPromise(program)
+}
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+
+/** Runs P6 and prints its tables; `smoke` runs a few records of each case (< 15 s). */
+export const runAggregation = async (options: { readonly smoke?: boolean } = {}): Promise<AggregationResult> => {
+  const smoke = options.smoke ?? false
+  const started = performance.now()
+  const [l1, l5] = os.loadavg()
+  console.log(
+    `\n## P6 aggregation${smoke ? " (smoke)" : ""}   [load ${l1?.toFixed(2)} / ${
+      l5?.toFixed(2)
+    } on ${os.cpus().length} cores, Node ${process.version}]\n`
+  )
+  const byColumns: Array<ColumnFigures> = []
+  for (const columns of COLUMNS) {
+    const pool = RecordGenerator.makeDataFiles(smoke ? (columns === 500 ? 60 : 500) : columns === 500 ? 300 : 2_000, {
+      columns,
+      seed: 600 + columns
+    })
+    // Records per timed run: ~0.5-1 s of the loop in a full run.
+    const t = performance.now()
+    // Smoke: gzip on the calling thread (no worker pool to start): the harness runs, the figures are rough.
+    const workers = smoke ? { compressionWorkers: 0 } : {}
+    const encoders = [
+      loopEncoder,
+      writerEncoder("writer", workers),
+      writerEncoder("aggregated", { ...workers, aggregation: {} })
+    ]
+    try {
+      const [loop, writer, aggregated] = smoke
+        ? await measure(encoders, pool, 0.2, 1_000, 1)
+        : await measure(encoders, pool, 1, 30_000, 3)
+      const simSeconds = smoke ? 1 : 10
+      // Batches of 1,000 (100 at 500 columns: ~1.7 MB, about what 4 shards take in half a second).
+      const batchSize = columns === 500 ? 100 : 1_000
+      const t0 = performance.now()
+      const goodputs = {
+        writer: await goodput(pool, {}, simSeconds, batchSize, smoke ? 1 : 8),
+        aggregated: await goodput(pool, { aggregation: {} }, simSeconds, batchSize, smoke ? 1 : 8)
+      }
+      console.log(
+        `  ${columns} columns: encoders ${((t0 - t) / 1000).toFixed(1)} s, simulator ${
+          ((performance.now() - t0) / 1000).toFixed(1)
+        } s`
+      )
+      byColumns.push({ columns, loop: loop!, writer: writer!, aggregated: aggregated!, goodput: goodputs })
+    } finally {
+      for (const e of encoders) await e.dispose()
+    }
+  }
+  const row = (c: ColumnFigures, e: EncoderFigures, goodput?: number) => [
+    `${c.columns}`,
+    e.name,
+    int(e.rate),
+    `${(e.rate / c.loop.rate).toFixed(2)}×`,
+    e.cpuMicros.toFixed(1),
+    e.bytes.toFixed(1),
+    `${(e.bytes / c.loop.bytes).toFixed(2)}×`,
+    e.kinesisPer1000.toFixed(1),
+    goodput === undefined ? "" : int(goodput)
+  ]
+  console.log(
+    `Same records for every encoder of a column count; ${smoke ? "1 round" : "median of 3 interleaved rounds"}; ` +
+      "writeBatch with default options (1 compression worker, level 6), zero-latency Kinesis. CPU = process.cpuUsage " +
+      "(all threads) per record. Goodput: 4-shard simulator, Kinesis' limits, batches of 1,000 (100 at 500 columns), " +
+      `up to ${smoke ? 1 : 10} s simulated (or ${smoke ? 1 : 8} s of wall time).\n`
+  )
+  console.log(table(
+    ["columns", "encoder", "rec/s", "vs loop", "CPU µs/rec", "B/rec", "vs loop", "Kinesis rec/1,000", "goodput rec/s"],
+    byColumns.flatMap((c) => [
+      row(c, c.loop),
+      row(c, c.writer, c.goodput.writer),
+      row(c, c.aggregated, c.goodput.aggregated)
+    ])
+  ))
+  const c5 = byColumns[0]!
+  const rateVsLoop5 = c5.aggregated.rate / c5.loop.rate
+  const bytesVsLoop5 = c5.aggregated.bytes / c5.loop.bytes
+  console.log(
+    `\nTargets at 5 columns: aggregated ${rateVsLoop5.toFixed(2)}× the loop's wall rate (≥ 3×: ${
+      rateVsLoop5 >= 3 ? "met" : "not met"
+    }), ${bytesVsLoop5.toFixed(2)}× its bytes (≤ 0.6×: ${bytesVsLoop5 <= 0.6 ? "met" : "not met"}). ` +
+      `${((performance.now() - started) / 1000).toFixed(1)} s.`
+  )
+  return { smoke, byColumns, rateVsLoop5, bytesVsLoop5 }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runAggregation({ smoke: process.argv.includes("--smoke") })
+}
