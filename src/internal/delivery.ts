@@ -277,77 +277,82 @@ export const makeSender = (
     attempt: number | ReadonlyArray<number>,
     ledger?: DeliveryLedger
   ) =>
-    Effect.gen(function*() {
-      const suffix = typeof attempt === "number" ? String(attempt) : undefined
-      const start = yield* Clock.currentTimeMillis
-      if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
-      const result = yield* Effect.either(putRecords(
-        kinesis.putRecords({
-          streamName: stream,
-          streamArn: config.streamArn,
-          records: call.map((r, i) => ({
-            data: r.data,
-            partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
-          }))
-        }).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
-      ))
-      const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
-      if (result._tag === "Left") {
-        const error = result.left
-        const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
-        const failed = call.map((record): FailedRecord => {
-          ledger?.failedRecord(record, ambiguous)
-          return {
-            record,
-            errorCode: error.errorName,
-            errorMessage: error.message,
-            retryable: error.retryable,
-            ambiguous
+    // Only the call itself can be interrupted: once the service has answered, the answer is
+    // recorded in the ledger whatever happens, so a record the service confirmed is never
+    // reported as not delivered.
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const suffix = typeof attempt === "number" ? String(attempt) : undefined
+        const start = yield* Clock.currentTimeMillis
+        if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
+        const result = yield* Effect.either(putRecords(
+          restore(kinesis.putRecords({
+            streamName: stream,
+            streamArn: config.streamArn,
+            records: call.map((r, i) => ({
+              data: r.data,
+              partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+            }))
+          })).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
+        ))
+        const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+        if (result._tag === "Left") {
+          const error = result.left
+          const ambiguous = mayHaveBeenApplied(error.errorName, error.httpStatus)
+          const failed = call.map((record): FailedRecord => {
+            ledger?.failedRecord(record, ambiguous)
+            return {
+              record,
+              errorCode: error.errorName,
+              errorMessage: error.message,
+              retryable: error.retryable,
+              ambiguous
+            }
+          })
+          yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: call.length, callFailed: true })
+          yield* Effect.logDebug("PutRecords call failed").pipe(
+            Effect.annotateLogs({
+              stream,
+              records: call.length,
+              attempt,
+              error: error.errorName,
+              retryable: error.retryable
+            })
+          )
+          return { written: 0, writtenRecords: [], failed, calls: 1, callErrors: [error] }
+        }
+        const writtenRecords: Array<WrittenRecord> = []
+        const failed: Array<FailedRecord> = []
+        result.right.forEach((entry, i) => {
+          const record = call[i]!
+          if (isWritten(entry)) {
+            writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
+            ledger?.writtenRecord(record)
+          } else if (isRefused(entry)) {
+            failed.push({
+              record,
+              errorCode: entry.errorCode,
+              errorMessage: entry.errorMessage,
+              retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
+              ambiguous: false
+            })
+            ledger?.failedRecord(record, false)
+          } else {
+            // A result that says neither: the call may have written the record.
+            failed.push({
+              record,
+              errorCode: InvalidResponse,
+              errorMessage: "the Kinesis service answered a result that is neither written nor failed",
+              retryable: true,
+              ambiguous: true
+            })
+            ledger?.failedRecord(record, true)
           }
         })
-        yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: call.length, callFailed: true })
-        yield* Effect.logDebug("PutRecords call failed").pipe(
-          Effect.annotateLogs({
-            stream,
-            records: call.length,
-            attempt,
-            error: error.errorName,
-            retryable: error.retryable
-          })
-        )
-        return { written: 0, writtenRecords: [], failed, calls: 1, callErrors: [error] }
-      }
-      const writtenRecords: Array<WrittenRecord> = []
-      const failed: Array<FailedRecord> = []
-      result.right.forEach((entry, i) => {
-        const record = call[i]!
-        if (isWritten(entry)) {
-          writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
-          ledger?.writtenRecord(record)
-        } else if (isRefused(entry)) {
-          failed.push({
-            record,
-            errorCode: entry.errorCode,
-            errorMessage: entry.errorMessage,
-            retryable: RETRYABLE_RECORD_ERRORS.has(entry.errorCode),
-            ambiguous: false
-          })
-          ledger?.failedRecord(record, false)
-        } else {
-          // A result that says neither: the call may have written the record.
-          failed.push({
-            record,
-            errorCode: InvalidResponse,
-            errorMessage: "the Kinesis service answered a result that is neither written nor failed",
-            retryable: true,
-            ambiguous: true
-          })
-          ledger?.failedRecord(record, true)
-        }
+        yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
+        return { written: writtenRecords.length, writtenRecords, failed, calls: 1, callErrors: [] }
       })
-      yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
-      return { written: writtenRecords.length, writtenRecords, failed, calls: 1, callErrors: [] }
-    })
+    )
 
   const sendAttempt = <E>(
     records: Stream.Stream<ReadonlyArray<PreparedRecord>, E>,
