@@ -33,7 +33,7 @@ import { gzipBound } from "./gzipBound.js"
 import { deleteBestEffort } from "./orphans.js"
 import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import type { BatchEntry, OffloadSlot, PrepareContext, PreparedBatch, PreparedRecord, PrepareError } from "./prepare.js"
-import { build, upload } from "./prepare.js"
+import { build, recordLimitGuard, upload } from "./prepare.js"
 
 /**
  * Logical records per chunk: enough that the groups of a chunk (one per partition-key
@@ -43,6 +43,9 @@ import { build, upload } from "./prepare.js"
  * @internal
  */
 export const AGGREGATION_CHUNK = 2_000
+
+/** At most the bytes a member's framing adds in an aggregate: field 15's tag and a length varint. */
+const MEMBER_FRAMING = 6
 
 /** One Kinesis record of a chunk in packing order: its logical records and its size before gzip. */
 interface PayloadPlan {
@@ -99,8 +102,7 @@ export const serializeBatchAggregated = (
   return Effect.gen(function*() {
     const { config } = context
     const attemptDigits = String(config.maxRetries).length
-    const fixedInfoBytes = Buffer.byteLength(config.accountId, "utf8") + Buffer.byteLength(config.logGroupId, "utf8") +
-      Buffer.byteLength(config.schemaName, "utf8") + 36 + 64
+    const guard = recordLimitGuard(context)
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
     const slice = new EventLoopSlice()
     const entries: Array<BatchEntry> = new Array(records.length)
@@ -123,11 +125,10 @@ export const serializeBatchAggregated = (
         if (!large) {
           // The record limit guard, as in prepare.ts: a record that might not fit once gzip'd
           // is compressed now to decide, and travels alone when it fits.
-          const keyBytes = Buffer.byteLength(partitionKeyPrefix) + attemptDigits
-          const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes + 6)
-          if (bound + keyBytes > context.recordLimitBytes) {
+          const keyBytes = guard.keyBytes(partitionKeyPrefix)
+          if (guard.mayExceed(dataFileBytes, record.filePath, keyBytes, MEMBER_FRAMING)) {
             const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
-            if (built.data.length + keyBytes <= context.recordLimitBytes) {
+            if (guard.fits(built.data.length, keyBytes)) {
               entries[index] = built
               alone.push(built)
               continue
@@ -158,17 +159,9 @@ export const serializeBatchAggregated = (
                   onLeft: (e) =>
                     Effect.fail(new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })),
                   onRight: (envelope) => {
-                    const keyBytes = Buffer.byteLength(slot.partitionKeyPrefix) + attemptDigits
-                    if (gzipBound(envelope.length + 6) + keyBytes > context.recordLimitBytes) {
-                      return Effect.fail(
-                        new SerializationError({
-                          subject: "DataFileEntryRecord",
-                          reason:
-                            `even the large-payload pointer (${envelope.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
-                          recordIndex: entry.index,
-                          filePath: entry.record.filePath
-                        })
-                      )
+                    const bound = gzipBound(envelope.length + MEMBER_FRAMING)
+                    if (!guard.fits(bound, guard.keyBytes(slot.partitionKeyPrefix))) {
+                      return Effect.fail(guard.pointerTooLarge(envelope.length, entry))
                     }
                     member.entry = entry
                     member.envelope = envelope

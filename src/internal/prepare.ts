@@ -159,6 +159,47 @@ export interface SerializedBatch {
 }
 
 /**
+ * The record-limit guard's arithmetic, shared by the plain and the aggregated phase 1: every
+ * byte count in UTF-8, keys with the digits of the last attempt `maxRetries` allows.
+ */
+export interface RecordLimitGuard {
+  /** Bytes of a record's partition key at its longest. */
+  readonly keyBytes: (partitionKeyPrefix: string) => number
+  /**
+   * Whether a record might not fit once gzip'd: its gzip bound (data file, file path, the
+   * batch's info and `framing` bytes around it) plus its key exceeds the stream's limit.
+   */
+  readonly mayExceed: (dataFileBytes: Uint8Array, filePath: string, keyBytes: number, framing?: number) => boolean
+  /** Whether `bytes` of Data plus its key fit the stream's record limit. */
+  readonly fits: (bytes: number, keyBytes: number) => boolean
+  /** The error of a record whose large-payload pointer alone does not fit. */
+  readonly pointerTooLarge: (bytes: number, entry: BatchEntry) => SerializationError
+}
+
+/** The guard for a batch built with `context`. */
+export const recordLimitGuard = (context: PrepareContext): RecordLimitGuard => {
+  const { config, recordLimitBytes } = context
+  const attemptDigits = String(config.maxRetries).length
+  // Bytes on the wire are UTF-8 bytes: a name of CJK or emoji takes 3–4 bytes a character.
+  const fixedInfoBytes = Buffer.byteLength(config.accountId, "utf8") + Buffer.byteLength(config.logGroupId, "utf8") +
+    Buffer.byteLength(config.schemaName, "utf8") + 36 + 64
+  return {
+    keyBytes: (partitionKeyPrefix) => Buffer.byteLength(partitionKeyPrefix) + attemptDigits,
+    mayExceed: (dataFileBytes, filePath, keyBytes, framing = 0) =>
+      gzipBound(dataFileBytes.length + 3 * filePath.length + fixedInfoBytes + framing) + keyBytes > recordLimitBytes,
+    fits: (bytes, keyBytes) => bytes + keyBytes <= recordLimitBytes,
+    pointerTooLarge: (bytes, entry) =>
+      new SerializationError({
+        subject: "DataFileEntryRecord",
+        reason:
+          `even the large-payload pointer (${bytes} bytes) exceeds the stream's record limit of ${recordLimitBytes} bytes`,
+        recordIndex: entry.index,
+        filePath: entry.record.filePath
+      })
+  }
+}
+
+/**
  * Phase 1: serializes every record, packs the envelopes of each chunk and starts its
  * compression (which then runs beside the serialization of the next chunks), and offloads
  * the large payloads. Fails before anything is sent, naming the record; the compressions
@@ -172,10 +213,7 @@ export const serializeBatch = (
 ): Effect.Effect<SerializedBatch, PrepareError, Scope.Scope> =>
   Effect.gen(function*() {
     const { config } = context
-    const attemptDigits = String(config.maxRetries).length
-    // Bytes on the wire are UTF-8 bytes: a name of CJK or emoji takes 3–4 bytes a character.
-    const fixedInfoBytes = Buffer.byteLength(config.accountId, "utf8") + Buffer.byteLength(config.logGroupId, "utf8") +
-      Buffer.byteLength(config.schemaName, "utf8") + 36 + 64
+    const guard = recordLimitGuard(context)
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
     // Time slices rather than record counts: records range from bytes to a megabyte.
     const slice = new EventLoopSlice()
@@ -203,9 +241,8 @@ export const serializeBatch = (
         }
         // The record limit guard: a record that might not fit once gzip'd (its bound says so)
         // is compressed now to decide; the others go to the chunk's compression.
-        const keyBytes = Buffer.byteLength(partitionKeyPrefix) + attemptDigits
-        const bound = gzipBound(dataFileBytes.length + 3 * record.filePath.length + fixedInfoBytes)
-        if (bound + keyBytes <= context.recordLimitBytes) {
+        const keyBytes = guard.keyBytes(partitionKeyPrefix)
+        if (!guard.mayExceed(dataFileBytes, record.filePath, keyBytes)) {
           const slot: PackedSlot = { _tag: "Packed", entry, partitionKeyPrefix }
           slots[index] = slot
           packed.push(slot)
@@ -213,7 +250,7 @@ export const serializeBatch = (
           continue
         }
         const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
-        if (built.data.length + keyBytes > context.recordLimitBytes) {
+        if (!guard.fits(built.data.length, keyBytes)) {
           const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
           slots[index] = slot
           offload.push(slot)
@@ -235,17 +272,8 @@ export const serializeBatch = (
         Effect.flatMap(
           build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }),
           (built) => {
-            const keyBytes = Buffer.byteLength(slot.partitionKeyPrefix) + attemptDigits
-            if (built.data.length + keyBytes > context.recordLimitBytes) {
-              return Effect.fail(
-                new SerializationError({
-                  subject: "DataFileEntryRecord",
-                  reason:
-                    `even the large-payload pointer (${built.data.length} bytes) exceeds the stream's record limit of ${context.recordLimitBytes} bytes`,
-                  recordIndex: index,
-                  filePath: slot.entry.record.filePath
-                })
-              )
+            if (!guard.fits(built.data.length, guard.keyBytes(slot.partitionKeyPrefix))) {
+              return Effect.fail(guard.pointerTooLarge(built.data.length, slot.entry))
             }
             slots[index] = { _tag: "Ready", prepared: { ...built, largePayload: pointer.location } }
             return Effect.void
