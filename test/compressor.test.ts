@@ -1,10 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Logger, TestClock } from "effect"
+import { Effect, FastCheck as fc, Fiber, Layer, Logger, TestClock } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { Compressor } from "../src/Compressor.js"
 import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
 import { pack } from "../src/internal/envelopePacker.js"
+import { gzipBound } from "../src/internal/gzipBound.js"
+import { gzipOptions } from "../src/internal/gzipOptions.js"
 import { RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
@@ -34,6 +36,25 @@ describe("Compressor", () => {
       const fromMain = yield* Effect.flip(Compressor.mainThread.gzipPacked(pack(payloads.slice(0, 2)), 42))
       assert.strictEqual(fromMain._tag, "CompressionError")
     }))
+})
+
+describe("gzip options sized to the payload", () => {
+  // The deflate window is sized to each payload to save zlib's set-up; that must never change a
+  // byte of what is on the wire, nor break the bound the writer checks record sizes with.
+  const payload = fc.oneof(
+    fc.uint8Array({ maxLength: 40_000 }),
+    fc.integer({ min: 0, max: 70_000 }).map((n) => new Uint8Array(n).fill(7)),
+    fc.uint8Array({ maxLength: 40_000 }).map((bytes) => bytes.map((b) => b & 3))
+  )
+  it("give the same bytes as zlib's defaults, within gzipBound, at every level", () =>
+    fc.assert(
+      fc.property(payload, fc.constantFrom(-1, 0, 1, 6, 9), (bytes, level) => {
+        const sized = Zlib.gzipSync(bytes, gzipOptions(bytes.length, level))
+        assert.isTrue(sized.equals(Zlib.gzipSync(bytes, { level })))
+        assert.isAtMost(sized.length, gzipBound(bytes.length))
+      }),
+      { numRuns: 300 }
+    ))
 })
 
 describe("the writer's compression pool", () => {

@@ -14,6 +14,7 @@ import * as WorkerRunner from "@effect/platform/WorkerRunner"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Zlib from "node:zlib"
+import { gzipOptions } from "./gzipOptions.js"
 
 /**
  * @param {{ readonly level: number, readonly buffer: Uint8Array, readonly offsets: Uint32Array }} request
@@ -27,7 +28,9 @@ const gzipAll = ({ buffer, level, offsets }) =>
       const parts = new Array(count)
       const outOffsets = new Uint32Array(count + 1)
       for (let i = 0; i < count; i++) {
-        const part = Zlib.gzipSync(buffer.subarray(offsets[i], offsets[i + 1]), { level })
+        const start = /** @type {number} */ (offsets[i])
+        const end = /** @type {number} */ (offsets[i + 1])
+        const part = Zlib.gzipSync(buffer.subarray(start, end), gzipOptions(end - start, level))
         parts[i] = part
         outOffsets[i + 1] = /** @type {number} */ (outOffsets[i]) + part.length
       }
