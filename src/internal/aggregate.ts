@@ -91,6 +91,8 @@ export interface AggregatedBatch {
 interface Member {
   entry: BatchEntry
   envelope: Uint8Array
+  /** The first index of the chunk whose buffer `envelope` is a view of; -1 once it has its own bytes. */
+  chunk: number
 }
 
 /** The records of a chunk that share a partition key, in batch order. */
@@ -210,7 +212,7 @@ export const serializeBatchAggregated = (
             large = true
           }
         }
-        const member: Member = { entry, envelope: encoded.envelope }
+        const member: Member = { entry, envelope: encoded.envelope, chunk: start }
         let group = groups.get(bucket)
         if (group === undefined) {
           group = { partitionKeyPrefix, members: [] }
@@ -239,6 +241,7 @@ export const serializeBatchAggregated = (
                     }
                     member.entry = entry
                     member.envelope = envelope
+                    member.chunk = -1
                     return Effect.void
                   }
                 }
@@ -251,6 +254,17 @@ export const serializeBatchAggregated = (
       for (const plan of packGroups(packer, groups, aggregation, last)) {
         for (const m of plan.members) entries[m.index] = m
         waiting.push(plan)
+      }
+      // A member left open since an earlier chunk gets its own copy of its bytes, so that a
+      // group that fills slowly never holds the buffers of many chunks: at most this chunk's
+      // buffer and the open members' bytes (up to maxBytes a group) stay alive.
+      for (const group of groups.values()) {
+        for (const m of group.members) {
+          if (m.chunk >= 0 && m.chunk < start) {
+            m.envelope = new Uint8Array(m.envelope)
+            m.chunk = -1
+          }
+        }
       }
       // Aggregates go to the compressor two or more at a time: the compressor keeps a lone
       // payload on the calling thread. One aggregate filled in this chunk waits for the next.
