@@ -228,6 +228,47 @@ describe("aggregation: the writer", () => {
       assert.strictEqual(aggregates.reduce((n, r) => n + r.records.length, 0), 200)
     }))
 
+  it.live(
+    "a batch of many chunks: groups stay open across chunks, aggregates fill to maxRecords, each key's records in batch order",
+    () =>
+      Effect.gen(function*() {
+        const batch = RecordGenerator.makeDataFiles(9_000, { columns: 5 })
+        const writer = yield* KinesisWriter
+        const factor = writer.config.distributionFactor
+        const result = yield* writer.writeBatch(batch)
+        const kinesis = (yield* sent).flat()
+        assert.strictEqual(result.records, 9_000)
+        assert.strictEqual(result.kinesisRecords, kinesis.length)
+        // Per key, every aggregate but the last is full (the 2,000-record chunks do not cut them;
+        // members stay open over two chunks and more, their bytes copied out of the first).
+        const byKey = new Map<string, Array<number>>()
+        for (const r of kinesis) byKey.set(r.partitionKey, [...(byKey.get(r.partitionKey) ?? []), r.records.length])
+        for (const sizes of byKey.values()) for (const n of sizes.slice(0, -1)) assert.strictEqual(n, 300)
+        assert.isAtMost(kinesis.length, Math.ceil(9_000 / 300) + factor)
+        // Every record once, its id at its index, and the records of a key in batch order.
+        const index = new Map(result.recordIds.map((id, i) => [id, i]))
+        const seen = new Set<string>()
+        const last = new Map<string, number>()
+        for (const r of kinesis) {
+          for (const logical of r.records) {
+            const i = index.get(logical.info.recordId)!
+            assert.isFalse(seen.has(logical.info.recordId))
+            seen.add(logical.info.recordId)
+            assert.isAbove(i, last.get(r.partitionKey) ?? -1)
+            last.set(r.partitionKey, i)
+            if (logical.entry._tag !== "standard") return assert.fail("expected inline")
+            assert.isTrue(equals(DataFileV1Schema, logical.entry.dataFile, batch[i]!))
+            assert.strictEqual(r.partitionKey, `lg-schema-${distributionBucket(batch[i]!.filePath, factor)}-0`)
+          }
+        }
+        assert.strictEqual(seen.size, 9_000)
+      }).pipe(
+        // The worker pool (the calling thread shares the last chunk's gzip with it).
+        Effect.provide(writerLayer(undefined, { compressionWorkers: 1, aggregation: { maxRecords: 300 } }))
+      ),
+    60_000
+  )
+
   it.effect("retry: the same aggregate bytes again with suffix -1, retriedRecords counts its members", () =>
     Effect.gen(function*() {
       const batch = RecordGenerator.makeDataFiles(40, { columns: 5 })

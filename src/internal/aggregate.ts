@@ -3,14 +3,17 @@
  * of a batch when the records that share a partition key travel together, one Kinesis record
  * whose Data is `gzip(DataFileEntryRecordBatch)` per group.
  *
- * The batch is cut into chunks of {@link AGGREGATION_CHUNK} records. In a chunk, each record
- * is serialized once and decided as in `prepare.ts` (over the threshold or too large for the
- * stream: S3; otherwise inline); the chunk's large payloads are uploaded before it is packed,
- * so that their pointers join their group. Records are grouped by partition-key prefix (the
- * attempt suffix is the same for every member: an aggregate retries as a unit), and each
- * group is cut into aggregates of at most `maxRecords` records and `maxBytes` bytes before
- * gzip, packed straight into the chunk's buffer, which the `Compressor` gzips beside the
- * serialization of the next chunk. A group of one is a plain `DataFileEntryRecord`, as
+ * The batch is read in chunks of {@link AGGREGATION_CHUNK} records. Each record's envelope
+ * is written once, straight from the record (`DataFileEncoder`: the bytes `toBinary` gives,
+ * without its writer), and decided as in `prepare.ts` (over the threshold or too large for
+ * the stream: S3; otherwise inline); a chunk's large payloads are uploaded before it is
+ * packed, so that their pointers join their group. Records are grouped by partition-key
+ * prefix (the attempt suffix is the same for every member: an aggregate retries as a unit).
+ * Groups stay open across chunks: each chunk packs the aggregates its groups filled (at most
+ * `maxRecords` records and `maxBytes` bytes before gzip), concatenating the members' encoded
+ * envelopes, and hands them to the `Compressor`, which gzips them beside the serialization
+ * of the next chunks; the last chunk packs what is left, and the calling thread, done with
+ * serializing, gzips part of it itself. A group of one is a plain `DataFileEntryRecord`, as
  * without aggregation. After gzip each aggregate is checked against the stream's record
  * limit and split in halves if it does not fit (the layer refuses a `maxBytes` for which
  * that could happen, so this is a guard, not a path).
@@ -22,23 +25,26 @@
 import type { Scope } from "effect"
 import { Effect, Either, Fiber } from "effect"
 import { randomUUID } from "node:crypto"
+import { Compressor } from "../Compressor.js"
 import { CompressionError, SerializationError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import type { PayloadLocation } from "../LargePayloadStore.js"
 import type { ResolvedAggregation } from "./aggregationConfig.js"
 import { encodeEntryRecordSync, gunzipSync, gzipSync, serializeDataFileSync } from "./codec.js"
+import { DataFileEncoder } from "./dataFileEncoder.js"
+import type { PackedPayloads } from "./envelopePacker.js"
 import { EnvelopePacker, varintSize } from "./envelopePacker.js"
 import { EventLoopSlice } from "./eventLoop.js"
 import { gzipBound } from "./gzipBound.js"
 import { deleteBestEffort } from "./orphans.js"
-import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
+import { distributionBucket, partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import type { BatchEntry, OffloadSlot, PrepareContext, PreparedBatch, PreparedRecord, PrepareError } from "./prepare.js"
 import { build, recordLimitGuard, upload } from "./prepare.js"
 
 /**
- * Logical records per chunk: enough that the groups of a chunk (one per partition-key
- * prefix, `distributionFactor` of them) fill aggregates, few enough that the first calls
- * start early.
+ * Logical records per chunk: how often the aggregates filled so far go to the compressor
+ * (groups stay open across chunks, so this does not bound an aggregate), and how many
+ * encoded records are held in one buffer.
  *
  * @internal
  */
@@ -78,12 +84,22 @@ export interface AggregatedBatch {
   readonly largePayloads: number
 }
 
-/** A record of a group: inline (its serialized data file) or a large payload's pointer envelope. */
+/**
+ * A record of a group and its serialized `DataFileEntryRecord`: the standard envelope around
+ * its data file, or, for a large payload once uploaded, the envelope of its pointer.
+ */
 interface Member {
   entry: BatchEntry
-  readonly dataFileBytes: Uint8Array
-  /** The serialized envelope of a large payload's pointer, once uploaded. */
-  envelope: Uint8Array | undefined
+  envelope: Uint8Array
+  /** The first index of the chunk whose buffer `envelope` is a view of; -1 once it has its own bytes. */
+  chunk: number
+}
+
+/** The records of a chunk that share a partition key, in batch order. */
+interface Group {
+  readonly partitionKeyPrefix: string
+  /** In batch order; those of earlier chunks first. */
+  members: Array<Member>
 }
 
 /**
@@ -104,23 +120,83 @@ export const serializeBatchAggregated = (
     const attemptDigits = String(config.maxRetries).length
     const guard = recordLimitGuard(context)
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
+    // A chunk's serialized records live in one buffer until the chunk is packed (its large
+    // payloads are uploaded before that): the buffer is reused by the next chunk.
+    const encoder = new DataFileEncoder({ ...config, creationTime: context.creationTime })
+    // The partition-key prefix of each distribution bucket, made once.
+    const prefixes: Array<string | undefined> = []
+    // The groups stay open across chunks: a chunk packs the aggregates its groups filled
+    // (maxRecords or maxBytes), and the rest of each group waits for the next chunk's records;
+    // the last chunk packs everything. Aggregates are as full as the options allow whatever
+    // the number of partition keys, and each chunk still starts its compression at once.
+    const groups = new Map<number, Group>()
+    // Aggregates packed and not yet handed to the compressor, in packing order.
+    const waiting: Array<PayloadPlan> = []
+    // Bytes handed to the compressor and not compressed yet: what its worker still has to do.
+    let backlog = 0
+    const viaCompressor = (packed: PackedPayloads) => {
+      const bytes = packed.buffer.length
+      backlog += bytes
+      return context.compressor.gzipPacked(packed, config.compressionLevel).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          backlog -= bytes
+        }))
+      )
+    }
+    // The last chunk: the calling thread has nothing left to serialize and would only wait for
+    // the worker, so it gzips the chunk's last payloads itself, about half of what the worker
+    // still has to do (its backlog and this chunk).
+    const compress = (packed: PackedPayloads, last: boolean): Effect.Effect<Array<Uint8Array>, CompressionError> => {
+      const count = packed.offsets.length - 1
+      if (!last || config.compressionWorkers === 0 || count < 2) return viaCompressor(packed)
+      const bytes = packed.buffer.length
+      const share = Math.min(bytes, (backlog + bytes) / 2)
+      let split = count
+      // The worker's part keeps two payloads or more (a lone one would stay on this thread).
+      while (split > 2 && bytes - packed.offsets[split - 1]! <= share) split--
+      if (split === count) return viaCompressor(packed)
+      const at = packed.offsets[split]!
+      // A copy: the worker's part is transferred to it, which detaches the whole buffer.
+      const own: PackedPayloads = {
+        buffer: new Uint8Array(packed.buffer.subarray(at)),
+        offsets: packed.offsets.slice(split).map((o) => o - at)
+      }
+      return Effect.zipWith(
+        viaCompressor({ buffer: packed.buffer.subarray(0, at), offsets: packed.offsets.slice(0, split + 1) }),
+        Compressor.mainThread.gzipPacked(own, config.compressionLevel),
+        (theirs, ours) => [...theirs, ...ours],
+        { concurrent: true }
+      )
+    }
     const slice = new EventLoopSlice()
     const entries: Array<BatchEntry> = new Array(records.length)
     const chunks: Array<AggregatedChunk> = []
     let largePayloads = 0
     for (let start = 0; start < records.length; start += AGGREGATION_CHUNK) {
       const end = Math.min(records.length, start + AGGREGATION_CHUNK)
-      const groups = new Map<string, Array<Member>>()
       const alone: Array<PreparedRecord> = []
       const offload: Array<{ readonly slot: OffloadSlot; readonly member: Member }> = []
+      // A new buffer for the chunk's records: those still in an open group keep theirs alive.
+      encoder.renew()
       for (let index = start; index < end; index++) {
         if (slice.spent()) yield* slice.yield
         const record = records[index]!
-        const serialized = serializeDataFileSync(record, index)
-        if (Either.isLeft(serialized)) return yield* serialized.left
-        const dataFileBytes = serialized.right
-        const partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
-        const entry: BatchEntry = { index, record, recordId: randomUUID() }
+        const recordId = randomUUID()
+        let encoded = encoder.encodeEnvelope(record, recordId)
+        if (encoded === undefined) {
+          // What the encoder leaves to protobuf-es: the same bytes, or the same error.
+          const serialized = serializeDataFileSync(record, index)
+          if (Either.isLeft(serialized)) return yield* serialized.left
+          encoded = encoder.wrap(serialized.right, record.filePath, recordId)
+        }
+        const dataFileBytes = encoded.dataFile
+        const bucket = distributionBucket(record.filePath, config.distributionFactor)
+        let partitionKeyPrefix = prefixes[bucket]
+        if (partitionKeyPrefix === undefined) {
+          partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
+          prefixes[bucket] = partitionKeyPrefix
+        }
+        const entry: BatchEntry = { index, record, recordId }
         let large = dataFileBytes.length > config.largePayloadThreshold
         if (!large) {
           // The record limit guard, as in prepare.ts: a record that might not fit once gzip'd
@@ -136,13 +212,13 @@ export const serializeBatchAggregated = (
             large = true
           }
         }
-        const member: Member = { entry, dataFileBytes, envelope: undefined }
-        let group = groups.get(partitionKeyPrefix)
+        const member: Member = { entry, envelope: encoded.envelope, chunk: start }
+        let group = groups.get(bucket)
         if (group === undefined) {
-          group = []
-          groups.set(partitionKeyPrefix, group)
+          group = { partitionKeyPrefix, members: [] }
+          groups.set(bucket, group)
         }
-        group.push(member)
+        group.members.push(member)
         if (large) offload.push({ slot: { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }, member })
       }
       // The chunk's large payloads, uploaded before it is packed: their pointers join their groups.
@@ -165,6 +241,7 @@ export const serializeBatchAggregated = (
                     }
                     member.entry = entry
                     member.envelope = envelope
+                    member.chunk = -1
                     return Effect.void
                   }
                 }
@@ -173,11 +250,29 @@ export const serializeBatchAggregated = (
           { concurrency: config.maxConcurrentUploads, discard: true }
         )
       }
-      const payloads = packGroups(packer, groups, aggregation)
-      for (const plan of payloads) for (const m of plan.members) entries[m.index] = m
+      const last = end === records.length
+      for (const plan of packGroups(packer, groups, aggregation, last)) {
+        for (const m of plan.members) entries[m.index] = m
+        waiting.push(plan)
+      }
+      // A member left open since an earlier chunk gets its own copy of its bytes, so that a
+      // group that fills slowly never holds the buffers of many chunks: at most this chunk's
+      // buffer and the open members' bytes (up to maxBytes a group) stay alive.
+      for (const group of groups.values()) {
+        for (const m of group.members) {
+          if (m.chunk >= 0 && m.chunk < start) {
+            m.envelope = new Uint8Array(m.envelope)
+            m.chunk = -1
+          }
+        }
+      }
+      // Aggregates go to the compressor two or more at a time: the compressor keeps a lone
+      // payload on the calling thread. One aggregate filled in this chunk waits for the next.
+      const payloads = last || waiting.length >= 2 ? waiting.splice(0) : []
       const compressed = payloads.length === 0
         ? Fiber.succeed<Array<Uint8Array>>([])
-        : yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel))
+        : yield* Effect.forkScoped(compress(packer.take(), last))
+      if (payloads.length === 0 && alone.length === 0) continue
       chunks.push({
         prepared: Effect.flatMap(Fiber.join(compressed), (gz) => {
           const out: Array<PreparedRecord> = [...alone]
@@ -225,48 +320,49 @@ export const prepareBatchAggregated = (
 /**
  * Cuts each group into aggregates of at most `maxRecords` records and `maxBytes` bytes and
  * packs them, in order; a group (or a remainder) of one record is packed as a plain
- * envelope. A record larger than `maxBytes` on its own travels alone.
+ * envelope. A record larger than `maxBytes` on its own travels alone. Unless `last`, the
+ * members after a group's last full aggregate stay in the group, for the next chunk.
  */
 const packGroups = (
   packer: EnvelopePacker,
-  groups: ReadonlyMap<string, ReadonlyArray<Member>>,
-  { maxBytes, maxRecords }: ResolvedAggregation
+  groups: ReadonlyMap<number, Group>,
+  { maxBytes, maxRecords }: ResolvedAggregation,
+  last: boolean
 ): Array<PayloadPlan> => {
   const plans: Array<PayloadPlan> = []
-  const flush = (partitionKeyPrefix: string, members: ReadonlyArray<Member>) => {
-    if (members.length === 0) return
+  const flush = (partitionKeyPrefix: string, members: ReadonlyArray<Member>, from: number, to: number) => {
+    if (to === from) return
     let size = 0
-    if (members.length === 1) {
-      const m = members[0]!
-      size = m.envelope === undefined
-        ? packer.add(m.dataFileBytes, m.entry.record.filePath, m.entry.recordId)
-        : packer.addEnvelope(m.envelope)
+    if (to - from === 1) {
+      size = packer.addEnvelope(members[from]!.envelope)
     } else {
-      for (const m of members) {
-        size += m.envelope === undefined
-          ? packer.addMember(m.dataFileBytes, m.entry.record.filePath, m.entry.recordId)
-          : packer.addMemberEnvelope(m.envelope)
-      }
+      for (let i = from; i < to; i++) size += packer.addMemberEnvelope(members[i]!.envelope)
       packer.endAggregate()
     }
-    plans.push({ members: members.map((m) => m.entry), partitionKeyPrefix, uncompressedSize: size })
+    const entries: Array<BatchEntry> = new Array(to - from)
+    for (let i = from; i < to; i++) entries[i - from] = members[i]!.entry
+    plans.push({ members: entries, partitionKeyPrefix, uncompressedSize: size })
   }
-  for (const [prefix, members] of groups) {
-    let current: Array<Member> = []
+  for (const group of groups.values()) {
+    const { members, partitionKeyPrefix } = group
+    let from = 0
     let bytes = 0
-    for (const m of members) {
-      const size = m.envelope === undefined
-        ? packer.memberSize(m.dataFileBytes.length, m.entry.record.filePath, m.entry.recordId)
-        : 1 + varintSize(m.envelope.length) + m.envelope.length
-      if (current.length > 0 && (current.length === maxRecords || bytes + size > maxBytes)) {
-        flush(prefix, current)
-        current = []
+    for (let i = 0; i < members.length; i++) {
+      const length = members[i]!.envelope.length
+      const size = 1 + varintSize(length) + length
+      if (i > from && (i - from === maxRecords || bytes + size > maxBytes)) {
+        flush(partitionKeyPrefix, members, from, i)
+        from = i
         bytes = 0
       }
-      current.push(m)
       bytes += size
     }
-    flush(prefix, current)
+    if (last) {
+      flush(partitionKeyPrefix, members, from, members.length)
+      group.members = []
+    } else if (from > 0) {
+      group.members = members.slice(from)
+    }
   }
   return plans
 }
