@@ -2,8 +2,9 @@
  * The producer's machinery (not exported from the package): admission under two bounds,
  * one collector that fills PutRecords calls, per-record retries and expiry, and shutdown.
  *
- * - Admission: a record takes one permit of `maxBufferedRecords` and joins `toPrepare`; a
- *   preparer fiber takes what is waiting there (up to a call's worth) and has the writer
+ * - Admission: a send is one suspension of its fiber (`Pending`): its record takes one
+ *   permit of `maxBufferedRecords` (or waits in line for one) and joins `toPrepare`, with
+ *   no fiber operation of its own; a preparer fiber takes what is waiting there (up to a call's worth) and has the writer
  *   prepare it as one batch (record ids, S3 offload, gzip), then hands each send its
  *   prepared record; a batch that fails is prepared again without the record it names (or
  *   split in halves), so that a bad record fails its own send only. The send then takes its
@@ -21,7 +22,7 @@
  *
  * @internal
  */
-import type { Scope } from "effect"
+import type { Fiber, Scope } from "effect"
 import {
   Cause,
   Clock,
@@ -191,40 +192,55 @@ const Phases = {
   settled: { _tag: "Settled" } as Phase
 } as const
 
+/** What settles a send: its receipt or its error. */
+type SendExit = Exit.Exit<RecordReceipt, SendError>
+
 /**
- * A result set once that any number of fibers may wait for: what a `Deferred` does, without
- * its cost per instance (a `Deferred` copies a prototype's properties into each one, and
- * the producer makes two per record).
+ * Where a send stands, from its call to its settlement:
+ *
+ * - `WaitingForRoom`: no record permit yet (`maxBufferedRecords` outstanding); it waits in
+ *   line, oldest first;
+ * - `Queued`: it holds a permit and waits for a preparer, or is being prepared;
+ * - `Cancelled`: its send was interrupted while `Queued`: its preparer withdraws it;
+ * - `Accepted`: its record is an `Entry`, which settles it;
+ * - `Settled`: its outcome is given (or its send was interrupted while waiting for room).
  */
-class OneShot<A, E> {
-  private exit: Exit.Exit<A, E> | undefined = undefined
-  private waiters: Array<(exit: Exit.Exit<A, E>) => void> | undefined = undefined
+type SendStage = "WaitingForRoom" | "Queued" | "Cancelled" | "Accepted" | "Settled"
 
-  get isDone(): boolean {
-    return this.exit !== undefined
+/**
+ * One send: its record and whom its outcome goes to. A plain object with a callback, not a
+ * `Deferred` and a fiber: a send is one `Effect.async` whose callback this is, so that a
+ * record costs its sender a single suspension.
+ */
+class Pending {
+  stage: SendStage = "WaitingForRoom"
+  /** Called when it gets its record permit (the sink waits for that, for backpressure). */
+  onQueued: (() => void) | undefined = undefined
+  /** The fiber of its `send`, watched until it settles, and the observer that watches it. */
+  private watched: Fiber.RuntimeFiber<RecordReceipt, SendError> | undefined = undefined
+  private onFiberEnd: (() => void) | undefined = undefined
+  constructor(
+    readonly record: DataFileV1,
+    /** Called once, with its outcome. */
+    private readonly listener: (exit: SendExit) => void
+  ) {}
+
+  /**
+   * Runs `onEnd` if `fiber` ends before this settles: the fiber of a send waiting for its
+   * outcome ends only when interrupted.
+   */
+  watch(fiber: Fiber.RuntimeFiber<RecordReceipt, SendError>, onEnd: () => void): void {
+    this.watched = fiber
+    this.onFiberEnd = onEnd
+    fiber.addObserver(onEnd)
   }
 
-  /** Sets the result, once; later calls do nothing. */
-  done(exit: Exit.Exit<A, E>): void {
-    if (this.exit !== undefined) return
-    this.exit = exit
-    const waiters = this.waiters
-    this.waiters = undefined
-    if (waiters !== undefined) { for (const resume of waiters) resume(exit) }
-  }
-
-  /** Waits for the result; interrupting the wait leaves the result to the others. */
-  await(): Effect.Effect<A, E> {
-    if (this.exit !== undefined) return this.exit
-    return Effect.async<A, E>((resume) => {
-      if (this.exit !== undefined) return resume(this.exit)
-      const waiters = this.waiters ??= []
-      waiters.push(resume)
-      return Effect.sync(() => {
-        const i = waiters.indexOf(resume)
-        if (i >= 0) waiters.splice(i, 1)
-      })
-    })
+  /** Gives its outcome, once; later calls do nothing. */
+  settle(exit: SendExit): void {
+    if (this.stage === "Settled") return
+    this.stage = "Settled"
+    if (this.watched !== undefined) this.watched.removeObserver(this.onFiberEnd!)
+    this.listener(exit)
   }
 }
 
@@ -244,7 +260,8 @@ class Entry {
     readonly bytes: number,
     readonly acceptedAt: number,
     readonly deadline: number,
-    readonly done: OneShot<RecordReceipt, SendError>
+    /** The send it settles. */
+    readonly send: Pending
   ) {}
   /** Its bytes in the next call: data plus partition key with its next attempt. */
   get callBytes(): number {
@@ -258,17 +275,6 @@ const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
 
 /** Fibers that prepare records, so that one serializes while another waits for its gzip. */
 const PREPARERS = 2
-
-/** A send from its record permit on: its record, and what its send waits for. */
-interface Pending {
-  readonly record: DataFileV1
-  /** The send's outcome; the accepted record's `Entry` settles it. */
-  readonly result: OneShot<RecordReceipt, SendError>
-  /** Its send was interrupted before the record was accepted: it is withdrawn. */
-  cancelled: boolean
-  /** Its record is an `Entry` now: the entry settles it. */
-  accepted: boolean
-}
 
 /** A build error without the batch index `prepare` gave it: a producer's record is alone in its batch. */
 const unindexed = (e: PrepareError): PrepareError => {
@@ -302,7 +308,6 @@ export const makeProducer = (
     const backoffBase = Duration.toMillis(config.backoffBase)
     const backoffCap = Duration.toMillis(config.backoffCap)
 
-    const recordPermits = yield* Effect.makeSemaphore(options.maxBufferedRecords)
     const callSlots = yield* Effect.makeSemaphore(config.maxConcurrentCalls)
     // Made before the shutdown finalizer is added, so closed after it has run.
     const fibers = yield* FiberSet.make()
@@ -341,11 +346,65 @@ export const makeProducer = (
     const reapable = yield* Effect.makeLatch(false)
     /** Opened when buffered bytes are released (or at shutdown): wakes a preparer waiting for room. */
     const room = yield* Effect.makeLatch(false)
+    /** Opened when a record settles: wakes a `flush`. */
+    const settledSome = yield* Effect.makeLatch(false)
+
+    const closedError = new ProducerClosedError({ streamName })
+
+    /**
+     * Record permits (`maxBufferedRecords`), counted here rather than by a `Semaphore`, so
+     * that a send takes one without a fiber operation: a send holds one from `Queued` until
+     * it settles (or is withdrawn).
+     */
+    let permitsTaken = 0
+    /** Sends waiting for a record permit, oldest first. */
+    const waitingForRoom = new Set<Pending>()
+
+    /** Gives a send its record permit: it joins the records waiting for a preparer. */
+    const queue = (pending: Pending) => {
+      permitsTaken++
+      pending.stage = "Queued"
+      toPrepare.push(pending)
+      preparable.unsafeOpen()
+      pending.onQueued?.()
+    }
+
+    /** A new send: queued if there is room and no one waits before it, else in line for room. */
+    const offer = (pending: Pending) => {
+      if (waitingForRoom.size === 0 && permitsTaken < options.maxBufferedRecords) queue(pending)
+      else waitingForRoom.add(pending)
+    }
+
+    /** Returns record permits; the sends waiting for room take them, oldest first. */
+    const releasePermits = (n: number) => {
+      permitsTaken -= n
+      for (const pending of waitingForRoom) {
+        if (permitsTaken >= options.maxBufferedRecords) break
+        waitingForRoom.delete(pending)
+        queue(pending)
+      }
+    }
+
+    /**
+     * Its send was interrupted: waiting for room, it leaves the line; queued, its preparer
+     * withdraws it; accepted, its record goes on (the entry settles a send no one waits for).
+     */
+    const cancel = (pending: Pending) => {
+      switch (pending.stage) {
+        case "WaitingForRoom":
+          waitingForRoom.delete(pending)
+          pending.settle(Exit.fail(closedError))
+          return
+        case "Queued":
+          pending.stage = "Cancelled"
+          return
+        default:
+          return
+      }
+    }
 
     const urgent = () => draining || flushing > 0
     const callFull = () => ready.size >= MAX_CALL_RECORDS || readyBytes >= config.maxRequestBytes
-
-    const closedError = new ProducerClosedError({ streamName })
 
     const gauges = Effect.suspend(() => metrics.producerBuffered(streamName, outstanding.size, bufferedBytes))
 
@@ -390,11 +449,12 @@ export const makeProducer = (
               if (error.value.errorCode === "Expired") expired++
             }
           }
-          entry.done.done(exit)
+          entry.send.settle(exit)
         }
         if (records === 0) return
         if (draining && outstanding.size === 0) drained.unsafeOpen()
-        yield* recordPermits.release(records)
+        settledSome.unsafeOpen()
+        releasePermits(records)
         if (bytes > 0) room.unsafeOpen()
         yield* gauges
         yield* Effect.forEach(latencies, (s) => metrics.recordSettled(streamName, s), { discard: true })
@@ -499,14 +559,34 @@ export const makeProducer = (
         )
       })
 
+    /**
+     * Finds the entries of a call's records without a map per call: the outcome lists its
+     * written records, and its failed ones, each in call order, so a scan goes on from where
+     * the last one was found (and goes round, for a record out of that order).
+     */
+    const cursorOver = (call: ReadonlyArray<Entry>) => {
+      let at = 0
+      return (record: PreparedRecord): Entry | undefined => {
+        for (let n = 0; n < call.length; n++) {
+          const i = (at + n) % call.length
+          if (call[i]!.prepared === record) {
+            at = i + 1
+            return call[i]
+          }
+        }
+        return undefined
+      }
+    }
+
     /** What a call's outcome means for each of its records. */
     const settleCall = (call: ReadonlyArray<Entry>, outcome: AttemptOutcome) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const byRecord = new Map(call.map((e) => [e.prepared, e]))
         const receipts: Array<readonly [Entry, Exit.Exit<RecordReceipt, RecordUndeliveredError>]> = []
+        const writtenEntry = cursorOver(call)
         for (const w of outcome.writtenRecords) {
-          const entry = byRecord.get(w.record)!
+          const entry = writtenEntry(w.record)
+          if (entry === undefined) continue
           entry.attempts++
           receipts.push([
             entry,
@@ -520,8 +600,10 @@ export const makeProducer = (
         }
         const retry: Array<Entry> = []
         const failures: Array<readonly [Entry, Failure]> = []
+        const failedEntry = cursorOver(call)
         for (const f of outcome.failed) {
-          const entry = byRecord.get(f.record)!
+          const entry = failedEntry(f.record)
+          if (entry === undefined) continue
           entry.attempts++
           if (f.ambiguous) entry.maybeDelivered = true
           entry.lastFailure = { errorCode: f.errorCode, errorMessage: f.errorMessage }
@@ -666,47 +748,61 @@ export const makeProducer = (
 
     /**
      * Withdraws a record that will not be accepted (its send was interrupted, or the producer
-     * closed): its record permit goes back and its S3 object, if any, is deleted.
+     * closed): its record permit goes back, its send fails closed and its S3 object, if any,
+     * is deleted.
      */
-    const withdraw = (pending: Pending, prepared: PreparedRecord | undefined) =>
-      Effect.zipRight(
-        recordPermits.release(1),
-        prepared?.largePayload === undefined ? Effect.void : FiberSet.run(
-          handlers,
-          Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
-        )
-      ).pipe(Effect.zipRight(Effect.sync(() => pending.result.done(Exit.fail(closedError)))))
+    const withdraw = (pending: Pending, prepared: PreparedRecord | undefined): Effect.Effect<void> => {
+      releasePermits(1)
+      pending.settle(Exit.fail(closedError))
+      return prepared?.largePayload === undefined ? Effect.void : FiberSet.run(
+        handlers,
+        Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
+      )
+    }
 
     /**
-     * Accepts prepared records in order: each takes its bytes of `maxBufferedBytes` (waiting
-     * for room) and becomes ready; a withdrawn record is dropped instead.
+     * Accepts prepared records in order, from `from`: each takes its bytes of
+     * `maxBufferedBytes` and becomes ready; a withdrawn record is dropped instead. Runs as
+     * one synchronous loop (one clock reading for the records accepted together), and waits
+     * only when a record finds no room, to go on from it.
      */
-    const admit = (group: ReadonlyArray<Pending>, prepared: ReadonlyArray<PreparedRecord>) =>
-      Effect.gen(function*() {
-        for (const record of prepared) {
+    const admit = (
+      group: ReadonlyArray<Pending>,
+      prepared: ReadonlyArray<PreparedRecord>,
+      from: number
+    ): Effect.Effect<void> =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        let withdrawn: Array<Effect.Effect<void>> | undefined
+        for (let i = from; i < prepared.length; i++) {
+          const record = prepared[i]!
           const pending = group[record.index]!
           const bytes = record.data.length + Buffer.byteLength(record.partitionKeyPrefix) + attemptDigits
-          while (!closed && !pending.cancelled && bufferedBytes + bytes > options.maxBufferedBytes) {
+          if (!closed && pending.stage === "Queued" && bufferedBytes + bytes > options.maxBufferedBytes) {
             room.unsafeClose()
-            yield* room.await
+            const rest = Effect.zipRight(room.await, Effect.suspend(() => admit(group, prepared, i)))
+            return withdrawn === undefined ? rest : Effect.zipRight(Effect.all(withdrawn, { discard: true }), rest)
           }
-          if (closed || pending.cancelled) {
-            yield* withdraw(pending, record)
+          if (closed || pending.stage !== "Queued") {
+            ;(withdrawn ??= []).push(withdraw(pending, record))
             continue
           }
-          const now = yield* Clock.currentTimeMillis
-          const entry = new Entry(record, bytes, now, now + ttlMillis, pending.result)
+          const entry = new Entry(record, bytes, now, now + ttlMillis, pending)
           outstanding.add(entry)
           bufferedBytes += bytes
-          pending.accepted = true
+          pending.stage = "Accepted"
           makeReady(entry, now)
-          reapable.unsafeOpen()
         }
+        reapable.unsafeOpen()
+        return withdrawn === undefined ? Effect.void : Effect.all(withdrawn, { discard: true })
       })
 
     /** Fails a send whose record could not be prepared; its permit goes back. */
     const refuse = (pending: Pending, exit: Exit.Exit<never, SendError>) =>
-      Effect.zipRight(recordPermits.release(1), Effect.sync(() => pending.result.done(exit)))
+      Effect.sync(() => {
+        releasePermits(1)
+        pending.settle(exit)
+      })
 
     /**
      * Prepares a group of records as one batch, then accepts them. A batch that fails is
@@ -715,7 +811,7 @@ export const makeProducer = (
      */
     const prepareGroup = (group: ReadonlyArray<Pending>): Effect.Effect<void> =>
       Effect.flatMap(Effect.exit(writer.prepare(group.map((p) => p.record))), (exit): Effect.Effect<void> => {
-        if (Exit.isSuccess(exit)) return admit(group, exit.value.records)
+        if (Exit.isSuccess(exit)) return admit(group, exit.value.records, 0)
         if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
         if (group.length === 1) return refuse(group[0]!, Exit.failCause(Cause.map(exit.cause, unindexed)))
         const error = Cause.failureOption(exit.cause)
@@ -732,6 +828,16 @@ export const makeProducer = (
         return Effect.zipRight(prepareGroup(group.slice(0, half)), prepareGroup(group.slice(half)))
       })
 
+    /** Withdraws the sends of a group that are neither accepted nor settled. */
+    const withdrawUnaccepted = (group: ReadonlyArray<Pending>) =>
+      Effect.suspend(() => {
+        const withdrawn: Array<Effect.Effect<void>> = []
+        for (const p of group) {
+          if (p.stage === "Queued" || p.stage === "Cancelled") withdrawn.push(withdraw(p, undefined))
+        }
+        return Effect.all(withdrawn, { discard: true })
+      })
+
     /**
      * Takes what is waiting for preparation, up to a call's worth, and prepares it as one
      * batch. Interrupted (at shutdown), it refuses the records it holds.
@@ -745,55 +851,54 @@ export const makeProducer = (
       toPrepare = taken === toPrepare ? [] : toPrepare.slice(MAX_CALL_RECORDS)
       const group: Array<Pending> = []
       for (const pending of taken) {
-        if (pending.cancelled) yield* withdraw(pending, undefined)
+        if (pending.stage === "Cancelled") yield* withdraw(pending, undefined)
         else group.push(pending)
       }
       if (group.length === 0) return
-      yield* prepareGroup(group).pipe(
-        Effect.onInterrupt(() =>
-          Effect.forEach(group, (p) => p.accepted || p.result.isDone ? Effect.void : withdraw(p, undefined), {
-            discard: true
-          })
-        )
-      )
+      yield* prepareGroup(group).pipe(Effect.onInterrupt(() => withdrawUnaccepted(group)))
     })
 
     for (let i = 0; i < PREPARERS; i++) yield* FiberSet.run(fibers, Effect.forever(prepareOne))
 
-    /** Refuses the records waiting for a preparer: the producer is closed. */
+    /** Refuses the records waiting for a preparer, and the sends waiting for room: the producer is closed. */
     const refusePending = () => {
+      const waiting = [...waitingForRoom]
+      waitingForRoom.clear()
+      for (const pending of waiting) pending.settle(Exit.fail(closedError))
       const refused = toPrepare
       toPrepare = []
-      return Effect.forEach(refused, (p) => withdraw(p, undefined), { discard: true })
+      return withdrawUnaccepted(refused)
     }
-
-    /**
-     * Admission, up to the wait: a record permit (waiting for room), then the record waits
-     * for a preparer; or `ProducerClosedError` once the producer is closed (also for a send
-     * that was waiting for room).
-     */
-    const enqueue = (record: DataFileV1): Effect.Effect<Pending, ProducerClosedError> =>
-      Effect.uninterruptibleMask((restore) =>
-        closed ? closedError : Effect.flatMap(restore(recordPermits.take(1)), () => {
-          if (closed) return Effect.zipRight(recordPermits.release(1), closedError)
-          const pending: Pending = { record, result: new OneShot(), cancelled: false, accepted: false }
-          toPrepare.push(pending)
-          preparable.unsafeOpen()
-          return Effect.succeed(pending)
-        })
-      )
-
-    /** Waits for a send's outcome; interrupted before its record is accepted, withdraws the record. */
-    const outcome = (pending: Pending): Effect.Effect<RecordReceipt, SendError> =>
-      Effect.onInterrupt(pending.result.await(), () =>
-        Effect.sync(() => {
-          pending.cancelled = true
-        }))
 
     // No span per send: at thousands of records a second its cost matched the send's own.
     // Each call has its span (`KinesisProducer.call`, with its record count).
+    /**
+     * A send is one suspension of its fiber: it takes a record permit or waits in line for
+     * one, and its record goes to a preparer, without a fiber operation; the entry its
+     * record becomes settles it. Its interruption is seen when its fiber ends (a fiber
+     * observer, much cheaper per send than an interruption handler): a record not accepted
+     * by then is withdrawn.
+     */
     const send = (record: DataFileV1): Effect.Effect<RecordReceipt, SendError> =>
-      Effect.flatMap(enqueue(record), outcome)
+      Effect.withFiberRuntime<RecordReceipt, SendError>((fiber) =>
+        Effect.async<RecordReceipt, SendError>((resume) => {
+          if (closed) return resume(Exit.fail(closedError))
+          const pending = new Pending(record, resume)
+          // (Closures made per send are passed inline: a named one costs a `name` definition in some builds.)
+          pending.watch(fiber, () => cancel(pending))
+          offer(pending)
+        })
+      )
+
+    /** Waits until every entry of `entries`, from `from`, has settled. */
+    const awaitSettled = (entries: ReadonlyArray<Entry>, from: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        let i = from
+        while (i < entries.length && entries[i]!.phase._tag === "Settled") i++
+        if (i === entries.length) return Effect.void
+        settledSome.unsafeClose()
+        return Effect.zipRight(settledSome.await, awaitSettled(entries, i))
+      })
 
     const flush: Effect.Effect<void> = Effect.suspend(() => {
       const pending = [...outstanding]
@@ -803,39 +908,51 @@ export const makeProducer = (
           flushing++
           wake.unsafeOpen()
         }),
-        () => Effect.forEach(pending, (e) => Effect.exit(e.done.await()), { discard: true }),
+        () => awaitSettled(pending, 0),
         () => Effect.sync(() => flushing--)
       )
     }).pipe(Effect.withSpan(Spans.flush, { attributes: { [Attributes.streamName]: streamName } }))
 
     type SinkFailure = ProducerSinkError["undelivered"][number]
-    const sink: Sink.Sink<void, DataFileV1, DataFileV1, ProducerSinkError> = Sink.unwrapScoped(Effect.gen(function*() {
-      const watchers = yield* FiberSet.make()
+    const sink: Sink.Sink<void, DataFileV1, DataFileV1, ProducerSinkError> = Sink.unwrap(Effect.gen(function*() {
       const failures: Array<SinkFailure> = []
       let delivered = 0
+      /** Elements whose send has not settled. */
+      let unsettled = 0
+      /** Open while every element's send has settled. */
+      const allSettled = yield* Effect.makeLatch(true)
+      /**
+       * Sends an element; waits only for its record permit (backpressure), not for its
+       * outcome, which is counted when it comes. False once the producer is closed.
+       */
       const consume = (record: DataFileV1) =>
-        Effect.matchEffect(enqueue(record), {
-          onFailure: (error) =>
-            Effect.sync(() => {
-              failures.push({ record, error })
-              return false
-            }),
-          onSuccess: (pending) =>
-            Effect.as(
-              FiberSet.run(
-                watchers,
-                Effect.match(pending.result.await(), {
-                  onFailure: (error) => failures.push({ record, error }),
-                  onSuccess: () => delivered++
-                })
-              ),
-              true
-            )
+        Effect.async<boolean>((resume) => {
+          if (closed) {
+            failures.push({ record, error: closedError })
+            return resume(Effect.succeed(false))
+          }
+          unsettled++
+          allSettled.unsafeClose()
+          let admitted = false
+          const pending = new Pending(record, (exit) => {
+            unsettled--
+            if (Exit.isSuccess(exit)) delivered++
+            else Option.map(Cause.failureOption(exit.cause), (error) => failures.push({ record, error }))
+            if (unsettled === 0) allSettled.unsafeOpen()
+            // Refused while waiting for room: the producer closed.
+            if (!admitted) resume(Effect.succeed(false))
+          })
+          pending.onQueued = () => {
+            admitted = true
+            resume(Effect.succeed(true))
+          }
+          offer(pending)
+          return Effect.sync(() => cancel(pending))
         })
       return Sink.forEachWhile(consume).pipe(
         Sink.mapEffect(() =>
           Effect.zipRight(
-            FiberSet.awaitEmpty(watchers),
+            allSettled.await,
             Effect.suspend(() =>
               failures.length === 0
                 ? Effect.void
@@ -855,8 +972,7 @@ export const makeProducer = (
         closed = true
         draining = true
         yield* refusePending()
-        // Wakes every send waiting for room, and the preparers: each sees `closed` and refuses.
-        yield* recordPermits.resize(Number.MAX_SAFE_INTEGER)
+        // Wakes the preparers waiting for room: each sees `closed` and refuses.
         room.unsafeOpen()
         wake.unsafeOpen()
         // Finalizers run uninterruptibly: the waits must be made interruptible for their timeouts to stop them.
