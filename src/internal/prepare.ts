@@ -35,7 +35,7 @@ import { EventLoopSlice } from "./eventLoop.js"
 import { gzipBound } from "./gzipBound.js"
 import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort, leftBehind } from "./orphans.js"
-import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
+import { partitionKeyPrefixes } from "./partitionKey.js"
 import { withRequestTimeout } from "./timeout.js"
 
 /**
@@ -220,6 +220,7 @@ export const serializeBatch = (
   Effect.gen(function*() {
     const { config } = context
     const guard = recordLimitGuard(context)
+    const partitionKeyPrefixOf = partitionKeyPrefixes(config, config.distributionFactor)
     const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime }, undefined, context.packBuffers)
     // Time slices rather than record counts: records range from bytes to a megabyte.
     const slice = new EventLoopSlice()
@@ -239,7 +240,7 @@ export const serializeBatch = (
         const serialized = serializeDataFileSync(record, index)
         if (Either.isLeft(serialized)) return yield* serialized.left
         const dataFileBytes = serialized.right
-        const partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
+        const partitionKeyPrefix = partitionKeyPrefixOf(record.filePath)
         const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
           const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
