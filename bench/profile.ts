@@ -1,6 +1,6 @@
 /**
- * The P1 case at 50 columns under `node --cpu-prof`, in child processes: `writeBatch` with
- * the default single compression worker, `writeBatch` with gzip on the main thread
+ * The P1 case at 50 columns (`--profile-columns N` for another count) under `node --cpu-prof`,
+ * in child processes: `writeBatch` with the default single compression worker, `writeBatch` with gzip on the main thread
  * (compressionWorkers 0), and the floor loop. Only the samples of the timed window count
  * (module loading, record generation and warm-up are left out); tsx's transformed positions
  * are mapped back to source lines. Prints busy time per thread, microseconds per record by
@@ -35,6 +35,9 @@ export interface ProfileCase {
 const SLICES = 20
 
 const RECORDS = 4_000
+/** Records per case by column count: about a second of the floor's work each. */
+const RECORDS_BY_COLUMNS = (columns: number): number =>
+  columns <= 50 ? RECORDS : Math.max(200, Math.round((RECORDS * 50) / columns / 100) * 100)
 /** `--smoke`: two of the children (one per mode of profileTarget.ts) at a tiny size (the figures mean nothing). */
 const SMOKE_RECORDS = 100
 
@@ -43,12 +46,15 @@ export interface ProfileOptions {
   readonly smoke?: boolean
   /** Stops the section: the child in progress is killed, its directory removed. */
   readonly signal?: AbortSignal | undefined
+  /** Columns of the records (default 50, P1's middle case). */
+  readonly columns?: number | undefined
 }
 
 const runCase = async (
   label: string,
   args: ReadonlyArray<string>,
   records: number,
+  columns: number,
   signal: AbortSignal | undefined
 ): Promise<ProfileCase> => {
   const dir = mkdtempSync(join(tmpdir(), "cygnus-bench-prof-"))
@@ -56,7 +62,7 @@ const runCase = async (
     const target = fileURLToPath(new URL("./profileTarget.ts", import.meta.url))
     await new Promise<void>((resolve, reject) => {
       signal?.throwIfAborted()
-      const child = fork(target, [dir, ...args, String(records)], {
+      const child = fork(target, [dir, ...args, String(records), String(columns)], {
         execArgv: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--import", "tsx"],
         stdio: ["ignore", "inherit", "inherit", "ipc"]
       })
@@ -126,29 +132,33 @@ const print = (c: ProfileCase): void => {
 }
 
 export const runProfile = async (options: ProfileOptions = {}): Promise<ReadonlyArray<ProfileCase>> => {
-  const records = options.smoke === true ? SMOKE_RECORDS : RECORDS
-  section("Profile of the P1 case at 50 columns (node --cpu-prof, timed window only)")
-  console.log(`${int(records)} records of 50 columns per case, after 2 warm-up batches; child processes started with`)
+  const columns = options.columns ?? 50
+  const records = options.smoke === true ? SMOKE_RECORDS : RECORDS_BY_COLUMNS(columns)
+  section(`Profile of the P1 case at ${columns} columns (node --cpu-prof, timed window only)`)
   console.log(
-    "`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor [workers]`."
+    `${int(records)} records of ${columns} columns per case, after 2 warm-up batches; child processes started with`
+  )
+  console.log(
+    "`node --cpu-prof --cpu-prof-dir=<tmp> --import tsx bench/profileTarget.ts <tmp> writer|floor workers records columns`."
   )
   const cases: Array<ProfileCase> = []
   const all = [
     ["writeBatch, default (1 compression worker)", ["writer", "1"]],
     ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
-    ["floor loop (create + toBinary + gzipSync per record)", ["floor"]]
+    // The floor has no workers: its "0" only keeps the positions of the arguments after it.
+    ["floor loop (create + toBinary + gzipSync per record)", ["floor", "0"]]
   ] as const
   if (options.smoke === true) {
     // One child per mode of profileTarget.ts (writer, floor), side by side: each spends seconds
     // loading modules, and these profiles mean nothing anyway. Printed in order.
     const smokeCases = await Promise.all(
-      [all[0], all[2]].map(([label, args]) => runCase(label, args, records, options.signal))
+      [all[0], all[2]].map(([label, args]) => runCase(label, args, records, columns, options.signal))
     )
     smokeCases.forEach(print)
     return smokeCases
   }
   for (const [label, args] of all) {
-    const c = await runCase(label, args, records, options.signal)
+    const c = await runCase(label, args, records, columns, options.signal)
     print(c)
     cases.push(c)
   }

@@ -1,10 +1,10 @@
 /**
- * The P1 case at 50 columns under `node --cpu-prof`: a child process (started by
+ * The P1 case (50 columns unless told) under `node --cpu-prof`: a child process (started by
  * `profile.ts`) that generates records, warms up, then runs `writeBatch` (or the floor loop)
  * for the profiled window and writes the window's bounds (monotonic clock, microseconds, the
  * clock of the .cpuprofile files) next to the profiles.
  *
- *   node --cpu-prof --cpu-prof-dir=DIR --import tsx bench/profileTarget.ts DIR writer|floor [workers] [records]
+ *   node --cpu-prof --cpu-prof-dir=DIR --import tsx bench/profileTarget.ts DIR writer|floor [workers] [records] [columns]
  */
 import { readdirSync, writeFileSync } from "node:fs"
 import { findSourceMap } from "node:module"
@@ -18,6 +18,7 @@ const dir = process.argv[2] ?? "."
 const mode = process.argv[3] ?? "writer"
 const workers = Number(process.argv[4] ?? "1")
 const records = Number(process.argv[5] ?? "4000")
+const columns = Number(process.argv[6] ?? "50")
 const micros = () => Number(process.hrtime.bigint() / 1000n)
 
 /**
@@ -44,8 +45,11 @@ const dumpSourceMaps = () => {
   writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
 }
 
-// 2,000 distinct records, fewer for a smaller run (`--smoke`).
-const pool = RecordGenerator.makeDataFiles(Math.min(2_000, records), { columns: 50, seed: 50_000 })
+// 2,000 distinct records (P1's pool at 50 columns; 300 at 500), fewer for a smaller run (`--smoke`).
+const pool = RecordGenerator.makeDataFiles(Math.min(columns >= 500 ? 300 : 2_000, records), {
+  columns,
+  seed: 1_000 * columns
+})
 if (mode === "floor") {
   for (let i = 0; i < 2; i++) handLoop(pool, true)
   const batch = cycle(pool, records)

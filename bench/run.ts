@@ -10,6 +10,7 @@
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
  *   npm run bench -- --only p2 --p2-fidelity       # P2 also on kinesalite (one round; may pass the bound when loaded)
+ *   npm run bench -- --only profile --profile-columns 500   # the profile at another column count (default 50)
  *   npm run bench -- --only micro                  # the encode path step by step (not in the default run)
  *
  * `--smoke` is the CI check: it exits non-zero when a section fails or hits its bound, and
@@ -79,6 +80,7 @@ const selected = new Set<Section>(requested as Array<Section>)
 const distributionFactor = argValue("--p3-distribution-factor")
 const delayMs = argValue("--p2-delay-ms")
 const p2Fidelity = process.argv.includes("--p2-fidelity")
+const profileColumns = argValue("--profile-columns")
 
 const git = (args: ReadonlyArray<string>): string => {
   try {
@@ -234,7 +236,12 @@ for (const section of order) {
       await runSection(section, () => runAggregation({ smoke }))
       break
     case "profile":
-      await runSection(section, (signal) => runProfile({ smoke, signal }))
+      await runSection(section, (signal) =>
+        runProfile({
+          smoke,
+          signal,
+          columns: profileColumns === undefined ? undefined : Number(profileColumns)
+        }))
       break
     case "micro":
       await runSection(section, async () => runMicro())

@@ -46,6 +46,7 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
           if (Either.isLeft(gz)) return yield* gz.left
           out[i] = gz.right
         }
+        packed.recycle?.(packed.buffer)
         return out
       })
   })
@@ -104,8 +105,13 @@ export class Compressor extends Context.Tag("cygnus-kinesis-writer/Compressor")<
         gzipPacked: (packed, level) =>
           isSmall(packed, minBatch)
             ? Compressor.mainThread.gzipPacked(packed, level)
-            : Effect.suspend(() => pool.executeEffect({ level, ...packed })).pipe(
-              Effect.map(unpack),
+            : Effect.suspend(() => pool.executeEffect({ level, buffer: packed.buffer, offsets: packed.offsets })).pipe(
+              Effect.map((response) => {
+                // The worker sends the packed buffer back with the answer (a worker of the
+                // caller's own `spawn` may not), for the packing of later chunks.
+                if (response.input !== undefined) packed.recycle?.(response.input)
+                return unpack(response)
+              }),
               Effect.mapError((cause) =>
                 new CompressionError({
                   reason: typeof cause === "string" ? cause : `compression worker failed: ${cause.message}`,
@@ -242,8 +248,15 @@ const missingGzipWorker = (): string | undefined => {
   return existsSync(path) ? undefined : `${path} is missing (bundled without it?)`
 }
 
-interface GzipRequest extends PackedPayloads {
+interface GzipRequest {
   readonly level: number
+  readonly buffer: Uint8Array
+  readonly offsets: Uint32Array
 }
 
-type GzipResponse = PackedPayloads
+/** The gzip'd payloads, packed, and the request's buffer, sent back (transferred) for reuse. */
+interface GzipResponse {
+  readonly buffer: Uint8Array
+  readonly offsets: Uint32Array
+  readonly input?: Uint8Array | undefined
+}

@@ -4,8 +4,9 @@ import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { Compressor } from "../src/Compressor.js"
 import { KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../src/index.js"
-import { pack } from "../src/internal/envelopePacker.js"
+import { EnvelopePacker, pack, PackBuffers } from "../src/internal/envelopePacker.js"
 import { gzipBound } from "../src/internal/gzipBound.js"
+import { gzip, gzipView } from "../src/internal/gzipEngine.js"
 import { gzipOptions } from "../src/internal/gzipOptions.js"
 import { RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
@@ -55,6 +56,75 @@ describe("gzip options sized to the payload", () => {
       }),
       { numRuns: 300 }
     ))
+})
+
+describe("gzip on zlib's native handle (gzipEngine)", () => {
+  // No stream object and a reused output buffer: the output must be zlib.gzipSync's byte for
+  // byte, whatever was compressed before it (a reset deflate stream fails this: its window
+  // keeps the previous payload), across the 16 KiB output windows (level 0 cuts its stored
+  // blocks by them) and past 1 MiB.
+  const payload = fc.oneof(
+    fc.uint8Array({ maxLength: 70_000 }),
+    fc.integer({ min: 0, max: 1_200_000 }).map((n) => new Uint8Array(n).fill(7)),
+    fc.uint8Array({ maxLength: 40_000 }).map((bytes) => bytes.map((b) => b & 3))
+  )
+  it("gives zlib.gzipSync's bytes at every level, payload after payload", () =>
+    fc.assert(
+      fc.property(fc.array(payload, { minLength: 1, maxLength: 4 }), fc.integer({ min: -1, max: 9 }), (xs, level) => {
+        for (const bytes of xs) {
+          const expected = Zlib.gzipSync(bytes, { level })
+          assert.isTrue(expected.equals(gzip(bytes, level)))
+          assert.isTrue(expected.equals(gzipView(bytes, level)))
+        }
+      }),
+      { numRuns: 150 }
+    ))
+
+  it("an invalid level throws zlib's error", () => {
+    assert.throws(() => gzip(new Uint8Array([1]), 42), /level/)
+  })
+})
+
+describe("packing buffers given back", () => {
+  const info = { creationTime: 1n, accountId: "a", logGroupId: "g", schemaName: "s" }
+  const packed = (buffers: PackBuffers) => {
+    const packer = new EnvelopePacker(info, 64 * 1024, buffers)
+    for (const bytes of payloads) packer.add(bytes, "s3://b/f.parquet", "id")
+    return packer.take()
+  }
+
+  it.scoped("the worker pool sends the packed buffer back and the packer writes the next chunk into it", () =>
+    Effect.gen(function*() {
+      const compressor = yield* Compressor.makeWorkerPool({ workers: 1 })
+      const buffers = new PackBuffers()
+      const first = packed(buffers)
+      const gz = yield* compressor.gzipPacked(first, 6)
+      gz.forEach((g, i) => assert.isTrue(Zlib.gunzipSync(g).length > payloads[i]!.length))
+      // Transferred to the worker and back: the packer's next buffer is that memory again.
+      assert.strictEqual(first.buffer.buffer.byteLength, 0)
+      const reused = buffers.acquire(1)
+      assert.isAtLeast(reused.length, first.buffer.length)
+    }))
+
+  it.effect("the calling thread gives it back once it is read, and the output does not depend on it", () =>
+    Effect.gen(function*() {
+      const buffers = new PackBuffers()
+      const first = packed(buffers)
+      const gz = yield* Compressor.mainThread.gzipPacked(first, 6)
+      const again = buffers.acquire(1)
+      assert.strictEqual(again.buffer, first.buffer.buffer)
+      again.fill(0)
+      gz.forEach((g, i) => assert.isTrue(Zlib.gunzipSync(g).length > payloads[i]!.length))
+    }))
+
+  it("keeps at most maxSpare buffers and maxSpareBytes, the largest", () => {
+    const buffers = new PackBuffers(2, 1000)
+    for (const n of [100, 300, 200, 2000]) buffers.release(new ArrayBuffer(n))
+    assert.strictEqual(buffers.acquire(1).length, 300)
+    assert.strictEqual(buffers.acquire(1).length, 200)
+    // None left: a new buffer of the size asked for.
+    assert.strictEqual(buffers.acquire(50).length, 50)
+  })
 })
 
 describe("the writer's compression pool", () => {

@@ -35,7 +35,7 @@ import {
 } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema } from "../gen/cygnus/v1/data_file_pb.js"
-import { gzipOptions } from "./gzipOptions.js"
+import { gzip } from "./gzipEngine.js"
 
 /**
  * zlib's default compression level (6). Level 1 is faster and compresses a little less.
@@ -186,7 +186,7 @@ export const gzipSync = (
   level: number = DEFAULT_COMPRESSION_LEVEL
 ): Either.Either<Uint8Array, CompressionError> => {
   try {
-    return Either.right(Zlib.gzipSync(bytes, gzipOptions(bytes.length, level)))
+    return Either.right(gzip(bytes, level))
   } catch (cause) {
     return Either.left(new CompressionError({ reason: errorText(cause), cause }))
   }

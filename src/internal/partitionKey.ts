@@ -18,6 +18,18 @@ const utf8 = new TextEncoder()
  */
 export const fnv1a32 = (text: string): number => {
   let hash = 0x811c9dc5
+  // ASCII (the usual path) is its own UTF-8: no encoding, no allocation.
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) return fnv1a32Utf8(text)
+    hash ^= c
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return hash >>> 0
+}
+
+const fnv1a32Utf8 = (text: string): number => {
+  let hash = 0x811c9dc5
   const bytes = utf8.encode(text)
   for (let i = 0; i < bytes.length; i++) {
     hash ^= bytes[i]!
@@ -52,6 +64,21 @@ export interface PartitionKeyParts {
  */
 export const partitionKeyPrefix = (parts: PartitionKeyParts, filePath: string, distributionFactor: number): string =>
   `${parts.logGroupId}-${parts.schemaName}-${distributionBucket(filePath, distributionFactor)}-`
+
+/**
+ * {@link partitionKeyPrefix} for many records of one configuration: the prefixes of the
+ * `distributionFactor` buckets are made once, so a record costs its hash and no new string.
+ *
+ * @internal
+ */
+export const partitionKeyPrefixes = (
+  parts: PartitionKeyParts,
+  distributionFactor: number
+): (filePath: string) => string => {
+  const buckets = Math.max(1, Math.floor(distributionFactor))
+  const prefixes = Array.from({ length: buckets }, (_, bucket) => `${parts.logGroupId}-${parts.schemaName}-${bucket}-`)
+  return (filePath) => prefixes[fnv1a32(filePath) % buckets]!
+}
 
 /**
  * The partition key of a record for an attempt (0 for the first try).

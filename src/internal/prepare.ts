@@ -29,12 +29,13 @@ import { backoff } from "./backoff.js"
 import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { ResolvedWriterConfig } from "./config.js"
+import type { PackBuffers } from "./envelopePacker.js"
 import { EnvelopePacker } from "./envelopePacker.js"
 import { EventLoopSlice } from "./eventLoop.js"
 import { gzipBound } from "./gzipBound.js"
 import { KinesisLimits } from "./limits.js"
 import { deleteBestEffort, leftBehind } from "./orphans.js"
-import { partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
+import { partitionKeyPrefixes } from "./partitionKey.js"
 import { withRequestTimeout } from "./timeout.js"
 
 /**
@@ -102,6 +103,8 @@ export interface PrepareContext {
   readonly store: LargePayloadStore["Type"]
   readonly compressor: Compressor["Type"]
   readonly creationTime: bigint
+  /** The writer's spare packing buffers, given back by the compressor (none: a new buffer per chunk). */
+  readonly packBuffers?: PackBuffers | undefined
 }
 
 /**
@@ -145,8 +148,11 @@ export interface SerializedChunk {
   readonly packed: ReadonlyArray<PackedSlot>
   /** Envelope sizes before gzip, in packing order. */
   readonly envelopeSizes: ReadonlyArray<number>
-  /** The gzip'd envelopes, in packing order. */
-  readonly compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>
+  /**
+   * The gzip'd envelopes, in packing order: the compressions of the chunk's parts (see
+   * `COMPRESSION_PART_BYTES`), in order.
+   */
+  readonly compressed: ReadonlyArray<Fiber.Fiber<Array<Uint8Array>, CompressionError>>
 }
 
 /** A batch after phase 1: every record `Packed` or `Ready`. */
@@ -214,7 +220,8 @@ export const serializeBatch = (
   Effect.gen(function*() {
     const { config } = context
     const guard = recordLimitGuard(context)
-    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
+    const partitionKeyPrefixOf = partitionKeyPrefixes(config, config.distributionFactor)
+    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime }, undefined, context.packBuffers)
     // Time slices rather than record counts: records range from bytes to a megabyte.
     const slice = new EventLoopSlice()
     const slots: Array<RecordSlot> = new Array(records.length)
@@ -224,6 +231,8 @@ export const serializeBatch = (
       const end = Math.min(records.length, start + COMPRESSION_CHUNK)
       const packed: Array<PackedSlot> = []
       const envelopeSizes: Array<number> = []
+      const compressed: Array<Fiber.Fiber<Array<Uint8Array>, CompressionError>> = []
+      let partBytes = 0
       // The hot loop: plain code over Eithers, no fiber or closure per record.
       for (let index = start; index < end; index++) {
         if (slice.spent()) yield* slice.yield
@@ -231,7 +240,7 @@ export const serializeBatch = (
         const serialized = serializeDataFileSync(record, index)
         if (Either.isLeft(serialized)) return yield* serialized.left
         const dataFileBytes = serialized.right
-        const partitionKeyPrefix = partitionKeyPrefixOf(config, record.filePath, config.distributionFactor)
+        const partitionKeyPrefix = partitionKeyPrefixOf(record.filePath)
         const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
           const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
@@ -246,7 +255,15 @@ export const serializeBatch = (
           const slot: PackedSlot = { _tag: "Packed", entry, partitionKeyPrefix }
           slots[index] = slot
           packed.push(slot)
-          envelopeSizes.push(packer.add(dataFileBytes, record.filePath, entry.recordId))
+          const size = packer.add(dataFileBytes, record.filePath, entry.recordId)
+          envelopeSizes.push(size)
+          partBytes += size
+          if (partBytes >= COMPRESSION_PART_BYTES) {
+            compressed.push(
+              yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel))
+            )
+            partBytes = 0
+          }
           continue
         }
         const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
@@ -258,9 +275,9 @@ export const serializeBatch = (
           slots[index] = { _tag: "Ready", prepared: built }
         }
       }
-      const compressed = packed.length === 0
-        ? Fiber.succeed<Array<Uint8Array>>([])
-        : yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel))
+      if (partBytes > 0) {
+        compressed.push(yield* Effect.forkScoped(context.compressor.gzipPacked(packer.take(), config.compressionLevel)))
+      }
       chunks.push({ start, end, packed, envelopeSizes, compressed })
     }
     // Objects written (or perhaps written: an upload whose answer was lost) when the build
@@ -305,7 +322,8 @@ export const compressChunk = (
   batch: SerializedBatch,
   chunk: SerializedChunk
 ): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
-  Effect.map(Fiber.join(chunk.compressed), (gz) => {
+  Effect.map(Effect.forEach(chunk.compressed, Fiber.join), (parts) => {
+    const gz = parts.length === 1 ? parts[0]! : parts.flat()
     const out: Array<PreparedRecord> = new Array(chunk.end - chunk.start)
     chunk.packed.forEach((slot, i) => {
       const entry = slot.entry
@@ -362,6 +380,14 @@ const withLeftBehind = (error: PrepareError, objects: ReadonlyArray<PayloadLocat
 
 /** Records per compression chunk: a full PutRecords call's worth. */
 export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall
+
+/**
+ * Envelope bytes after which the part of a chunk packed so far goes to the compressor, before
+ * the chunk is complete: a chunk of large records (500 of 30 KB at 500 columns) would
+ * otherwise leave the compression worker idle while it is serialized, and the calling thread
+ * idle while it is compressed. A chunk of small records (below 2 KiB each) is one part.
+ */
+export const COMPRESSION_PART_BYTES = 1024 * 1024
 
 const info = (context: PrepareContext, entry: BatchEntry) => ({
   filePath: entry.record.filePath,

@@ -23,6 +23,7 @@ import type { KinesisWriterOptions } from "./config.js"
 import { resolveWriterConfig } from "./config.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
+import { PackBuffers } from "./envelopePacker.js"
 import type { DeliveryLedger } from "./ledger.js"
 import { KinesisLimits } from "./limits.js"
 import type { DeleteReport } from "./orphans.js"
@@ -77,6 +78,8 @@ export const make = (
     )
     const sender = makeSender(config, kinesis, metrics, recordLimitBytes)
     const stream = config.streamName
+    // Packing buffers the compressor is done with, reused by the next chunks (this writer's batches only).
+    const packBuffers = new PackBuffers()
 
     const context = Effect.map(Clock.currentTimeMillis, (now): PrepareContext => ({
       config,
@@ -84,7 +87,8 @@ export const make = (
       store,
       compressor,
       // Whole milliseconds: a test clock may stand between two.
-      creationTime: BigInt(Math.floor(now))
+      creationTime: BigInt(Math.floor(now)),
+      packBuffers
     }))
 
     const prepare = Effect.fn(SpanNames.prepare)(function*(records: ReadonlyArray<DataFileV1>) {
