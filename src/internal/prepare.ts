@@ -29,6 +29,7 @@ import { backoff } from "./backoff.js"
 import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { ResolvedWriterConfig } from "./config.js"
+import { DataFileEncoder } from "./dataFileEncoder.js"
 import type { PackBuffers } from "./envelopePacker.js"
 import { EnvelopePacker } from "./envelopePacker.js"
 import { EventLoopSlice } from "./eventLoop.js"
@@ -221,7 +222,13 @@ export const serializeBatch = (
     const { config } = context
     const guard = recordLimitGuard(context)
     const partitionKeyPrefixOf = partitionKeyPrefixes(config, config.distributionFactor)
-    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime }, undefined, context.packBuffers)
+    const info = { ...config, creationTime: context.creationTime }
+    const packer = new EnvelopePacker(info, undefined, context.packBuffers)
+    // Each record's DataFileV1 is written into the encoder's one buffer and copied out at once
+    // (into the packed chunk, or into bytes of its own when it is kept): no writer, chunk list
+    // or map-entry garbage per record, as `toBinary` makes. Records it leaves to `toBinary`
+    // get the same bytes, or the same error, from there.
+    const encoder = new DataFileEncoder(info, ENCODER_BYTES)
     // Time slices rather than record counts: records range from bytes to a megabyte.
     const slice = new EventLoopSlice()
     const slots: Array<RecordSlot> = new Array(records.length)
@@ -237,13 +244,23 @@ export const serializeBatch = (
       for (let index = start; index < end; index++) {
         if (slice.spent()) yield* slice.yield
         const record = records[index]!
-        const serialized = serializeDataFileSync(record, index)
-        if (Either.isLeft(serialized)) return yield* serialized.left
-        const dataFileBytes = serialized.right
+        encoder.reset()
+        // A view of the encoder's buffer: valid until the next record's `reset`.
+        let dataFileBytes = encoder.encode(record)
+        if (dataFileBytes === undefined) {
+          const serialized = serializeDataFileSync(record, index)
+          if (Either.isLeft(serialized)) return yield* serialized.left
+          dataFileBytes = serialized.right
+        }
         const partitionKeyPrefix = partitionKeyPrefixOf(record.filePath)
         const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
-          const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          const slot: OffloadSlot = {
+            _tag: "Offload",
+            entry,
+            partitionKeyPrefix,
+            dataFileBytes: new Uint8Array(dataFileBytes)
+          }
           slots[index] = slot
           offload.push(slot)
           continue
@@ -268,7 +285,12 @@ export const serializeBatch = (
         }
         const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
         if (!guard.fits(built.data.length, keyBytes)) {
-          const slot: OffloadSlot = { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }
+          const slot: OffloadSlot = {
+            _tag: "Offload",
+            entry,
+            partitionKeyPrefix,
+            dataFileBytes: new Uint8Array(dataFileBytes)
+          }
           slots[index] = slot
           offload.push(slot)
         } else {
@@ -380,6 +402,9 @@ const withLeftBehind = (error: PrepareError, objects: ReadonlyArray<PayloadLocat
 
 /** Records per compression chunk: a full PutRecords call's worth. */
 export const COMPRESSION_CHUNK = KinesisLimits.maxRecordsPerCall
+
+/** The encoder's first buffer: one record at a time is in it, and it grows for a larger one. */
+const ENCODER_BYTES = 64 * 1024
 
 /**
  * Envelope bytes after which the part of a chunk packed so far goes to the compressor, before
