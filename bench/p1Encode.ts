@@ -8,7 +8,7 @@
 import type { Layer } from "effect"
 import { availableParallelism } from "node:os"
 import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
-import { KinesisWriter } from "../src/index.js"
+import { KinesisWriter, WriterDefaults } from "../src/index.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import type { Candidate, Measure } from "./common.js"
 import {
@@ -103,7 +103,10 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   console.log(
     "(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,"
   )
-  console.log("default options (compressionWorkers 1, level -1 = 6), writer layer built once per configuration.")
+  console.log(
+    `default options (compressionWorkers ${WriterDefaults.compressionWorkers} on this machine, level -1 = 6), ` +
+      "writer layer built once per configuration."
+  )
   console.log(
     "floor = per record: record_id + create(DataFileEntryRecordSchema, info + standard entry) + toBinary + zlib.gzipSync;"
   )
@@ -116,6 +119,8 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   let level1: Measure<WriteResult> | undefined
   let kinesisTest: Measure<WriteResult> | undefined
   const workers: Array<{ workers: number; measure: Measure<WriteResult> }> = []
+  // The compression worker counts measured beside the default (0, 1 and 2 in all).
+  const otherWorkers = [0, 1, 2].filter((n) => n !== WriterDefaults.compressionWorkers)
   for (const columns of options.smoke === true ? [50] : [5, 50, 500]) {
     const pool = RecordGenerator.makeDataFiles(pools[columns]!, { columns, seed: 1_000 * columns })
     const disposers: Array<() => Promise<void>> = []
@@ -127,10 +132,11 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
     if (columns === 50) {
       candidates.push(
         writerCandidate("level 1", pool, { compressionLevel: 1 }, disposers),
-        writerCandidate("workers 0", pool, { compressionWorkers: 0 }, disposers),
-        writerCandidate("workers 2", pool, { compressionWorkers: 2 }, disposers),
         writerCandidate("KinesisTest", pool, {}, disposers, KinesisTest.layer())
       )
+      for (const n of otherWorkers) {
+        candidates.push(writerCandidate(`workers ${n}`, pool, { compressionWorkers: n }, disposers))
+      }
     }
     try {
       const [writer, floor, limit, ...variants] = await measureGroup(candidates, { ...timing, signal: options.signal })
@@ -143,11 +149,10 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
       for (const v of variants) console.log(`              ${v.name}: ${describe(v)}`)
       if (columns === 50) {
         level1 = variants[0]!
-        workers.push({ workers: 0, measure: variants[1]! }, { workers: 1, measure: writer! }, {
-          workers: 2,
-          measure: variants[2]!
-        })
-        kinesisTest = variants[3]!
+        kinesisTest = variants[1]!
+        workers.push({ workers: WriterDefaults.compressionWorkers, measure: writer! })
+        otherWorkers.forEach((n, i) => workers.push({ workers: n, measure: variants[2 + i]! }))
+        workers.sort((a, b) => a.workers - b.workers)
       }
     } finally {
       for (const dispose of disposers) await dispose()
@@ -194,10 +199,14 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   console.log(table(
     ["configuration", "records/s", "rec/CPU-s", "vs default", "gzip B/record", "vs default"],
     [
-      variantRow("default (level -1 = 6, 1 worker)", default50),
+      variantRow(`default (level -1 = 6, ${WriterDefaults.compressionWorkers} workers)`, default50),
       variantRow("compressionLevel 1", level1!),
-      variantRow("compressionWorkers 0 (gzip on the main thread)", workers[0]!.measure),
-      variantRow("compressionWorkers 2", workers[2]!.measure),
+      ...workers.filter((w) => w.workers !== WriterDefaults.compressionWorkers).map((w) =>
+        variantRow(
+          `compressionWorkers ${w.workers}${w.workers === 0 ? " (gzip on the main thread)" : ""}`,
+          w.measure
+        )
+      ),
       variantRow("KinesisTest.layer() instead of the trivial layer", kinesisTest!)
     ]
   ))

@@ -293,7 +293,7 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
     } records. writeBatch: one call, default options (4 calls in`
   )
   console.log(
-    `flight, 1 compression worker). by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand,`
+    `flight, 2 compression workers). by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand,`
   )
   console.log(`sequentially. ${runs} runs each, alternating.\n`)
   const records = RecordGenerator.makeDataFiles(count, { columns: 50, seed: 77 })

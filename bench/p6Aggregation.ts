@@ -343,7 +343,7 @@ export const runAggregation = async (options: { readonly smoke?: boolean } = {})
   ]
   console.log(
     `Same records for every encoder of a column count; ${smoke ? "1 round" : "median of 3 interleaved rounds"}; ` +
-      "writeBatch with default options (1 compression worker, level 6), zero-latency Kinesis. CPU = process.cpuUsage " +
+      "writeBatch with default options (2 compression workers, level 6), zero-latency Kinesis. CPU = process.cpuUsage " +
       "(all threads) per record. Goodput: 4-shard simulator, Kinesis' limits, batches of 1,000 (100 at 500 columns), " +
       `up to ${smoke ? 1 : 10} s simulated (or ${smoke ? 1 : 8} s of wall time).\n`
   )

@@ -1,6 +1,6 @@
 /**
  * The P1 case at 50 columns (`--profile-columns N` for another count) under `node --cpu-prof`,
- * in child processes: `writeBatch` with the default single compression worker, `writeBatch` with gzip on the main thread
+ * in child processes: `writeBatch` with the default compression workers, `writeBatch` with gzip on the main thread
  * (compressionWorkers 0), and the floor loop. Only the samples of the timed window count
  * (module loading, record generation and warm-up are left out); tsx's transformed positions
  * are mapped back to source lines. Prints busy time per thread, microseconds per record by
@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { WriterDefaults } from "../src/index.js"
 import { fixed, int, section, table } from "./common.js"
 import type { ProfileSummary } from "./cpuProfile.js"
 import { busyTimeline, SourceResolver, summarize } from "./cpuProfile.js"
@@ -143,7 +144,10 @@ export const runProfile = async (options: ProfileOptions = {}): Promise<Readonly
   )
   const cases: Array<ProfileCase> = []
   const all = [
-    ["writeBatch, default (1 compression worker)", ["writer", "1"]],
+    [`writeBatch, default (${WriterDefaults.compressionWorkers} compression workers)`, [
+      "writer",
+      String(WriterDefaults.compressionWorkers)
+    ]],
     ["writeBatch, compressionWorkers 0 (everything on the main thread)", ["writer", "0"]],
     // The floor has no workers: its "0" only keeps the positions of the arguments after it.
     ["floor loop (create + toBinary + gzipSync per record)", ["floor", "0"]]
