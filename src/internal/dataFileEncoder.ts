@@ -14,10 +14,9 @@
  *
  * @internal
  */
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import type { BatchInfo } from "./envelopePacker.js"
-import { varintSize } from "./envelopePacker.js"
+import { encodeBatchInfo, varintSize, writeVarint } from "./envelopePacker.js"
 
 const TYPE_NAME = "cygnus.v1.DataFileV1"
 const INT64_MIN = -(2n ** 63n)
@@ -63,14 +62,9 @@ export class DataFileEncoder {
   private pathBytes = 0
 
   constructor(info: BatchInfo, initialBytes = 1024 * 1024) {
-    const middle = new BinaryWriter()
-    if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
-    if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
-    this.middle = middle.finish()
-    const tail = new BinaryWriter()
-    if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
-    if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
-    this.tail = tail.finish()
+    const { middle, tail } = encodeBatchInfo(info)
+    this.middle = middle
+    this.tail = tail
     this.buffer = Buffer.allocUnsafe(initialBytes)
   }
 
@@ -430,13 +424,4 @@ export class DataFileEncoder {
     this.close(at)
     return true
   }
-}
-
-const writeVarint = (b: Uint8Array, at: number, n: number): number => {
-  while (n > 0x7f) {
-    b[at++] = (n & 0x7f) | 0x80
-    n >>>= 7
-  }
-  b[at++] = n
-  return at
 }

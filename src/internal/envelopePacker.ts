@@ -89,6 +89,22 @@ export class PackBuffers {
 export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | "logGroupId" | "schemaName">
 
 /**
+ * The per-batch fields of `DataFileInfo`, encoded once per batch: those before `record_id`
+ * (2 `creation_time`, 3 `account_id`) and those after it (5 `log_group_id`, 6 `schema_name`).
+ *
+ * @internal
+ */
+export const encodeBatchInfo = (info: BatchInfo): { readonly middle: Uint8Array; readonly tail: Uint8Array } => {
+  const middle = new BinaryWriter()
+  if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
+  if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
+  const tail = new BinaryWriter()
+  if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
+  if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
+  return { middle: middle.finish(), tail: tail.finish() }
+}
+
+/**
  * Bytes of a protobuf varint encoding `n` (a non-negative 32-bit integer).
  *
  * @internal
@@ -114,14 +130,9 @@ export class EnvelopePacker {
   private readonly recycle: ((buffer: Uint8Array) => void) | undefined
 
   constructor(info: BatchInfo, initialBytes = 64 * 1024, buffers?: PackBuffers) {
-    const middle = new BinaryWriter()
-    if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
-    if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
-    this.middle = middle.finish()
-    const tail = new BinaryWriter()
-    if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
-    if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
-    this.tail = tail.finish()
+    const { middle, tail } = encodeBatchInfo(info)
+    this.middle = middle
+    this.tail = tail
     this.buffers = buffers
     this.recycle = buffers === undefined ? undefined : (buffer) => buffers.release(buffer.buffer)
     this.buffer = this.allocate(initialBytes)
@@ -303,7 +314,12 @@ export const pack = (payloads: ReadonlyArray<Uint8Array>): PackedPayloads => {
 /** The tag byte of `DataFileEntryRecordBatch.records`: field 15, length-delimited. */
 const AGGREGATE_TAG = (15 << 3) | WireType.LengthDelimited
 
-const writeVarint = (b: Uint8Array, at: number, n: number): number => {
+/**
+ * Writes `n` (a non-negative 32-bit integer) as a protobuf varint at `at`; returns the end.
+ *
+ * @internal
+ */
+export const writeVarint = (b: Uint8Array, at: number, n: number): number => {
   while (n > 0x7f) {
     b[at++] = (n & 0x7f) | 0x80
     n >>>= 7
