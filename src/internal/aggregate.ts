@@ -39,7 +39,7 @@ import { gzipBound } from "./gzipBound.js"
 import { deleteBestEffort } from "./orphans.js"
 import { distributionBucket, partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import type { BatchEntry, OffloadSlot, PrepareContext, PreparedBatch, PreparedRecord, PrepareError } from "./prepare.js"
-import { build, recordLimitGuard, upload } from "./prepare.js"
+import { build, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
 
 /**
  * Logical records per chunk: how often the aggregates filled so far go to the compressor
@@ -308,13 +308,7 @@ export const prepareBatchAggregated = (
   Effect.gen(function*() {
     const batch = yield* serializeBatchAggregated(context, records, aggregation)
     const prepared = (yield* Effect.forEach(batch.chunks, (chunk) => chunk.prepared)).flat()
-    let uncompressedBytes = 0
-    let compressedBytes = 0
-    for (const p of prepared) {
-      uncompressedBytes += p.uncompressedSize
-      compressedBytes += p.data.length
-    }
-    return { records: prepared, largePayloads: batch.largePayloads, uncompressedBytes, compressedBytes }
+    return preparedBatch(prepared, batch.largePayloads)
   }).pipe(Effect.scoped)
 
 /**

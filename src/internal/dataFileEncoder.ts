@@ -16,7 +16,7 @@
  */
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import type { BatchInfo } from "./envelopePacker.js"
-import { encodeBatchInfo, varintSize, writeVarint } from "./envelopePacker.js"
+import { envelopeHeaderSize, EnvelopeInfo, writeEnvelopeHeader } from "./envelopePacker.js"
 
 const TYPE_NAME = "cygnus.v1.DataFileV1"
 const INT64_MIN = -(2n ** 63n)
@@ -53,18 +53,14 @@ export class DataFileEncoder {
   private pos = 0
   /** UTF-8 bytes of the last string written. */
   private lastStringBytes = 0
-  /** Fields 2 (creation_time) and 3 (account_id) of `DataFileInfo`, as `EnvelopePacker` writes them. */
-  private readonly middle: Uint8Array
-  /** Fields 5 (log_group_id) and 6 (schema_name) of `DataFileInfo`. */
-  private readonly tail: Uint8Array
+  /** The envelope's `DataFileInfo`, as `EnvelopePacker` writes it. */
+  private readonly info: EnvelopeInfo
   /** Where the last record's `file_path` bytes are in the buffer (field 2 of `DataFileV1`). */
   private pathAt = 0
   private pathBytes = 0
 
   constructor(info: BatchInfo, initialBytes = 1024 * 1024) {
-    const { middle, tail } = encodeBatchInfo(info)
-    this.middle = middle
-    this.tail = tail
+    this.info = new EnvelopeInfo(info)
     this.buffer = Buffer.allocUnsafe(initialBytes)
   }
 
@@ -134,46 +130,13 @@ export class DataFileEncoder {
   ): EncodedEnvelope {
     const dataFileEnd = this.pos
     const length = dataFileEnd - at
-    const standard = 3 + varintSize(length) + length
-    const entry = 1 + varintSize(standard) + standard
-    const start = at - (1 + varintSize(entry) + 1 + varintSize(standard) + 3 + varintSize(length))
-    let b = this.buffer
-    let i = start
-    b[i++] = 0x0a // DataFileEntryRecord.data_file_entry
-    i = writeVarint(b, i, entry)
-    b[i++] = 0x0a // DataFileEntry.standard
-    i = writeVarint(b, i, standard)
-    b[i++] = 0x08 // StandardDataFileEntry.version
-    b[i++] = 0x01 // DATA_FILE_VERSION_V1
-    b[i++] = 0x12 // StandardDataFileEntry.data_file_v1
-    writeVarint(b, i, length)
+    const start = at - envelopeHeaderSize(length)
+    writeEnvelopeHeader(this.buffer, start, length)
     const idBytes = Buffer.byteLength(recordId, "utf8")
-    const info = (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
-      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
+    const info = this.info.size(pathBytes, idBytes)
     this.ensure(1 + 5 + info)
-    b = this.buffer
-    b[this.pos++] = 0x12 // DataFileEntryRecord.data_file_info
-    this.pos = writeVarint(b, this.pos, info)
-    if (pathBytes > 0) {
-      b[this.pos++] = 0x0a // DataFileInfo.file_path
-      this.pos = writeVarint(b, this.pos, pathBytes)
-      if (pathAt >= 0) b.copyWithin(this.pos, pathAt, pathAt + pathBytes)
-      else b.write(filePath, this.pos, "utf8")
-      this.pos += pathBytes
-    }
-    b.set(this.middle, this.pos)
-    this.pos += this.middle.length
-    if (idBytes > 0) {
-      b[this.pos++] = 0x22 // DataFileInfo.record_id
-      this.pos = writeVarint(b, this.pos, idBytes)
-      if (idBytes === recordId.length) {
-        for (let k = 0; k < idBytes; k++) b[this.pos++] = recordId.charCodeAt(k)
-      } else {
-        this.pos += b.write(recordId, this.pos, "utf8")
-      }
-    }
-    b.set(this.tail, this.pos)
-    this.pos += this.tail.length
+    const b = this.buffer
+    this.pos = this.info.write(b, this.pos, info, filePath, pathBytes, recordId, idBytes, pathAt)
     return { envelope: b.subarray(start, this.pos), dataFile: b.subarray(at, dataFileEnd) }
   }
 

@@ -89,19 +89,110 @@ export class PackBuffers {
 export type BatchInfo = Pick<DataFileInfoFields, "creationTime" | "accountId" | "logGroupId" | "schemaName">
 
 /**
- * The per-batch fields of `DataFileInfo`, encoded once per batch: those before `record_id`
- * (2 `creation_time`, 3 `account_id`) and those after it (5 `log_group_id`, 6 `schema_name`).
+ * Bytes of the fields that come before a record's `DataFileV1` in its envelope (a standard
+ * `DataFileEntryRecord`): `data_file_entry`, `standard`, `version` and `data_file_v1`, with
+ * their tags and lengths.
  *
  * @internal
  */
-export const encodeBatchInfo = (info: BatchInfo): { readonly middle: Uint8Array; readonly tail: Uint8Array } => {
-  const middle = new BinaryWriter()
-  if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
-  if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
-  const tail = new BinaryWriter()
-  if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
-  if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
-  return { middle: middle.finish(), tail: tail.finish() }
+export const envelopeHeaderSize = (dataFileLength: number): number => {
+  const standard = 3 + varintSize(dataFileLength) + dataFileLength
+  const entry = 1 + varintSize(standard) + standard
+  return 1 + varintSize(entry) + 1 + varintSize(standard) + 3 + varintSize(dataFileLength)
+}
+
+/**
+ * Writes the fields that come before a `DataFileV1` of `dataFileLength` bytes at `at`
+ * ({@link envelopeHeaderSize} bytes); returns where the `DataFileV1` goes.
+ *
+ * @internal
+ */
+export const writeEnvelopeHeader = (b: Uint8Array, at: number, dataFileLength: number): number => {
+  const standard = 3 + varintSize(dataFileLength) + dataFileLength
+  const entry = 1 + varintSize(standard) + standard
+  b[at++] = 0x0a // DataFileEntryRecord.data_file_entry
+  at = writeVarint(b, at, entry)
+  b[at++] = 0x0a // DataFileEntry.standard
+  at = writeVarint(b, at, standard)
+  b[at++] = 0x08 // StandardDataFileEntry.version
+  b[at++] = 0x01 // DATA_FILE_VERSION_V1
+  b[at++] = 0x12 // StandardDataFileEntry.data_file_v1
+  return writeVarint(b, at, dataFileLength)
+}
+
+/**
+ * The envelope's `data_file_info` for one batch: the fields that are the same for every
+ * record (2 `creation_time`, 3 `account_id` before `record_id`; 5 `log_group_id`,
+ * 6 `schema_name` after it) encoded once, and each record's `file_path` and `record_id`
+ * written around them.
+ *
+ * @internal
+ */
+export class EnvelopeInfo {
+  private readonly middle: Uint8Array
+  private readonly tail: Uint8Array
+
+  constructor(info: BatchInfo) {
+    const middle = new BinaryWriter()
+    if (info.creationTime !== 0n) middle.tag(2, WireType.Varint).uint64(info.creationTime)
+    if (info.accountId !== "") middle.tag(3, WireType.LengthDelimited).string(info.accountId)
+    this.middle = middle.finish()
+    const tail = new BinaryWriter()
+    if (info.logGroupId !== "") tail.tag(5, WireType.LengthDelimited).string(info.logGroupId)
+    if (info.schemaName !== "") tail.tag(6, WireType.LengthDelimited).string(info.schemaName)
+    this.tail = tail.finish()
+  }
+
+  /** Bytes of the `DataFileInfo` message of a record (without its own tag and length). */
+  size(pathBytes: number, idBytes: number): number {
+    return (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
+      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
+  }
+
+  /** Bytes of a whole envelope around a `DataFileV1` of `dataFileLength` bytes. */
+  envelopeSize(dataFileLength: number, pathBytes: number, idBytes: number): number {
+    const info = this.size(pathBytes, idBytes)
+    return envelopeHeaderSize(dataFileLength) + dataFileLength + 1 + varintSize(info) + info
+  }
+
+  /**
+   * Writes field 2 of the envelope (`data_file_info`, whose message is `size` bytes) at `at`;
+   * returns its end. `pathAt`, when not -1, is where the path's UTF-8 bytes already are in `b`.
+   */
+  write(
+    b: Buffer,
+    at: number,
+    size: number,
+    filePath: string,
+    pathBytes: number,
+    recordId: string,
+    idBytes: number,
+    pathAt = -1
+  ): number {
+    b[at++] = 0x12 // DataFileEntryRecord.data_file_info
+    at = writeVarint(b, at, size)
+    if (pathBytes > 0) {
+      b[at++] = 0x0a // DataFileInfo.file_path
+      at = writeVarint(b, at, pathBytes)
+      if (pathAt >= 0) b.copyWithin(at, pathAt, pathAt + pathBytes)
+      else b.write(filePath, at, "utf8")
+      at += pathBytes
+    }
+    b.set(this.middle, at)
+    at += this.middle.length
+    if (idBytes > 0) {
+      b[at++] = 0x22 // DataFileInfo.record_id
+      at = writeVarint(b, at, idBytes)
+      if (idBytes === recordId.length) {
+        // ASCII (a UUID): one byte per character.
+        for (let k = 0; k < idBytes; k++) b[at++] = recordId.charCodeAt(k)
+      } else {
+        at += b.write(recordId, at, "utf8")
+      }
+    }
+    b.set(this.tail, at)
+    return at + this.tail.length
+  }
 }
 
 /**
@@ -118,10 +209,7 @@ export const varintSize = (n: number): number =>
  * @internal
  */
 export class EnvelopePacker {
-  /** Fields 2 (creation_time) and 3 (account_id) of `DataFileInfo`. */
-  private readonly middle: Uint8Array
-  /** Fields 5 (log_group_id) and 6 (schema_name) of `DataFileInfo`. */
-  private readonly tail: Uint8Array
+  private readonly info: EnvelopeInfo
   private buffer: Buffer
   private offsets: Array<number> = [0]
   /** The end of the aggregate being packed (`addMember`), until `endAggregate`. */
@@ -130,9 +218,7 @@ export class EnvelopePacker {
   private readonly recycle: ((buffer: Uint8Array) => void) | undefined
 
   constructor(info: BatchInfo, initialBytes = 64 * 1024, buffers?: PackBuffers) {
-    const { middle, tail } = encodeBatchInfo(info)
-    this.middle = middle
-    this.tail = tail
+    this.info = new EnvelopeInfo(info)
     this.buffers = buffers
     this.recycle = buffers === undefined ? undefined : (buffer) => buffers.release(buffer.buffer)
     this.buffer = this.allocate(initialBytes)
@@ -147,40 +233,15 @@ export class EnvelopePacker {
   add(dataFileBytes: Uint8Array, filePath: string, recordId: string): number {
     const pathBytes = Buffer.byteLength(filePath, "utf8")
     const idBytes = Buffer.byteLength(recordId, "utf8")
-    const standard = 2 + 1 + varintSize(dataFileBytes.length) + dataFileBytes.length
-    const entry = 1 + varintSize(standard) + standard
-    const info = (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
-      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
-    const size = 1 + varintSize(entry) + entry + 1 + varintSize(info) + info
+    const info = this.info.size(pathBytes, idBytes)
+    const size = envelopeHeaderSize(dataFileBytes.length) + dataFileBytes.length + 1 + varintSize(info) + info
     let at = this.offsets[this.offsets.length - 1]!
     this.reserve(at + size, at)
     const b = this.buffer
-    b[at++] = 0x0a // DataFileEntryRecord.data_file_entry
-    at = writeVarint(b, at, entry)
-    b[at++] = 0x0a // DataFileEntry.standard
-    at = writeVarint(b, at, standard)
-    b[at++] = 0x08 // StandardDataFileEntry.version
-    b[at++] = 0x01 // DATA_FILE_VERSION_V1
-    b[at++] = 0x12 // StandardDataFileEntry.data_file_v1
-    at = writeVarint(b, at, dataFileBytes.length)
+    at = writeEnvelopeHeader(b, at, dataFileBytes.length)
     b.set(dataFileBytes, at)
     at += dataFileBytes.length
-    b[at++] = 0x12 // DataFileEntryRecord.data_file_info
-    at = writeVarint(b, at, info)
-    if (pathBytes > 0) {
-      b[at++] = 0x0a // DataFileInfo.file_path
-      at = writeVarint(b, at, pathBytes)
-      at += b.write(filePath, at, "utf8")
-    }
-    b.set(this.middle, at)
-    at += this.middle.length
-    if (idBytes > 0) {
-      b[at++] = 0x22 // DataFileInfo.record_id
-      at = writeVarint(b, at, idBytes)
-      at += b.write(recordId, at, "utf8")
-    }
-    b.set(this.tail, at)
-    at += this.tail.length
+    at = this.info.write(b, at, info, filePath, pathBytes, recordId, idBytes)
     this.offsets.push(at)
     return size
   }
@@ -190,7 +251,11 @@ export class EnvelopePacker {
    * envelope framed as field 15 of `DataFileEntryRecordBatch`.
    */
   memberSize(dataFileLength: number, filePath: string, recordId: string): number {
-    const size = this.envelopeSize(dataFileLength, Buffer.byteLength(filePath, "utf8"), Buffer.byteLength(recordId))
+    const size = this.info.envelopeSize(
+      dataFileLength,
+      Buffer.byteLength(filePath, "utf8"),
+      Buffer.byteLength(recordId)
+    )
     return 1 + varintSize(size) + size
   }
 
@@ -201,7 +266,7 @@ export class EnvelopePacker {
    */
   addMember(dataFileBytes: Uint8Array, filePath: string, recordId: string): number {
     const start = this.open ?? this.offsets[this.offsets.length - 1]!
-    const size = this.envelopeSize(
+    const size = this.info.envelopeSize(
       dataFileBytes.length,
       Buffer.byteLength(filePath, "utf8"),
       Buffer.byteLength(recordId, "utf8")
@@ -264,14 +329,6 @@ export class EnvelopePacker {
     return packed
   }
 
-  private envelopeSize(dataFileLength: number, pathBytes: number, idBytes: number): number {
-    const standard = 2 + 1 + varintSize(dataFileLength) + dataFileLength
-    const entry = 1 + varintSize(standard) + standard
-    const info = (pathBytes === 0 ? 0 : 1 + varintSize(pathBytes) + pathBytes) + this.middle.length +
-      (idBytes === 0 ? 0 : 1 + varintSize(idBytes) + idBytes) + this.tail.length
-    return 1 + varintSize(entry) + entry + 1 + varintSize(info) + info
-  }
-
   /** Room for `bytes` bytes; the first `used` are kept. */
   private reserve(bytes: number, used: number): void {
     if (bytes <= this.buffer.length) return
@@ -314,12 +371,8 @@ export const pack = (payloads: ReadonlyArray<Uint8Array>): PackedPayloads => {
 /** The tag byte of `DataFileEntryRecordBatch.records`: field 15, length-delimited. */
 const AGGREGATE_TAG = (15 << 3) | WireType.LengthDelimited
 
-/**
- * Writes `n` (a non-negative 32-bit integer) as a protobuf varint at `at`; returns the end.
- *
- * @internal
- */
-export const writeVarint = (b: Uint8Array, at: number, n: number): number => {
+/** Writes `n` (a non-negative 32-bit integer) as a protobuf varint at `at`; returns the end. */
+const writeVarint = (b: Uint8Array, at: number, n: number): number => {
   while (n > 0x7f) {
     b[at++] = (n & 0x7f) | 0x80
     n >>>= 7

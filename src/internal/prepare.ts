@@ -234,6 +234,17 @@ export const serializeBatch = (
     const slots: Array<RecordSlot> = new Array(records.length)
     const chunks: Array<SerializedChunk> = []
     const offload: Array<OffloadSlot> = []
+    // An offloaded record's bytes wait for its upload: its own copy, not a view of the encoder's buffer.
+    const offloadLater = (entry: BatchEntry, partitionKeyPrefix: string, dataFileBytes: Uint8Array) => {
+      const slot: OffloadSlot = {
+        _tag: "Offload",
+        entry,
+        partitionKeyPrefix,
+        dataFileBytes: new Uint8Array(dataFileBytes)
+      }
+      slots[entry.index] = slot
+      offload.push(slot)
+    }
     for (let start = 0; start < records.length; start += COMPRESSION_CHUNK) {
       const end = Math.min(records.length, start + COMPRESSION_CHUNK)
       const packed: Array<PackedSlot> = []
@@ -255,14 +266,7 @@ export const serializeBatch = (
         const partitionKeyPrefix = partitionKeyPrefixOf(record.filePath)
         const entry: BatchEntry = { index, record, recordId: randomUUID() }
         if (dataFileBytes.length > config.largePayloadThreshold) {
-          const slot: OffloadSlot = {
-            _tag: "Offload",
-            entry,
-            partitionKeyPrefix,
-            dataFileBytes: new Uint8Array(dataFileBytes)
-          }
-          slots[index] = slot
-          offload.push(slot)
+          offloadLater(entry, partitionKeyPrefix, dataFileBytes)
           continue
         }
         // The record limit guard: a record that might not fit once gzip'd (its bound says so)
@@ -285,14 +289,7 @@ export const serializeBatch = (
         }
         const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
         if (!guard.fits(built.data.length, keyBytes)) {
-          const slot: OffloadSlot = {
-            _tag: "Offload",
-            entry,
-            partitionKeyPrefix,
-            dataFileBytes: new Uint8Array(dataFileBytes)
-          }
-          slots[index] = slot
-          offload.push(slot)
+          offloadLater(entry, partitionKeyPrefix, dataFileBytes)
         } else {
           slots[index] = { _tag: "Ready", prepared: built }
         }
@@ -377,14 +374,26 @@ export const prepareBatch = (
   Effect.gen(function*() {
     const serialized = yield* serializeBatch(context, records)
     const prepared = (yield* Effect.forEach(serialized.chunks, (chunk) => compressChunk(serialized, chunk))).flat()
-    let uncompressedBytes = 0
-    let compressedBytes = 0
-    for (const p of prepared) {
-      uncompressedBytes += p.uncompressedSize
-      compressedBytes += p.data.length
-    }
-    return { records: prepared, largePayloads: serialized.largePayloads, uncompressedBytes, compressedBytes }
+    return preparedBatch(prepared, serialized.largePayloads)
   }).pipe(Effect.scoped)
+
+/**
+ * A batch's prepared records, with their bytes before and after gzip.
+ *
+ * @internal
+ */
+export const preparedBatch = (
+  records: ReadonlyArray<PreparedRecord>,
+  largePayloads: number
+): PreparedBatch => {
+  let uncompressedBytes = 0
+  let compressedBytes = 0
+  for (const p of records) {
+    uncompressedBytes += p.uncompressedSize
+    compressedBytes += p.data.length
+  }
+  return { records, largePayloads, uncompressedBytes, compressedBytes }
+}
 
 /** The error of a failed payload build, naming the objects its clean-up could not delete. */
 const withLeftBehind = (error: PrepareError, objects: ReadonlyArray<PayloadLocation>): PrepareError => {
