@@ -15,43 +15,14 @@
  *
  * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]` (smoke: < 15 s).
  */
-import { create, toBinary } from "@bufbuild/protobuf"
-import {
-  Chunk,
-  Clock,
-  Effect,
-  Fiber,
-  Layer,
-  Logger,
-  LogLevel,
-  ManagedRuntime,
-  Option,
-  TestClock,
-  TestContext
-} from "effect"
-import { randomUUID } from "node:crypto"
+import { Chunk, Clock, Effect, Fiber, Layer, ManagedRuntime, Option, TestClock, TestContext } from "effect"
 import * as os from "node:os"
-import * as Zlib from "node:zlib"
-import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry, WriteResult } from "../src/index.js"
-import {
-  DataFileEntryRecordSchema,
-  DataFileVersion,
-  Kinesis,
-  KinesisMetrics,
-  KinesisWriter,
-  LargePayloadStore
-} from "../src/index.js"
+import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
+import { KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../src/testing.js"
-
-const BASE = {
-  streamName: "bench-stream",
-  logGroupId: "bench-log-group",
-  schemaName: "bench-schema",
-  accountId: "123456789012"
-} as const satisfies KinesisWriterOptions
+import { cycle, handLoop, int, median, quietLogs, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
 
 const COLUMNS = [5, 20, 50, 500] as const
-const quiet = Logger.minimumLogLevel(LogLevel.Error)
 
 export interface EncoderFigures {
   readonly name: "loop" | "writer" | "aggregated"
@@ -84,40 +55,6 @@ export interface AggregationResult {
 }
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-const int = (n: number) => Math.round(n).toLocaleString("en-US")
-const cycle = <A>(pool: ReadonlyArray<A>, n: number) => Array.from({ length: n }, (_, i) => pool[i % pool.length]!)
-
-const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
-const zeroLatency = Layer.succeed(
-  Kinesis,
-  Kinesis.of({
-    putRecords: (request) => Effect.sync(() => request.records.map(() => WRITTEN)),
-    describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
-    listShards: () => Effect.succeed([])
-  })
-)
-
-/** The hand loop: per record, the envelope as a message, toBinary, gzipSync. Returns the bytes produced. */
-const handLoop = (records: ReadonlyArray<DataFileV1>): number => {
-  const creationTime = BigInt(Date.now())
-  let bytes = 0
-  for (const record of records) {
-    const envelope = create(DataFileEntryRecordSchema, {
-      dataFileInfo: {
-        filePath: record.filePath,
-        creationTime,
-        accountId: BASE.accountId,
-        recordId: randomUUID(),
-        logGroupId: BASE.logGroupId,
-        schemaName: BASE.schemaName
-      },
-      dataFileEntry: { entry: { case: "standard", value: { version: DataFileVersion.V1, dataFileV1: record } } }
-    })
-    bytes += Zlib.gzipSync(toBinary(DataFileEntryRecordSchema, envelope)).length
-  }
-  return bytes
-}
 
 interface Encoder {
   readonly name: EncoderFigures["name"]
@@ -127,11 +64,11 @@ interface Encoder {
 
 const writerEncoder = (name: "writer" | "aggregated", options: Partial<KinesisWriterOptions>): Encoder => {
   const runtime = ManagedRuntime.make(
-    KinesisWriter.layer({ ...BASE, ...options }).pipe(
-      Layer.provide(zeroLatency),
+    KinesisWriter.layer({ ...WRITER_BASE, ...options }).pipe(
+      Layer.provide(zeroLatencyKinesis),
       Layer.provide(LargePayloadStore.layerMemory()),
       Layer.provide(KinesisMetrics.layerNoop),
-      Layer.provideMerge(quiet)
+      Layer.provideMerge(quietLogs)
     )
   )
   const writer = runtime.runSync(KinesisWriter)
@@ -148,7 +85,7 @@ const writerEncoder = (name: "writer" | "aggregated", options: Partial<KinesisWr
 
 const loopEncoder: Encoder = {
   name: "loop",
-  run: async (records) => ({ bytes: handLoop(records), kinesisRecords: records.length }),
+  run: async (records) => ({ bytes: handLoop(records, true), kinesisRecords: records.length }),
   dispose: async () => {}
 }
 
@@ -229,12 +166,13 @@ const goodput = async (
   // The simulator answers at once, so a call's timeout never fires; but a finished call's
   // timeout stays among TestClock.sleeps() until its instant. A timeout of an hour keeps
   // those apart from the writer's backoff (capped at 10 s), the only sleeps advanced to.
-  const layer = KinesisWriter.layer({ ...BASE, compressionWorkers: 0, requestTimeout: "1 hour", ...options }).pipe(
-    Layer.provideMerge(ShardSimulator.layer({ shards: 4, seed: 1 })),
-    Layer.provide(LargePayloadStore.layerMemory()),
-    Layer.provide(KinesisMetrics.layerNoop),
-    Layer.provideMerge(quiet)
-  )
+  const layer = KinesisWriter.layer({ ...WRITER_BASE, compressionWorkers: 0, requestTimeout: "1 hour", ...options })
+    .pipe(
+      Layer.provideMerge(ShardSimulator.layer({ shards: 4, seed: 1 })),
+      Layer.provide(LargePayloadStore.layerMemory()),
+      Layer.provide(KinesisMetrics.layerNoop),
+      Layer.provideMerge(quietLogs)
+    )
   const program = Effect.gen(function*() {
     const writer = yield* KinesisWriter
     let stop = false
