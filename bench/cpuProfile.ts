@@ -3,10 +3,11 @@
  * function within a time window, busy share of the thread, and self time grouped by where
  * the code lives (the writer, protobuf-es, zlib, Effect, GC, ...).
  */
-import { existsSync, readFileSync } from "node:fs"
-import { SourceMap } from "node:module"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { findSourceMap, SourceMap } from "node:module"
 import type { SourceMapPayload } from "node:module"
-import { fileURLToPath } from "node:url"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 
 interface CallFrame {
   readonly functionName: string
@@ -209,4 +210,28 @@ export const busyTimeline = (
     if (!idleIds.has(id)) busy[slice]! += delta
   })
   return busy.map((b, i) => (total[i]! === 0 ? 0 : b / total[i]!))
+}
+
+/**
+ * tsx runs the TypeScript sources transformed (one line per module, names wrapped), so the
+ * profile's positions are in the transformed code: keep each loaded module's source map
+ * in `dir/sourcemaps.json` for `SourceResolver.fromFile` to map them back to source lines.
+ */
+export const dumpSourceMaps = (dir: string): void => {
+  const root = fileURLToPath(new URL("..", import.meta.url))
+  const maps: Record<string, unknown> = {}
+  const walk = (folder: string) => {
+    for (const entry of readdirSync(join(root, folder), { withFileTypes: true })) {
+      const path = join(folder, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (/\.(ts|js)$/.test(entry.name)) {
+        const url = pathToFileURL(join(root, path)).href
+        const map = findSourceMap(url)
+        if (map !== undefined) maps[url] = map.payload
+      }
+    }
+  }
+  walk("src")
+  walk("bench")
+  writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
 }

@@ -18,13 +18,11 @@
  */
 import { Effect, Layer, ManagedRuntime, RuntimeFlags, Supervisor } from "effect"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { findSourceMap } from "node:module"
 import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator } from "../src/testing.js"
 import { cycle, fixed, int, quietLogs, table, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
-import { SourceResolver, summarize } from "./cpuProfile.js"
+import { dumpSourceMaps, SourceResolver, summarize } from "./cpuProfile.js"
 
 const dir = process.argv[2] ?? "."
 const mode = process.argv[3] ?? "producer"
@@ -227,22 +225,7 @@ if (heap) {
   const { profile } = (await session.post("HeapProfiler.stopSampling")) as any
   writeFileSync(join(dir, "heap.json"), JSON.stringify(profile))
 }
-const root = fileURLToPath(new URL("..", import.meta.url))
-const maps: Record<string, unknown> = {}
-const walk = (d: string) => {
-  for (const entry of readdirSync(join(root, d), { withFileTypes: true })) {
-    const path = join(d, entry.name)
-    if (entry.isDirectory()) walk(path)
-    else if (/\.(ts|js)$/.test(entry.name)) {
-      const url = pathToFileURL(join(root, path)).href
-      const map = findSourceMap(url)
-      if (map !== undefined) maps[url] = map.payload
-    }
-  }
-}
-walk("src")
-walk("bench")
-writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
+dumpSourceMaps(dir)
 writeFileSync(join(dir, "window.json"), JSON.stringify({ start, end, seconds, records: n * rounds, mode }))
 console.log(`${mode}: ${int((n * rounds) / seconds)} records/s`)
 await runtime.dispose()

@@ -6,13 +6,12 @@
  *
  *   node --cpu-prof --cpu-prof-dir=DIR --import tsx bench/profileTarget.ts DIR writer|floor [workers] [records] [columns]
  */
-import { readdirSync, writeFileSync } from "node:fs"
-import { findSourceMap } from "node:module"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
 import { KinesisWriter } from "../src/index.js"
 import { RecordGenerator } from "../src/testing.js"
 import { cycle, handLoop, writerRuntime } from "./common.js"
+import { dumpSourceMaps } from "./cpuProfile.js"
 
 const dir = process.argv[2] ?? "."
 const mode = process.argv[3] ?? "writer"
@@ -20,30 +19,6 @@ const workers = Number(process.argv[4] ?? "1")
 const records = Number(process.argv[5] ?? "4000")
 const columns = Number(process.argv[6] ?? "50")
 const micros = () => Number(process.hrtime.bigint() / 1000n)
-
-/**
- * tsx runs the TypeScript sources transformed (one line per module, names wrapped), so the
- * profile's positions are in the transformed code: keep each loaded module's source map
- * for `profile.ts` to map them back to source lines.
- */
-const dumpSourceMaps = () => {
-  const root = fileURLToPath(new URL("..", import.meta.url))
-  const maps: Record<string, unknown> = {}
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) walk(path)
-      else if (/\.(ts|js)$/.test(entry.name)) {
-        const url = pathToFileURL(join(root, path)).href
-        const map = findSourceMap(url)
-        if (map !== undefined) maps[url] = map.payload
-      }
-    }
-  }
-  walk("src")
-  walk("bench")
-  writeFileSync(join(dir, "sourcemaps.json"), JSON.stringify(maps))
-}
 
 // 2,000 distinct records (P1's pool at 50 columns; 300 at 500), fewer for a smaller run (`--smoke`).
 const pool = RecordGenerator.makeDataFiles(Math.min(columns >= 500 ? 300 : 2_000, records), {
@@ -59,7 +34,7 @@ if (mode === "floor") {
   const end = micros()
   const seconds = (performance.now() - wall) / 1000
   writeFileSync(join(dir, "window.json"), JSON.stringify({ start, end, seconds, records, mode }))
-  dumpSourceMaps()
+  dumpSourceMaps(dir)
   process.exit(0)
 }
 const runtime = writerRuntime({ compressionWorkers: workers })
@@ -72,5 +47,5 @@ const result = await runtime.runPromise(writer.writeBatch(batch))
 const end = micros()
 const seconds = (performance.now() - wall) / 1000
 writeFileSync(join(dir, "window.json"), JSON.stringify({ start, end, seconds, records: result.records, mode, workers }))
-dumpSourceMaps()
+dumpSourceMaps(dir)
 await runtime.dispose()
