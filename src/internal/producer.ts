@@ -214,6 +214,8 @@ type SendStage = "WaitingForRoom" | "Queued" | "Cancelled" | "Accepted" | "Settl
  */
 class Pending {
   stage: SendStage = "WaitingForRoom"
+  /** When it got its record permit (`Clock` millis): its linger counts from then. */
+  queuedAt = 0
   /** Called when it gets its record permit (the sink waits for that, for backpressure). */
   onQueued: (() => void) | undefined = undefined
   /** The fiber of its `send`, watched until it settles, and the observer that watches it. */
@@ -303,6 +305,16 @@ export const makeProducer = (
     const kinesis = Context.get(writer.services, Kinesis)
     const sender = makeSender(config, kinesis, metrics, writer.recordLimitBytes)
     const lingerMillis = Duration.toMillis(options.linger)
+    /**
+     * How long the oldest record waits for others before a preparer takes what is there (a
+     * call's worth goes at once). Preparing a batch has a cost of its own, so records sent one
+     * by one are prepared together; its linger counts from when it was queued, so this adds
+     * nothing to when its call goes out.
+     */
+    const gatherMillis = Math.min(lingerMillis / 2, 50)
+    /** The bytes a record took of late (a moving average; 0 before the first): what a call's worth of records is. */
+    let recordBytesEstimate = 0
+    const clock = yield* Effect.clock
     const ttlMillis = Duration.toMillis(options.recordTtl)
     const attemptDigits = String(config.maxRetries).length
     const backoffBase = Duration.toMillis(config.backoffBase)
@@ -336,18 +348,28 @@ export const makeProducer = (
     const nonEmpty = yield* Effect.makeLatch(false)
     /** Open while a call's worth is ready, or something is urgent. */
     const wake = yield* Effect.makeLatch(false)
-    /** Opened when shutdown finds nothing outstanding. */
+    /** Opened when shutdown finds no record permit taken: nothing queued, prepared or outstanding. */
     const drained = yield* Effect.makeLatch(false)
     /** Records waiting for a preparer, oldest first. */
     let toPrepare: Array<Pending> = []
     /** Open while `toPrepare` is not empty. */
     const preparable = yield* Effect.makeLatch(false)
+    /** Open while a call's worth waits for a preparer, or something is urgent: a preparer stops gathering. */
+    const prepareNow = yield* Effect.makeLatch(false)
     /** Opened when `outstanding` gains an entry: wakes the reaper. */
     const reapable = yield* Effect.makeLatch(false)
     /** Opened when buffered bytes are released (or at shutdown): wakes a preparer waiting for room. */
     const room = yield* Effect.makeLatch(false)
-    /** Opened when a record settles: wakes a `flush`. */
+    /** Opened when a send settles: wakes a `flush`. */
     const settledSome = yield* Effect.makeLatch(false)
+    /** Groups of sends a preparer has taken and not yet accepted or refused. */
+    const inPreparation = new Set<ReadonlyArray<Pending>>()
+
+    /** Gives a send its outcome (a no-op if it has one) and wakes a `flush`. */
+    const finish = (pending: Pending, exit: SendExit) => {
+      pending.settle(exit)
+      settledSome.unsafeOpen()
+    }
 
     const closedError = new ProducerClosedError({ streamName })
 
@@ -364,8 +386,10 @@ export const makeProducer = (
     const queue = (pending: Pending) => {
       permitsTaken++
       pending.stage = "Queued"
+      pending.queuedAt = clock.unsafeCurrentTimeMillis()
       toPrepare.push(pending)
       preparable.unsafeOpen()
+      if (batchFull()) prepareNow.unsafeOpen()
       pending.onQueued?.()
     }
 
@@ -378,6 +402,7 @@ export const makeProducer = (
     /** Returns record permits; the sends waiting for room take them, oldest first. */
     const releasePermits = (n: number) => {
       permitsTaken -= n
+      if (draining && permitsTaken === 0) drained.unsafeOpen()
       for (const pending of waitingForRoom) {
         if (permitsTaken >= options.maxBufferedRecords) break
         waitingForRoom.delete(pending)
@@ -393,7 +418,7 @@ export const makeProducer = (
       switch (pending.stage) {
         case "WaitingForRoom":
           waitingForRoom.delete(pending)
-          pending.settle(Exit.fail(closedError))
+          finish(pending, Exit.fail(closedError))
           return
         case "Queued":
           pending.stage = "Cancelled"
@@ -404,6 +429,14 @@ export const makeProducer = (
     }
 
     const urgent = () => draining || flushing > 0
+    /** A call's worth waits for a preparer: by count, or by the bytes records have taken of late. */
+    const batchFull = () =>
+      toPrepare.length >= MAX_CALL_RECORDS || toPrepare.length * recordBytesEstimate >= config.maxRequestBytes
+    /** Something is urgent: the collector and the preparers stop waiting. */
+    const hurry = () => {
+      wake.unsafeOpen()
+      prepareNow.unsafeOpen()
+    }
     const callFull = () => ready.size >= MAX_CALL_RECORDS || readyBytes >= config.maxRequestBytes
 
     const gauges = Effect.suspend(() => metrics.producerBuffered(streamName, outstanding.size, bufferedBytes))
@@ -452,7 +485,6 @@ export const makeProducer = (
           entry.send.settle(exit)
         }
         if (records === 0) return
-        if (draining && outstanding.size === 0) drained.unsafeOpen()
         settledSome.unsafeOpen()
         releasePermits(records)
         if (bytes > 0) room.unsafeOpen()
@@ -753,7 +785,7 @@ export const makeProducer = (
      */
     const withdraw = (pending: Pending, prepared: PreparedRecord | undefined): Effect.Effect<void> => {
       releasePermits(1)
-      pending.settle(Exit.fail(closedError))
+      finish(pending, Exit.fail(closedError))
       return prepared?.largePayload === undefined ? Effect.void : FiberSet.run(
         handlers,
         Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
@@ -762,36 +794,36 @@ export const makeProducer = (
 
     /**
      * Accepts prepared records in order, from `from`: each takes its bytes of
-     * `maxBufferedBytes` and becomes ready; a withdrawn record is dropped instead. Runs as
-     * one synchronous loop (one clock reading for the records accepted together), and waits
-     * only when a record finds no room, to go on from it.
+     * `maxBufferedBytes` and becomes ready; a withdrawn record (its send was interrupted) is
+     * dropped instead. Runs as one synchronous loop, and waits only when a record finds no
+     * room, to go on from it. A record's linger and TTL count from when it was queued.
      */
     const admit = (
       group: ReadonlyArray<Pending>,
       prepared: ReadonlyArray<PreparedRecord>,
       from: number
     ): Effect.Effect<void> =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
+      Effect.suspend(() => {
         let withdrawn: Array<Effect.Effect<void>> | undefined
         for (let i = from; i < prepared.length; i++) {
           const record = prepared[i]!
           const pending = group[record.index]!
+          if (pending.stage !== "Queued") {
+            ;(withdrawn ??= []).push(withdraw(pending, record))
+            continue
+          }
           const bytes = record.data.length + Buffer.byteLength(record.partitionKeyPrefix) + attemptDigits
-          if (!closed && pending.stage === "Queued" && bufferedBytes + bytes > options.maxBufferedBytes) {
+          if (bufferedBytes + bytes > options.maxBufferedBytes) {
             room.unsafeClose()
             const rest = Effect.zipRight(room.await, Effect.suspend(() => admit(group, prepared, i)))
             return withdrawn === undefined ? rest : Effect.zipRight(Effect.all(withdrawn, { discard: true }), rest)
           }
-          if (closed || pending.stage !== "Queued") {
-            ;(withdrawn ??= []).push(withdraw(pending, record))
-            continue
-          }
-          const entry = new Entry(record, bytes, now, now + ttlMillis, pending)
+          const entry = new Entry(record, bytes, pending.queuedAt, pending.queuedAt + ttlMillis, pending)
           outstanding.add(entry)
           bufferedBytes += bytes
+          recordBytesEstimate = recordBytesEstimate === 0 ? bytes : recordBytesEstimate + (bytes - recordBytesEstimate) / 16
           pending.stage = "Accepted"
-          makeReady(entry, now)
+          makeReady(entry, pending.queuedAt)
         }
         reapable.unsafeOpen()
         return withdrawn === undefined ? Effect.void : Effect.all(withdrawn, { discard: true })
@@ -801,7 +833,7 @@ export const makeProducer = (
     const refuse = (pending: Pending, exit: Exit.Exit<never, SendError>) =>
       Effect.sync(() => {
         releasePermits(1)
-        pending.settle(exit)
+        finish(pending, exit)
       })
 
     /**
@@ -840,12 +872,22 @@ export const makeProducer = (
 
     /**
      * Takes what is waiting for preparation, up to a call's worth, and prepares it as one
-     * batch. Interrupted (at shutdown), it refuses the records it holds.
+     * batch: once a call's worth waits, the oldest has waited `gatherMillis`, or something is
+     * urgent. Interrupted (at shutdown), it refuses the records it holds.
      */
     const prepareOne = Effect.gen(function*() {
-      while (toPrepare.length === 0) {
-        preparable.unsafeClose()
-        yield* preparable.await
+      for (;;) {
+        if (toPrepare.length === 0) {
+          preparable.unsafeClose()
+          yield* preparable.await
+          continue
+        }
+        // Nothing known of the records' size yet: no gathering, since a call might be full already.
+        if (recordBytesEstimate === 0 || batchFull() || urgent()) break
+        const wait = toPrepare[0]!.queuedAt + gatherMillis - clock.unsafeCurrentTimeMillis()
+        if (wait <= 0) break
+        prepareNow.unsafeClose()
+        yield* Effect.timeoutOption(prepareNow.await, wait)
       }
       const taken = toPrepare.length <= MAX_CALL_RECORDS ? toPrepare : toPrepare.slice(0, MAX_CALL_RECORDS)
       toPrepare = taken === toPrepare ? [] : toPrepare.slice(MAX_CALL_RECORDS)
@@ -855,16 +897,24 @@ export const makeProducer = (
         else group.push(pending)
       }
       if (group.length === 0) return
-      yield* prepareGroup(group).pipe(Effect.onInterrupt(() => withdrawUnaccepted(group)))
+      inPreparation.add(group)
+      yield* prepareGroup(group).pipe(
+        Effect.onInterrupt(() => withdrawUnaccepted(group)),
+        Effect.ensuring(Effect.sync(() => inPreparation.delete(group)))
+      )
     })
 
     for (let i = 0; i < PREPARERS; i++) yield* FiberSet.run(fibers, Effect.forever(prepareOne))
 
-    /** Refuses the records waiting for a preparer, and the sends waiting for room: the producer is closed. */
-    const refusePending = () => {
+    /** Refuses the sends waiting for room: the producer is closed, and they were never accepted. */
+    const refuseWaiting = () => {
       const waiting = [...waitingForRoom]
       waitingForRoom.clear()
-      for (const pending of waiting) pending.settle(Exit.fail(closedError))
+      for (const pending of waiting) finish(pending, Exit.fail(closedError))
+    }
+
+    /** Refuses the records still waiting for a preparer: shutdown's time is up. */
+    const refuseUnprepared = () => {
       const refused = toPrepare
       toPrepare = []
       return withdrawUnaccepted(refused)
@@ -890,25 +940,36 @@ export const makeProducer = (
         })
       )
 
-    /** Waits until every entry of `entries`, from `from`, has settled. */
-    const awaitSettled = (entries: ReadonlyArray<Entry>, from: number): Effect.Effect<void> =>
+    /** Waits until every send of `sends`, from `from`, has settled. */
+    const awaitSettled = (sends: ReadonlyArray<Pending>, from: number): Effect.Effect<void> =>
       Effect.suspend(() => {
         let i = from
-        while (i < entries.length && entries[i]!.phase._tag === "Settled") i++
-        if (i === entries.length) return Effect.void
+        while (i < sends.length && sends[i]!.stage === "Settled") i++
+        if (i === sends.length) return Effect.void
         settledSome.unsafeClose()
-        return Effect.zipRight(settledSome.await, awaitSettled(entries, i))
+        return Effect.zipRight(settledSome.await, awaitSettled(sends, i))
       })
 
+    /** The sends holding a record permit: queued, being prepared, or accepted. */
+    const unsettled = (): Array<Pending> => {
+      const sends: Array<Pending> = []
+      for (const entry of outstanding) sends.push(entry.send)
+      for (const pending of toPrepare) sends.push(pending)
+      for (const group of inPreparation) {
+        for (const pending of group) if (pending.stage === "Queued") sends.push(pending)
+      }
+      return sends
+    }
+
     const flush: Effect.Effect<void> = Effect.suspend(() => {
-      const pending = [...outstanding]
-      if (pending.length === 0) return Effect.void
+      const sends = unsettled()
+      if (sends.length === 0) return Effect.void
       return Effect.acquireUseRelease(
         Effect.sync(() => {
           flushing++
-          wake.unsafeOpen()
+          hurry()
         }),
-        () => awaitSettled(pending, 0),
+        () => awaitSettled(sends, 0),
         () => Effect.sync(() => flushing--)
       )
     }).pipe(Effect.withSpan(Spans.flush, { attributes: { [Attributes.streamName]: streamName } }))
@@ -964,22 +1025,23 @@ export const makeProducer = (
     }))
 
     /**
-     * Shutdown: refuse new sends (and those waiting for room), deliver what is outstanding
-     * within `shutdownTimeout`, then stop every fiber and fail what is left with `Shutdown`.
+     * Shutdown: refuse new sends (and those waiting for room), deliver what holds a permit
+     * (queued, being prepared, outstanding) within `shutdownTimeout`, then stop every fiber:
+     * a record not prepared by then fails closed, one accepted fails with `Shutdown`.
      */
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         closed = true
         draining = true
-        yield* refusePending()
-        // Wakes the preparers waiting for room: each sees `closed` and refuses.
-        room.unsafeOpen()
-        wake.unsafeOpen()
+        refuseWaiting()
+        hurry()
         // Finalizers run uninterruptibly: the waits must be made interruptible for their timeouts to stop them.
-        if (outstanding.size > 0) {
+        if (permitsTaken > 0) {
           yield* Effect.timeoutOption(Effect.interruptible(drained.await), options.shutdownTimeout)
         }
+        // Preparers interrupted here refuse the records they hold.
         yield* FiberSet.clear(fibers)
+        yield* refuseUnprepared()
         const left = [...outstanding].map((entry) => {
           const failure: Failure = entry.phase._tag === "Failing" ? entry.phase.failure : {
             errorCode: "Shutdown",
