@@ -54,6 +54,7 @@ import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { makeSender } from "./delivery.js"
 import { KinesisLimits } from "./limits.js"
+import { DueQueue } from "./dueQueue.js"
 import type { Pacer } from "./pacing.js"
 import { makePacer } from "./pacing.js"
 import type { PreparedRecord, PrepareError } from "./prepare.js"
@@ -274,6 +275,9 @@ class Entry {
 
 /** The largest number of records in one call. */
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
+
+/** The retry timer's finest step: retries due closer together than this are woken together. */
+const RETRY_TICK_MILLIS = 10
 
 /** Fibers that prepare records, so that one serializes while another waits for its gzip. */
 const PREPARERS = 2
@@ -563,33 +567,64 @@ export const makeProducer = (
         )
       })
 
-    /** The delay before retry `n` (1 for the first): the writer's backoff, jittered ×0.8–1.2 and capped. */
-    const retryDelay = (n: number) =>
-      Effect.map(Random.nextRange(0.8, 1.2), (jitter) => Math.min(backoffCap, backoffBase * 2 ** (n - 1) * jitter))
-
-    /** Puts entries back in `ready` after their own backoff, in one fiber. */
-    const retryLater = (entries: ReadonlyArray<Entry>, now: number) =>
-      Effect.gen(function*() {
-        const waits: Array<readonly [Entry, number]> = []
-        for (const entry of entries) {
-          const until = now + (yield* retryDelay(entry.attempts))
-          entry.phase = { _tag: "Backoff", until }
-          waits.push([entry, until])
+    /**
+     * Jitter factors in [0.8, 1.2) for `n` retries: one draw of the `Random` service seeds a
+     * small generator (mulberry32), so that a call's failures cost one effect, not one each.
+     */
+    const jitters = (n: number) =>
+      Effect.map(Random.nextInt, (seed) => {
+        const factors = new Float64Array(n)
+        let state = seed | 0
+        for (let i = 0; i < n; i++) {
+          state = (state + 0x6d2b79f5) | 0
+          let t = Math.imul(state ^ (state >>> 15), 1 | state)
+          t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+          factors[i] = 0.8 + 0.4 * (((t ^ (t >>> 14)) >>> 0) / 4294967296)
         }
-        waits.sort((a, b) => a[1] - b[1])
-        yield* FiberSet.run(
-          fibers,
-          Effect.forEach(waits, ([entry, until]) =>
-            Effect.gen(function*() {
-              const at = yield* Clock.currentTimeMillis
-              if (until > at) yield* Effect.sleep(until - at)
-              if (entry.phase._tag !== "Backoff") return
-              const woke = yield* Clock.currentTimeMillis
-              if (woke >= entry.deadline) yield* failForGood([[entry, expiredFailure(entry)]])
-              else makeReady(entry, woke)
-            }), { discard: true })
-        )
+        return factors
       })
+
+    /** Entries waiting for their retry, by the time it is due. */
+    const backoff = new DueQueue<Entry>()
+    /** Opened when an entry joins `backoff` ahead of those there: wakes the retry timer. */
+    const backoffSooner = yield* Effect.makeLatch(false)
+
+    /** Puts entries in `backoff`, each until its own backoff ends: the writer's, jittered ×0.8–1.2 and capped. */
+    const retryLater = (entries: ReadonlyArray<Entry>, now: number) =>
+      Effect.map(jitters(entries.length), (jitter) => {
+        const first = backoff.nextDue
+        for (let i = 0; i < entries.length; i++) {
+          const entry = entries[i]!
+          const until = now + Math.min(backoffCap, backoffBase * 2 ** (entry.attempts - 1) * jitter[i]!)
+          entry.phase = { _tag: "Backoff", until }
+          backoff.push(entry, until)
+        }
+        if (first === undefined || backoff.nextDue! < first) backoffSooner.unsafeOpen()
+      })
+
+    /**
+     * One round of the retry timer: the entries whose backoff has ended become ready (or
+     * fail, past their TTL), then it sleeps until the next one ends: one timer for every
+     * record backing off, not a sleeping fiber each.
+     */
+    const retryDue = Effect.gen(function*() {
+      const now = clock.unsafeCurrentTimeMillis()
+      let expired: Array<readonly [Entry, Failure]> | undefined
+      for (let entry = backoff.popDue(now); entry !== undefined; entry = backoff.popDue(now)) {
+        // Expired, or settled at shutdown, while it waited.
+        if (entry.phase._tag !== "Backoff") continue
+        if (now >= entry.deadline) (expired ??= []).push([entry, expiredFailure(entry)])
+        else makeReady(entry, now)
+      }
+      if (expired !== undefined) yield* failForGood(expired)
+      backoffSooner.unsafeClose()
+      const next = backoff.nextDue
+      if (next === undefined) yield* backoffSooner.await
+      // Retries due within a few milliseconds of each other are woken together.
+      else yield* Effect.timeoutOption(backoffSooner.await, Math.max(next - now, RETRY_TICK_MILLIS))
+    })
+
+    yield* FiberSet.run(fibers, Effect.forever(retryDue))
 
     /**
      * Finds the entries of a call's records without a map per call: the outcome lists its
