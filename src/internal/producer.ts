@@ -53,8 +53,8 @@ import type { KinesisWriter } from "../KinesisWriter.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { makeSender } from "./delivery.js"
-import { KinesisLimits } from "./limits.js"
 import { DueQueue } from "./dueQueue.js"
+import { KinesisLimits } from "./limits.js"
 import type { Pacer } from "./pacing.js"
 import { makePacer } from "./pacing.js"
 import type { PreparedRecord, PrepareError } from "./prepare.js"
@@ -856,7 +856,9 @@ export const makeProducer = (
           const entry = new Entry(record, bytes, pending.queuedAt, pending.queuedAt + ttlMillis, pending)
           outstanding.add(entry)
           bufferedBytes += bytes
-          recordBytesEstimate = recordBytesEstimate === 0 ? bytes : recordBytesEstimate + (bytes - recordBytesEstimate) / 16
+          recordBytesEstimate = recordBytesEstimate === 0
+            ? bytes
+            : recordBytesEstimate + (bytes - recordBytesEstimate) / 16
           pending.stage = "Accepted"
           makeReady(entry, pending.queuedAt)
         }
