@@ -50,6 +50,7 @@ import { Kinesis } from "../Kinesis.js"
 import { KinesisMetrics } from "../KinesisMetrics.js"
 import type { KinesisProducer, KinesisProducerOptions, RecordReceipt, SendError } from "../KinesisProducer.js"
 import type { KinesisWriter } from "../KinesisWriter.js"
+import type { PayloadLocation } from "../LargePayloadStore.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { makeSender } from "./delivery.js"
@@ -533,8 +534,8 @@ export const makeProducer = (
     })
 
     /**
-     * Records failed for good: their S3 objects are deleted when they are certainly not on
-     * the stream, then they settle. Runs in a fiber of the producer.
+     * Records failed for good settle: at once, or, with an S3 object certainly not on the
+     * stream, after deleting it in a fiber of the producer.
      */
     const failForGood = (failures: ReadonlyArray<readonly [Entry, Failure]>) =>
       Effect.suspend(() => {
@@ -546,25 +547,32 @@ export const makeProducer = (
           now.push([entry, failure])
         }
         if (now.length === 0) return Effect.void
-        return FiberSet.run(
+        // Only a record with an S3 object certainly not on the stream waits (for its delete),
+        // in a fiber of the producer; the others settle at once.
+        const settled: Array<readonly [Entry, Exit.Exit<RecordReceipt, RecordUndeliveredError>]> = []
+        const deleting: Array<readonly [Entry, Failure, PayloadLocation]> = []
+        for (const [entry, failure] of now) {
+          const location = entry.prepared.largePayload
+          if (location === undefined || entry.maybeDelivered) {
+            settled.push([entry, Exit.fail(undelivered(entry, failure, false))])
+          } else deleting.push([entry, failure, location])
+        }
+        const deleteThenSettle = deleting.length === 0 ? Effect.void : FiberSet.run(
           fibers,
-          Effect.forEach(now, ([entry, failure]) => {
-            const location = entry.prepared.largePayload
-            const deleted = location === undefined || entry.maybeDelivered
-              ? Effect.succeed(false)
-              : store.delete(location).pipe(
-                Effect.timeout("10 seconds"),
-                Effect.as(true),
-                Effect.tapError((e) =>
-                  Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
-                    Effect.annotateLogs({ stream: streamName, key: location.key, error: String(e) })
-                  )
-                ),
-                Effect.orElseSucceed(() => false)
-              )
-            return Effect.map(deleted, (d) => [entry, Exit.fail(undelivered(entry, failure, d))] as const)
-          }, { concurrency: config.maxConcurrentUploads }).pipe(Effect.flatMap(settle))
+          Effect.forEach(deleting, ([entry, failure, location]) =>
+            store.delete(location).pipe(
+              Effect.timeout("10 seconds"),
+              Effect.as(true),
+              Effect.tapError((e) =>
+                Effect.logWarning("could not delete the large payload of an undelivered record").pipe(
+                  Effect.annotateLogs({ stream: streamName, key: location.key, error: String(e) })
+                )
+              ),
+              Effect.orElseSucceed(() => false),
+              Effect.map((deleted) => [entry, Exit.fail(undelivered(entry, failure, deleted))] as const)
+            ), { concurrency: config.maxConcurrentUploads }).pipe(Effect.flatMap(settle))
         )
+        return settled.length === 0 ? deleteThenSettle : Effect.zipRight(settle(settled), deleteThenSettle)
       })
 
     /**
