@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import type { Duration } from "effect"
 import {
+  Clock,
   Config,
   ConfigProvider,
   Deferred,
@@ -136,6 +137,72 @@ describe("KinesisProducer: collection", () => {
       for (const f of fibers) assert.isTrue(Option.isSome(yield* Fiber.poll(f)))
       assert.deepStrictEqual((yield* sent).map((c) => c.length), [3])
     }).pipe(Effect.provide(producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }))))
+})
+
+/** Sends one record and lets it settle: the producer then knows how large records are, and gathers. */
+const warmUp = (producer: KinesisProducer.Service) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(producer.send(records(1, 99)[0]!))
+    yield* tick
+    yield* producer.flush
+    yield* Fiber.join(fiber)
+  })
+
+describe("KinesisProducer: gathering for preparation", () => {
+  it.effect("records sent one by one are prepared as one batch, and their call still goes out at the first one's linger", () =>
+    Effect.gen(function*() {
+      const producer = yield* KinesisProducer
+      yield* warmUp(producer)
+      const t0 = yield* Clock.currentTimeMillis
+      const fibers: Array<Fiber.RuntimeFiber<KinesisProducer.RecordReceipt, KinesisProducer.SendError>> = []
+      for (const record of records(3)) {
+        fibers.push(yield* Effect.fork(producer.send(record)))
+        yield* tick
+        yield* TestClock.adjust("10 millis")
+      }
+      // t0 + 30: the preparers gather until the first has waited half the linger (t0 + 50).
+      yield* TestClock.adjust("20 millis")
+      yield* tick
+      yield* TestClock.adjust("49 millis")
+      yield* tick
+      assert.deepStrictEqual((yield* sent).map((c) => c.length), [1])
+      yield* TestClock.adjust("1 millis")
+      for (const f of fibers) yield* Fiber.join(f)
+      const calls = yield* (yield* KinesisTestRecorder).calls
+      assert.deepStrictEqual(calls.map((c) => c.request.records.length), [1, 3])
+      const prepared = calls[1]!.request.records.map((r) =>
+        Either.getOrThrow(RecordCodec.decodeRecordDataSync(r.data)).info.creationTime
+      )
+      assert.deepStrictEqual(prepared, [t0 + 50, t0 + 50, t0 + 50].map(BigInt))
+    }).pipe(Effect.provide(producerLayer(undefined, { linger: "100 millis" }))))
+
+  it.effect("flush also settles records still waiting for a preparer", () =>
+    Effect.gen(function*() {
+      const producer = yield* KinesisProducer
+      yield* warmUp(producer)
+      const fibers = yield* Effect.forEach(records(3), (r) => Effect.fork(producer.send(r)))
+      yield* tick
+      yield* producer.flush
+      for (const f of fibers) assert.isTrue(Option.isSome(yield* Fiber.poll(f)))
+      assert.deepStrictEqual((yield* sent).map((c) => c.length), [1, 3])
+    }).pipe(Effect.provide(producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }))))
+
+  it.effect("closing the scope delivers records still waiting for a preparer", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }),
+        scope
+      )
+      const producer = yield* Effect.provide(KinesisProducer, context)
+      yield* warmUp(producer)
+      const fibers = yield* Effect.forEach(records(3), (r) => Effect.fork(producer.send(r)))
+      yield* tick
+      yield* Scope.close(scope, Exit.void)
+      for (const f of fibers) assert.isTrue(Exit.isSuccess(yield* Fiber.await(f)))
+      const calls = yield* Effect.provide(KinesisTestRecorder, context).pipe(Effect.flatMap((r) => r.calls))
+      assert.deepStrictEqual(calls.map((c) => c.request.records.length), [1, 3])
+    }))
 })
 
 describe("KinesisProducer: backpressure", () => {
