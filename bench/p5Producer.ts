@@ -8,15 +8,22 @@
  *     call after a fixed 25 ms (real clock), linger 100 ms, records offered at a steady pace.
  *     Target p99 ≤ linger + 2 call latencies.
  * (c) Memory: peak RSS while 1,000 fibers offer 10× what a 2-shard simulated stream takes
- *     (ShardSimulator, real clock), maxBufferedBytes 8 MiB. Target ≤ maxBufferedBytes + 50 MB
- *     over the idle process.
+ *     (ShardSimulator, real clock), maxBufferedBytes 8 MiB, for 40 s: long enough for V8's
+ *     first full collection under its default heap limit. Target ≤ maxBufferedBytes + 50 MB
+ *     over the idle process. Each run is a fresh child process (nothing left from (a), (b) or
+ *     other sections): once with V8's defaults (the target's figure), once with a heap limit
+ *     of 256 MB (`--max-old-space-size`, as a service sized for its container runs), since
+ *     V8 lets garbage grow to a multiple of the live heap before collecting it, and that
+ *     multiple, not the producer, sets the peak of the first.
  *
  * Every part has a time bound; nothing passes or fails: it prints figures.
  *
  *   npx tsx --expose-gc bench/p5Producer.ts [--smoke] [--only=a,b,c]
  */
 import { Duration, Effect, Fiber, Layer, ManagedRuntime } from "effect"
-import { pathToFileURL } from "node:url"
+import { spawn } from "node:child_process"
+import v8 from "node:v8"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type { DataFileV1, PutRecordsResultEntry } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../src/testing.js"
@@ -64,11 +71,12 @@ export interface P5Memory {
   readonly peakRss: number
   /** peakRss - idleRss. */
   readonly overIdle: number
-  /** Peak RSS in the first and in the second half of the offered load (and what settles after): flat when they match. */
-  readonly firstHalfPeak: number
+  /** Peak RSS of each 10 s of the offered load (of each half, in smoke mode): flat when the later ones are no higher. */
+  readonly windowPeaks: ReadonlyArray<number>
   /** Heap used plus array buffers after a full GC, at the end of the load, over the same before it. */
   readonly liveGrowth: number
-  readonly secondHalfPeak: number
+  /** V8's heap limit of the run, in MB: its default, or the one given. */
+  readonly heapLimitMb: number
   /** maxBufferedBytes + 50 MB. */
   readonly bound: number
   readonly capacityPerSecond: number
@@ -82,7 +90,10 @@ export interface P5Result {
   readonly smoke: boolean
   readonly throughput: P5Throughput | undefined
   readonly latency: P5Latency | undefined
+  /** (c) under V8's default heap limit: the target's figure. */
   readonly memory: P5Memory | undefined
+  /** (c) with a heap limit of `SIZED_HEAP_MB`. */
+  readonly memorySized: P5Memory | undefined
 }
 
 const MB = 1_000_000
@@ -258,7 +269,8 @@ const SENDERS = 1_000
 const ZEROS = new Uint8Array(ShardSimulator.Defaults.maxRecordBytes)
 
 const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
-  const seconds = smoke ? 2 : 10
+  const seconds = smoke ? 2 : 40
+  const windowMs = smoke ? 1_000 : 10_000
   const pool = RecordGenerator.makeDataFiles(smoke ? 500 : 2_000, { columns: COLUMNS, seed: 999 })
   const recordsPerSecondPerShard = ShardSimulator.Defaults.recordsPerSecondPerShard * SCALE
   const bytesPerSecondPerShard = Math.round(ShardSimulator.Defaults.bytesPerSecondPerShard * SCALE)
@@ -305,13 +317,13 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
     gc()
     const idleRss = process.memoryUsage().rss
     let peakRss = idleRss
-    const halves = [idleRss, idleRss]
+    const windowPeaks = Array.from({ length: Math.ceil((seconds * 1_000) / windowMs) }, () => idleRss)
     const samplingFrom = performance.now()
     sampler = setInterval(() => {
       const rss = process.memoryUsage().rss
       peakRss = Math.max(peakRss, rss)
-      const half = performance.now() - samplingFrom < (seconds * 1_000) / 2 ? 0 : 1
-      halves[half] = Math.max(halves[half]!, rss)
+      const window = Math.min(windowPeaks.length - 1, Math.floor((performance.now() - samplingFrom) / windowMs))
+      windowPeaks[window] = Math.max(windowPeaks[window]!, rss)
     }, 20)
     const counts = { delivered: 0, failed: 0 }
     let stop = false
@@ -361,8 +373,8 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
       peakRss,
       overIdle: peakRss - idleRss,
       liveGrowth: live - idleLive,
-      firstHalfPeak: halves[0]!,
-      secondHalfPeak: halves[1]!,
+      windowPeaks,
+      heapLimitMb: v8.getHeapStatistics().heap_size_limit / MB,
       bound: MAX_BUFFERED_BYTES + 50 * MB,
       capacityPerSecond: capacity,
       offeredPerSecond: offered,
@@ -379,6 +391,71 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
   }
 }
 
+/** The heap limit of (c)'s second run, in MB. */
+const SIZED_HEAP_MB = 256
+/** How a child process of (c) hands back its figures: one line of JSON after this prefix. */
+const MEMORY_JSON = "P5-MEMORY-JSON "
+
+/** Runs (c) in a fresh child process, with this process's runtime flags plus `flags`. */
+const runMemoryInChild = (smoke: boolean, flags: ReadonlyArray<string>): Promise<P5Memory | undefined> =>
+  new Promise((resolve) => {
+    const args = [...process.execArgv, ...flags, fileURLToPath(import.meta.url), "--memory-child"]
+    const child = spawn(process.execPath, smoke ? [...args, "--smoke"] : args, { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    child.on("close", () => {
+      const line = out.split("\n").find((l) => l.startsWith(MEMORY_JSON))
+      if (line !== undefined) return resolve((JSON.parse(line.slice(MEMORY_JSON.length)) as P5Memory | null) ?? undefined)
+      process.stdout.write(out)
+      resolve(undefined)
+    })
+  })
+
+const printMemory = (runs: ReadonlyArray<readonly [string, P5Memory | undefined]>) => {
+  const first = runs.find(([, m]) => m !== undefined)?.[1]
+  if (first === undefined) return
+  console.log(
+    `(c) ${int(SENDERS)} fibers offer ${
+      int(first.offeredPerSecond)
+    } records/s, 10× what ${SHARDS} simulated shards take (limits ${
+      int(ShardSimulator.Defaults.recordsPerSecondPerShard * SCALE)
+    } records/s and ${int(ShardSimulator.Defaults.bytesPerSecondPerShard * SCALE)} B/s per shard: ~${
+      int(first.capacityPerSecond)
+    } records/s), maxBufferedBytes ${fixed(first.maxBufferedBytes / MiB, 0)} MiB, ${
+      fixed(first.seconds, 1)
+    } s (real clock), each run in a fresh process:\n`
+  )
+  const rows = runs.flatMap(([name, m]) =>
+    m === undefined ? [] : [[
+      name,
+      `${int(m.heapLimitMb)} MB`,
+      `${fixed(m.idleRss / MB, 1)} MB`,
+      `${fixed(m.overIdle / MB, 1)} MB`,
+      `≤ ${fixed(m.bound / MB, 1)} MB`,
+      m.windowPeaks.map((p) => fixed((p - m.idleRss) / MB, 0)).join(" / "),
+      `${fixed(m.liveGrowth / MB, 1)} MB`,
+      int(m.deliveredPerSecond),
+      int(m.failed)
+    ]]
+  )
+  console.log(table([
+    "V8 heap",
+    "heap limit",
+    "idle RSS",
+    "peak over idle",
+    "bound",
+    "peak over idle per window (MB)",
+    "live at end",
+    "delivered/s",
+    "sends failed"
+  ], rows))
+  console.log(
+    "\n  windows of 10 s (of 1 s in smoke mode); live at end: heap + buffers after a full GC, over the same at idle"
+  )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The section
 // ---------------------------------------------------------------------------------------------
@@ -390,8 +467,12 @@ export const runP5 = async (
   const parts = new Set(options.parts ?? ["a", "b", "c"])
   section(`P5 the producer: send one at a time from many fibers${smoke ? " (smoke)" : ""}`)
 
-  // (c) first: RSS does not shrink back after (a) and (b), so their high-water mark would hide it.
-  const memory = parts.has("c") ? await runMemory(smoke) : undefined
+  // (c) in child processes of their own: RSS does not shrink back after (a) and (b), or after
+  // other sections, so their high-water mark would hide it.
+  const memory = parts.has("c") ? await runMemoryInChild(smoke, []) : undefined
+  const memorySized = parts.has("c")
+    ? await runMemoryInChild(smoke, [`--max-old-space-size=${SIZED_HEAP_MB}`])
+    : undefined
   const throughput = parts.has("a") ? await runThroughput(smoke) : undefined
   if (throughput !== undefined) {
     console.log(
@@ -434,38 +515,15 @@ export const runP5 = async (
     console.log(`\n  p99 / target = ${ratio(latency.p99Ms, latency.targetMs)}\n`)
   }
 
-  if (memory !== undefined) {
-    console.log(
-      `(c) ${int(SENDERS)} fibers offer ${
-        int(memory.offeredPerSecond)
-      } records/s, 10× what ${SHARDS} simulated shards take (limits ${
-        int(ShardSimulator.Defaults.recordsPerSecondPerShard * SCALE)
-      } records/s and ${int(ShardSimulator.Defaults.bytesPerSecondPerShard * SCALE)} B/s per shard: ~${
-        int(memory.capacityPerSecond)
-      } records/s), maxBufferedBytes ${fixed(memory.maxBufferedBytes / MiB, 0)} MiB, ${
-        fixed(memory.seconds, 1)
-      } s (real clock):\n`
-    )
-    console.log(table(["idle RSS", "peak RSS", "peak over idle", "bound", "delivered/s", "sends failed"], [[
-      `${fixed(memory.idleRss / MB, 1)} MB`,
-      `${fixed(memory.peakRss / MB, 1)} MB`,
-      `${fixed(memory.overIdle / MB, 1)} MB`,
-      `≤ ${fixed(memory.bound / MB, 1)} MB`,
-      int(memory.deliveredPerSecond),
-      int(memory.failed)
-    ]]))
-    console.log(
-      `\n  peak over idle / bound = ${ratio(memory.overIdle, memory.bound)}; peak RSS in the first half ${
-        fixed(memory.firstHalfPeak / MB, 1)
-      } MB, in the second ${
-        fixed(memory.secondHalfPeak / MB, 1)
-      } MB; live (heap + buffers after a full GC) at the end ${fixed(memory.liveGrowth / MB, 1)} MB over idle`
-    )
-  }
-  return { smoke, throughput, latency, memory }
+  printMemory([["defaults", memory], [`--max-old-space-size=${SIZED_HEAP_MB}`, memorySized]])
+  return { smoke, throughput, latency, memory, memorySized }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv.includes("--memory-child")) {
+  const memory = await runMemory(process.argv.includes("--smoke"))
+  console.log(MEMORY_JSON + JSON.stringify(memory ?? null))
+  process.exit(0)
+} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
   await runP5({
     smoke: process.argv.includes("--smoke"),

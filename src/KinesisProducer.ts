@@ -35,7 +35,7 @@ export interface KinesisProducerOptions {
   readonly maxBufferedRecords?: number | undefined
   /** Their bytes (data plus partition key). At least the writer's record limit. Default 64 MiB. */
   readonly maxBufferedBytes?: number | undefined
-  /** A record not delivered this long after it was accepted fails with errorCode `Expired`. At least `linger`. Default 30 s. */
+  /** A record not delivered this long after its `send` took room in the buffer fails with errorCode `Expired`. At least `linger`. Default 30 s. */
   readonly recordTtl?: Duration.DurationInput | undefined
   /** On scope close, the time left to deliver what is buffered; what is still unsettled then fails with `Shutdown`. Zero or more. Default 10 s. */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
@@ -181,8 +181,9 @@ export declare namespace KinesisProducer {
    * What the producer offers.
    *
    * Shutdown (closing the layer's scope): `send` fails at once with `ProducerClosedError`
-   * (also a `send` that was waiting for room); what is outstanding is delivered within
-   * `shutdownTimeout`; what is still unsettled then fails with errorCode `Shutdown`
+   * (also a `send` that was waiting for room); what is queued or outstanding is delivered
+   * within `shutdownTimeout`; then a record not yet prepared fails with
+   * `ProducerClosedError`, and what is still unsettled with errorCode `Shutdown`
    * (`maybeDelivered` when a call carrying it was in flight). No send waits for ever and no
    * fiber outlives the scope.
    *
@@ -197,7 +198,10 @@ export declare namespace KinesisProducer {
      * `send` once its record is accepted does not withdraw the record.
      */
     readonly send: (record: DataFileV1) => Effect.Effect<RecordReceipt, SendError>
-    /** Waits until every record accepted before this call has settled, without waiting for `linger`. */
+    /**
+     * Waits until every record sent before this call (queued, being prepared or buffered) has
+     * settled, without waiting for `linger`.
+     */
     readonly flush: Effect.Effect<void>
     /**
      * Sends every element, with backpressure, and completes when all have settled. An
