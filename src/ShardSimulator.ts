@@ -126,6 +126,13 @@ export interface ShardSimulatorOptions {
   readonly recordFailureRate?: number | undefined
   /** Chances of whole-call faults. Default none. */
   readonly callFaults?: CallFaultOptions | undefined
+  /**
+   * Whether {@link ShardSimulatorState} keeps every record written and every call (default
+   * true). False keeps the totals and each shard's figures only, so that a long run (a
+   * benchmark, a soak test) does not hold its whole history: `written` and `calls` are then
+   * empty.
+   */
+  readonly history?: boolean | undefined
 }
 
 /**
@@ -428,6 +435,7 @@ export const make = (
     const timeoutRate = faults.timeout ?? 0
     const ambiguousRate = faults.ambiguousWriteRate ?? 0
     const random = prng(options.seed ?? Defaults.seed)
+    const history = options.history ?? true
 
     const starts = startingHashKeys(options.shards)
     const shards: Array<Shard> = starts.map((start, index) => ({
@@ -535,14 +543,16 @@ export const make = (
       shard.sequence++
       totals.written++
       const sequenceNumber = `49${String(shard.index).padStart(6, "0")}${String(shard.sequence).padStart(20, "0")}`
-      written.push({
-        shardId: shard.id,
-        sequenceNumber,
-        partitionKey: record.partitionKey,
-        data: record.data,
-        at: now,
-        callIndex
-      })
+      if (history) {
+        written.push({
+          shardId: shard.id,
+          sequenceNumber,
+          partitionKey: record.partitionKey,
+          data: record.data,
+          at: now,
+          callIndex
+        })
+      }
       return { _tag: "Written", shardId: shard.id, sequenceNumber }
     }
 
@@ -567,24 +577,26 @@ export const make = (
     ): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.suspend(() => {
-          const index = calls.length
+          const index = totals.calls
           const n = request.records.length
           totals.calls++
           totals.attempted += n
           const invalid = validate(request)
           if (invalid !== undefined) {
             totals.callFailed += n
-            calls.push({
-              index,
-              at: now,
-              records: request.records,
-              fault: "validation",
-              errorName: "ValidationException",
-              written: 0,
-              throttled: 0,
-              failed: 0,
-              ambiguous: false
-            })
+            if (history) {
+              calls.push({
+                index,
+                at: now,
+                records: request.records,
+                fault: "validation",
+                errorName: "ValidationException",
+                written: 0,
+                throttled: 0,
+                failed: 0,
+                ambiguous: false
+              })
+            }
             return Effect.fail(callError(request, "ValidationException", 400, false, invalid))
           }
           const decided = plan(n)
@@ -603,19 +615,23 @@ export const make = (
           }
           const counts = { written: writtenInCall, throttled: throttledInCall, failed: failedInCall }
           if (decided.fault === "none") {
-            calls.push({ index, at: now, records: request.records, fault: "none", ...counts, ambiguous: false })
+            if (history) {
+              calls.push({ index, at: now, records: request.records, fault: "none", ...counts, ambiguous: false })
+            }
             return Effect.succeed(results)
           }
           totals.callFailed += n
-          calls.push({
-            index,
-            at: now,
-            records: request.records,
-            fault: decided.fault,
-            errorName: decided.errorName,
-            ...counts,
-            ambiguous: writtenInCall > 0
-          })
+          if (history) {
+            calls.push({
+              index,
+              at: now,
+              records: request.records,
+              fault: decided.fault,
+              errorName: decided.errorName,
+              ...counts,
+              ambiguous: writtenInCall > 0
+            })
+          }
           return Effect.fail(
             callError(request, decided.errorName, decided.httpStatus, true, `simulated ${decided.fault}`)
           )

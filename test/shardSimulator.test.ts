@@ -229,9 +229,9 @@ describe("ShardSimulator: seeded faults", () => {
   } as const
 
   /** 300 calls of 20 records (limits raised so that only the seeded faults refuse): every result or error, as plain data. */
-  const run = (seed: number) =>
+  const run = (seed: number, history?: boolean) =>
     Effect.gen(function*() {
-      const { kinesis, state } = yield* ShardSimulator.make({ ...faulty, seed })
+      const { kinesis, state } = yield* ShardSimulator.make({ ...faulty, seed, history })
       const outcomes: Array<unknown> = []
       for (let call = 0; call < 300; call++) {
         const result = yield* Effect.either(
@@ -258,6 +258,17 @@ describe("ShardSimulator: seeded faults", () => {
       )
       assert.deepStrictEqual(a.totals, b.totals)
       assert.notDeepEqual(a.outcomes, c.outcomes)
+    }))
+
+  it.effect("without history, the same outcomes, totals and shards, and nothing kept of each record or call", () =>
+    Effect.gen(function*() {
+      const kept = yield* run(7)
+      const unkept = yield* run(7, false)
+      assert.deepStrictEqual(unkept.outcomes, kept.outcomes)
+      assert.deepStrictEqual(unkept.totals, kept.totals)
+      assert.isAbove(kept.written.length, 0)
+      assert.strictEqual(unkept.written.length, 0)
+      assert.strictEqual(unkept.calls.length, 0)
     }))
 
   it.effect("faults come at about their rates and with the shape Kinesis gives them", () =>
