@@ -4,21 +4,23 @@
  *
  * - Admission: a send is one suspension of its fiber (`Pending`): its record takes one
  *   permit of `maxBufferedRecords` (or waits in line for one) and joins `toPrepare`, with
- *   no fiber operation of its own; a preparer fiber takes what is waiting there (up to a call's worth) and has the writer
- *   prepare it as one batch (record ids, S3 offload, gzip), then hands each send its
- *   prepared record; a batch that fails is prepared again without the record it names (or
- *   split in halves), so that a bad record fails its own send only. The send then takes its
- *   bytes (data plus the longest key it can have) of `maxBufferedBytes`. Both are released
- *   when it settles.
+ *   no fiber operation of its own. A preparer fiber waits until a call's worth is there,
+ *   the oldest has waited half a `linger` (at most 50 ms), or something is urgent, then has
+ *   the writer prepare what is there (up to a call's worth) as one batch (record ids, S3
+ *   offload, gzip) and hands each send its prepared record; a batch that fails is prepared
+ *   again without the record it names (or split in halves), so that a bad record fails its
+ *   own send only. The send then takes its bytes (data plus the longest key it can have) of
+ *   `maxBufferedBytes`. Both are released when it settles. A record's `linger` and
+ *   `recordTtl` count from when it was queued.
  * - Collection: accepted records wait in `ready`, oldest first. One collector fiber takes a
  *   call slot (`maxConcurrentCalls`), then waits until a call's worth is ready, the oldest
  *   ready record has waited `linger`, or something is urgent (a `flush`, shutdown), and
  *   forks the call.
- * - Settlement: a written record completes its `send` with a receipt; a failed one goes
- *   back to `ready` after its own jittered backoff with its next attempt's key, or, failed
- *   for good (non-retryable, retries exhausted, past `recordTtl`), fails its `send` and goes
- *   to `onUndelivered` once. One reaper fiber expires records at their `recordTtl` (records
- *   are accepted in deadline order, so it looks at the oldest only).
+ * - Settlement: a written record completes its `send` with a receipt; a failed one waits in
+ *   `backoff` for its own jittered backoff (one timer for all) and goes back to `ready` with
+ *   its next attempt's key, or, failed for good (non-retryable, retries exhausted, past
+ *   `recordTtl`), fails its `send` and goes to `onUndelivered` once. One reaper fiber
+ *   expires records at their `recordTtl`.
  *
  * @internal
  */
@@ -793,9 +795,11 @@ export const makeProducer = (
       })
 
     /**
-     * Expires records at their TTL. Entries join `outstanding` in the order of their
-     * deadlines (accepted time plus the same TTL), so only its oldest need looking at: the
-     * reaper sleeps until the first deadline not passed.
+     * Expires records at their TTL. Entries join `outstanding` in about the order of their
+     * deadlines (queued time plus the same TTL; two preparers may admit out of that order by
+     * the time a batch took to prepare or to find room), so only its oldest are looked at:
+     * the reaper sleeps until the first deadline not passed, and a record admitted out of
+     * order may expire that much late. Calls and the retry timer check each deadline too.
      */
     const reap = Effect.gen(function*() {
       while (outstanding.size === 0) {
