@@ -37,7 +37,7 @@ export interface KinesisProducerOptions {
   readonly maxBufferedBytes?: number | undefined
   /** A record not delivered this long after its `send` took room in the buffer fails with errorCode `Expired`. At least `linger`. Default 30 s. */
   readonly recordTtl?: Duration.DurationInput | undefined
-  /** On scope close, the time left to deliver what is buffered; what is still unsettled then fails with `Shutdown`. Zero or more. Default 10 s. */
+  /** On scope close, the time left to deliver what is queued or buffered; then a record not yet prepared fails with `ProducerClosedError`, and what is still unsettled with `Shutdown`. Zero or more. Default 10 s. */
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   /**
    * Receives each record that failed for good (also `Expired` and `Shutdown`), once, in a
@@ -199,8 +199,9 @@ export declare namespace KinesisProducer {
      */
     readonly send: (record: DataFileV1) => Effect.Effect<RecordReceipt, SendError>
     /**
-     * Waits until every record sent before this call (queued, being prepared or buffered) has
-     * settled, without waiting for `linger`.
+     * Waits until every record whose `send` took room before this call (queued, being
+     * prepared or buffered) has settled, without waiting for `linger`; a `send` still waiting
+     * for room is not included.
      */
     readonly flush: Effect.Effect<void>
     /**

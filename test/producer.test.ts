@@ -444,6 +444,61 @@ describe("KinesisProducer: bad input", () => {
       quiet
     ))
 
+  it.effect("an onUndelivered that never ends does not hold the scope: closing it stops the handler", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        producerLayer((call) => KinesisTest.failEach(call, "KMSAccessDeniedException"), {
+          shutdownTimeout: 0,
+          onUndelivered: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+        }),
+        scope
+      )
+      const producer = yield* Effect.provide(KinesisProducer, context)
+      const sent = yield* Effect.fork(Effect.flip(producer.send(records(1)[0]!)))
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual((yield* Fiber.join(sent))._tag, "RecordUndeliveredError")
+      yield* Deferred.await(started)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      // Handlers get at least a second at shutdown; then they are interrupted.
+      yield* tick
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+    }).pipe(quiet))
+
+  it.effect("an S3 delete that never ends does not hold the scope: its record fails with deleted false", () =>
+    Effect.gen(function*() {
+      const memory = yield* LargePayloadStore.makeMemory()
+      const hanging = Layer.succeed(
+        LargePayloadStore,
+        LargePayloadStore.of({ ...memory.service, delete: () => Effect.never })
+      )
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        producerLayer((call) => KinesisTest.failEach(call, "KMSAccessDeniedException"), { shutdownTimeout: 0 }, {
+          largePayloadThreshold: 1_000
+        }, { store: hanging }),
+        scope
+      )
+      const producer = yield* Effect.provide(KinesisProducer, context)
+      const sent = yield* Effect.fork(
+        Effect.flip(producer.send(RecordGenerator.makeDataFile({ seed: 3, serializedBytes: 3_000 })))
+      )
+      yield* TestClock.adjust("100 millis")
+      yield* tick
+      // Its delete has begun (and the 10 s it may take have not passed): closing does not wait for it.
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* tick
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
+      const error = yield* Fiber.join(sent)
+      assert.isTrue(
+        error._tag === "RecordUndeliveredError" && error.errorCode === "KMSAccessDeniedException" &&
+          error.largePayload?.deleted === false
+      )
+    }).pipe(quiet))
+
   const invalid = (options: KinesisProducerOptions) =>
     Effect.flip(Effect.scoped(Layer.build(producerLayer(undefined, options))))
 

@@ -10,8 +10,9 @@
  *   offload, gzip) and hands each send its prepared record; a batch that fails is prepared
  *   again without the record it names (or split in halves), so that a bad record fails its
  *   own send only. The send then takes its bytes (data plus the longest key it can have) of
- *   `maxBufferedBytes`. Both are released when it settles. A record's `linger` and
- *   `recordTtl` count from when it was queued.
+ *   `maxBufferedBytes`. Both are released when it settles. A record's `recordTtl`
+ *   counts from when it was queued, and so does its `linger`, but for a wait for room
+ *   beyond the gathering.
  * - Collection: accepted records wait in `ready`, oldest first. One collector fiber takes a
  *   call slot (`maxConcurrentCalls`), then waits until a call's worth is ready, the oldest
  *   ready record has waited `linger`, or something is urgent (a `flush`, shutdown), and
@@ -331,16 +332,24 @@ export const makeProducer = (
     // Made before the shutdown finalizer is added, so closed after it has run.
     const fibers = yield* FiberSet.make()
     const handlers = yield* FiberSet.make()
+    /**
+     * Forks into one of the producer's fiber sets, interruptible whatever region it is called
+     * from: a fork inherits its parent's mask, and much of the producer's work runs masked (a
+     * call's settlement), so a handler, an S3 delete or a ListShards forked from there would
+     * otherwise hold the scope's close until it ended on its own.
+     */
+    const fork = <A, E>(set: FiberSet.FiberSet<unknown, unknown>, effect: Effect.Effect<A, E>) =>
+      FiberSet.run(set, Effect.interruptible(effect))
     /** Shard-aware pacing, when asked for: see pacing.ts. */
     const pacer: Pacer | undefined = options.pace
       ? yield* makePacer({
         streamName,
         listShards: kinesis.listShards(streamName, config.streamArn),
-        fork: (effect) => FiberSet.run(fibers, effect),
+        fork: (effect) => fork(fibers, effect),
         linger: options.linger
       })
       : undefined
-    if (pacer !== undefined) yield* FiberSet.run(fibers, pacer.refresh)
+    if (pacer !== undefined) yield* fork(fibers, pacer.refresh)
 
     /** Accepted and not settled. */
     const outstanding = new Set<Entry>()
@@ -448,13 +457,17 @@ export const makeProducer = (
 
     const gauges = Effect.suspend(() => metrics.producerBuffered(streamName, outstanding.size, bufferedBytes))
 
-    const makeReady = (entry: Entry, now: number) => {
-      entry.phase = { _tag: "Ready", since: now }
+    /**
+     * Puts an entry in `ready`, lingering from `since`. One whose linger has already passed
+     * at `now` wakes the collector: it may sit behind younger records in `ready`.
+     */
+    const makeReady = (entry: Entry, since: number, now: number) => {
+      entry.phase = { _tag: "Ready", since }
       entry.keySlack = attemptDigits - String(entry.attempts).length
       ready.add(entry)
       readyBytes += entry.callBytes
       nonEmpty.unsafeOpen()
-      if (callFull() || urgent()) wake.unsafeOpen()
+      if (callFull() || urgent() || since + lingerMillis <= now) wake.unsafeOpen()
     }
 
     const leave = (entry: Entry) => {
@@ -466,7 +479,8 @@ export const makeProducer = (
 
     /** Settles entries not settled yet: completes their sends, releases their room. */
     const settle = (settlements: ReadonlyArray<readonly [Entry, Exit.Exit<RecordReceipt, RecordUndeliveredError>]>) =>
-      Effect.gen(function*() {
+      // Whole, once begun: a shutdown that interrupted it half-way would skip `onUndelivered`.
+      Effect.uninterruptible(Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         let records = 0
         let bytes = 0
@@ -499,10 +513,14 @@ export const makeProducer = (
         yield* Effect.forEach(latencies, (s) => metrics.recordSettled(streamName, s), { discard: true })
         yield* metrics.recordsExpired(streamName, expired)
         if (options.onUndelivered !== undefined) yield* Effect.forEach(failed, runHandler, { discard: true })
-      })
+      }))
 
+    /**
+     * Runs `onUndelivered` in a fiber of its own (interruptible: shutdown stops one that never
+     * ends).
+     */
     const runHandler = (error: RecordUndeliveredError) =>
-      FiberSet.run(
+      fork(
         handlers,
         Effect.suspend(() => options.onUndelivered!(error)).pipe(
           Effect.catchAllCause((cause) =>
@@ -559,7 +577,7 @@ export const makeProducer = (
             settled.push([entry, Exit.fail(undelivered(entry, failure, false))])
           } else deleting.push([entry, failure, location])
         }
-        const deleteThenSettle = deleting.length === 0 ? Effect.void : FiberSet.run(
+        const deleteThenSettle = deleting.length === 0 ? Effect.void : fork(
           fibers,
           Effect.forEach(deleting, ([entry, failure, location]) =>
             store.delete(location).pipe(
@@ -624,17 +642,22 @@ export const makeProducer = (
         // Expired, or settled at shutdown, while it waited.
         if (entry.phase._tag !== "Backoff") continue
         if (now >= entry.deadline) (expired ??= []).push([entry, expiredFailure(entry)])
-        else makeReady(entry, now)
+        else makeReady(entry, now, now)
       }
       if (expired !== undefined) yield* failForGood(expired)
       backoffSooner.unsafeClose()
       const next = backoff.nextDue
       if (next === undefined) yield* backoffSooner.await
       // Retries due within a few milliseconds of each other are woken together.
-      else yield* Effect.timeoutOption(backoffSooner.await, Math.max(next - now, RETRY_TICK_MILLIS))
+      else {
+        yield* Effect.timeoutOption(
+          backoffSooner.await,
+          Math.max(next - clock.unsafeCurrentTimeMillis(), RETRY_TICK_MILLIS)
+        )
+      }
     })
 
-    yield* FiberSet.run(fibers, Effect.forever(retryDue))
+    yield* fork(fibers, Effect.forever(retryDue))
 
     /**
      * Finds the entries of a call's records without a map per call: the outcome lists its
@@ -762,22 +785,31 @@ export const makeProducer = (
         wake.unsafeClose()
         yield* Effect.timeoutOption(wake.await, wait)
       }
-      const now = yield* Clock.currentTimeMillis
-      const { call, expired, full, scan } = takeCall(now)
-      if (!callFull() && !urgent()) wake.unsafeClose()
+      const now = clock.unsafeCurrentTimeMillis()
+      // From taking the call's records (now `InFlight`) to forking the call, nothing may stop
+      // this fiber: a shutdown would report records never sent as maybe delivered.
+      const { expired, full, scan, sent } = yield* Effect.uninterruptible(
+        Effect.suspend(() => {
+          const { call, expired, full, scan } = takeCall(now)
+          if (!callFull() && !urgent()) wake.unsafeClose()
+          const taken = { expired, full, scan, sent: call.length > 0 }
+          return call.length === 0
+            ? Effect.as(callSlots.release(1), taken)
+            : Effect.as(
+              fork(fibers, sendAndSettle(call).pipe(Effect.ensuring(callSlots.release(1)))),
+              taken
+            )
+        })
+      )
       if (expired.length > 0) yield* failForGood(expired)
-      if (call.length === 0) {
-        yield* callSlots.release(1)
-        // Paced, every ready record waits for its shard's tokens: until the first refill.
-        if (scan !== undefined && scan.limited()) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
-        return
-      }
-      yield* FiberSet.run(fibers, sendAndSettle(call).pipe(Effect.ensuring(callSlots.release(1))))
+      if (scan === undefined || !scan.limited()) return
+      // Paced, with nothing sent, every ready record waits for its shard's tokens: until the first refill.
+      if (!sent) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
       // Paced, the call took its shards' tokens: they gather again into one call, not a stream of tiny ones.
-      if (scan !== undefined && scan.limited() && !full) yield* Effect.sleep(pacer!.gapMillis)
+      else if (!full) yield* Effect.sleep(pacer!.gapMillis)
     })
 
-    yield* FiberSet.run(fibers, Effect.forever(collectOne))
+    yield* fork(fibers, Effect.forever(collectOne))
 
     /** Its TTL passed: a record not in a call fails now; one in flight fails if that call fails. */
     const expire = (entry: Entry) =>
@@ -823,7 +855,7 @@ export const makeProducer = (
       yield* reapable.await
     })
 
-    yield* FiberSet.run(fibers, Effect.forever(reap))
+    yield* fork(fibers, Effect.forever(reap))
 
     /**
      * Withdraws a record that will not be accepted (its send was interrupted, or the producer
@@ -833,7 +865,7 @@ export const makeProducer = (
     const withdraw = (pending: Pending, prepared: PreparedRecord | undefined): Effect.Effect<void> => {
       releasePermits(1)
       finish(pending, Exit.fail(closedError))
-      return prepared?.largePayload === undefined ? Effect.void : FiberSet.run(
+      return prepared?.largePayload === undefined ? Effect.void : fork(
         handlers,
         Effect.ignore(Effect.timeout(store.delete(prepared.largePayload), "10 seconds"))
       )
@@ -843,7 +875,8 @@ export const makeProducer = (
      * Accepts prepared records in order, from `from`: each takes its bytes of
      * `maxBufferedBytes` and becomes ready; a withdrawn record (its send was interrupted) is
      * dropped instead. Runs as one synchronous loop, and waits only when a record finds no
-     * room, to go on from it. A record's linger and TTL count from when it was queued.
+     * room, to go on from it. A record's TTL counts from when it was queued, and so does its
+     * linger, but for the time it waited for room beyond the preparers' gathering.
      */
     const admit = (
       group: ReadonlyArray<Pending>,
@@ -851,6 +884,7 @@ export const makeProducer = (
       from: number
     ): Effect.Effect<void> =>
       Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
         let withdrawn: Array<Effect.Effect<void>> | undefined
         for (let i = from; i < prepared.length; i++) {
           const record = prepared[i]!
@@ -872,7 +906,9 @@ export const makeProducer = (
             ? bytes
             : recordBytesEstimate + (bytes - recordBytesEstimate) / 16
           pending.stage = "Accepted"
-          makeReady(entry, pending.queuedAt)
+          // Its linger counts from when it was queued, less no more than the preparers' gathering:
+          // one that waited long for room still lingers for others to fill its call.
+          makeReady(entry, Math.max(pending.queuedAt, now - gatherMillis), now)
         }
         reapable.unsafeOpen()
         return withdrawn === undefined ? Effect.void : Effect.all(withdrawn, { discard: true })
@@ -940,20 +976,27 @@ export const makeProducer = (
       }
       const taken = toPrepare.length <= MAX_CALL_RECORDS ? toPrepare : toPrepare.slice(0, MAX_CALL_RECORDS)
       toPrepare = taken === toPrepare ? [] : toPrepare.slice(MAX_CALL_RECORDS)
-      const group: Array<Pending> = []
-      for (const pending of taken) {
-        if (pending.stage === "Cancelled") yield* withdraw(pending, undefined)
-        else group.push(pending)
-      }
-      if (group.length === 0) return
-      inPreparation.add(group)
-      yield* prepareGroup(group).pipe(
-        Effect.onInterrupt(() => withdrawUnaccepted(group)),
-        Effect.ensuring(Effect.sync(() => inPreparation.delete(group)))
+      // In the same step as leaving `toPrepare`: a `flush` waits for them, and a shutdown that
+      // interrupts this fiber before its handler below is in place still finds them.
+      inPreparation.add(taken)
+      yield* Effect.ensuring(
+        Effect.suspend(() => {
+          const group: Array<Pending> = []
+          const cancelled: Array<Effect.Effect<void>> = []
+          for (const pending of taken) {
+            if (pending.stage === "Cancelled") cancelled.push(withdraw(pending, undefined))
+            else group.push(pending)
+          }
+          return Effect.zipRight(
+            Effect.all(cancelled, { discard: true }),
+            group.length === 0 ? Effect.void : prepareGroup(group)
+          )
+        }).pipe(Effect.onInterrupt(() => withdrawUnaccepted(taken))),
+        Effect.sync(() => inPreparation.delete(taken))
       )
     })
 
-    for (let i = 0; i < PREPARERS; i++) yield* FiberSet.run(fibers, Effect.forever(prepareOne))
+    for (let i = 0; i < PREPARERS; i++) yield* fork(fibers, Effect.forever(prepareOne))
 
     /** Refuses the sends waiting for room: the producer is closed, and they were never accepted. */
     const refuseWaiting = () => {
@@ -1091,6 +1134,7 @@ export const makeProducer = (
         // Preparers interrupted here refuse the records they hold.
         yield* FiberSet.clear(fibers)
         yield* refuseUnprepared()
+        for (const group of inPreparation) yield* withdrawUnaccepted(group)
         const left = [...outstanding].map((entry) => {
           const failure: Failure = entry.phase._tag === "Failing" ? entry.phase.failure : {
             errorCode: "Shutdown",
