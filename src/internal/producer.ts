@@ -11,8 +11,8 @@
  *   again without the record it names (or split in halves), so that a bad record fails its
  *   own send only. The send then takes its bytes (data plus the longest key it can have) of
  *   `maxBufferedBytes`. Both are released when it settles. A record's `recordTtl`
- *   counts from when it was queued, and so does its `linger`, but for a wait for room
- *   beyond the gathering.
+ *   and `linger` count from when it was queued (one admitted past its linger, after a wait
+ *   for room, lingers as long as the preparers gather).
  * - Collection: accepted records wait in `ready`, oldest first. One collector fiber takes a
  *   call slot (`maxConcurrentCalls`), then waits until a call's worth is ready, the oldest
  *   ready record has waited `linger`, or something is urgent (a `flush`, shutdown), and
@@ -457,17 +457,14 @@ export const makeProducer = (
 
     const gauges = Effect.suspend(() => metrics.producerBuffered(streamName, outstanding.size, bufferedBytes))
 
-    /**
-     * Puts an entry in `ready`, lingering from `since`. One whose linger has already passed
-     * at `now` wakes the collector: it may sit behind younger records in `ready`.
-     */
-    const makeReady = (entry: Entry, since: number, now: number) => {
+    /** Puts an entry in `ready`, lingering from `since`. */
+    const makeReady = (entry: Entry, since: number) => {
       entry.phase = { _tag: "Ready", since }
       entry.keySlack = attemptDigits - String(entry.attempts).length
       ready.add(entry)
       readyBytes += entry.callBytes
       nonEmpty.unsafeOpen()
-      if (callFull() || urgent() || since + lingerMillis <= now) wake.unsafeOpen()
+      if (callFull() || urgent()) wake.unsafeOpen()
     }
 
     const leave = (entry: Entry) => {
@@ -642,7 +639,7 @@ export const makeProducer = (
         // Expired, or settled at shutdown, while it waited.
         if (entry.phase._tag !== "Backoff") continue
         if (now >= entry.deadline) (expired ??= []).push([entry, expiredFailure(entry)])
-        else makeReady(entry, now, now)
+        else makeReady(entry, now)
       }
       if (expired !== undefined) yield* failForGood(expired)
       backoffSooner.unsafeClose()
@@ -875,8 +872,8 @@ export const makeProducer = (
      * Accepts prepared records in order, from `from`: each takes its bytes of
      * `maxBufferedBytes` and becomes ready; a withdrawn record (its send was interrupted) is
      * dropped instead. Runs as one synchronous loop, and waits only when a record finds no
-     * room, to go on from it. A record's TTL counts from when it was queued, and so does its
-     * linger, but for the time it waited for room beyond the preparers' gathering.
+     * room, to go on from it. A record's TTL and linger count from when it was queued; one
+     * admitted past its linger lingers as long as the preparers gather.
      */
     const admit = (
       group: ReadonlyArray<Pending>,
@@ -906,9 +903,9 @@ export const makeProducer = (
             ? bytes
             : recordBytesEstimate + (bytes - recordBytesEstimate) / 16
           pending.stage = "Accepted"
-          // Its linger counts from when it was queued, less no more than the preparers' gathering:
-          // one that waited long for room still lingers for others to fill its call.
-          makeReady(entry, Math.max(pending.queuedAt, now - gatherMillis), now)
+          // Its linger counts from when it was queued; one already past it (it waited for room)
+          // lingers as long as the preparers gather, so as not to go out in a call of its own.
+          makeReady(entry, now - pending.queuedAt < lingerMillis ? pending.queuedAt : now - gatherMillis)
         }
         reapable.unsafeOpen()
         return withdrawn === undefined ? Effect.void : Effect.all(withdrawn, { discard: true })
