@@ -186,23 +186,6 @@ describe("KinesisProducer: gathering for preparation", () => {
       for (const f of fibers) assert.isTrue(Option.isSome(yield* Fiber.poll(f)))
       assert.deepStrictEqual((yield* sent).map((c) => c.length), [1, 3])
     }).pipe(Effect.provide(producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }))))
-
-  it.effect("closing the scope delivers records still waiting for a preparer", () =>
-    Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(
-        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }),
-        scope
-      )
-      const producer = yield* Effect.provide(KinesisProducer, context)
-      yield* warmUp(producer)
-      const fibers = yield* Effect.forEach(records(3), (r) => Effect.fork(producer.send(r)))
-      yield* tick
-      yield* Scope.close(scope, Exit.void)
-      for (const f of fibers) assert.isTrue(Exit.isSuccess(yield* Fiber.await(f)))
-      const calls = yield* Effect.provide(KinesisTestRecorder, context).pipe(Effect.flatMap((r) => r.calls))
-      assert.deepStrictEqual(calls.map((c) => c.request.records.length), [1, 3])
-    }))
 })
 
 describe("KinesisProducer: backpressure", () => {
@@ -586,22 +569,26 @@ describe("KinesisProducer: sink", () => {
 })
 
 describe("KinesisProducer: shutdown", () => {
-  it.effect("closing the scope delivers what is buffered at once; a send after close fails with ProducerClosedError", () =>
+  it.effect("closing the scope delivers what is buffered at once (also records still waiting for a preparer); a send after close fails with ProducerClosedError", () =>
     Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(
-        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }),
-        scope
-      )
-      const producer = yield* Effect.provide(KinesisProducer, context)
-      const fibers = yield* Effect.forEach(records(3), (r) => Effect.fork(producer.send(r)))
-      yield* tick
-      yield* Scope.close(scope, Exit.void)
-      for (const f of fibers) assert.isTrue(Exit.isSuccess(yield* Fiber.await(f)))
-      const error = yield* Effect.flip(producer.send(records(1, 5)[0]!))
-      assert.strictEqual(error._tag, "ProducerClosedError")
-      const calls = yield* Effect.provide(KinesisTestRecorder, context).pipe(Effect.flatMap((r) => r.calls))
-      assert.deepStrictEqual(calls.map((c) => c.request.records.length), [3])
+      // Warmed up, the producer knows how large records are and gathers them before preparing.
+      for (const warm of [false, true]) {
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }),
+          scope
+        )
+        const producer = yield* Effect.provide(KinesisProducer, context)
+        if (warm) yield* warmUp(producer)
+        const fibers = yield* Effect.forEach(records(3), (r) => Effect.fork(producer.send(r)))
+        yield* tick
+        yield* Scope.close(scope, Exit.void)
+        for (const f of fibers) assert.isTrue(Exit.isSuccess(yield* Fiber.await(f)))
+        const error = yield* Effect.flip(producer.send(records(1, 5)[0]!))
+        assert.strictEqual(error._tag, "ProducerClosedError")
+        const calls = yield* Effect.provide(KinesisTestRecorder, context).pipe(Effect.flatMap((r) => r.calls))
+        assert.deepStrictEqual(calls.map((c) => c.request.records.length), warm ? [1, 3] : [3])
+      }
     }))
 
   it.effect("what is not settled within shutdownTimeout fails with Shutdown (maybeDelivered when in flight); a send waiting for room fails closed", () =>
