@@ -11,6 +11,7 @@ import { create, toBinary } from "@bufbuild/protobuf"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema, FileContent, FileFormat } from "./gen/cygnus/v1/data_file_pb.js"
 import { varintSize } from "./internal/envelopePacker.js"
+import { prng as internalPrng } from "./internal/prng.js"
 
 /**
  * Options of {@link makeDataFile}.
@@ -43,16 +44,7 @@ const EXTENSIONS: Record<FileFormat, string> = {
  *
  * @since 0.1.0
  */
-export const prng = (seed: number): () => number => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const prng: (seed: number) => () => number = internalPrng
 
 /**
  * One realistic data-file manifest: a Parquet (mostly) file under an Iceberg table layout

@@ -54,9 +54,9 @@ import { createHash } from "node:crypto"
 import { KinesisError } from "./Errors.js"
 import { KinesisLimits } from "./internal/limits.js"
 import { partitionKeyLength } from "./internal/partitionKey.js"
+import { prng } from "./internal/prng.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
-import { prng } from "./RecordGenerator.js"
 
 /**
  * The limits and defaults of a simulated stream: Kinesis' own write limits per shard and

@@ -62,6 +62,7 @@ import { KinesisLimits } from "./limits.js"
 import type { Pacer } from "./pacing.js"
 import { makePacer } from "./pacing.js"
 import type { PreparedRecord, PrepareError } from "./prepare.js"
+import { prng } from "./prng.js"
 
 /** Span names of the public operations. */
 export const Spans = {
@@ -592,35 +593,22 @@ export const makeProducer = (
         return settled.length === 0 ? deleteThenSettle : Effect.zipRight(settle(settled), deleteThenSettle)
       })
 
-    /**
-     * Jitter factors in [0.8, 1.2) for `n` retries: one draw of the `Random` service seeds a
-     * small generator (mulberry32), so that a call's failures cost one effect, not one each.
-     */
-    const jitters = (n: number) =>
-      Effect.map(Random.nextInt, (seed) => {
-        const factors = new Float64Array(n)
-        let state = seed | 0
-        for (let i = 0; i < n; i++) {
-          state = (state + 0x6d2b79f5) | 0
-          let t = Math.imul(state ^ (state >>> 15), 1 | state)
-          t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-          factors[i] = 0.8 + 0.4 * (((t ^ (t >>> 14)) >>> 0) / 4294967296)
-        }
-        return factors
-      })
-
     /** Entries waiting for their retry, by the time it is due. */
     const backoff = new DueQueue<Entry>()
     /** Opened when an entry joins `backoff` ahead of those there: wakes the retry timer. */
     const backoffSooner = yield* Effect.makeLatch(false)
 
-    /** Puts entries in `backoff`, each until its own backoff ends: the writer's, jittered ×0.8–1.2 and capped. */
+    /**
+     * Puts entries in `backoff`, each until its own backoff ends: the writer's, jittered
+     * ×0.8–1.2 and capped. One draw of the `Random` service seeds the jitter of them all, so
+     * that a call's failures cost one effect, not one each.
+     */
     const retryLater = (entries: ReadonlyArray<Entry>, now: number) =>
-      Effect.map(jitters(entries.length), (jitter) => {
+      Effect.map(Random.nextInt, (seed) => {
+        const random = prng(seed)
         const first = backoff.nextDue
-        for (let i = 0; i < entries.length; i++) {
-          const entry = entries[i]!
-          const until = now + Math.min(backoffCap, backoffBase * 2 ** (entry.attempts - 1) * jitter[i]!)
+        for (const entry of entries) {
+          const until = now + Math.min(backoffCap, backoffBase * 2 ** (entry.attempts - 1) * (0.8 + 0.4 * random()))
           entry.phase = { _tag: "Backoff", until }
           backoff.push(entry, until)
         }
