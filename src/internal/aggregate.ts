@@ -39,7 +39,7 @@ import { gzipBound } from "./gzipBound.js"
 import { deleteBestEffort } from "./orphans.js"
 import { distributionBucket, partitionKeyPrefix as partitionKeyPrefixOf } from "./partitionKey.js"
 import type { BatchEntry, OffloadSlot, PrepareContext, PreparedBatch, PreparedRecord, PrepareError } from "./prepare.js"
-import { build, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
+import { build, entryInfo, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
 
 /**
  * Logical records per chunk: how often the aggregates filled so far go to the compressor
@@ -230,7 +230,7 @@ export const serializeBatchAggregated = (
             Effect.flatMap(upload(context, slot, attempted), (pointer) => {
               const entry: BatchEntry = { ...slot.entry, largePayload: pointer.location }
               return Either.match(
-                encodeEntryRecordSync(infoOf(context, entry), { _tag: "large", pointer: pointer.entry }),
+                encodeEntryRecordSync(entryInfo(context, entry), { _tag: "large", pointer: pointer.entry }),
                 {
                   onLeft: (e) =>
                     Effect.fail(new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })),
@@ -450,12 +450,3 @@ export const fitToRecordLimit = (
   const half = members.length >> 1
   return Either.flatMap(part(0, half), (a) => Either.map(part(half, members.length), (b) => [...a, ...b]))
 }
-
-const infoOf = (context: PrepareContext, entry: BatchEntry) => ({
-  filePath: entry.record.filePath,
-  creationTime: context.creationTime,
-  accountId: context.config.accountId,
-  recordId: entry.recordId,
-  logGroupId: context.config.logGroupId,
-  schemaName: context.config.schemaName
-})

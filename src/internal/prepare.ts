@@ -423,7 +423,8 @@ const ENCODER_BYTES = 64 * 1024
  */
 export const COMPRESSION_PART_BYTES = 1024 * 1024
 
-const info = (context: PrepareContext, entry: BatchEntry) => ({
+/** The `DataFileInfo` of a batch entry's envelope. */
+export const entryInfo = (context: PrepareContext, entry: BatchEntry) => ({
   filePath: entry.record.filePath,
   creationTime: context.creationTime,
   accountId: context.config.accountId,
@@ -441,7 +442,7 @@ export const build = (
 ): Either.Either<PreparedRecord, SerializationError | CompressionError> =>
   Either.flatMap(
     Either.mapLeft(
-      encodeEntryRecordSync(info(context, entry), payload),
+      encodeEntryRecordSync(entryInfo(context, entry), payload),
       (e) => new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })
     ),
     (envelope) =>
