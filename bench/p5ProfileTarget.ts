@@ -164,20 +164,15 @@ if (mode === "compare") {
   }
   const med = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
   const ratios = p.map((x, i) => x.rate / w[i]!.rate)
-  console.log(
-    `writer   rate ${int(med(w.map((x) => x.rate)))}/s  main-thread active ${
-      fixed(med(w.map((x) => x.activeUs)), 1)
-    } µs/record, cpu (all threads) ${fixed(med(w.map((x) => x.cpuUs)), 1)} µs/record, gc ${
-      fixed(med(w.map((x) => x.gcUs)), 1)
-    } µs/record`
-  )
-  console.log(
-    `producer rate ${int(med(p.map((x) => x.rate)))}/s  main-thread active ${
-      fixed(med(p.map((x) => x.activeUs)), 1)
-    } µs/record, cpu (all threads) ${fixed(med(p.map((x) => x.cpuUs)), 1)} µs/record, gc ${
-      fixed(med(p.map((x) => x.gcUs)), 1)
-    } µs/record`
-  )
+  for (const [label, rounds] of [["writer  ", w], ["producer", p]] as const) {
+    console.log(
+      `${label} rate ${int(med(rounds.map((x) => x.rate)))}/s  main-thread active ${
+        fixed(med(rounds.map((x) => x.activeUs)), 1)
+      } µs/record, cpu (all threads) ${fixed(med(rounds.map((x) => x.cpuUs)), 1)} µs/record, gc ${
+        fixed(med(rounds.map((x) => x.gcUs)), 1)
+      } µs/record`
+    )
+  }
   console.log(
     `ratio of medians ${fixed(med(p.map((x) => x.rate)) / med(w.map((x) => x.rate)), 3)}; per-pair ratios ${
       ratios.map((r) => fixed(r, 2)).join(" ")
