@@ -6,6 +6,7 @@
 import { create, toBinary } from "@bufbuild/protobuf"
 import type { Layer } from "effect"
 import { Effect, Layer as L, Logger, LogLevel, ManagedRuntime } from "effect"
+import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import * as Zlib from "node:zlib"
@@ -104,7 +105,8 @@ const timeOnce = async <I, R>(candidate: Candidate<I, R>, n: number, signal: Abo
 /**
  * Each candidate warms up (two runs of `warmupN` records; the second calibrates `n` so that
  * one run lasts about `targetSeconds`), then `runs` rounds run every candidate once, in turn,
- * so that a change of load on the machine hits all of them alike; the median of each.
+ * so that a change of load on the machine hits all of them alike; the median of each. The
+ * sections call it with one candidate per child process ({@link measureApart}).
  */
 export const measureGroup = async (
   candidates: ReadonlyArray<Candidate<any, any>>,
@@ -156,6 +158,100 @@ export const measureGroup = async (
     cpuRate: median(s.cpuRates),
     last: s.last
   }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring apart: each path in processes of its own
+// ---------------------------------------------------------------------------------------------
+
+/** How a child process hands back its figures: one line of JSON after this prefix. */
+const CHILD_JSON = "BENCH-CHILD-JSON "
+
+/** In a child process: hands `figures` to the parent (see {@link runInChild}). */
+export const reportToParent = (figures: unknown): void => {
+  console.log(CHILD_JSON + JSON.stringify(figures ?? null))
+}
+
+/**
+ * Runs `file` in a fresh child process, with this process's runtime flags plus `flags`, and
+ * `args`; the figures it reported with {@link reportToParent}, or undefined (its output is
+ * then shown). `signal` kills it.
+ */
+export const runInChild = <A>(
+  file: string,
+  args: ReadonlyArray<string>,
+  options: { readonly flags?: ReadonlyArray<string>; readonly signal?: AbortSignal | undefined } = {}
+): Promise<A | undefined> =>
+  new Promise((resolve) => {
+    if (options.signal?.aborted === true) return resolve(undefined)
+    const child = spawn(process.execPath, [...process.execArgv, ...(options.flags ?? []), file, ...args], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    const kill = () => child.kill("SIGKILL")
+    options.signal?.addEventListener("abort", kill, { once: true })
+    let out = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    child.on("close", () => {
+      options.signal?.removeEventListener("abort", kill)
+      const line = out.split("\n").find((l) => l.startsWith(CHILD_JSON))
+      if (line !== undefined) return resolve((JSON.parse(line.slice(CHILD_JSON.length)) as A | null) ?? undefined)
+      if (options.signal?.aborted !== true) process.stdout.write(out)
+      resolve(undefined)
+    })
+  })
+
+/**
+ * Runs `one` for each of `names`, `processes` times, in rotating order (A B C, then B C A,
+ * ...) so that a change of load falls on all; `one` measures a name in a fresh child
+ * process ({@link runInChild}). Paths timed in turn in one process run each in the heap and
+ * JIT state the others left: the writer ran 10-15% slower beside the hand loop than alone,
+ * the loop faster, and the producer slower beside `writeBatch`. What each process gave, by
+ * name; undefined if one gave nothing.
+ */
+export const runApart = async <A>(
+  names: ReadonlyArray<string>,
+  processes: number,
+  one: (name: string) => Promise<A | undefined>
+): Promise<Map<string, Array<A>> | undefined> => {
+  const byName = new Map<string, Array<A>>(names.map((name) => [name, []]))
+  for (let p = 0; p < processes; p++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + p) % names.length]!
+      const figures = await one(name)
+      if (figures === undefined) return undefined
+      byName.get(name)!.push(figures)
+    }
+  }
+  return byName
+}
+
+/**
+ * Measures candidates apart ({@link runApart}): `measureOne` measures one candidate in a
+ * child process, as {@link measureGroup} does, and gives its `Measure`. Per candidate:
+ * `rates` and `seconds` are the timed runs of all its processes (each process sizes its own
+ * `n`), `rate` their median, `cpuRate` the median of its processes'; `n` and `last` are its
+ * first process's.
+ */
+export const measureApart = async <R>(
+  names: ReadonlyArray<string>,
+  processes: number,
+  measureOne: (name: string) => Promise<Measure<R> | undefined>
+): Promise<Array<Measure<R>> | undefined> => {
+  const byName = await runApart(names, processes, measureOne)
+  if (byName === undefined) return undefined
+  return names.map((name) => {
+    const measures = byName.get(name)!
+    const rates = measures.flatMap((m) => m.rates)
+    return {
+      ...measures[0]!,
+      rates,
+      seconds: measures.flatMap((m) => m.seconds),
+      rate: median(rates),
+      cpuRate: median(measures.map((m) => m.cpuRate))
+    }
+  })
 }
 
 // ---------------------------------------------------------------------------------------------

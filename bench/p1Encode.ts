@@ -4,9 +4,12 @@
  * same records with no Effect: the floor (envelope message, `toBinary`, `gzipSync`) and the
  * limit (the same without gzip). Plus, at 50 columns: compression level 1 against the
  * default, 0/1/2 compression workers, and the `KinesisTest` double against a trivial layer.
+ * Each measure runs in fresh child processes of its own (this file with `--p1-child`), as
+ * a service runs one of them, not in turn beside the others in one heap.
  */
 import type { Layer } from "effect"
 import { availableParallelism } from "node:os"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
 import { KinesisWriter, WriterDefaults } from "../src/index.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
@@ -16,9 +19,12 @@ import {
   fixed,
   handLoop,
   int,
+  measureApart,
   measureGroup,
   pct,
   ratio,
+  reportToParent,
+  runInChild,
   secondsList,
   section,
   signalOption,
@@ -27,18 +33,22 @@ import {
   zeroLatencyKinesis
 } from "./common.js"
 
+/** What P1 reads of a writer run's `WriteResult`. */
+export type WriteFigures = Pick<WriteResult, "records" | "uncompressedBytes" | "compressedBytes" | "kinesisCalls">
+
 export interface ColumnFigures {
   readonly columns: number
-  readonly writer: Measure<WriteResult>
+  readonly writer: Measure<WriteFigures>
+  /** `last`: the bytes the loop's gzip gave. */
   readonly floor: Measure<number>
   readonly limit: Measure<number>
 }
 
 export interface P1Result {
   readonly byColumns: ReadonlyArray<ColumnFigures>
-  readonly level1: Measure<WriteResult>
-  readonly workers: ReadonlyArray<{ readonly workers: number; readonly measure: Measure<WriteResult> }>
-  readonly kinesisTest: Measure<WriteResult>
+  readonly level1: Measure<WriteFigures>
+  readonly workers: ReadonlyArray<{ readonly workers: number; readonly measure: Measure<WriteFigures> }>
+  readonly kinesisTest: Measure<WriteFigures>
 }
 
 /** Distinct records per column count (cycled to the run size). */
@@ -86,20 +96,88 @@ const loopCandidate = (
   minN: pool.length
 })
 
-const perRecord = (r: WriteResult) => ({
+/** The measures of a column count, by name: the three compared at every count, the variants at 50. */
+const measureNames = (columns: number): Array<string> => [
+  "writeBatch",
+  "floor",
+  "limit",
+  ...(columns === 50
+    ? ["level 1", "KinesisTest", ...otherWorkers().map((n) => `workers ${n}`)]
+    : [])
+]
+
+/** The compression worker counts measured beside the default (0, 1 and 2 in all). */
+const otherWorkers = () => [0, 1, 2].filter((n) => n !== WriterDefaults.compressionWorkers)
+
+/** The candidate a measure's name stands for. */
+const candidateFor = (
+  name: string,
+  pool: ReadonlyArray<DataFileV1>,
+  disposers: Array<() => Promise<void>>
+): Candidate<Array<DataFileV1>, WriteResult> | Candidate<Array<DataFileV1>, number> => {
+  switch (name) {
+    case "writeBatch":
+      return writerCandidate(name, pool, {}, disposers)
+    case "floor":
+      return loopCandidate(name, pool, true)
+    case "limit":
+      return loopCandidate(name, pool, false)
+    case "level 1":
+      return writerCandidate(name, pool, { compressionLevel: 1 }, disposers)
+    case "KinesisTest":
+      return writerCandidate(name, pool, {}, disposers, KinesisTest.layer())
+    default:
+      return writerCandidate(name, pool, { compressionWorkers: Number(name.slice("workers ".length)) }, disposers)
+  }
+}
+
+/** In a child process: one measure (`columns:name`), reported to the parent. */
+const measureInChild = async (spec: string, smoke: boolean): Promise<void> => {
+  const [columns, name] = [Number(spec.slice(0, spec.indexOf(":"))), spec.slice(spec.indexOf(":") + 1)]
+  const pool = RecordGenerator.makeDataFiles((smoke ? SMOKE_POOL : POOL)[columns]!, { columns, seed: 1_000 * columns })
+  const disposers: Array<() => Promise<void>> = []
+  try {
+    const [m] = await measureGroup([candidateFor(name, pool, disposers)], timingOf(smoke))
+    const last = m!.last as WriteResult | number
+    reportToParent({
+      ...m,
+      last: typeof last === "number" ? last : {
+        records: last.records,
+        uncompressedBytes: last.uncompressedBytes,
+        compressedBytes: last.compressedBytes,
+        kinesisCalls: last.kinesisCalls
+      } satisfies WriteFigures
+    })
+  } finally {
+    for (const dispose of disposers) await dispose()
+  }
+}
+
+const timingOf = (smoke: boolean) => smoke ? { targetSeconds: 0.01, runs: 1, warmups: 0 } : {}
+
+/** Processes per measure: two, alternating, so that the machine's load falls on all. */
+const PROCESSES = { full: 2, smoke: 1 }
+
+const perRecord = (r: WriteFigures) => ({
   uncompressed: r.uncompressedBytes / r.records,
   compressed: r.compressedBytes / r.records,
   callsPer1000: (1000 * r.kinesisCalls) / r.records
 })
 
-const describe = (m: Measure<unknown>) => `${int(m.rate)} rec/s (n=${int(m.n)}: ${secondsList(m.seconds)})`
+/** Its rate, and the seconds of its runs (each process sizes its own `n`: the first's is shown). */
+const describe = (m: Measure<unknown>) => `${int(m.rate)} rec/s (n≈${int(m.n)}: ${secondsList(m.seconds)})`
 
 export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
-  const pools = options.smoke === true ? SMOKE_POOL : POOL
-  const timing = options.smoke === true ? { targetSeconds: 0.01, runs: 1, warmups: 0 } : {}
   section("P1 encode path: writeBatch vs hand-written loops (zero-latency Kinesis, in-memory store, no-op metrics)")
-  console.log("Each figure: 2 warm-up runs, then 3 rounds in which every measure of the group runs once in turn")
-  console.log("(so a change of load hits all alike), each run sized to ~1.4 s; the median. Same pre-generated records")
+  const smoke = options.smoke === true
+  const processes = smoke ? PROCESSES.smoke : PROCESSES.full
+  console.log(
+    `Each measure runs in ${processes} fresh process(es) of its own, started in rotating order (so a change of load hits`
+  )
+  console.log(
+    "all alike): in each, 2 warm-up runs (the second sizes the runs to ~1.4 s), then 3 timed runs; the figure is the median"
+  )
+  console.log(`of its ${processes * 3} timed runs. Same pre-generated records`)
   console.log(
     "(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,"
   )
@@ -116,50 +194,41 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   )
 
   const byColumns: Array<ColumnFigures> = []
-  let level1: Measure<WriteResult> | undefined
-  let kinesisTest: Measure<WriteResult> | undefined
-  const workers: Array<{ workers: number; measure: Measure<WriteResult> }> = []
-  // The compression worker counts measured beside the default (0, 1 and 2 in all).
-  const otherWorkers = [0, 1, 2].filter((n) => n !== WriterDefaults.compressionWorkers)
-  for (const columns of options.smoke === true ? [50] : [5, 50, 500]) {
-    const pool = RecordGenerator.makeDataFiles(pools[columns]!, { columns, seed: 1_000 * columns })
-    const disposers: Array<() => Promise<void>> = []
-    const candidates: Array<Candidate<any, any>> = [
-      writerCandidate("writeBatch", pool, {}, disposers),
-      loopCandidate("floor", pool, true),
-      loopCandidate("limit", pool, false)
-    ]
+  let level1: Measure<WriteFigures> | undefined
+  let kinesisTest: Measure<WriteFigures> | undefined
+  const workers: Array<{ workers: number; measure: Measure<WriteFigures> }> = []
+  const file = fileURLToPath(import.meta.url)
+  for (const columns of smoke ? [50] : [5, 50, 500]) {
+    const measures = await measureApart<any>(
+      measureNames(columns),
+      processes,
+      (name) =>
+        runInChild<Measure<any>>(file, [`--p1-child=${columns}:${name}`, ...(smoke ? ["--smoke"] : [])], {
+          signal: options.signal
+        })
+    )
+    options.signal?.throwIfAborted()
+    if (measures === undefined) throw new Error(`a process measuring ${columns} columns gave no figures`)
+    const [writer, floor, limit, ...variants] = measures
+    byColumns.push({ columns, writer: writer!, floor: floor!, limit: limit! })
+    console.log(
+      `  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${
+        describe(limit!)
+      }`
+    )
+    for (const v of variants) console.log(`              ${v.name}: ${describe(v)}`)
     if (columns === 50) {
-      candidates.push(
-        writerCandidate("level 1", pool, { compressionLevel: 1 }, disposers),
-        writerCandidate("KinesisTest", pool, {}, disposers, KinesisTest.layer())
-      )
-      for (const n of otherWorkers) {
-        candidates.push(writerCandidate(`workers ${n}`, pool, { compressionWorkers: n }, disposers))
-      }
-    }
-    try {
-      const [writer, floor, limit, ...variants] = await measureGroup(candidates, { ...timing, signal: options.signal })
-      byColumns.push({ columns, writer: writer!, floor: floor!, limit: limit! })
-      console.log(
-        `  ${String(columns).padStart(3)} columns: writeBatch ${describe(writer!)}, floor ${describe(floor!)}, limit ${
-          describe(limit!)
-        }`
-      )
-      for (const v of variants) console.log(`              ${v.name}: ${describe(v)}`)
-      if (columns === 50) {
-        level1 = variants[0]!
-        kinesisTest = variants[1]!
-        workers.push({ workers: WriterDefaults.compressionWorkers, measure: writer! })
-        otherWorkers.forEach((n, i) => workers.push({ workers: n, measure: variants[2 + i]! }))
-        workers.sort((a, b) => a.workers - b.workers)
-      }
-    } finally {
-      for (const dispose of disposers) await dispose()
+      level1 = variants[0]!
+      kinesisTest = variants[1]!
+      workers.push({ workers: WriterDefaults.compressionWorkers, measure: writer! })
+      otherWorkers().forEach((n, i) => workers.push({ workers: n, measure: variants[2 + i]! }))
+      workers.sort((a, b) => a.workers - b.workers)
     }
   }
 
-  console.log("\nThroughput (records/s wall clock, median of 3; in brackets records per CPU-second):\n")
+  console.log(
+    `\nThroughput (records/s wall clock, median of ${processes}×3 runs; in brackets records per CPU-second):\n`
+  )
   console.log(table(
     ["columns", "writeBatch", "floor", "writer/floor", "limit", "writer/limit", "floor/limit"],
     byColumns.map((c) => [
@@ -184,7 +253,7 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   )
   const default50 = c50.writer
   const d = perRecord(default50.last)
-  const variantRow = (label: string, m: Measure<WriteResult>) => {
+  const variantRow = (label: string, m: Measure<WriteFigures>) => {
     const p = perRecord(m.last)
     return [
       label,
@@ -195,7 +264,7 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
       pct(p.compressed, d.compressed)
     ]
   }
-  console.log("\nVariants at 50 columns (writeBatch, median of 3, measured in the same rounds as the default):\n")
+  console.log("\nVariants at 50 columns (writeBatch, each in processes of its own, as the default):\n")
   console.log(table(
     ["configuration", "records/s", "rec/CPU-s", "vs default", "gzip B/record", "vs default"],
     [
@@ -214,7 +283,7 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   console.log(
     "\nBytes on the wire per record and Kinesis calls (from the WriteResult of the last timed run; floor = the hand loop's gzip):\n"
   )
-  const bytesRow = (label: string, r: WriteResult, floorBytes?: number) => {
+  const bytesRow = (label: string, r: WriteFigures, floorBytes?: number) => {
     const p = perRecord(r)
     return [
       label,
@@ -244,4 +313,10 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
     ]
   ))
   return { byColumns, level1: level1!, workers, kinesisTest: kinesisTest! }
+}
+
+const child = process.argv.find((a) => a.startsWith("--p1-child="))
+if (child !== undefined && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await measureInChild(child.slice("--p1-child=".length), process.argv.includes("--smoke"))
+  process.exit(0)
 }

@@ -15,8 +15,8 @@ import { Layer, ManagedRuntime } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { fork } from "node:child_process"
 import { availableParallelism } from "node:os"
-import { fileURLToPath } from "node:url"
-import type { DataFileV1, WriteResult } from "../src/index.js"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import type { DataFileV1 } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
 import { partitionKey } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
@@ -29,8 +29,10 @@ import {
   median,
   quietLogs,
   ratio,
+  reportToParent,
+  runApart,
+  runInChild,
   section,
-  signalOption,
   table,
   WRITER_BASE
 } from "./common.js"
@@ -38,9 +40,11 @@ import {
 export const P2_RECORDS = 10_000
 export const P2_DELAY_MS = 25
 const P2_WARMUP = 500
-const P2_RUNS = 3
+/** Processes per path, and timed runs in each (after an untimed one). */
+const P2_PROCESSES = 2
+const P2_RUNS = 2
 /** `--smoke`: the same path at tiny sizes, one run each (the figures mean nothing). */
-const SMOKE = { records: 200, warmup: 50, runs: 1 } as const
+const SMOKE = { records: 200, warmup: 50, processes: 1, runs: 1 } as const
 /** Records of the kinesalite ("fidelity") round. */
 const P2_FIDELITY_RECORDS = 5_000
 
@@ -186,67 +190,107 @@ export interface P2Result {
   readonly fidelity?: { readonly writerRate: number; readonly loopRate: number } | undefined
 }
 
-/** `rounds` rounds, each: writeBatch then the hand loop, on the servers of `target`, alternating. */
-const compare = async (
+/** The two paths P2 compares. */
+type P2Path = "writeBatch" | "by hand"
+
+/**
+ * In a child process: runs of one path on servers of its own for `target`, each on a stream
+ * of its own after a warm-up batch: one untimed (the JIT settles), then `runs` timed. The
+ * records: the first `count` of P2's (the same in every process).
+ */
+const runPath = async (
   target: Target,
-  options: {
-    readonly delayMs: number
-    readonly records: ReadonlyArray<DataFileV1>
-    readonly warm: ReadonlyArray<DataFileV1>
-    readonly rounds: number
-    readonly signal: AbortSignal | undefined
-  }
-) => {
-  const { delayMs, records, rounds, signal, warm } = options
-  const count = records.length
-  const servers = await startServers(target, delayMs, signal)
+  path: P2Path,
+  options: { readonly delayMs: number; readonly count: number; readonly runs: number; readonly smoke: boolean }
+): Promise<Array<Run>> => {
+  const { count, delayMs } = options
+  const records = RecordGenerator.makeDataFiles(options.smoke ? SMOKE.records : P2_RECORDS, { columns: 50, seed: 77 })
+    .slice(0, count)
+  const warm = RecordGenerator.makeDataFiles(options.smoke ? SMOKE.warmup : P2_WARMUP, { columns: 50, seed: 7_777_777 })
+  const servers = await startServers(target, delayMs, undefined)
   const client = makeKinesisClient(servers.endpoint)
   const admin = servers.admin === undefined ? undefined : makeKinesisClient(servers.admin)
-  const stream = async (name: string) => {
-    if (admin !== undefined) await abortable(createStream(admin, name, 4), signal)
+  const stream = async (run: number) => {
+    const name = `bench-p2-${path === "writeBatch" ? "writer" : "loop"}-${run}-${Date.now()}`
+    if (admin !== undefined) await createStream(admin, name, 4)
     return name
   }
-  const writerRuns: Array<Run> = []
-  const loopRuns: Array<Run> = []
-  try {
-    for (let round = 0; round < rounds; round++) {
-      const writerStream = await stream(`bench-p2-writer-${round}-${Date.now()}`)
-      const runtime = ManagedRuntime.make(
-        KinesisWriter.layer({ ...WRITER_BASE, streamName: writerStream }).pipe(
-          Layer.provide(Kinesis.layer(client)),
-          Layer.provide(LargePayloadStore.layerMemory()),
-          Layer.provide(KinesisMetrics.layerNoop),
-          Layer.provideMerge(quietLogs)
-        )
-      )
-      try {
-        const writer = await runtime.runPromise(KinesisWriter, signalOption(signal))
-        await runtime.runPromise(writer.writeBatch(warm), signalOption(signal))
-        let result: WriteResult | undefined
-        const run = await timed(servers, count, async () => {
-          result = await runtime.runPromise(writer.writeBatch(records), signalOption(signal))
-          return { calls: result.kinesisCalls, failed: result.retriedRecords }
-        })
-        writerRuns.push(run)
-      } finally {
-        await runtime.dispose()
-      }
-
-      const loopStream = await stream(`bench-p2-loop-${round}-${Date.now()}`)
-      await handWrite(client, loopStream, warm, signal)
-      loopRuns.push(await timed(servers, count, () => handWrite(client, loopStream, records, signal)))
-      console.log(
-        `  ${target} run ${round + 1}: writeBatch ${int(writerRuns.at(-1)!.rate)} rec/s (${
-          fixed(writerRuns.at(-1)!.seconds)
-        } s), ` +
-          `by hand ${int(loopRuns.at(-1)!.rate)} rec/s (${fixed(loopRuns.at(-1)!.seconds)} s)`
-      )
+  const once = async (run: number): Promise<Run> => {
+    const streamName = await stream(run)
+    if (path === "by hand") {
+      await handWrite(client, streamName, warm, undefined)
+      return await timed(servers, count, () => handWrite(client, streamName, records, undefined))
     }
+    const runtime = ManagedRuntime.make(
+      KinesisWriter.layer({ ...WRITER_BASE, streamName }).pipe(
+        Layer.provide(Kinesis.layer(client)),
+        Layer.provide(LargePayloadStore.layerMemory()),
+        Layer.provide(KinesisMetrics.layerNoop),
+        Layer.provideMerge(quietLogs)
+      )
+    )
+    try {
+      const writer = await runtime.runPromise(KinesisWriter)
+      await runtime.runPromise(writer.writeBatch(warm))
+      return await timed(servers, count, async () => {
+        const result = await runtime.runPromise(writer.writeBatch(records))
+        return { calls: result.kinesisCalls, failed: result.retriedRecords }
+      })
+    } finally {
+      await runtime.dispose()
+    }
+  }
+  try {
+    await once(0)
+    const runs: Array<Run> = []
+    for (let run = 1; run <= options.runs; run++) runs.push(await once(run))
+    return runs
   } finally {
     client.destroy()
     admin?.destroy()
     servers.stop()
   }
+}
+
+/**
+ * Each path on servers of `target` in `processes` fresh processes of its own, writeBatch and
+ * by hand alternating, each process giving `runs` timed runs after an untimed one.
+ */
+const compare = async (
+  target: Target,
+  options: {
+    readonly delayMs: number
+    readonly count: number
+    readonly processes: number
+    readonly runs: number
+    readonly smoke: boolean
+    readonly signal: AbortSignal | undefined
+  }
+) => {
+  const { count, delayMs, signal } = options
+  const file = fileURLToPath(import.meta.url)
+  const byPath = await runApart<Array<Run>>(
+    ["writeBatch", "by hand"] satisfies Array<P2Path>,
+    options.processes,
+    (path) =>
+      runInChild<Array<Run>>(
+        file,
+        [`--p2-child=${target}:${path}:${delayMs}:${count}:${options.runs}`, ...(options.smoke ? ["--smoke"] : [])],
+        { signal }
+      )
+  )
+  signal?.throwIfAborted()
+  if (byPath === undefined) throw new Error(`a process of the ${target} comparison gave no figures`)
+  const writerRuns = byPath.get("writeBatch")!.flat()
+  const loopRuns = byPath.get("by hand")!.flat()
+  writerRuns.forEach((w, i) => {
+    const l = loopRuns[i]!
+    console.log(
+      `  ${target} run ${i + 1}: writeBatch ${int(w.rate)} rec/s (${fixed(w.seconds)} s), by hand ${
+        int(l.rate)
+      } rec/s (${fixed(l.seconds)} s)`
+    )
+  })
   const writerRate = median(writerRuns.map((r) => r.rate))
   const loopRate = median(loopRuns.map((r) => r.rate))
   const row = (label: string, runs: ReadonlyArray<Run>, rate: number) => [
@@ -272,6 +316,7 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
   const count = options.smoke === true ? SMOKE.records : P2_RECORDS
   const warmup = options.smoke === true ? SMOKE.warmup : P2_WARMUP
   const runs = options.smoke === true ? SMOKE.runs : P2_RUNS
+  const processes = options.smoke === true ? SMOKE.processes : P2_PROCESSES
   const fidelityCount = options.smoke === true ? SMOKE.records : P2_FIDELITY_RECORDS
   section(
     `P2 end to end: ${
@@ -295,10 +340,12 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
   console.log(
     `flight, 2 compression workers). by hand: per chunk of 500, encode + gzip (the floor loop), then one PutRecordsCommand,`
   )
-  console.log(`sequentially. ${runs} runs each, alternating.\n`)
-  const records = RecordGenerator.makeDataFiles(count, { columns: 50, seed: 77 })
-  const warm = RecordGenerator.makeDataFiles(warmup, { columns: 50, seed: 7_777_777 })
-  const main = await compare("fake", { delayMs, records, warm, rounds: runs, signal })
+  console.log(
+    `sequentially. Each path in ${processes} fresh processes of its own (each with its own endpoint process), alternating;`
+  )
+  console.log(`in each, one untimed run, then ${runs} timed: ${processes * runs} runs each.\n`)
+  const smoke = options.smoke === true
+  const main = await compare("fake", { delayMs, count, processes, runs, smoke, signal })
   const { loopRate, loopRuns, writerRate, writerRuns } = main
   const floorCalls = Math.ceil(count / 500)
   console.log(`\nratio writeBatch / by hand: ${ratio(writerRate, loopRate)} (target ≥ 2×)`)
@@ -349,10 +396,25 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
     console.log(
       `on the same 2 cores, so its CPU (server CPU-s) bounds both sides: this is what the first P2 measured.\n`
     )
-    const fidelityRecords = records.slice(0, fidelityCount)
-    const f = await compare("kinesalite", { delayMs, records: fidelityRecords, warm, rounds: 1, signal })
+    const f = await compare("kinesalite", { delayMs, count: fidelityCount, processes: 1, runs: 1, smoke, signal })
     console.log(`\nfidelity ratio writeBatch / by hand on kinesalite: ${ratio(f.writerRate, f.loopRate)}`)
     fidelity = { writerRate: f.writerRate, loopRate: f.loopRate }
   }
   return { writer: writerRuns, loop: loopRuns, writerRate, loopRate, delayMs, fidelity }
+}
+
+const child = process.argv.find((a) => a.startsWith("--p2-child="))
+if (child !== undefined && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [target, path, delayMs, count, runs] = child.slice("--p2-child=".length).split(":") as [
+    Target,
+    P2Path,
+    string,
+    string,
+    string
+  ]
+  const smoke = process.argv.includes("--smoke")
+  reportToParent(
+    await runPath(target, path, { delayMs: Number(delayMs), count: Number(count), runs: Number(runs), smoke })
+  )
+  process.exit(0)
 }

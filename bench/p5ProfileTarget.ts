@@ -8,10 +8,12 @@
  *       P5_CALLS=1: the size of each call and the milliseconds since the one before)
  *   npx tsx bench/p5ProfileTarget.ts DIR --summary
  *       self time of the window by where the code lives, and the top functions
- *   node --expose-gc --import tsx bench/p5ProfileTarget.ts DIR compare
- *       P5_ROUNDS (7) pairs of rounds, interleaved as in P5: records/s, main-thread active
- *       time, CPU time of every thread and GC pauses per record (CPU time and GC
- *       are less at the mercy of the machine's load than records/s)
+ *   node --expose-gc --import tsx bench/p5ProfileTarget.ts DIR compare|alone-producer|alone-writer
+ *       compare: P5_ROUNDS (7) pairs of rounds, interleaved in this process: records/s,
+ *       main-thread active time, CPU time of every thread and GC pauses per record (CPU time
+ *       and GC are less at the mercy of the machine's load than records/s); alone-*: the
+ *       same figures for rounds of one path only, as P5 measures them (each path in a process
+ *       of its own: interleaved, each round runs in the heap and JIT state the other left)
  *   node --import tsx bench/p5ProfileTarget.ts DIR ops
  *       Effect operations per record (every fiber's, counted by a supervisor): a figure
  *       the load does not move
@@ -115,7 +117,7 @@ if (mode === "ops") {
   await runtime.dispose()
   process.exit(0)
 }
-if (mode === "compare") {
+if (mode === "compare" || mode.startsWith("alone-")) {
   const rounds = Number(process.env.P5_ROUNDS ?? "7")
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
   const { PerformanceObserver } = await import("node:perf_hooks")
@@ -156,15 +158,16 @@ if (mode === "compare") {
   }
   const w: Array<{ rate: number; activeUs: number; cpuUs: number; gcUs: number }> = []
   const p: Array<{ rate: number; activeUs: number; cpuUs: number; gcUs: number }> = []
-  await one(writer.writeBatch(records))
-  await one(viaProducer)
+  const paths = mode === "alone-producer" ? [p] : mode === "alone-writer" ? [w] : [w, p]
+  const round = (path: typeof w) => one(path === w ? writer.writeBatch(records) : viaProducer)
+  for (const path of paths) await round(path)
   for (let i = 0; i < rounds; i++) {
-    w.push(await one(writer.writeBatch(records)))
-    p.push(await one(viaProducer))
+    for (const path of paths) path.push(await round(path))
   }
   const med = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
   const ratios = p.map((x, i) => x.rate / w[i]!.rate)
   for (const [label, rounds] of [["writer  ", w], ["producer", p]] as const) {
+    if (rounds.length === 0) continue
     console.log(
       `${label} rate ${int(med(rounds.map((x) => x.rate)))}/s  main-thread active ${
         fixed(med(rounds.map((x) => x.activeUs)), 1)
@@ -173,11 +176,13 @@ if (mode === "compare") {
       } µs/record`
     )
   }
-  console.log(
-    `ratio of medians ${fixed(med(p.map((x) => x.rate)) / med(w.map((x) => x.rate)), 3)}; per-pair ratios ${
-      ratios.map((r) => fixed(r, 2)).join(" ")
-    }`
-  )
+  if (paths.length === 2) {
+    console.log(
+      `ratio of medians ${fixed(med(p.map((x) => x.rate)) / med(w.map((x) => x.rate)), 3)}; per-pair ratios ${
+        ratios.map((r) => fixed(r, 2)).join(" ")
+      }`
+    )
+  }
   await runtime.dispose()
   process.exit(0)
 }

@@ -13,14 +13,29 @@
  * wall rate. Then goodput on the shard simulator (4 shards, Kinesis' real limits, simulated
  * time as in bench/p3Throttling.ts): logical records/s delivered, writer vs aggregated.
  *
- * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]` (smoke: < 15 s).
+ * Each encoder of a column count runs in fresh child processes of its own (this file with
+ * `--p6-child`), as a service runs one of them, not in turn beside the others in one heap.
+ *
+ * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]`.
  */
 import { Chunk, Clock, Effect, Fiber, Layer, ManagedRuntime, Option, TestClock, TestContext } from "effect"
 import * as os from "node:os"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../src/testing.js"
-import { cycle, handLoop, int, median, quietLogs, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
+import {
+  cycle,
+  handLoop,
+  int,
+  median,
+  quietLogs,
+  reportToParent,
+  runApart,
+  runInChild,
+  WRITER_BASE,
+  zeroLatencyKinesis
+} from "./common.js"
 
 const COLUMNS = [5, 20, 50, 500] as const
 
@@ -89,48 +104,117 @@ const loopEncoder: Encoder = {
   dispose: async () => {}
 }
 
+/** What one process measured of one encoder. */
+interface EncoderRuns {
+  /** Logical records/s of each timed run. */
+  readonly rates: ReadonlyArray<number>
+  /** CPU µs of the whole process per logical record, of each timed run. */
+  readonly cpuMicros: ReadonlyArray<number>
+  readonly bytes: number
+  readonly kinesisPer1000: number
+}
+
+/** In a child process: two warm-up runs on the pool (the JIT settles), then `rounds` timed runs of `n` records. */
+const measureEncoder = async (
+  encoder: Encoder,
+  pool: ReadonlyArray<DataFileV1>,
+  n: number,
+  rounds: number
+): Promise<EncoderRuns> => {
+  for (let i = 0; i < 2; i++) await encoder.run([...pool])
+  const batch = cycle(pool, n)
+  const rates: Array<number> = []
+  const cpuMicros: Array<number> = []
+  let out = { bytes: 0, kinesisRecords: 0 }
+  for (let round = 0; round < rounds; round++) {
+    gc()
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    out = await encoder.run(batch)
+    const seconds = (performance.now() - start) / 1000
+    const used = process.cpuUsage(cpu)
+    rates.push(n / seconds)
+    cpuMicros.push((used.user + used.system) / n)
+  }
+  return { rates, cpuMicros, bytes: out.bytes / n, kinesisPer1000: (1000 * out.kinesisRecords) / n }
+}
+
+/** The encoders of a column count, each measured in fresh child processes of its own. */
+const ENCODERS = ["loop", "writer", "aggregated"] as const satisfies ReadonlyArray<EncoderFigures["name"]>
+
+/** Distinct records of a column count (cycled to the run size). */
+const poolOf = (columns: number, smoke: boolean) =>
+  RecordGenerator.makeDataFiles(smoke ? (columns === 500 ? 60 : 500) : columns === 500 ? 300 : 2_000, {
+    columns,
+    seed: 600 + columns
+  })
+
+/** Smoke: gzip on the calling thread (no worker pool to start): the harness runs, the figures are rough. */
+const encoderOf = (name: EncoderFigures["name"], smoke: boolean): Encoder => {
+  const workers = smoke ? { compressionWorkers: 0 } : {}
+  switch (name) {
+    case "loop":
+      return loopEncoder
+    case "writer":
+      return writerEncoder("writer", workers)
+    case "aggregated":
+      return writerEncoder("aggregated", { ...workers, aggregation: {} })
+  }
+}
+
+/** In a child process: one encoder (`columns:name:n`), measured and reported to the parent. */
+const measureInChild = async (spec: string, smoke: boolean): Promise<void> => {
+  const [columns, name, n] = spec.split(":") as [string, EncoderFigures["name"], string]
+  const encoder = encoderOf(name, smoke)
+  try {
+    reportToParent(await measureEncoder(encoder, poolOf(Number(columns), smoke), Number(n), smoke ? 1 : 3))
+  } finally {
+    await encoder.dispose()
+  }
+}
+
 /**
- * Warm-up (each encoder once on the pool; the loop's time sizes the runs: `n` records take
- * the loop about `targetSeconds`, within [pool, maxN]), then `rounds` rounds in which each
- * encoder runs once on the same `n` records, in turn.
+ * The encoders of a column count, each in `processes` child processes of its own: per
+ * encoder, the medians of the timed runs of all its processes. The runs' size `n`: the
+ * loop's time on the pool, measured here, sizes them to about `targetSeconds` of the loop,
+ * within [pool, maxN].
  */
 const measure = async (
-  encoders: ReadonlyArray<Encoder>,
+  columns: number,
   pool: ReadonlyArray<DataFileV1>,
-  targetSeconds: number,
-  maxN: number,
-  rounds: number
+  options: {
+    readonly smoke: boolean
+    readonly targetSeconds: number
+    readonly maxN: number
+    readonly signal: AbortSignal | undefined
+  }
 ): Promise<Array<EncoderFigures>> => {
-  const samples = encoders.map(() => ({ rates: [] as Array<number>, cpu: [] as Array<number>, bytes: 0, kinesis: 0 }))
-  let loopSeconds = 1
-  for (const e of encoders) {
-    const start = performance.now()
-    await e.run([...pool])
-    if (e.name === "loop") loopSeconds = (performance.now() - start) / 1000
-  }
-  const n = Math.max(pool.length, Math.min(maxN, Math.round((pool.length * targetSeconds) / loopSeconds)))
-  const batch = cycle(pool, n)
-  for (let round = 0; round < rounds; round++) {
-    for (let i = 0; i < encoders.length; i++) {
-      gc()
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      const out = await encoders[i]!.run(batch)
-      const seconds = (performance.now() - start) / 1000
-      const used = process.cpuUsage(cpu)
-      samples[i]!.rates.push(n / seconds)
-      samples[i]!.cpu.push((used.user + used.system) / n)
-      samples[i]!.bytes = out.bytes / n
-      samples[i]!.kinesis = (1000 * out.kinesisRecords) / n
+  handLoop([...pool], true)
+  const start = performance.now()
+  handLoop([...pool], true)
+  const loopSeconds = (performance.now() - start) / 1000
+  const n = Math.max(
+    pool.length,
+    Math.min(options.maxN, Math.round((pool.length * options.targetSeconds) / loopSeconds))
+  )
+  const file = fileURLToPath(import.meta.url)
+  const byName = await runApart<EncoderRuns>(
+    ENCODERS,
+    options.smoke ? 1 : 2,
+    (name) =>
+      runInChild<EncoderRuns>(file, [`--p6-child=${columns}:${name}:${n}`, ...(options.smoke ? ["--smoke"] : [])])
+  )
+  if (byName === undefined) throw new Error(`a process measuring ${columns} columns gave no figures`)
+  return ENCODERS.map((name) => {
+    const runs = byName.get(name)!
+    return {
+      name,
+      rate: median(runs.flatMap((r) => r.rates)),
+      cpuMicros: median(runs.flatMap((r) => r.cpuMicros)),
+      bytes: runs[0]!.bytes,
+      kinesisPer1000: runs[0]!.kinesisPer1000
     }
-  }
-  return encoders.map((e, i) => ({
-    name: e.name,
-    rate: median(samples[i]!.rates),
-    cpuMicros: median(samples[i]!.cpu),
-    bytes: samples[i]!.bytes,
-    kinesisPer1000: samples[i]!.kinesis
-  }))
+  })
 }
 
 /** The test clock in whole milliseconds (the writer's creation time is a BigInt of it). */
@@ -222,7 +306,9 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
 }
 
 /** Runs P6 and prints its tables; `smoke` runs a few records of each case (< 15 s). */
-export const runAggregation = async (options: { readonly smoke?: boolean } = {}): Promise<AggregationResult> => {
+export const runAggregation = async (
+  options: { readonly smoke?: boolean; readonly signal?: AbortSignal | undefined } = {}
+): Promise<AggregationResult> => {
   const smoke = options.smoke ?? false
   const started = performance.now()
   const [l1, l5] = os.loadavg()
@@ -233,40 +319,32 @@ export const runAggregation = async (options: { readonly smoke?: boolean } = {})
   )
   const byColumns: Array<ColumnFigures> = []
   for (const columns of COLUMNS) {
-    const pool = RecordGenerator.makeDataFiles(smoke ? (columns === 500 ? 60 : 500) : columns === 500 ? 300 : 2_000, {
-      columns,
-      seed: 600 + columns
-    })
-    // Records per timed run: ~0.5-1 s of the loop in a full run.
+    const pool = poolOf(columns, smoke)
     const t = performance.now()
-    // Smoke: gzip on the calling thread (no worker pool to start): the harness runs, the figures are rough.
-    const workers = smoke ? { compressionWorkers: 0 } : {}
-    const encoders = [
-      loopEncoder,
-      writerEncoder("writer", workers),
-      writerEncoder("aggregated", { ...workers, aggregation: {} })
-    ]
-    try {
-      const [loop, writer, aggregated] = smoke
-        ? await measure(encoders, pool, 0.2, 1_000, 1)
-        : await measure(encoders, pool, 1, 30_000, 3)
-      const simSeconds = smoke ? 1 : 10
-      // Batches of 1,000 (100 at 500 columns: ~1.7 MB, about what 4 shards take in half a second).
-      const batchSize = columns === 500 ? 100 : 1_000
-      const t0 = performance.now()
-      const goodputs = {
-        writer: await goodput(pool, {}, simSeconds, batchSize, smoke ? 1 : 8),
-        aggregated: await goodput(pool, { aggregation: {} }, simSeconds, batchSize, smoke ? 1 : 8)
+    // Records per timed run: ~0.5-1 s of the loop in a full run.
+    const [loop, writer, aggregated] = await measure(
+      columns,
+      pool,
+      {
+        smoke,
+        signal: options.signal,
+        ...(smoke ? { targetSeconds: 0.2, maxN: 1_000 } : { targetSeconds: 1, maxN: 30_000 })
       }
-      console.log(
-        `  ${columns} columns: encoders ${((t0 - t) / 1000).toFixed(1)} s, simulator ${
-          ((performance.now() - t0) / 1000).toFixed(1)
-        } s`
-      )
-      byColumns.push({ columns, loop: loop!, writer: writer!, aggregated: aggregated!, goodput: goodputs })
-    } finally {
-      for (const e of encoders) await e.dispose()
+    )
+    const simSeconds = smoke ? 1 : 10
+    // Batches of 1,000 (100 at 500 columns: ~1.7 MB, about what 4 shards take in half a second).
+    const batchSize = columns === 500 ? 100 : 1_000
+    const t0 = performance.now()
+    const goodputs = {
+      writer: await goodput(pool, {}, simSeconds, batchSize, smoke ? 1 : 8),
+      aggregated: await goodput(pool, { aggregation: {} }, simSeconds, batchSize, smoke ? 1 : 8)
     }
+    console.log(
+      `  ${columns} columns: encoders ${((t0 - t) / 1000).toFixed(1)} s, simulator ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`
+    )
+    byColumns.push({ columns, loop: loop!, writer: writer!, aggregated: aggregated!, goodput: goodputs })
   }
   const row = (c: ColumnFigures, e: EncoderFigures, goodput?: number) => [
     `${c.columns}`,
@@ -280,7 +358,9 @@ export const runAggregation = async (options: { readonly smoke?: boolean } = {})
     goodput === undefined ? "" : int(goodput)
   ]
   console.log(
-    `Same records for every encoder of a column count; ${smoke ? "1 round" : "median of 3 interleaved rounds"}; ` +
+    `Same records for every encoder of a column count; each encoder in ${
+      smoke ? "1 process" : "2 fresh processes"
+    } of its own, ${smoke ? "1 timed run" : "3 timed runs in each, the median"}; ` +
       "writeBatch with default options (2 compression workers, level 6), zero-latency Kinesis. CPU = process.cpuUsage " +
       "(all threads) per record. Goodput: 4-shard simulator, Kinesis' limits, batches of 1,000 (100 at 500 columns), " +
       `up to ${smoke ? 1 : 10} s simulated (or ${smoke ? 1 : 8} s of wall time).\n`
@@ -305,6 +385,11 @@ export const runAggregation = async (options: { readonly smoke?: boolean } = {})
   return { smoke, byColumns, rateVsLoop5, bytesVsLoop5 }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+const child = process.argv.find((a) => a.startsWith("--p6-child="))
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (child !== undefined) {
+    await measureInChild(child.slice("--p6-child=".length), process.argv.includes("--smoke"))
+    process.exit(0)
+  }
   await runAggregation({ smoke: process.argv.includes("--smoke") })
 }

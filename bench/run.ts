@@ -44,22 +44,24 @@ const ALL_SECTIONS = [...DEFAULT_SECTIONS, "micro"] as const
 type Section = (typeof ALL_SECTIONS)[number]
 
 /**
- * Seconds each section may run, in a full run and in `--smoke`. At a load average of about 2
- * on the shared 2 cores (BENCHMARKS.md) a full default run takes ~225 s: P1 ~75 s, P2 ~35 s,
- * P3 ~25 s, P4 ~70 s (36 s of it generating the input), profile ~12 s. The full bounds, plus
- * {@link GRACE_SECONDS} for each stopped section, sum to 350 s, so that even a run where
- * every section hangs ends within 6 minutes; what a section leaves unused of its bound goes to
- * the next one. On a much busier machine the longest sections hit their bounds (and say so)
- * rather than stretch the run. A smoke run takes 35-55 s (load 6-8);
- * its bounds are 2-3 times a section's smoke time at that load, so that only a hang hits them.
+ * Seconds each section may run, in a full run and in `--smoke`. At a load average of 2-3 on
+ * the shared 2 cores (BENCHMARKS.md) a full default run takes ~12 minutes: P1 ~200 s, P2
+ * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, profile
+ * ~13 s; the comparisons run each path in fresh child processes of its own, and pay their
+ * start-up. The full bounds, plus {@link GRACE_SECONDS} for each stopped section, sum to
+ * 1,200 s, so that even a run where every section hangs ends within 20 minutes; what a
+ * section leaves unused of its bound goes to the next one. On a much busier machine the
+ * longest sections hit their bounds (and say so) rather than stretch the run. A smoke run
+ * takes about 2 minutes; its bounds are 2-3 times a section's smoke time, so that only a hang
+ * hits them.
  */
 const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }> = {
-  p1: { full: 100, smoke: 30 },
-  p2: { full: 50, smoke: 20 },
+  p1: { full: 330, smoke: 60 },
+  p2: { full: 90, smoke: 30 },
   p3: { full: 55, smoke: 15 },
   p4: { full: 90, smoke: 30 },
-  p5: { full: 200, smoke: 60 },
-  p6: { full: 90, smoke: 45 },
+  p5: { full: 240, smoke: 75 },
+  p6: { full: 330, smoke: 90 },
   profile: { full: 30, smoke: 30 },
   micro: { full: 60, smoke: 20 }
 }
@@ -233,11 +235,11 @@ for (const section of order) {
       break
     case "p5":
       // P5 prints its own figures and targets (throughput vs writeBatch, latency, peak RSS).
-      p5 = await runSection(section, () => runP5({ smoke }))
+      p5 = await runSection(section, (signal) => runP5({ smoke, signal }))
       break
     case "p6":
       // P6 prints its own figures: aggregated vs not vs the hand loop, at 5, 20, 50 and 500 columns.
-      p6 = await runSection(section, () => runAggregation({ smoke }))
+      p6 = await runSection(section, (signal) => runAggregation({ smoke, signal }))
       break
     case "profile":
       await runSection(section, (signal) =>
