@@ -166,6 +166,15 @@ export const measureGroup = async (
 
 /** How a child process hands back its figures: one line of JSON after this prefix. */
 const CHILD_JSON = "BENCH-CHILD-JSON "
+/** Set in the environment of a child process started by {@link runInChild}. */
+const CHILD_ENV = "BENCH_MEASURING_CHILD"
+
+// A child of runInChild exits when its parent goes, killed or not: it must not go on
+// measuring, loading the machine, with no one to read its figures.
+if (process.env[CHILD_ENV] === "1" && process.channel !== undefined) {
+  process.channel.unref()
+  process.on("disconnect", () => process.exit(1))
+}
 
 /** In a child process: hands `figures` to the parent (see {@link runInChild}). */
 export const reportToParent = (figures: unknown): void => {
@@ -174,8 +183,8 @@ export const reportToParent = (figures: unknown): void => {
 
 /**
  * Runs `file` in a fresh child process, with this process's runtime flags plus `flags`, and
- * `args`; the figures it reported with {@link reportToParent}, or undefined (its output is
- * then shown). `signal` kills it.
+ * `args`; the figures it reported with {@link reportToParent}, or undefined (and why). What
+ * else it printed is shown. `signal` kills it; it exits by itself if this process goes.
  */
 export const runInChild = <A>(
   file: string,
@@ -183,28 +192,47 @@ export const runInChild = <A>(
   options: { readonly flags?: ReadonlyArray<string>; readonly signal?: AbortSignal | undefined } = {}
 ): Promise<A | undefined> =>
   new Promise((resolve) => {
-    if (options.signal?.aborted === true) return resolve(undefined)
+    const signal = options.signal
+    if (signal?.aborted === true) return resolve(undefined)
+    const which = `${file.slice(file.lastIndexOf("/") + 1)} ${args.join(" ")}`
     const child = spawn(process.execPath, [...process.execArgv, ...(options.flags ?? []), file, ...args], {
-      stdio: ["ignore", "pipe", "inherit"]
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+      env: { ...process.env, [CHILD_ENV]: "1" }
     })
     const kill = () => child.kill("SIGKILL")
-    options.signal?.addEventListener("abort", kill, { once: true })
+    signal?.addEventListener("abort", kill, { once: true })
+    let settled = false
+    const settle = (figures: A | undefined, why?: string) => {
+      if (settled) return
+      settled = true
+      signal?.removeEventListener("abort", kill)
+      if (why !== undefined && signal?.aborted !== true) console.log(`a child process (${which}) ${why}`)
+      resolve(figures)
+    }
     let out = ""
-    child.stdout.on("data", (chunk: Buffer) => {
-      out += chunk.toString()
+    child.stdout!.setEncoding("utf8")
+    child.stdout!.on("data", (chunk: string) => {
+      out += chunk
     })
-    child.on("close", () => {
-      options.signal?.removeEventListener("abort", kill)
-      const line = out.split("\n").find((l) => l.startsWith(CHILD_JSON))
-      if (line !== undefined) return resolve((JSON.parse(line.slice(CHILD_JSON.length)) as A | null) ?? undefined)
-      if (options.signal?.aborted !== true) process.stdout.write(out)
-      resolve(undefined)
+    child.on("error", (e) => settle(undefined, `could not run: ${String(e)}`))
+    child.on("close", (code, killedBy) => {
+      const lines = out.split("\n")
+      const report = lines.find((l) => l.startsWith(CHILD_JSON))
+      const rest = lines.filter((l) => !l.startsWith(CHILD_JSON)).join("\n").trimEnd()
+      if (rest !== "" && signal?.aborted !== true) console.log(rest)
+      if (report === undefined) return settle(undefined, `gave no figures (exit code ${code}, signal ${killedBy})`)
+      try {
+        settle((JSON.parse(report.slice(CHILD_JSON.length)) as A | null) ?? undefined)
+      } catch {
+        settle(undefined, `reported figures that do not parse (exit code ${code}, signal ${killedBy})`)
+      }
     })
   })
 
 /**
- * Runs `one` for each of `names`, `processes` times, in rotating order (A B C, then B C A,
- * ...) so that a change of load falls on all; `one` measures a name in a fresh child
+ * Runs `one` for each of `names`, `processes` times, in mirrored order (A B C, then C B A,
+ * ...) so that a change of load falls on all alike, and the first names (the ones compared)
+ * run next to each other in every pass; `one` measures a name in a fresh child
  * process ({@link runInChild}). Paths timed in turn in one process run each in the heap and
  * JIT state the others left: the writer ran 10-15% slower beside the hand loop than alone,
  * the loop faster, and the producer slower beside `writeBatch`. What each process gave, by
@@ -218,7 +246,7 @@ export const runApart = async <A>(
   const byName = new Map<string, Array<A>>(names.map((name) => [name, []]))
   for (let p = 0; p < processes; p++) {
     for (let i = 0; i < names.length; i++) {
-      const name = names[(i + p) % names.length]!
+      const name = names[p % 2 === 0 ? i : names.length - 1 - i]!
       const figures = await one(name)
       if (figures === undefined) return undefined
       byName.get(name)!.push(figures)

@@ -174,10 +174,13 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   console.log(
     `Each measure runs in ${processes} fresh process(es) of its own, started in rotating order (so a change of load hits`
   )
+  const { runs, warmups } = { runs: 3, warmups: 1, ...timingOf(smoke) }
   console.log(
-    "all alike): in each, 2 warm-up runs (the second sizes the runs to ~1.4 s), then 3 timed runs; the figure is the median"
+    `all alike): in each, ${
+      warmups + 1
+    } warm-up runs (the last sizes the runs to ~1.4 s), then ${runs} timed runs; the figure`
   )
-  console.log(`of its ${processes * 3} timed runs. Same pre-generated records`)
+  console.log(`is the median of its ${processes * runs} timed runs. Same pre-generated records`)
   console.log(
     "(RecordGenerator.makeDataFiles, cycled) for every measure of a column count. writeBatch: one call per run,"
   )
@@ -227,7 +230,7 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   }
 
   console.log(
-    `\nThroughput (records/s wall clock, median of ${processes}×3 runs; in brackets records per CPU-second):\n`
+    `\nThroughput (records/s wall clock, median of ${processes}×${runs} runs; in brackets records per CPU-second):\n`
   )
   console.log(table(
     ["columns", "writeBatch", "floor", "writer/floor", "limit", "writer/limit", "floor/limit"],

@@ -194,9 +194,9 @@ export interface P2Result {
 type P2Path = "writeBatch" | "by hand"
 
 /**
- * In a child process: runs of one path on servers of its own for `target`, each on a stream
- * of its own after a warm-up batch: one untimed (the JIT settles), then `runs` timed. The
- * records: the first `count` of P2's (the same in every process).
+ * In a child process: runs of one path on servers and a stream of its own for `target` (one
+ * writer for all its runs), each after a warm-up batch: one untimed (the JIT settles), then
+ * `runs` timed. The records: the first `count` of P2's (the same in every process).
  */
 const runPath = async (
   target: Target,
@@ -210,42 +210,36 @@ const runPath = async (
   const servers = await startServers(target, delayMs, undefined)
   const client = makeKinesisClient(servers.endpoint)
   const admin = servers.admin === undefined ? undefined : makeKinesisClient(servers.admin)
-  const stream = async (run: number) => {
-    const name = `bench-p2-${path === "writeBatch" ? "writer" : "loop"}-${run}-${Date.now()}`
-    if (admin !== undefined) await createStream(admin, name, 4)
-    return name
-  }
-  const once = async (run: number): Promise<Run> => {
-    const streamName = await stream(run)
-    if (path === "by hand") {
-      await handWrite(client, streamName, warm, undefined)
-      return await timed(servers, count, () => handWrite(client, streamName, records, undefined))
-    }
-    const runtime = ManagedRuntime.make(
-      KinesisWriter.layer({ ...WRITER_BASE, streamName }).pipe(
-        Layer.provide(Kinesis.layer(client)),
-        Layer.provide(LargePayloadStore.layerMemory()),
-        Layer.provide(KinesisMetrics.layerNoop),
-        Layer.provideMerge(quietLogs)
-      )
+  const streamName = `bench-p2-${path === "writeBatch" ? "writer" : "loop"}-${Date.now()}`
+  const runtime = ManagedRuntime.make(
+    KinesisWriter.layer({ ...WRITER_BASE, streamName }).pipe(
+      Layer.provide(Kinesis.layer(client)),
+      Layer.provide(LargePayloadStore.layerMemory()),
+      Layer.provide(KinesisMetrics.layerNoop),
+      Layer.provideMerge(quietLogs)
     )
-    try {
-      const writer = await runtime.runPromise(KinesisWriter)
-      await runtime.runPromise(writer.writeBatch(warm))
-      return await timed(servers, count, async () => {
-        const result = await runtime.runPromise(writer.writeBatch(records))
-        return { calls: result.kinesisCalls, failed: result.retriedRecords }
-      })
-    } finally {
-      await runtime.dispose()
-    }
-  }
+  )
   try {
-    await once(0)
+    if (admin !== undefined) await createStream(admin, streamName, 4)
+    const once: () => Promise<Run> = path === "by hand"
+      ? async () => {
+        await handWrite(client, streamName, warm, undefined)
+        return timed(servers, count, () => handWrite(client, streamName, records, undefined))
+      }
+      : async () => {
+        const writer = await runtime.runPromise(KinesisWriter)
+        await runtime.runPromise(writer.writeBatch(warm))
+        return timed(servers, count, async () => {
+          const result = await runtime.runPromise(writer.writeBatch(records))
+          return { calls: result.kinesisCalls, failed: result.retriedRecords }
+        })
+      }
+    await once()
     const runs: Array<Run> = []
-    for (let run = 1; run <= options.runs; run++) runs.push(await once(run))
+    for (let run = 0; run < options.runs; run++) runs.push(await once())
     return runs
   } finally {
+    await runtime.dispose()
     client.destroy()
     admin?.destroy()
     servers.stop()

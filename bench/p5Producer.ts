@@ -489,7 +489,9 @@ export const runP5 = async (
       signal
     })
     : undefined
+  signal?.throwIfAborted()
   const throughput = parts.has("a") ? await runThroughput(smoke, signal) : undefined
+  signal?.throwIfAborted()
   if (throughput !== undefined) {
     console.log(
       `(a) ${int(throughput.records)} records of ${COLUMNS} columns, sent one at a time by ${
@@ -539,12 +541,13 @@ export const runP5 = async (
   return { smoke, throughput, latency, memory, memorySized }
 }
 
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
 const throughputChild = process.argv.find((a) => a.startsWith("--throughput-child="))
-if (process.argv.includes("--memory-child")) {
+if (isMain && process.argv.includes("--memory-child")) {
   const memory = await runMemory(process.argv.includes("--smoke"))
   reportToParent(memory)
   process.exit(0)
-} else if (throughputChild !== undefined) {
+} else if (isMain && throughputChild !== undefined) {
   const path = throughputChild.slice("--throughput-child=".length) as ThroughputPath
   const rates = await runThroughputRounds(path, process.argv.includes("--smoke")).catch((e) => {
     console.log(`(a) ${path} did not finish: ${String(e)}`)
@@ -552,7 +555,7 @@ if (process.argv.includes("--memory-child")) {
   })
   reportToParent(rates)
   process.exit(0)
-} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+} else if (isMain) {
   const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
   await runP5({
     smoke: process.argv.includes("--smoke"),

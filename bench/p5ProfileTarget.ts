@@ -165,7 +165,6 @@ if (mode === "compare" || mode.startsWith("alone-")) {
     for (const path of paths) path.push(await round(path))
   }
   const med = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
-  const ratios = p.map((x, i) => x.rate / w[i]!.rate)
   for (const [label, rounds] of [["writer  ", w], ["producer", p]] as const) {
     if (rounds.length === 0) continue
     console.log(
@@ -179,7 +178,7 @@ if (mode === "compare" || mode.startsWith("alone-")) {
   if (paths.length === 2) {
     console.log(
       `ratio of medians ${fixed(med(p.map((x) => x.rate)) / med(w.map((x) => x.rate)), 3)}; per-pair ratios ${
-        ratios.map((r) => fixed(r, 2)).join(" ")
+        p.map((x, i) => fixed(x.rate / w[i]!.rate, 2)).join(" ")
       }`
     )
   }

@@ -16,7 +16,7 @@
  * Each encoder of a column count runs in fresh child processes of its own (this file with
  * `--p6-child`), as a service runs one of them, not in turn beside the others in one heap.
  *
- * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]`.
+ * Run alone: `npx tsx --expose-gc bench/p6Aggregation.ts [--smoke]` (about 3 minutes; smoke about 40 s).
  */
 import { Chunk, Clock, Effect, Fiber, Layer, ManagedRuntime, Option, TestClock, TestContext } from "effect"
 import * as os from "node:os"
@@ -202,8 +202,11 @@ const measure = async (
     ENCODERS,
     options.smoke ? 1 : 2,
     (name) =>
-      runInChild<EncoderRuns>(file, [`--p6-child=${columns}:${name}:${n}`, ...(options.smoke ? ["--smoke"] : [])])
+      runInChild<EncoderRuns>(file, [`--p6-child=${columns}:${name}:${n}`, ...(options.smoke ? ["--smoke"] : [])], {
+        signal: options.signal
+      })
   )
+  options.signal?.throwIfAborted()
   if (byName === undefined) throw new Error(`a process measuring ${columns} columns gave no figures`)
   return ENCODERS.map((name) => {
     const runs = byName.get(name)!
@@ -305,7 +308,7 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
 }
 
-/** Runs P6 and prints its tables; `smoke` runs a few records of each case (< 15 s). */
+/** Runs P6 and prints its tables; `smoke` runs a few records of each case (about 40 s). */
 export const runAggregation = async (
   options: { readonly smoke?: boolean; readonly signal?: AbortSignal | undefined } = {}
 ): Promise<AggregationResult> => {
@@ -319,6 +322,7 @@ export const runAggregation = async (
   )
   const byColumns: Array<ColumnFigures> = []
   for (const columns of COLUMNS) {
+    options.signal?.throwIfAborted()
     const pool = poolOf(columns, smoke)
     const t = performance.now()
     // Records per timed run: ~0.5-1 s of the loop in a full run.

@@ -4,8 +4,8 @@
  * figures. A section that fails, or runs past its time bound, is stopped and reported, the
  * run goes on with the next one, and the exit code is 1.
  *
- *   npm run bench                                  # everything (~4 minutes at load 2; at most 6: every section has a time bound)
- *   npm run bench -- --smoke                       # every section at tiny sizes (< 60 s): it runs, the figures mean nothing
+ *   npm run bench                                  # everything (~12 minutes at load 2-3; at most 20: every section has a time bound)
+ *   npm run bench -- --smoke                       # every section at tiny sizes (~2 minutes): it runs, the figures mean nothing
  *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
