@@ -172,7 +172,7 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   const smoke = options.smoke === true
   const processes = smoke ? PROCESSES.smoke : PROCESSES.full
   console.log(
-    `Each measure runs in ${processes} fresh process(es) of its own, started in rotating order (so a change of load hits`
+    `Each measure runs in ${processes} fresh process(es) of its own, started in mirrored order (so a change of load hits`
   )
   const { runs, warmups } = { runs: 3, warmups: 1, ...timingOf(smoke) }
   console.log(
