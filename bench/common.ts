@@ -9,6 +9,7 @@ import { Effect, Layer as L, Logger, LogLevel, ManagedRuntime } from "effect"
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
+import { pathToFileURL } from "node:url"
 import * as Zlib from "node:zlib"
 import type { DataFileV1, KinesisWriterOptions, PutRecordsResultEntry } from "../src/index.js"
 import {
@@ -53,7 +54,8 @@ export const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
-const gc = (): void => {
+/** A full collection, when the process runs with `--expose-gc` (the bench does); nothing otherwise. */
+export const gc = (): void => {
   const g = (globalThis as { gc?: () => void }).gc
   if (g !== undefined) g()
 }
@@ -179,6 +181,27 @@ if (process.env[CHILD_ENV] === "1" && process.channel !== undefined) {
 /** In a child process: hands `figures` to the parent (see {@link runInChild}). */
 export const reportToParent = (figures: unknown): void => {
   console.log(CHILD_JSON + JSON.stringify(figures ?? null))
+}
+
+/** The module at `moduleUrl` (its `import.meta.url`) is the one the process runs, not one it imports. */
+export const isMain = (moduleUrl: string): boolean =>
+  process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href
+
+/**
+ * In a child process {@link runInChild} started as `file --flag=spec` (or `--flag`), where
+ * `moduleUrl` is that file's: measures with `measure(spec, smoke)`, reports the figures to the
+ * parent and exits. Anywhere else it does nothing.
+ */
+export const serveChild = async (
+  moduleUrl: string,
+  flag: string,
+  measure: (spec: string, smoke: boolean) => Promise<unknown>
+): Promise<void> => {
+  if (!isMain(moduleUrl)) return
+  const arg = process.argv.find((a) => a === flag || a.startsWith(`${flag}=`))
+  if (arg === undefined) return
+  reportToParent(await measure(arg.slice(flag.length + 1), process.argv.includes("--smoke")))
+  process.exit(0)
 }
 
 /**
@@ -362,30 +385,6 @@ export const handLoop = (records: ReadonlyArray<DataFileV1>, gzip: boolean): num
 // ---------------------------------------------------------------------------------------------
 // Stopping a section
 // ---------------------------------------------------------------------------------------------
-
-/**
- * `promise`, or a rejection with the signal's reason as soon as it aborts, whichever comes
- * first; the listener is removed either way. For waits that nothing else would cut short (a
- * child's message, a child's exit).
- */
-export const abortable = <A>(promise: Promise<A>, signal: AbortSignal | undefined): Promise<A> => {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<A>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener("abort", onAbort, { once: true })
-    promise.then(
-      (a) => {
-        signal.removeEventListener("abort", onAbort)
-        resolve(a)
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort)
-        reject(e)
-      }
-    )
-  })
-}
 
 /** `{ signal }` for `runPromise`, or nothing. */
 export const signalOption = (

@@ -9,7 +9,7 @@
  */
 import type { Layer } from "effect"
 import { availableParallelism } from "node:os"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import type { DataFileV1, Kinesis, KinesisWriterOptions, WriteResult } from "../src/index.js"
 import { KinesisWriter, WriterDefaults } from "../src/index.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
@@ -23,10 +23,10 @@ import {
   measureGroup,
   pct,
   ratio,
-  reportToParent,
   runInChild,
   secondsList,
   section,
+  serveChild,
   signalOption,
   table,
   writerRuntime,
@@ -59,7 +59,7 @@ const SMOKE_POOL: Record<number, number> = { 50: 100 }
 export interface P1Options {
   /** Tiny sizes: checks that the section runs, not what it measures. */
   readonly smoke?: boolean
-  /** Stops the section between runs (and a writer run midway); the writers are disposed. */
+  /** Stops the section: the process measuring is killed. */
   readonly signal?: AbortSignal | undefined
 }
 
@@ -131,23 +131,23 @@ const candidateFor = (
   }
 }
 
-/** In a child process: one measure (`columns:name`), reported to the parent. */
-const measureInChild = async (spec: string, smoke: boolean): Promise<void> => {
+/** In a child process: one measure (`columns:name`), with the part of its `last` the parent reads. */
+const measureInChild = async (spec: string, smoke: boolean): Promise<Measure<WriteFigures | number>> => {
   const [columns, name] = [Number(spec.slice(0, spec.indexOf(":"))), spec.slice(spec.indexOf(":") + 1)]
   const pool = RecordGenerator.makeDataFiles((smoke ? SMOKE_POOL : POOL)[columns]!, { columns, seed: 1_000 * columns })
   const disposers: Array<() => Promise<void>> = []
   try {
     const [m] = await measureGroup([candidateFor(name, pool, disposers)], timingOf(smoke))
     const last = m!.last as WriteResult | number
-    reportToParent({
-      ...m,
+    return {
+      ...m!,
       last: typeof last === "number" ? last : {
         records: last.records,
         uncompressedBytes: last.uncompressedBytes,
         compressedBytes: last.compressedBytes,
         kinesisCalls: last.kinesisCalls
-      } satisfies WriteFigures
-    })
+      }
+    }
   } finally {
     for (const dispose of disposers) await dispose()
   }
@@ -318,8 +318,4 @@ export const runP1 = async (options: P1Options = {}): Promise<P1Result> => {
   return { byColumns, level1: level1!, workers, kinesisTest: kinesisTest! }
 }
 
-const child = process.argv.find((a) => a.startsWith("--p1-child="))
-if (child !== undefined && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await measureInChild(child.slice("--p1-child=".length), process.argv.includes("--smoke"))
-  process.exit(0)
-}
+await serveChild(import.meta.url, "--p1-child", measureInChild)

@@ -15,24 +15,23 @@ import { Layer, ManagedRuntime } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { fork } from "node:child_process"
 import { availableParallelism } from "node:os"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import type { DataFileV1 } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
 import { partitionKey } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import { createStream, makeKinesisClient } from "../test/support/LocalAws.js"
 import {
-  abortable,
   encodeByHand,
   fixed,
   int,
   median,
   quietLogs,
   ratio,
-  reportToParent,
   runApart,
   runInChild,
   section,
+  serveChild,
   table,
   WRITER_BASE
 } from "./common.js"
@@ -54,7 +53,7 @@ export interface P2Options {
   readonly fidelity?: boolean
   /** Tiny sizes: checks that the section runs, not what it measures. */
   readonly smoke?: boolean
-  /** Stops the section: calls in flight are aborted, the writer disposed, the servers' process killed. */
+  /** Stops the section: the process measuring is killed (its endpoint process follows). */
   readonly signal?: AbortSignal | undefined
 }
 
@@ -72,9 +71,9 @@ type Target = "fake" | "kinesalite"
 
 /**
  * The servers' process (bench/fakeKinesis.ts, or bench/servers.ts: kinesalite behind the
- * delaying proxy); killed on `signal` (and by `stop`), so that it never outlives the section.
+ * delaying proxy); killed by `stop`, and it exits when this process goes.
  */
-const startServers = (target: Target, delayMs: number, signal: AbortSignal | undefined): Promise<Servers> => {
+const startServers = (target: Target, delayMs: number): Promise<Servers> => {
   const file = target === "fake" ? "./fakeKinesis.ts" : "./servers.ts"
   const child: ChildProcess = fork(fileURLToPath(new URL(file, import.meta.url)), [String(delayMs)], {
     execArgv: ["--import", "tsx"],
@@ -94,18 +93,15 @@ const startServers = (target: Target, delayMs: number, signal: AbortSignal | und
         endpoint: m.endpoint ?? m.proxy!,
         admin: m.kinesis,
         cpu: () =>
-          abortable(
-            new Promise((done) => {
-              child.once("message", (m) => done(m as { cpu: number; calls: number }))
-              child.send("cpu")
-            }),
-            signal
-          ),
+          new Promise((done) => {
+            child.once("message", (m) => done(m as { cpu: number; calls: number }))
+            child.send("cpu")
+          }),
         stop
       })
     })
   })
-  return abortable(started, signal).catch((e: unknown) => {
+  return started.catch((e: unknown) => {
     stop()
     throw e
   })
@@ -150,12 +146,7 @@ const timed = async (
 }
 
 /** What a user writes by hand: per chunk of 500, encode + gzip, one PutRecords call, one after another. */
-const handWrite = async (
-  client: KinesisClient,
-  streamName: string,
-  records: ReadonlyArray<DataFileV1>,
-  signal: AbortSignal | undefined
-) => {
+const handWrite = async (client: KinesisClient, streamName: string, records: ReadonlyArray<DataFileV1>) => {
   const creationTime = BigInt(Date.now())
   let calls = 0
   let failed = 0
@@ -168,10 +159,7 @@ const handWrite = async (
       PartitionKey: partitionKey(WRITER_BASE, record.filePath, WriterDefaults.distributionFactor, 0)
     }))
     const t1 = performance.now()
-    const output = await client.send(
-      new PutRecordsCommand({ StreamName: streamName, Records: entries }),
-      signal === undefined ? {} : { abortSignal: signal }
-    )
+    const output = await client.send(new PutRecordsCommand({ StreamName: streamName, Records: entries }))
     sendSeconds += (performance.now() - t1) / 1000
     encodeSeconds += (t1 - t0) / 1000
     calls++
@@ -207,7 +195,7 @@ const runPath = async (
   const records = RecordGenerator.makeDataFiles(options.smoke ? SMOKE.records : P2_RECORDS, { columns: 50, seed: 77 })
     .slice(0, count)
   const warm = RecordGenerator.makeDataFiles(options.smoke ? SMOKE.warmup : P2_WARMUP, { columns: 50, seed: 7_777_777 })
-  const servers = await startServers(target, delayMs, undefined)
+  const servers = await startServers(target, delayMs)
   const client = makeKinesisClient(servers.endpoint)
   const admin = servers.admin === undefined ? undefined : makeKinesisClient(servers.admin)
   const streamName = `bench-p2-${path === "writeBatch" ? "writer" : "loop"}-${Date.now()}`
@@ -223,8 +211,8 @@ const runPath = async (
     if (admin !== undefined) await createStream(admin, streamName, 4)
     const once: () => Promise<Run> = path === "by hand"
       ? async () => {
-        await handWrite(client, streamName, warm, undefined)
-        return timed(servers, count, () => handWrite(client, streamName, records, undefined))
+        await handWrite(client, streamName, warm)
+        return timed(servers, count, () => handWrite(client, streamName, records))
       }
       : async () => {
         const writer = await runtime.runPromise(KinesisWriter)
@@ -307,11 +295,12 @@ const compare = async (
 export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
   const delayMs = options.delayMs ?? P2_DELAY_MS
   const signal = options.signal
-  const count = options.smoke === true ? SMOKE.records : P2_RECORDS
-  const warmup = options.smoke === true ? SMOKE.warmup : P2_WARMUP
-  const runs = options.smoke === true ? SMOKE.runs : P2_RUNS
-  const processes = options.smoke === true ? SMOKE.processes : P2_PROCESSES
-  const fidelityCount = options.smoke === true ? SMOKE.records : P2_FIDELITY_RECORDS
+  const smoke = options.smoke === true
+  const count = smoke ? SMOKE.records : P2_RECORDS
+  const warmup = smoke ? SMOKE.warmup : P2_WARMUP
+  const runs = smoke ? SMOKE.runs : P2_RUNS
+  const processes = smoke ? SMOKE.processes : P2_PROCESSES
+  const fidelityCount = smoke ? SMOKE.records : P2_FIDELITY_RECORDS
   section(
     `P2 end to end: ${
       int(count)
@@ -338,7 +327,6 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
     `sequentially. Each path in ${processes} fresh processes of its own (each with its own endpoint process), alternating;`
   )
   console.log(`in each, one untimed run, then ${runs} timed: ${processes * runs} runs each.\n`)
-  const smoke = options.smoke === true
   const main = await compare("fake", { delayMs, count, processes, runs, smoke, signal })
   const { loopRate, loopRuns, writerRate, writerRuns } = main
   const floorCalls = Math.ceil(count / 500)
@@ -397,18 +385,7 @@ export const runP2 = async (options: P2Options = {}): Promise<P2Result> => {
   return { writer: writerRuns, loop: loopRuns, writerRate, loopRate, delayMs, fidelity }
 }
 
-const child = process.argv.find((a) => a.startsWith("--p2-child="))
-if (child !== undefined && process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [target, path, delayMs, count, runs] = child.slice("--p2-child=".length).split(":") as [
-    Target,
-    P2Path,
-    string,
-    string,
-    string
-  ]
-  const smoke = process.argv.includes("--smoke")
-  reportToParent(
-    await runPath(target, path, { delayMs: Number(delayMs), count: Number(count), runs: Number(runs), smoke })
-  )
-  process.exit(0)
-}
+await serveChild(import.meta.url, "--p2-child", (spec, smoke) => {
+  const [target, path, delayMs, count, runs] = spec.split(":") as [Target, P2Path, string, string, string]
+  return runPath(target, path, { delayMs: Number(delayMs), count: Number(count), runs: Number(runs), smoke })
+})

@@ -24,7 +24,7 @@
  *   npx tsx --expose-gc bench/p5Producer.ts [--smoke] [--only=a,b,c]
  */
 import { Duration, Effect, Fiber, Layer, ManagedRuntime } from "effect"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import v8 from "node:v8"
 import type { DataFileV1, PutRecordsResultEntry } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
@@ -32,14 +32,16 @@ import { RecordGenerator, ShardSimulator } from "../src/testing.js"
 import {
   cycle,
   fixed,
+  gc,
   int,
+  isMain,
   median,
   quietLogs,
   ratio,
-  reportToParent,
   runApart,
   runInChild,
   section,
+  serveChild,
   table,
   WRITER_BASE,
   zeroLatencyKinesis
@@ -111,11 +113,6 @@ const smokeArg = (smoke: boolean) => smoke ? ["--smoke"] : []
 const MiB = 2 ** 20
 const COLUMNS = 50
 const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
-
-const gc = (): void => {
-  const g = (globalThis as { gc?: () => void }).gc
-  if (g !== undefined) g()
-}
 
 /** The producer over a writer over `kinesis`, with the in-memory store and no-op metrics. */
 const producerRuntime = (
@@ -356,7 +353,6 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
     gc()
     const idle = process.memoryUsage()
     const idleLive = idle.heapUsed + idle.arrayBuffers
-    void stop
     // Each sender offers one record every `intervalMs` (together `offered` records/s) and
     // waits for its settlement; a send waiting for room is an offer the producer refuses.
     const sender = (s: number) =>
@@ -541,21 +537,17 @@ export const runP5 = async (
   return { smoke, throughput, latency, memory, memorySized }
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
-const throughputChild = process.argv.find((a) => a.startsWith("--throughput-child="))
-if (isMain && process.argv.includes("--memory-child")) {
-  const memory = await runMemory(process.argv.includes("--smoke"))
-  reportToParent(memory)
-  process.exit(0)
-} else if (isMain && throughputChild !== undefined) {
-  const path = throughputChild.slice("--throughput-child=".length) as ThroughputPath
-  const rates = await runThroughputRounds(path, process.argv.includes("--smoke")).catch((e) => {
-    console.log(`(a) ${path} did not finish: ${String(e)}`)
-    return null
-  })
-  reportToParent(rates)
-  process.exit(0)
-} else if (isMain) {
+await serveChild(import.meta.url, "--memory-child", (_, smoke) => runMemory(smoke))
+await serveChild(
+  import.meta.url,
+  "--throughput-child",
+  (path, smoke) =>
+    runThroughputRounds(path as ThroughputPath, smoke).catch((e) => {
+      console.log(`(a) ${path} did not finish: ${String(e)}`)
+      return null
+    })
+)
+if (isMain(import.meta.url)) {
   const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length)
   await runP5({
     smoke: process.argv.includes("--smoke"),

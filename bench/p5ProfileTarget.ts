@@ -23,7 +23,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator } from "../src/testing.js"
-import { cycle, fixed, int, quietLogs, table, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
+import { cycle, fixed, gc, int, quietLogs, table, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
 import { dumpSourceMaps, SourceResolver, summarize } from "./cpuProfile.js"
 
 const dir = process.argv[2] ?? "."
@@ -119,7 +119,6 @@ if (mode === "ops") {
 }
 if (mode === "compare" || mode.startsWith("alone-")) {
   const rounds = Number(process.env.P5_ROUNDS ?? "7")
-  const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
   const { PerformanceObserver } = await import("node:perf_hooks")
   let gcMs = 0
   const kinds = new Map<number, [number, number]>()

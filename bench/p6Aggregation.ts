@@ -20,19 +20,21 @@
  */
 import { Chunk, Clock, Effect, Fiber, Layer, ManagedRuntime, Option, TestClock, TestContext } from "effect"
 import * as os from "node:os"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 import type { DataFileV1, KinesisWriterOptions, WriteResult } from "../src/index.js"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../src/testing.js"
 import {
   cycle,
+  gc,
   handLoop,
   int,
+  isMain,
   median,
   quietLogs,
-  reportToParent,
   runApart,
   runInChild,
+  serveChild,
   WRITER_BASE,
   zeroLatencyKinesis
 } from "./common.js"
@@ -68,8 +70,6 @@ export interface AggregationResult {
   /** At 5 columns: aggregated bytes / loop bytes (target ≤ 0.6). */
   readonly bytesVsLoop5: number
 }
-
-const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
 
 interface Encoder {
   readonly name: EncoderFigures["name"]
@@ -162,12 +162,12 @@ const encoderOf = (name: EncoderFigures["name"], smoke: boolean): Encoder => {
   }
 }
 
-/** In a child process: one encoder (`columns:name:n`), measured and reported to the parent. */
-const measureInChild = async (spec: string, smoke: boolean): Promise<void> => {
+/** In a child process: one encoder (`columns:name:n`), measured. */
+const measureInChild = async (spec: string, smoke: boolean): Promise<EncoderRuns> => {
   const [columns, name, n] = spec.split(":") as [string, EncoderFigures["name"], string]
   const encoder = encoderOf(name, smoke)
   try {
-    reportToParent(await measureEncoder(encoder, poolOf(Number(columns), smoke), Number(n), smoke ? 1 : 3))
+    return await measureEncoder(encoder, poolOf(Number(columns), smoke), Number(n), smoke ? 1 : 3)
   } finally {
     await encoder.dispose()
   }
@@ -389,11 +389,5 @@ export const runAggregation = async (
   return { smoke, byColumns, rateVsLoop5, bytesVsLoop5 }
 }
 
-const child = process.argv.find((a) => a.startsWith("--p6-child="))
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  if (child !== undefined) {
-    await measureInChild(child.slice("--p6-child=".length), process.argv.includes("--smoke"))
-    process.exit(0)
-  }
-  await runAggregation({ smoke: process.argv.includes("--smoke") })
-}
+await serveChild(import.meta.url, "--p6-child", measureInChild)
+if (isMain(import.meta.url)) await runAggregation({ smoke: process.argv.includes("--smoke") })

@@ -353,20 +353,15 @@ if (p5?.latency !== undefined) {
     verdict(l.p99Ms <= l.targetMs)
   ])
 }
-if (p5?.memory !== undefined) {
-  const m = p5.memory
+for (
+  const [label, m] of [
+    ["P5 peak RSS over idle, offered 10× a 2-shard stream", p5?.memory],
+    [`  the same with a heap limit of ${int(p5?.memorySized?.heapLimitMb ?? 0)} MB`, p5?.memorySized]
+  ] as const
+) {
+  if (m === undefined) continue
   rows.push([
-    "P5 peak RSS over idle, offered 10× a 2-shard stream",
-    `${fixed(m.overIdle / 1e6, 1)} MB`,
-    ratio(m.overIdle, m.bound),
-    `≤ ${fixed(m.bound / 1e6, 0)} MB`,
-    verdict(m.overIdle <= m.bound)
-  ])
-}
-if (p5?.memorySized !== undefined) {
-  const m = p5.memorySized
-  rows.push([
-    `  the same with a heap limit of ${int(m.heapLimitMb)} MB`,
+    label,
     `${fixed(m.overIdle / 1e6, 1)} MB`,
     ratio(m.overIdle, m.bound),
     `≤ ${fixed(m.bound / 1e6, 0)} MB`,
