@@ -68,7 +68,10 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
     /** A record's bytes in its next call: data plus the partition key at its longest. */
     const callBytes = (send: Send) =>
       send.prepared!.data.length + Buffer.byteLength(send.prepared!.partitionKeyPrefix) + attemptDigits
+    /** The partition key of its next call (before the call starts). */
     const nextKey = (send: Send) => send.prepared!.partitionKeyPrefix + String(send.life!.attempts)
+    /** The partition key of the call in flight: its attempt count includes that call. */
+    const sentKey = (send: Send) => send.prepared!.partitionKeyPrefix + String(send.life!.attempts - 1)
     const callFull = () => ready.size >= MAX_CALL_RECORDS || readyBytes >= config.maxRequestBytes
 
     const add = (send: Send, since: number) => {
@@ -129,7 +132,7 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
 
     const sendAndSettle = (call: ReadonlyArray<Send>) => {
       // Paced: the receipts are checked against the shards predicted from the keys sent.
-      const keys = pacer === undefined ? undefined : new Map(call.map((s) => [s.prepared!, nextKey(s)]))
+      const keys = pacer === undefined ? undefined : new Map(call.map((s) => [s.prepared!, sentKey(s)]))
       return sender.sendCall(call.map((s) => s.prepared!), call.map((s) => s.life!.attempts - 1)).pipe(
         Effect.withSpan(Spans.call, {
           attributes: { [Attributes.streamName]: config.streamName, [Attributes.records]: call.length }
