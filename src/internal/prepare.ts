@@ -25,6 +25,7 @@ import { CompressionError, LargePayloadStoreError, SerializationError } from "..
 import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import type { LargePayloadStore, PayloadLocation } from "../LargePayloadStore.js"
+import { mayHaveBeenApplied } from "./awsError.js"
 import { backoff } from "./backoff.js"
 import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
@@ -594,15 +595,24 @@ export const upload = (
   const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${slot.entry.recordId}`
   const location = store.locate(key)
   attempted.push(location)
+  // Whether some try may have written the object: a write refused for certain (a 4xx, a
+  // connection never made) every time left nothing to clean up, and nothing is reported left.
+  let mayExist = false
   return store.write(key, body).pipe(
     withRequestTimeout(
       config.requestTimeout,
       (facts) => new LargePayloadStoreError({ operation: "write", ...location, ...facts })
     ),
+    Effect.tapError((e) => Effect.sync(() => mayExist ||= mayHaveBeenApplied(e.errorName, e.httpStatus))),
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable
     }),
+    Effect.tapError(() =>
+      Effect.sync(() => {
+        if (!mayExist) attempted.splice(attempted.indexOf(location), 1)
+      })
+    ),
     Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: slot.entry.index, cause: e.cause })),
     Effect.map((written) => ({
       location: written,
