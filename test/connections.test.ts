@@ -1,0 +1,224 @@
+/**
+ * Connections over TLS, as real AWS is reached: a loopback endpoint speaking HTTP/2 and
+ * HTTP/1.1 (test/support/TlsKinesis.ts) counts the TLS sessions each client opens. The
+ * library's own client layers reuse their connections: 100 PutRecords calls open at most one
+ * session per call in flight, plus one. The SDK's default Kinesis client opens one per call,
+ * and a service over such a client says so, once, at Info.
+ */
+import { KinesisClient } from "@aws-sdk/client-kinesis"
+import { S3Client } from "@aws-sdk/client-s3"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Logger, LogLevel } from "effect"
+import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
+import { adviceFor } from "../src/internal/aws/clientAdvice.js"
+import { keepAliveHandler, MAX_SOCKETS } from "../src/internal/aws/httpHandler.js"
+import { RecordGenerator } from "../src/testing.js"
+import type { TlsKinesis } from "./support/TlsKinesis.js"
+import { startTlsKinesis } from "./support/TlsKinesis.js"
+import { baseOptions } from "./support/writerLayers.js"
+
+const CALLS = 100
+const region = "us-east-1"
+const credentials = { accessKeyId: "test", secretAccessKey: "test" }
+
+/** The endpoint for one test; each answer held 2 ms, so that concurrent calls overlap. */
+const tlsKinesis = Effect.acquireRelease(
+  Effect.promise(() => startTlsKinesis({ delayMs: 2 })),
+  (server) => Effect.promise(() => server.close())
+)
+
+/** The library's own client layer, pointed at the endpoint and trusting its certificate. */
+const ourKinesis = (server: TlsKinesis) =>
+  Kinesis.layerClient({
+    endpoint: server.endpoint,
+    region,
+    credentials,
+    requestHandler: { httpsAgent: { ca: server.ca } }
+  })
+
+/** The SDK's default Kinesis handler (a new HTTP/2 session per call), trusting the certificate. */
+const sdkDefaultClient = (server: TlsKinesis) =>
+  new KinesisClient({
+    endpoint: server.endpoint,
+    region,
+    credentials,
+    requestHandler: { disableConcurrentStreams: true, nodeHttp2ConnectOptions: { ca: server.ca } }
+  })
+
+const writerOver = (kinesis: Layer.Layer<Kinesis>) =>
+  KinesisWriter.layer(baseOptions).pipe(
+    Layer.provide(kinesis),
+    Layer.provide(LargePayloadStore.layerMemory()),
+    Layer.provide(KinesisMetrics.layerNoop)
+  )
+
+/** One small batch: one PutRecords call. */
+const batch = (i: number) => RecordGenerator.makeDataFiles(3, { seed: i, columns: 2 })
+
+interface Captured {
+  readonly level: LogLevel.LogLevel
+  readonly message: string
+}
+
+/** Runs `effect` with its log lines at Info and above captured instead of printed. */
+const capturingLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const logs: Array<Captured> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push({ level: logLevel, message: (Array.isArray(message) ? message : [message]).map(String).join(" ") })
+    })
+    const result = yield* effect.pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Logger.withMinimumLogLevel(LogLevel.Info)
+    )
+    return { logs, result }
+  })
+
+/** The endpoint's sessions stay within the calls it held at once, plus one. */
+const assertReused = (server: TlsKinesis, calls: number) => {
+  assert.isAtLeast(server.putRecordsCalls(), calls)
+  assert.isAtMost(
+    server.tlsSessions(),
+    server.peakInFlight() + 1,
+    `${server.tlsSessions()} TLS sessions for ${server.putRecordsCalls()} calls, at most ${server.peakInFlight()} in flight`
+  )
+}
+
+describe("connections over TLS: the library's clients reuse them", () => {
+  it.scopedLive("100 writeBatch calls in sequence through Kinesis.layerClient open at most 2 TLS sessions", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      const { logs } = yield* capturingLogs(
+        Effect.flatMap(
+          KinesisWriter,
+          (writer) =>
+            Effect.forEach(Array.from({ length: CALLS }, (_, i) => i), (i) => writer.writeBatch(batch(i)), {
+              discard: true
+            })
+        ).pipe(Effect.provide(writerOver(ourKinesis(server))))
+      )
+      assertReused(server, CALLS)
+      assert.strictEqual(server.peakInFlight(), 1)
+      assert.isAtMost(server.tlsSessions(), 2)
+      assert.strictEqual(server.http2Sessions(), 0, "the library's client speaks HTTP/1.1")
+      assert.deepStrictEqual(logs, [], "a client the library built needs no advice")
+    }))
+
+  it.scopedLive("100 writeBatch calls 4 at a time open at most one TLS session per call in flight, plus one", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      yield* Effect.flatMap(
+        KinesisWriter,
+        (writer) =>
+          Effect.forEach(Array.from({ length: CALLS }, (_, i) => i), (i) => writer.writeBatch(batch(i)), {
+            concurrency: 4,
+            discard: true
+          })
+      ).pipe(Effect.provide(writerOver(ourKinesis(server))))
+      assertReused(server, CALLS)
+      assert.isAtMost(server.tlsSessions(), 5)
+    }))
+
+  it.scopedLive("the producer's calls for 100 records sent one after another open at most one TLS session per call in flight, plus one", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      const producer = KinesisProducer.layer({ linger: "1 millis" }).pipe(Layer.provide(writerOver(ourKinesis(server))))
+      yield* Effect.flatMap(KinesisProducer, (p) =>
+        Effect.forEach(
+          Array.from({ length: CALLS }, (_, i) => RecordGenerator.makeDataFile({ seed: i, columns: 2 })),
+          (record) => p.send(record),
+          { discard: true }
+        )).pipe(Effect.provide(producer))
+      assertReused(server, CALLS)
+    }))
+
+  it.scopedLive("the producer under 400 concurrent sends opens at most one TLS session per call in flight, plus one", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      const producer = KinesisProducer.layer({ linger: "1 millis" }).pipe(Layer.provide(writerOver(ourKinesis(server))))
+      yield* Effect.flatMap(KinesisProducer, (p) =>
+        Effect.forEach(
+          Array.from({ length: 400 }, (_, i) => RecordGenerator.makeDataFile({ seed: i, columns: 2 })),
+          (record) => p.send(record),
+          { concurrency: "unbounded", discard: true }
+        )).pipe(Effect.provide(producer))
+      assert.isAtMost(server.tlsSessions(), server.peakInFlight() + 1)
+    }))
+})
+
+describe("connections over TLS: a client the caller built", () => {
+  it.scopedLive("the SDK's default Kinesis client opens a TLS session per call, and Kinesis.layer says so once, at Info, with the fix", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      const client = sdkDefaultClient(server)
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const { logs } = yield* capturingLogs(
+        Effect.flatMap(
+          KinesisWriter,
+          (writer) =>
+            Effect.forEach(Array.from({ length: 10 }, (_, i) => i), (i) => writer.writeBatch(batch(i)), {
+              discard: true
+            })
+        ).pipe(Effect.provide(writerOver(Kinesis.layer(client))))
+      )
+      assert.strictEqual(server.putRecordsCalls(), 10)
+      assert.strictEqual(server.tlsSessions(), 10, "one TLS session per call")
+      assert.strictEqual(server.http2Sessions(), 10)
+      // The client has the SDK's default maxAttempts (3): both pieces of advice, each once.
+      assert.deepStrictEqual(logs.map((l) => l.level.label), ["INFO", "INFO"])
+      assert.match(logs[0]!.message, /new HTTP\/2 session for every call/)
+      assert.match(logs[0]!.message, /requestHandler: new NodeHttpHandler\(\)/)
+      assert.match(logs[1]!.message, /maxAttempts: 3/)
+      assert.match(logs[1]!.message, /maxAttempts: 1/)
+    }))
+
+  it.scopedLive("a caller's client with a keep-alive handler and maxAttempts: 1 gets no advice", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsKinesis
+      const client = new KinesisClient({
+        endpoint: server.endpoint,
+        region,
+        credentials,
+        maxAttempts: 1,
+        requestHandler: keepAliveHandler({ httpsAgent: { ca: server.ca } })
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const { logs } = yield* capturingLogs(
+        Effect.flatMap(
+          KinesisWriter,
+          (writer) => Effect.forEach([0, 1, 2], (i) => writer.writeBatch(batch(i)), { discard: true })
+        ).pipe(
+          Effect.provide(writerOver(Kinesis.layer(client)))
+        )
+      )
+      assert.deepStrictEqual(logs, [])
+      assert.strictEqual(server.tlsSessions(), 1)
+    }))
+
+  it.live("a caller's S3 client with SDK retries: the store says once that retries multiply", () =>
+    Effect.gen(function*() {
+      // Nothing listens on port 9: every write fails fast, and the advice follows the first.
+      const client = new S3Client({
+        endpoint: "http://127.0.0.1:9",
+        region,
+        credentials,
+        forcePathStyle: true,
+        maxAttempts: 2,
+        retryMode: "standard"
+      })
+      const store = LargePayloadStore.makeS3({ client, bucket: "b" })
+      const { logs } = yield* capturingLogs(
+        Effect.forEach([1, 2, 3], (i) => Effect.either(store.write(`k${i}`, new Uint8Array([i]))), { discard: true })
+      )
+      client.destroy()
+      assert.strictEqual(logs.length, 1)
+      assert.match(logs[0]!.message, /The S3 client retries each call itself \(maxAttempts: 2\)/)
+    }))
+
+  it("advice: none for a keep-alive client with maxAttempts 1; the S3 fix names the S3 layer", () => {
+    assert.deepStrictEqual(adviceFor("Kinesis", { sessionPerCall: false, maxAttempts: 1 }), [])
+    assert.deepStrictEqual(adviceFor("Kinesis", { sessionPerCall: false, maxAttempts: undefined }), [])
+    assert.match(adviceFor("S3", { sessionPerCall: true, maxAttempts: 1 })[0]!, /LargePayloadStore\.layerS3Config/)
+    assert.isAbove(MAX_SOCKETS, 4)
+  })
+})
