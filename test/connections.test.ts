@@ -9,10 +9,13 @@ import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel } from "effect"
+import { readFileSync } from "node:fs"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { adviceFor } from "../src/internal/aws/clientAdvice.js"
 import { keepAliveHandler, MAX_SOCKETS } from "../src/internal/aws/httpHandler.js"
 import { RecordGenerator } from "../src/testing.js"
+import { createBucket, createStream, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
+import { injected, uniqueName } from "./support/names.js"
 import type { TlsKinesis } from "./support/TlsKinesis.js"
 import { startTlsKinesis } from "./support/TlsKinesis.js"
 import { baseOptions } from "./support/writerLayers.js"
@@ -221,4 +224,47 @@ describe("connections over TLS: a client the caller built", () => {
     assert.match(adviceFor("S3", { sessionPerCall: true, maxAttempts: 1 })[0]!, /LargePayloadStore\.layerS3Config/)
     assert.isAbove(MAX_SOCKETS, 4)
   })
+})
+
+/** The `credentials` line of README.md's emulator snippet. */
+const readmeEmulatorCredentials = () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+  const section = readme.slice(readme.indexOf("## Local emulators"))
+  const match = /const credentials = \{ accessKeyId: "([^"]+)", secretAccessKey: "([^"]+)" \}/.exec(section)
+  assert.isNotNull(match, "README.md's emulator snippet has a credentials line")
+  return { accessKeyId: match![1]!, secretAccessKey: match![2]! }
+}
+
+describe("the README's emulator snippet", () => {
+  it.scopedLive("its credentials and the library's client layers write to kinesalite and s3rver", () =>
+    Effect.gen(function*() {
+      const credentials = readmeEmulatorCredentials()
+      const kinesisEndpoint = injected("kinesisEndpoint")
+      const s3Endpoint = injected("s3Endpoint")
+      const stream = uniqueName("readme-emulator")
+      const bucket = uniqueName("readme-emulator")
+      yield* Effect.promise(async () => {
+        const kinesis = makeKinesisClient(kinesisEndpoint, region)
+        const s3 = makeS3Client(s3Endpoint, region)
+        await createStream(kinesis, stream, 1)
+        await createBucket(s3, bucket)
+        kinesis.destroy()
+        s3.destroy()
+      })
+      const s3 = new S3Client({ endpoint: s3Endpoint, region, credentials, forcePathStyle: true, maxAttempts: 1 })
+      yield* Effect.addFinalizer(() => Effect.sync(() => s3.destroy()))
+      const layer = Layer.merge(
+        Kinesis.layerClient({ endpoint: kinesisEndpoint, region, credentials }),
+        LargePayloadStore.layerS3({ client: s3, bucket })
+      )
+      const [written, location] = yield* Effect.all([
+        Effect.flatMap(
+          Kinesis,
+          (k) => k.putRecords({ streamName: stream, records: [{ data: new Uint8Array([1]), partitionKey: "k" }] })
+        ),
+        Effect.flatMap(LargePayloadStore, (store) => store.write("readme", new Uint8Array([1, 2, 3])))
+      ]).pipe(Effect.provide(layer))
+      assert.strictEqual(written[0]?._tag, "Written")
+      assert.deepStrictEqual(location, { bucket, key: "readme" })
+    }))
 })
