@@ -81,7 +81,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    * ```ts
    * import { S3Client } from "@aws-sdk/client-s3"
    * const StoreLive = LargePayloadStore.layerS3({
-   *   client: new S3Client({}),
+   *   client: new S3Client({ maxAttempts: 1 }),
    *   bucket: "my-large-payload-bucket",
    *   expectedBucketOwner: "123456789012",
    *   serverSideEncryption: { _tag: "SSE-KMS", kmsKeyId: "alias/kinesis-large" },
@@ -98,7 +98,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    * Large payloads in S3, the store's settings read through Effect `Config` (the caller says
    * where each comes from; by default {@link LargePayloadStore.fromEnv}), with an S3 client
    * the layer builds (region and optional endpoint from the same settings, credentials from
-   * the SDK's default chain) and destroys when its scope closes.
+   * the SDK's default chain, HTTP/1.1 keep-alive connections) and destroys when its scope closes.
    *
    * @example
    * ```ts
