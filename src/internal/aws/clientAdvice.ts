@@ -8,7 +8,8 @@ import { Effect } from "effect"
 
 /** The parts of an SDK v3 client read here (`client.config`). */
 export interface SdkClientLike {
-  readonly config: {
+  /** Absent on a test double that implements `send` only. */
+  readonly config?: {
     readonly requestHandler?: unknown
     readonly maxAttempts?: unknown
   }
@@ -50,7 +51,7 @@ export const adviceFor = (service: ClientService, facts: ClientFacts): ReadonlyA
 ]
 
 const handlerOf = (client: SdkClientLike): Record<string, unknown> | undefined => {
-  const handler = client.config.requestHandler
+  const handler = client.config?.requestHandler
   return typeof handler === "object" && handler !== null ? handler as Record<string, unknown> : undefined
 }
 
@@ -66,7 +67,7 @@ const sessionPerCall = (client: SdkClientLike): boolean => {
 
 /** The client's `maxAttempts` (a provider once the client is built); undefined when unreadable. */
 const maxAttempts = (client: SdkClientLike): Effect.Effect<number | undefined> => {
-  const provider = client.config.maxAttempts
+  const provider = client.config?.maxAttempts
   return typeof provider === "number"
     ? Effect.succeed(provider)
     : typeof provider === "function"
