@@ -10,7 +10,7 @@ import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import { LargePayloadStoreError } from "./Errors.js"
 import { tryAbortable } from "./internal/abortable.js"
-import { adviseOnce } from "./internal/aws/clientAdvice.js"
+import { adviseOnce, builtByLibrary } from "./internal/aws/clientAdvice.js"
 import { keepAliveHandler } from "./internal/aws/httpHandler.js"
 import { toStoreError } from "./internal/awsError.js"
 import { optional } from "./internal/config.js"
@@ -71,8 +71,57 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    *
    * @since 0.1.0
    */
-  static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore.Service =>
-    s3Store(options, adviseOnce("S3", options.client))
+  static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore.Service => {
+    const { bucket, client } = options
+    const advise = adviseOnce("S3", client)
+    const owner = options.expectedBucketOwner === undefined ? {} : { ExpectedBucketOwner: options.expectedBucketOwner }
+    const sse = options.serverSideEncryption === undefined
+      ? {}
+      : options.serverSideEncryption._tag === "SSE-S3"
+      ? { ServerSideEncryption: "AES256" as const }
+      : { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: options.serverSideEncryption.kmsKeyId }
+    const locate = (key: string): PayloadLocation => ({ bucket, key: `${options.keyPrefix ?? ""}${key}` })
+    return LargePayloadStore.of({
+      locate,
+      write: (key, bytes) => {
+        const location = locate(key)
+        // An interrupted upload waits for its aborted request to settle, so that a clean-up
+        // that deletes the object runs after it (see internal/abortable.ts).
+        return tryAbortable(
+          (signal) =>
+            client.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: location.key,
+                Body: bytes,
+                ContentLength: bytes.length,
+                ContentType: "application/x-protobuf",
+                ...owner,
+                ...sse
+              }),
+              { abortSignal: signal }
+            ),
+          toStoreError("write", location)
+        ).pipe(Effect.ensuring(advise), Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
+      },
+      read: (location) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
+              abortSignal: signal
+            }).then((output) => output.Body === undefined ? new Uint8Array(0) : output.Body.transformToByteArray()),
+          catch: toStoreError("read", location)
+        }).pipe(traced(SpanNames.storeRead, location)),
+      delete: (location) =>
+        tryAbortable(
+          (signal) =>
+            client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
+              abortSignal: signal
+            }),
+          toStoreError("delete", location)
+        ).pipe(Effect.asVoid, traced(SpanNames.storeDelete, location))
+    })
+  }
 
   /**
    * Large payloads in S3.
@@ -116,15 +165,17 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
         const settings = yield* Config.unwrap(config)
         const client = yield* Effect.acquireRelease(
           Effect.sync(() =>
-            new S3Client({
-              region: settings.region,
-              requestHandler: keepAliveHandler(),
-              ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint, forcePathStyle: true })
-            })
+            builtByLibrary(
+              new S3Client({
+                region: settings.region,
+                requestHandler: keepAliveHandler(),
+                ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint, forcePathStyle: true })
+              })
+            )
           ),
           (client) => Effect.sync(() => client.destroy())
         )
-        return s3Store({
+        return LargePayloadStore.makeS3({
           client,
           bucket: settings.bucket,
           keyPrefix: settings.keyPrefix,
@@ -134,7 +185,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
             : settings.serverSideEncryption === "SSE-S3"
             ? { _tag: "SSE-S3" }
             : undefined
-        }, Effect.void)
+        })
       })
     )
 
@@ -259,59 +310,3 @@ const traced = (name: string, location: PayloadLocation, bytes?: number) =>
       ...(bytes === undefined ? {} : { [Attributes.bytes]: bytes })
     }
   })
-
-/** The S3 store; `afterWrite` runs after every write (the advice on a caller's client). */
-const s3Store = (options: S3StoreOptions, afterWrite: Effect.Effect<void>): LargePayloadStore.Service => {
-  const { bucket, client } = options
-  const owner = options.expectedBucketOwner === undefined ? {} : { ExpectedBucketOwner: options.expectedBucketOwner }
-  const sse = options.serverSideEncryption === undefined
-    ? {}
-    : options.serverSideEncryption._tag === "SSE-S3"
-    ? { ServerSideEncryption: "AES256" as const }
-    : { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: options.serverSideEncryption.kmsKeyId }
-  const locate = (key: string): PayloadLocation => ({ bucket, key: `${options.keyPrefix ?? ""}${key}` })
-  return LargePayloadStore.of({
-    locate,
-    write: (key, bytes) => {
-      const location = locate(key)
-      // An interrupted upload waits for its aborted request to settle, so that a clean-up
-      // that deletes the object runs after it (see internal/abortable.ts).
-      return tryAbortable(
-        (signal) =>
-          client.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: location.key,
-              Body: bytes,
-              ContentLength: bytes.length,
-              ContentType: "application/x-protobuf",
-              ...owner,
-              ...sse
-            }),
-            { abortSignal: signal }
-          ),
-        toStoreError("write", location)
-      ).pipe(
-        Effect.ensuring(afterWrite),
-        Effect.as(location),
-        traced(SpanNames.storeWrite, location, bytes.length)
-      )
-    },
-    read: (location) =>
-      Effect.tryPromise({
-        try: (signal) =>
-          client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
-            abortSignal: signal
-          }).then((output) => output.Body === undefined ? new Uint8Array(0) : output.Body.transformToByteArray()),
-        catch: toStoreError("read", location)
-      }).pipe(traced(SpanNames.storeRead, location)),
-    delete: (location) =>
-      tryAbortable(
-        (signal) =>
-          client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key, ...owner }), {
-            abortSignal: signal
-          }),
-        toStoreError("delete", location)
-      ).pipe(Effect.asVoid, traced(SpanNames.storeDelete, location))
-  })
-}

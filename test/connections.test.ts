@@ -11,7 +11,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
-import { adviceFor } from "../src/internal/aws/clientAdvice.js"
+import { adviceFor, adviseOnce, builtByLibrary } from "../src/internal/aws/clientAdvice.js"
 import { keepAliveHandler, MAX_SOCKETS } from "../src/internal/aws/httpHandler.js"
 import { RecordGenerator } from "../src/testing.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client } from "./support/LocalAws.js"
@@ -203,6 +203,19 @@ describe("connections over TLS: a client the caller built", () => {
       const advice = atInfoOrAbove(logs)
       assert.strictEqual(advice.length, 1)
       assert.match(advice[0]!, /^INFO The S3 client retries each call itself \(maxAttempts: 2\)/)
+    }))
+
+  it.effect("advice is given once per service, and never for a client the library built with its own settings", () =>
+    Effect.gen(function*() {
+      const callers = { config: { maxAttempts: () => Promise.resolve(3) } }
+      const libraries = builtByLibrary({ config: { maxAttempts: () => Promise.resolve(3) } })
+      const advise = adviseOnce("S3", callers)
+      const { logs } = yield* capturingLogs(
+        Effect.all([advise, advise, adviseOnce("S3", libraries), adviseOnce("S3", libraries)])
+      )
+      assert.deepStrictEqual(atInfoOrAbove(logs).map((l) => l.slice(0, 43)), [
+        "INFO The S3 client retries each call itself"
+      ])
     }))
 
   it("advice: none for a keep-alive client with maxAttempts 1; the S3 fix names the S3 layer", () => {

@@ -91,6 +91,15 @@ export const clientFacts = (client: SdkClientLike): Effect.Effect<ClientFacts> =
     maxAttempts: attempts
   }))
 
+/** Clients the library built with settings of its own choosing: they get no advice. */
+const libraryClients = new WeakSet<object>()
+
+/** Marks a client the library built (its settings are the library's, not the caller's). */
+export const builtByLibrary = <C extends object>(client: C): C => {
+  libraryClients.add(client)
+  return client
+}
+
 /**
  * An effect that, the first time it runs, logs the client's advice at Info; after that it
  * does nothing. Run it after each call: the first call resolves what it reads.
@@ -98,7 +107,7 @@ export const clientFacts = (client: SdkClientLike): Effect.Effect<ClientFacts> =
 export const adviseOnce = (service: ClientService, client: SdkClientLike): Effect.Effect<void> => {
   let advised = false
   return Effect.suspend(() => {
-    if (advised) return Effect.void
+    if (advised || libraryClients.has(client)) return Effect.void
     advised = true
     return clientFacts(client).pipe(
       Effect.flatMap((facts) => Effect.forEach(adviceFor(service, facts), (line) => Effect.logInfo(line))),
