@@ -49,7 +49,7 @@ type Section = (typeof ALL_SECTIONS)[number]
  * Seconds each section may run, in a full run and in `--smoke`. At a load average of 2-3 on
  * the shared 2 cores (BENCHMARKS.md) a full default run takes ~12 minutes: P1 ~200 s, P2
  * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, TLS
- * ~20 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
+ * ~10 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
  * and pay their start-up. The full bounds, plus {@link GRACE_SECONDS} for each stopped
  * section, sum to 1,295 s, so that even a run where every section hangs ends within 22 minutes; what a
  * section leaves unused of its bound goes to the next one. On a much busier machine the

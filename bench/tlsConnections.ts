@@ -104,7 +104,7 @@ const measure = (calls: number, concurrency: number) =>
 export const runTls = async (
   options: { readonly smoke: boolean; readonly signal: AbortSignal }
 ): Promise<TlsResult> => {
-  const calls = options.smoke ? 20 : 200
+  const calls = options.smoke ? 20 : 120
   const rounds = options.smoke ? 1 : 3
   const concurrencies = [1, 4]
   section(
