@@ -10,10 +10,9 @@ import type { ConfigError, Duration, Schedule, Scope } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import type { KinesisError, WriteBatchError } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import type { KinesisWriterOptions, ResolvedWriterConfig } from "./internal/config.js"
+import type { KinesisWriterOptions } from "./internal/config.js"
 import { fromEnv } from "./internal/config.js"
 import type { AttemptOutcome } from "./internal/delivery.js"
-import type { DeliveryLedger } from "./internal/core/ledger.js"
 import type { PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 import * as internal from "./internal/writer.js"
 import type { Kinesis } from "./Kinesis.js"
@@ -24,7 +23,6 @@ export { AggregationDefaults, type AggregationOptions, type ResolvedAggregation 
 export type { KinesisWriterOptions, ResolvedWriterConfig } from "./internal/config.js"
 export { WriterDefaults } from "./internal/config.js"
 export type { AttemptOutcome, FailedRecord, WrittenRecord } from "./internal/delivery.js"
-export { DeliveryLedger, type LedgerRecord, type RecordState } from "./internal/core/ledger.js"
 export { KinesisLimits } from "./internal/limits.js"
 export type { BatchEntry, PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 
@@ -195,15 +193,6 @@ export declare namespace KinesisWriter {
    * @since 0.1.0
    */
   export interface Service {
-    /** The validated settings. */
-    readonly config: ResolvedWriterConfig
-    /** The stream's record limit in bytes (data plus partition key) the writer keeps to. */
-    readonly recordLimitBytes: number
-    /**
-     * The services the writer runs on, for what is built on it: the producer sends, measures
-     * and deletes large payloads through them.
-     */
-    readonly services: Context.Context<Kinesis | KinesisMetrics | LargePayloadStore>
     /** Publishes a batch; see {@link WriteError} for what it names on failure. */
     readonly writeBatch: (
       records: ReadonlyArray<DataFileV1>,
@@ -225,8 +214,7 @@ export declare namespace KinesisWriter {
      */
     readonly putAttempt: (
       records: ReadonlyArray<PreparedRecord>,
-      attempt: number,
-      ledger?: DeliveryLedger
+      attempt: number
     ) => Effect.Effect<AttemptOutcome>
   }
 }

@@ -3,6 +3,7 @@
  * test/properties.test.ts cover classes 1–5 over generated cases; these are the cases a
  * property cannot reach cheaply, and the classes that are not about delivery).
  */
+import { engineOf } from "../src/internal/engine.js"
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { create } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
@@ -387,9 +388,9 @@ describe("class 7: configuration that should not be accepted is refused, naming 
         KINESIS_STREAM_ARN: "arn:aws:kinesis:eu-west-1:210987654321:stream/env-stream"
       })
       if (Either.isLeft(ok)) return assert.fail(String(ok.left))
-      assert.strictEqual(Duration.toMillis(ok.right.config.backoffBase), 100)
-      assert.strictEqual(Duration.toMillis(ok.right.config.backoffCap), 10_000)
-      assert.strictEqual(Duration.toMillis(ok.right.config.requestTimeout), 30_000)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.backoffBase), 100)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.backoffCap), 10_000)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.requestTimeout), 30_000)
       for (
         const [name, text] of [
           ["KINESIS_REQUEST_TIMEOUT", ""],

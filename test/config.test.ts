@@ -1,3 +1,4 @@
+import { engineOf } from "../src/internal/engine.js"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import type { KinesisWriterOptions } from "../src/index.js"
@@ -72,7 +73,7 @@ describe("KinesisWriter configuration", () => {
           }).pipe(Layer.provide(deps))
         )
       )
-      assert.strictEqual(writer.config.maxRetries, 9)
+      assert.strictEqual(engineOf(writer)!.config.maxRetries, 9)
     }))
 
   it.effect("defaults are the documented ones", () =>
@@ -80,11 +81,11 @@ describe("KinesisWriter configuration", () => {
       const writer = yield* KinesisWriter.pipe(
         Effect.provide(KinesisWriter.layer(baseOptions).pipe(Layer.provide(deps)))
       )
-      assert.strictEqual(writer.config.distributionFactor, 16)
-      assert.strictEqual(writer.config.largePayloadThreshold, 921_600)
-      assert.strictEqual(writer.config.maxRetries, 3)
-      assert.strictEqual(writer.config.maxRequestBytes, 5 * 1024 * 1024)
-      assert.strictEqual(writer.recordLimitBytes, 1024 * 1024)
+      assert.strictEqual(engineOf(writer)!.config.distributionFactor, 16)
+      assert.strictEqual(engineOf(writer)!.config.largePayloadThreshold, 921_600)
+      assert.strictEqual(engineOf(writer)!.config.maxRetries, 3)
+      assert.strictEqual(engineOf(writer)!.config.maxRequestBytes, 5 * 1024 * 1024)
+      assert.strictEqual(engineOf(writer)!.recordLimitBytes, 1024 * 1024)
     }))
 
   it.effect("layerConfig reads the same settings through Config, and validates them", () =>
@@ -101,9 +102,9 @@ describe("KinesisWriter configuration", () => {
         Effect.provide(KinesisWriter.layerConfig().pipe(Layer.provide(deps))),
         Effect.withConfigProvider(ConfigProvider.fromMap(env))
       )
-      assert.strictEqual(writer.config.streamName, "env-stream")
-      assert.strictEqual(writer.config.maxRetries, 5)
-      assert.strictEqual(writer.config.distributionFactor, 16)
+      assert.strictEqual(engineOf(writer)!.config.streamName, "env-stream")
+      assert.strictEqual(engineOf(writer)!.config.maxRetries, 5)
+      assert.strictEqual(engineOf(writer)!.config.distributionFactor, 16)
 
       const error = yield* Effect.flip(Layer.build(KinesisWriter.layerConfig().pipe(Layer.provide(deps)))).pipe(
         Effect.scoped,

@@ -6,6 +6,7 @@
  * These tests run on the live clock (`it.live`): the writer stamps `creation_time` from
  * `Clock` and waits out its backoff on it, and the servers answer in real time.
  */
+import { engineOf } from "../src/internal/engine.js"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
@@ -247,7 +248,7 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const writer = yield* KinesisWriter.pipe(
         Effect.provide(writerLayer({ ...base, streamName: stream, readStreamRecordLimit: true }, bucket))
       )
-      assert.strictEqual(writer.recordLimitBytes, 1_048_576)
+      assert.strictEqual(engineOf(writer)!.recordLimitBytes, 1_048_576)
     }))
 
   it.live("an incompressible 1.1 MB record goes to S3 under a 2 MB threshold (the 1 MiB guard) and reads back through S3", () =>

@@ -1,3 +1,4 @@
+import { engineOf } from "../src/internal/engine.js"
 import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
@@ -117,7 +118,7 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
   it.effect("a distributionFactor below 1 is clamped to 1", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      assert.strictEqual(writer.config.distributionFactor, 1)
+      assert.strictEqual(engineOf(writer)!.config.distributionFactor, 1)
       yield* writer.writeBatch(records(10))
       assert.isTrue((yield* sentRecords).flat().every((r) => r.partitionKey === "lg-schema-0-0"))
     }).pipe(Effect.provide(writerLayer(undefined, { distributionFactor: -3 }))))
@@ -176,7 +177,7 @@ describe("KinesisWriter.writeBatch: large payloads", () => {
   it.effect("the stream's MaxRecordSizeInKiB, when read, raises the guard", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      assert.strictEqual(writer.recordLimitBytes, 10 * 1024 * 1024)
+      assert.strictEqual(engineOf(writer)!.recordLimitBytes, 10 * 1024 * 1024)
       const result = yield* writer.writeBatch([RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 1_500_000 })])
       assert.strictEqual(result.largePayloads, 0)
     }).pipe(

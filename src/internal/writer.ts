@@ -5,7 +5,7 @@
  * @internal
  */
 import type { ConfigError, Scope } from "effect"
-import { Cause, Clock, Context, Duration, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"
 import { Compressor } from "../Compressor.js"
 import type { WriteBatchError } from "../Errors.js"
 import { KinesisError } from "../Errors.js"
@@ -107,8 +107,9 @@ export const make = (
       return batch
     })
 
-    const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+    const sendAgain = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
       Effect.map(sender.sendAttempt(Stream.fromIterable(slices(records)), attempt, ledger), (report) => report.outcome)
+    const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number) => sendAgain(records, attempt)
 
     /**
      * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main
@@ -120,7 +121,7 @@ export const make = (
       (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
       (n: number): Effect.Effect<AttemptOutcome> =>
         n > 0
-          ? putAttempt(delivery.pending, n, delivery.ledger)
+          ? sendAgain(delivery.pending, n, delivery.ledger)
           : sender.sendAttempt(
             ("aggregated" in batch
               ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
@@ -278,11 +279,7 @@ export const make = (
           : Effect.failCause(Cause.sequential(interruption, Cause.fail(error)))
       })
 
-    const services = Context.make(Kinesis, kinesis).pipe(
-      Context.add(KinesisMetrics, metrics),
-      Context.add(LargePayloadStore, store)
-    )
-    return registerEngine({ config, recordLimitBytes, services, writeBatch, prepare, putAttempt }, {
+    return registerEngine({ writeBatch, prepare, putAttempt }, {
       config,
       recordLimitBytes,
       kinesis,
