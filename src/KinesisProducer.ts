@@ -9,8 +9,8 @@
  *
  * @since 0.1.0
  */
-import type { ConfigError, Duration, Scope, Sink } from "effect"
-import { Config, Context, Effect, Layer } from "effect"
+import type { Config, ConfigError, Duration, Scope, Sink } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type {
   CompressionError,
   LargePayloadStoreError,
@@ -20,7 +20,8 @@ import type {
   SerializationError
 } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import { makeProducer, ProducerDefaults, resolveProducerOptions } from "./internal/producer.js"
+import { ProducerDefaults, resolveProducerOptions, unwrapOptions } from "./internal/config.js"
+import { makeProducer } from "./internal/producer.js"
 import { KinesisWriter } from "./KinesisWriter.js"
 
 /**
@@ -163,7 +164,7 @@ export class KinesisProducer extends Context.Tag("cygnus-kinesis-writer/KinesisP
   static readonly layerConfig = (
     config: Config.Config.Wrap<KinesisProducerOptions>
   ): Layer.Layer<KinesisProducer, ConfigError.ConfigError, KinesisWriter> =>
-    Layer.scoped(KinesisProducer, Effect.flatMap(Config.unwrap(config), KinesisProducer.make))
+    Layer.scoped(KinesisProducer, Effect.flatMap(unwrapOptions(config), KinesisProducer.make))
 
   /**
    * What an option left out is.
