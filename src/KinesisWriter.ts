@@ -23,6 +23,7 @@ import type { LargePayloadStore } from "./LargePayloadStore.js"
 export {
   AggregationDefaults,
   type AggregationOptions,
+  type DurationOption,
   type KinesisWriterOptions,
   type ResolvedAggregation,
   type ResolvedWriterConfig,

@@ -123,7 +123,10 @@ describe("KinesisProducer: collection", () => {
       }
     }).pipe(
       Effect.provide(
-        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }, { maxRequestBytes: 32 * 1024 })
+        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }, {
+          maxRequestBytes: 32 * 1024,
+          readStreamRecordLimit: true
+        }, { summary: { maxRecordSizeInKiB: 32 } })
       )
     ))
 

@@ -79,7 +79,13 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
       assert.strictEqual(calls.length, result.kinesisCalls)
       assert.isAbove(calls.length, 1)
       for (const call of calls) assert.isAtMost(call.reduce((n, r) => n + r.bytes, 0), 64 * 1024)
-    }).pipe(Effect.provide(writerLayer(undefined, { maxRequestBytes: 64 * 1024 }))))
+    }).pipe(
+      Effect.provide(
+        writerLayer(undefined, { maxRequestBytes: 64 * 1024, readStreamRecordLimit: true }, {
+          summary: { maxRecordSizeInKiB: 64 }
+        })
+      )
+    ))
 
   it.effect("each record gets a fresh record_id, the creation time from Clock and the writer's info", () =>
     Effect.gen(function*() {

@@ -9,9 +9,26 @@
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
 import type { KinesisProducerOptions } from "../KinesisProducer.js"
-import type { AggregationSettings, Checked, ProducerSettings, Refusal, WriterSettings } from "./core/options.js"
+import type {
+  AggregationSettings,
+  Checked,
+  DurationText,
+  ProducerSettings,
+  Refusal,
+  WriterSettings
+} from "./core/options.js"
 import * as core from "./core/options.js"
 import { longestPartitionKey } from "./partitionKey.js"
+
+/**
+ * A duration option, in the one grammar every option takes: a `Duration`, a number of
+ * milliseconds, or text of a number and a unit, with or without a space (`"100 ms"`,
+ * `"100 millis"`, `"30 s"`, `"10 seconds"`, `"2m"`; units `ns`, `us`, `ms`, `s`, `m`, `h`, `d`,
+ * `w` and Effect's `nanos` … `weeks`). NaN, negative and infinite durations are refused.
+ *
+ * @since 0.1.0
+ */
+export type DurationOption = Duration.DurationInput | DurationText
 
 /**
  * What a caller sets. Only the first four are required.
@@ -40,9 +57,9 @@ export interface KinesisWriterOptions {
   /** Retries of the records that failed, after the first attempt. Integer ≥ 0. Default 3. */
   readonly maxRetries?: number | undefined
   /** First backoff delay: a duration (`"100 ms"`, `"100 millis"`, `100`, `Duration.millis(100)`). Default 100 ms. */
-  readonly backoffBase?: Duration.DurationInput | undefined
+  readonly backoffBase?: DurationOption | undefined
   /** Longest backoff delay. Default 10 s. */
-  readonly backoffCap?: Duration.DurationInput | undefined
+  readonly backoffCap?: DurationOption | undefined
   /** Bytes (data plus partition keys) per PutRecords call. Default 5 MiB, at most 10 MiB. */
   readonly maxRequestBytes?: number | undefined
   /** Read the stream's `MaxRecordSizeInKiB` with DescribeStreamSummary when the layer is built, instead of assuming 1 MiB. Default false. */
@@ -64,7 +81,7 @@ export interface KinesisWriterOptions {
    * warns unless its handler is told to throw, so without this a hung connection would hang
    * the batch.
    */
-  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly requestTimeout?: DurationOption | undefined
   /**
    * Packs the records of a batch that share a partition key into one Kinesis record
    * (`gzip(DataFileEntryRecordBatch)`): fewer, larger records, fewer bytes. Off by default,

@@ -67,21 +67,27 @@ export const refuse = (
 // ---------------------------------------------------------------------------------------------
 // Durations
 
-const UNIT_MILLIS: Readonly<Record<string, number>> = (() => {
-  const units: Record<string, number> = {}
-  const add = (millis: number, ...names: Array<string>) => {
-    for (const name of names) units[name] = millis
-  }
-  add(1e-6, "ns", "nano", "nanos", "nanosecond", "nanoseconds")
-  add(1e-3, "us", "µs", "micro", "micros", "microsecond", "microseconds")
-  add(1, "ms", "milli", "millis", "millisecond", "milliseconds")
-  add(1_000, "s", "sec", "secs", "second", "seconds")
-  add(60_000, "m", "min", "mins", "minute", "minutes")
-  add(3_600_000, "h", "hour", "hours")
-  add(86_400_000, "d", "day", "days")
-  add(604_800_000, "w", "week", "weeks")
-  return units
-})()
+/** The units of the duration grammar, by their length in milliseconds. */
+const UNITS = [
+  [1e-6, ["ns", "nano", "nanos", "nanosecond", "nanoseconds"]],
+  [1e-3, ["us", "µs", "micro", "micros", "microsecond", "microseconds"]],
+  [1, ["ms", "milli", "millis", "millisecond", "milliseconds"]],
+  [1_000, ["s", "sec", "secs", "second", "seconds"]],
+  [60_000, ["m", "min", "mins", "minute", "minutes"]],
+  [3_600_000, ["h", "hour", "hours"]],
+  [86_400_000, ["d", "day", "days"]],
+  [604_800_000, ["w", "week", "weeks"]]
+] as const
+
+/** A unit of the duration grammar. */
+export type DurationUnit = typeof UNITS[number][1][number]
+
+/** A duration in text, as the grammar takes it: `"100 ms"`, `"30s"`, `"10 seconds"`. */
+export type DurationText = `${number} ${DurationUnit}` | `${number}${DurationUnit}`
+
+const UNIT_MILLIS: ReadonlyMap<string, number> = new Map(
+  UNITS.flatMap(([millis, names]) => names.map((name) => [name, millis] as const))
+)
 
 const DURATION_TEXT = /^\s*([+-]?)(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Zµ]+)\s*$/
 
@@ -118,7 +124,7 @@ export const parseDuration = (
     millis = input[0] * 1_000 + input[1] / 1e6
   } else if (typeof input === "string") {
     const match = DURATION_TEXT.exec(input)
-    const unit = match === null ? undefined : UNIT_MILLIS[match[3]!.toLowerCase()] ?? UNIT_MILLIS[match[3]!]
+    const unit = match === null ? undefined : UNIT_MILLIS.get(match[3]!) ?? UNIT_MILLIS.get(match[3]!.toLowerCase())
     if (match === null || unit === undefined) return { ok: false, reason: "not a duration" }
     negative = match[1] === "-"
     millis = Number(match[2]) * unit
@@ -151,9 +157,8 @@ export const checkDuration = (
   }
   switch (parsed.reason) {
     case "not a duration":
-      return refuse(path, `must be ${DURATION_FORMS}`, input)
     case "NaN":
-      return refuse(path, "must be a duration, not NaN", input)
+      return refuse(path, `must be ${DURATION_FORMS}`, input)
     case "negative":
       return refuse(path, "must not be negative", input)
     case "infinite":
@@ -571,7 +576,7 @@ export const resolveProducer = <D, H>(
     )
     const recordTtl = yield* take(checkDuration("recordTtl", options.recordTtl ?? d.recordTtl))
     if (recordTtl < linger) {
-      yield* take(refuse("recordTtl", `must be at least linger (${linger} ms)`, options.recordTtl))
+      yield* take(refuse("recordTtl", `must be at least linger (${linger} ms)`, options.recordTtl ?? recordTtl))
     }
     const shutdownTimeout = yield* take(
       checkDuration("shutdownTimeout", options.shutdownTimeout ?? d.shutdownTimeout, "zero allowed")
