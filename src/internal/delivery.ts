@@ -99,7 +99,8 @@ export interface AttemptReport<E> {
 
 /**
  * Splits records into PutRecords calls: at most 500 records and `maxRequestBytes` bytes of
- * data plus partition keys each, in order.
+ * data plus partition keys each, in order. No record is larger than a call may be: the writer
+ * refuses a `maxRequestBytes` below the stream's record limit, and `fitAttempt` a record over it.
  */
 export const planCalls = <A>(
   records: ReadonlyArray<A>,
