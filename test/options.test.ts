@@ -228,7 +228,8 @@ describe("configuration errors: the variable named, one readable line", () => {
       "KINESIS_BACKOFF_BASE",
       "100",
       "KINESIS_BACKOFF_BASE must be a duration such as \"100 ms\", \"30 s\", \"10 seconds\""
-    ]
+    ],
+    ["KINESIS_AGGREGATION_MAX_RECORDS", "1", "KINESIS_AGGREGATION_MAX_RECORDS must be an integer from 2 to 100000"]
   ]
   for (const [variable, value, expected] of cases) {
     it.effect(`${variable}=${value} fails naming ${variable}, in one line`, () =>

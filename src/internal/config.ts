@@ -323,8 +323,8 @@ export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
   requestTimeout: optional(envDuration("KINESIS_REQUEST_TIMEOUT")),
   aggregation: Config.all({
     on: Config.withDefault(Config.boolean("KINESIS_AGGREGATION"), false),
-    maxRecords: optional(envInteger("KINESIS_AGGREGATION_MAX_RECORDS")),
-    maxBytes: optional(envInteger("KINESIS_AGGREGATION_MAX_BYTES"))
+    maxRecords: optional(envInteger("KINESIS_AGGREGATION_MAX_RECORDS", core.aggregationChecks.maxRecords)),
+    maxBytes: optional(envInteger("KINESIS_AGGREGATION_MAX_BYTES", core.aggregationChecks.maxBytes))
   }).pipe(Config.map(({ on, ...options }): AggregationOptions | undefined => on ? options : undefined))
 }
 
@@ -348,12 +348,9 @@ function envText(name: string, check: (name: string, value: unknown) => Checked<
 /**
  * A decimal integer, unlike `Config.integer`, which reads with `Number` and so takes `""` and
  * `" "` for 0 and `"0x3"`, `"0b1"`, `"1e3"` for numbers; then checked as the option it is
- * read for (the aggregation's are checked with the writer's options).
+ * read for.
  */
-function envInteger(
-  name: string,
-  check: (name: string, value: unknown) => Checked<number> = (_, n) => core.accept(n as number)
-): Config.Config<number> {
+function envInteger(name: string, check: (name: string, value: unknown) => Checked<number>): Config.Config<number> {
   return envChecked(name, (at, text) => {
     const n = core.parseDecimalInteger(text)
     return n === undefined ? core.refuse(at, "must be a decimal integer", text) : check(at, n)

@@ -469,6 +469,26 @@ export interface AggregationSettings {
   readonly maxBytes: number
 }
 
+/** The checks of the aggregation's settings one by one, each given the name to report. */
+export const aggregationChecks = {
+  maxRecords: (path: string | ReadonlyArray<string>, v: unknown) =>
+    checkInteger(
+      path,
+      v,
+      2,
+      MAX_AGGREGATE_RECORDS,
+      `must be an integer from 2 to ${MAX_AGGREGATE_RECORDS} (an aggregate of one record is no aggregate)`
+    ),
+  maxBytes: (path: string | ReadonlyArray<string>, v: unknown) =>
+    checkInteger(
+      path,
+      v,
+      MIN_AGGREGATE_BYTES,
+      Number.MAX_SAFE_INTEGER,
+      `must be an integer of at least ${MIN_AGGREGATE_BYTES}`
+    )
+} as const
+
 /** Checks the `aggregation` option: `undefined` is off. */
 export const resolveAggregation = (options: unknown): Checked<AggregationSettings | undefined> => {
   if (options === undefined) return accept(undefined)
@@ -476,20 +496,14 @@ export const resolveAggregation = (options: unknown): Checked<AggregationSetting
     return refuse("aggregation", "must be an object ({} for the defaults) or undefined", options)
   }
   const given = options as { readonly maxRecords?: unknown; readonly maxBytes?: unknown }
-  const maxRecords = checkInteger(
+  const maxRecords = aggregationChecks.maxRecords(
     ["aggregation", "maxRecords"],
-    given.maxRecords ?? aggregationDefaults.maxRecords,
-    2,
-    MAX_AGGREGATE_RECORDS,
-    `must be an integer from 2 to ${MAX_AGGREGATE_RECORDS} (an aggregate of one record is no aggregate)`
+    given.maxRecords ?? aggregationDefaults.maxRecords
   )
   if (!maxRecords.ok) return maxRecords
-  const maxBytes = checkInteger(
+  const maxBytes = aggregationChecks.maxBytes(
     ["aggregation", "maxBytes"],
-    given.maxBytes ?? aggregationDefaults.maxBytes,
-    MIN_AGGREGATE_BYTES,
-    Number.MAX_SAFE_INTEGER,
-    `must be an integer of at least ${MIN_AGGREGATE_BYTES}`
+    given.maxBytes ?? aggregationDefaults.maxBytes
   )
   if (!maxBytes.ok) return maxBytes
   return accept({ maxRecords: maxRecords.value, maxBytes: maxBytes.value })
