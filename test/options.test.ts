@@ -278,6 +278,19 @@ describe("configuration errors: the variable named, one readable line", () => {
       ).pipe(Effect.scoped)
       assert.strictEqual(String(error), "accountId must be 12 digits, got \"1234\"")
     }))
+
+  it.effect("text options with a lone surrogate (which every record's info and key would carry as U+FFFD) are refused", () =>
+    Effect.gen(function*() {
+      for (const field of ["logGroupId", "schemaName"] as const) {
+        const error = yield* Effect.flip(
+          Layer.build(KinesisWriter.layer({ ...baseOptions, [field]: "lg\uD800" }).pipe(Layer.provide(deps)))
+        ).pipe(Effect.scoped)
+        assert.strictEqual(
+          String(error),
+          `${field} must be well-formed text (it holds a lone UTF-16 surrogate), got "lg\\ud800"`
+        )
+      }
+    }))
 })
 
 describe("maxRequestBytes against the stream's record limit", () => {

@@ -181,6 +181,7 @@ export const checkInteger = (
     ? accept(value)
     : refuse(path, requirement, value)
 
+/** `true` or `false`. */
 export const checkBoolean = (path: string | ReadonlyArray<string>, value: unknown): Checked<boolean> =>
   typeof value === "boolean" ? accept(value) : refuse(path, "must be true or false", value)
 
