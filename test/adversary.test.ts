@@ -3,7 +3,6 @@
  * test/properties.test.ts cover classes 1–5 over generated cases; these are the cases a
  * property cannot reach cheaply, and the classes that are not about delivery).
  */
-import { engineOf } from "../src/internal/engine.js"
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { create } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
@@ -35,6 +34,7 @@ import {
   RecordCodec
 } from "../src/index.js"
 import { awsErrorFacts, mayHaveBeenApplied } from "../src/internal/awsError.js"
+import { engineOf } from "../src/internal/engine.js"
 import { KinesisLimits } from "../src/internal/limits.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"

@@ -6,7 +6,6 @@
  * These tests run on the live clock (`it.live`): the writer stamps `creation_time` from
  * `Clock` and waits out its backoff on it, and the servers answer in real time.
  */
-import { engineOf } from "../src/internal/engine.js"
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
@@ -25,6 +24,7 @@ import {
   RecordReader,
   WriteBatchError
 } from "../src/index.js"
+import { engineOf } from "../src/internal/engine.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"

@@ -1,4 +1,3 @@
-import { engineOf } from "../src/internal/engine.js"
 import { create, equals } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schedule, TestClock } from "effect"
@@ -11,6 +10,7 @@ import {
   RecordCodec,
   RecordReader
 } from "../src/index.js"
+import { engineOf } from "../src/internal/engine.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
@@ -80,7 +80,13 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
       assert.strictEqual(calls.length, result.kinesisCalls)
       assert.isAbove(calls.length, 1)
       for (const call of calls) assert.isAtMost(call.reduce((n, r) => n + r.bytes, 0), 64 * 1024)
-    }).pipe(Effect.provide(writerLayer(undefined, { maxRequestBytes: 64 * 1024 }))))
+    }).pipe(
+      Effect.provide(
+        writerLayer(undefined, { maxRequestBytes: 64 * 1024, readStreamRecordLimit: true }, {
+          summary: { maxRecordSizeInKiB: 64 }
+        })
+      )
+    ))
 
   it.effect("each record gets a fresh record_id, the creation time from Clock and the writer's info", () =>
     Effect.gen(function*() {

@@ -8,9 +8,9 @@
 import { Effect, Schedule, ScheduleDecision } from "effect"
 import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"
 import { WriteBatchError } from "../Errors.js"
+import { DeliveryLedger } from "./core/ledger.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { yieldToEventLoop } from "./eventLoop.js"
-import { DeliveryLedger } from "./core/ledger.js"
 import type { BatchEntry, PreparedRecord } from "./prepare.js"
 
 /** The error code of a record still undelivered when the caller's deadline passed. */

@@ -16,20 +16,18 @@ import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWr
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AggregatedBatch } from "./aggregate.js"
 import { prepareBatchAggregated, serializeBatchAggregated } from "./aggregate.js"
-import { checkAggregationFits } from "./aggregationConfig.js"
 import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
 import type { KinesisWriterOptions } from "./config.js"
-import { resolveWriterConfig } from "./config.js"
-import { registerEngine } from "./engine.js"
+import { fitStreamLimits, resolveWriterConfig } from "./config.js"
+import type { DeliveryLedger } from "./core/ledger.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
+import { registerEngine } from "./engine.js"
 import { PackBuffers } from "./envelopePacker.js"
-import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./limits.js"
 import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
-import { longestPartitionKey } from "./partitionKey.js"
 import type { PrepareContext, PreparedRecord, PrepareError, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
@@ -43,12 +41,12 @@ export const make = (
   Kinesis | LargePayloadStore | KinesisMetrics | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const config = yield* resolveWriterConfig(options)
+    const settings = yield* resolveWriterConfig(options)
     const kinesis = yield* Kinesis
     const store = yield* LargePayloadStore
     const metrics = yield* KinesisMetrics
-    const recordLimitBytes = config.readStreamRecordLimit
-      ? yield* kinesis.describeStreamSummary(config.streamName, config.streamArn).pipe(
+    const recordLimitBytes = settings.readStreamRecordLimit
+      ? yield* kinesis.describeStreamSummary(settings.streamName, settings.streamArn).pipe(
         // The service's answer is checked where it is consumed: a record limit that is not a
         // whole number of KiB within Kinesis' range would break every size check after it.
         Effect.flatMap(({ maxRecordSizeInKiB: kib }) =>
@@ -59,7 +57,7 @@ export const make = (
             : Effect.fail(
               new KinesisError({
                 operation: "DescribeStreamSummary",
-                streamName: config.streamName,
+                streamName: settings.streamName,
                 errorName: InvalidResponse,
                 retryable: true,
                 cause: new Error(`the Kinesis service answered a MaxRecordSizeInKiB of ${String(kib)}`)
@@ -68,11 +66,9 @@ export const make = (
         )
       )
       : KinesisLimits.defaultRecordBytes
-    yield* checkAggregationFits(
-      config.aggregation,
-      recordLimitBytes,
-      Buffer.byteLength(longestPartitionKey(config))
-    )
+    // What depends on the record limit: maxRequestBytes (at least the limit; its default
+    // follows it) and whether an aggregate fits.
+    const config = yield* fitStreamLimits(settings, recordLimitBytes)
     const compressor = yield* Effect.flatMap(
       Effect.serviceOption(Compressor),
       Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
