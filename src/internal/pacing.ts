@@ -211,6 +211,8 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
         Effect.zipRight(Effect.retry(loadOnce, options.retrySchedule ?? loadRetrySchedule)),
         Effect.flatMap(useMap),
         Effect.catchAll(() => Effect.void),
+        // Interrupted, the producer is closing: it sends nothing more, paced or not.
+        Effect.onInterrupt(() => unpaced(false)),
         Effect.ensuring(Effect.sync(() => (refreshing = false)))
       )
 
