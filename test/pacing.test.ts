@@ -334,6 +334,8 @@ describe("pacing: a shard map that cannot be loaded", () => {
     )
   })
 
+  // Skipped until the producer passes `requestTimeout: config.requestTimeout, metrics` to makePacer
+  // (src/internal/producer.ts, being rewritten for issue 19); with that line it passes.
   it.effect.skip(
     "kinesis_producer_unpaced is 1 while the map cannot be loaded, 0 once it is (needs the producer to pass its metrics to makePacer)",
     () => {
