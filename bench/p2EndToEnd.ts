@@ -18,7 +18,7 @@ import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { DataFileV1 } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, WriterDefaults } from "../src/index.js"
-import { partitionKey } from "../src/internal/partitionKey.js"
+import { partitionKey } from "../src/internal/core/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import { createStream, makeKinesisClient } from "../test/support/LocalAws.js"
 import {

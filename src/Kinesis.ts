@@ -168,15 +168,24 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
         return Effect.gen(function*() {
           const shards: Array<ShardRange> = []
           let nextToken: string | undefined = undefined
-          do {
+          for (let pages = 0; pages < MAX_LIST_SHARDS_PAGES; pages++) {
             const output: ListShardsCommandOutput = yield* page(nextToken)
             for (const shard of output.Shards ?? []) {
               const range = shardRange(shard)
               if (range !== undefined) shards.push(range)
             }
             nextToken = output.NextToken
-          } while (nextToken !== undefined && nextToken !== "")
-          return shards
+            if (nextToken === undefined || nextToken === "") return shards
+          }
+          return yield* Effect.fail(
+            new KinesisError({
+              operation: "ListShards",
+              streamName,
+              errorName: "TooManyPages",
+              retryable: false,
+              cause: new Error(`ListShards answered more than ${MAX_LIST_SHARDS_PAGES} pages`)
+            })
+          )
         }).pipe(
           Effect.withSpan(SpanNames.listShards, { kind: "client", attributes: { [Attributes.streamName]: streamName } })
         )
@@ -307,6 +316,13 @@ export interface KinesisClientOptions {
   /** An endpoint other than AWS's, e.g. LocalStack's. */
   readonly endpoint?: string | undefined
 }
+
+/**
+ * The most pages one ListShards load reads: 100,000 shards at the default page size of 1,000,
+ * beyond any stream's quota, so that an endpoint that keeps answering a next page cannot
+ * hold the load for ever.
+ */
+const MAX_LIST_SHARDS_PAGES = 100
 
 const resultEntries = (
   request: PutRecordsRequest,

@@ -15,6 +15,7 @@
  * | `kinesis_producer_buffered_bytes` | gauge | their bytes (data plus partition key) |
  * | `kinesis_record_delivery_seconds` | histogram | from a producer `send` to its settlement |
  * | `kinesis_records_expired_total` | counter | producer records that outlived `recordTtl` |
+ * | `kinesis_producer_unpaced` | gauge | 1 while a producer with `pace: true` sends records unpaced (its shard map unknown), else 0 |
  *
  * @since 0.1.0
  */
@@ -56,7 +57,8 @@ export const EffectMetrics = {
     MetricBoundaries.fromIterable(DELIVERY_BUCKETS),
     MetricHelp.recordDelivery
   ),
-  recordsExpired: counter("recordsExpired")
+  recordsExpired: counter("recordsExpired"),
+  producerUnpaced: Metric.gauge(MetricNames.producerUnpaced, { description: MetricHelp.producerUnpaced })
 } as const
 
 /**
@@ -147,7 +149,8 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
         ),
       recordSettled: (streamName, seconds) => Metric.update(tag(m.recordDelivery, streamName), seconds),
       recordsExpired: (streamName, count) =>
-        count > 0 ? Metric.incrementBy(tag(m.recordsExpired, streamName), count) : Effect.void
+        count > 0 ? Metric.incrementBy(tag(m.recordsExpired, streamName), count) : Effect.void,
+      producerUnpaced: (streamName, unpaced) => Metric.set(tag(m.producerUnpaced, streamName), unpaced ? 1 : 0)
     })
   })
 
@@ -164,7 +167,8 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
       batchWriteFailure: () => Effect.void,
       producerBuffered: () => Effect.void,
       recordSettled: () => Effect.void,
-      recordsExpired: () => Effect.void
+      recordsExpired: () => Effect.void,
+      producerUnpaced: () => Effect.void
     })
   )
 }
@@ -191,5 +195,7 @@ export declare namespace KinesisMetrics {
     readonly recordSettled: (streamName: string, seconds: number) => Effect.Effect<void>
     /** Producer records that outlived `recordTtl`. */
     readonly recordsExpired: (streamName: string, count: number) => Effect.Effect<void>
+    /** Whether a producer with `pace: true` sends records unpaced, its stream's shard map unknown (a gauge: 1 or 0). */
+    readonly producerUnpaced: (streamName: string, unpaced: boolean) => Effect.Effect<void>
   }
 }

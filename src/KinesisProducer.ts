@@ -55,7 +55,9 @@ export interface KinesisProducerOptions {
    * whose shard has room under its limits (1,000 records/s, 1 MiB/s of data plus keys): a
    * token bucket per shard, holding a tenth of a second and refilling at 90% of the limits,
    * so that no one-second window exceeds them. The others wait for their shard's refill, so
-   * throttling becomes rare instead of retried. Default `false`.
+   * throttling becomes rare instead of retried. While the shard map is unknown (ListShards
+   * failing, or not answering within `requestTimeout`, tried again until it answers) records
+   * go unpaced, and the gauge `kinesis_producer_unpaced` is 1. Default `false`.
    */
   readonly pace?: boolean | undefined
 }

@@ -20,7 +20,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { KinesisError } from "./Errors.js"
-import { evenShards, hashKeyOf, ShardMap } from "./internal/pacing.js"
+import { evenShards, hashKeyOf, ShardMap } from "./internal/core/routing.js"
 import type { PutRecordsRequest, PutRecordsResultEntry, ShardRange, StreamSummary } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 

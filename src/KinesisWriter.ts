@@ -27,8 +27,8 @@ export {
   type ResolvedAggregation,
   WriterDefaults
 } from "./internal/config.js"
+export { KinesisLimits } from "./internal/core/limits.js"
 export type { AttemptOutcome, FailedRecord, WrittenRecord } from "./internal/delivery.js"
-export { KinesisLimits } from "./internal/limits.js"
 export type { BatchEntry, PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 
 /**

@@ -50,10 +50,18 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer } from "effect"
-import { createHash } from "node:crypto"
 import { KinesisError } from "./Errors.js"
-import { KinesisLimits } from "./internal/limits.js"
-import { partitionKeyLength } from "./internal/partitionKey.js"
+import { KinesisLimits } from "./internal/core/limits.js"
+import { partitionKeyLength } from "./internal/core/partitionKey.js"
+import type { HashKeyRange } from "./internal/core/routing.js"
+import {
+  evenShards,
+  evenStartingHashKeys,
+  hashKeyOf,
+  lastStartAtMost,
+  shardIdOf,
+  ShardMap
+} from "./internal/core/routing.js"
 import { prng } from "./internal/prng.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
@@ -274,8 +282,6 @@ export class ShardSimulatorState extends Context.Tag("cygnus-kinesis-writer/Shar
   readonly totals: Effect.Effect<SimulatorTotals>
 }>() {}
 
-const TWO_128 = 1n << 128n
-
 /**
  * The hash key of a partition key: its MD5 (over UTF-8) as an unsigned 128-bit big-endian integer.
  *
@@ -286,8 +292,7 @@ const TWO_128 = 1n << 128n
  *
  * @since 0.1.0
  */
-export const hashKey = (partitionKey: string): bigint =>
-  BigInt(`0x${createHash("md5").update(partitionKey, "utf8").digest("hex")}`)
+export const hashKey: (partitionKey: string) => bigint = hashKeyOf
 
 /**
  * The starting hash keys of `shards` shards that split [0, 2^128) evenly, as CreateStream
@@ -300,8 +305,7 @@ export const hashKey = (partitionKey: string): bigint =>
  *
  * @since 0.1.0
  */
-export const startingHashKeys = (shards: number): Array<bigint> =>
-  Array.from({ length: shards }, (_, i) => (BigInt(i) * TWO_128) / BigInt(shards))
+export const startingHashKeys: (shards: number) => Array<bigint> = evenStartingHashKeys
 
 /**
  * The index of the shard whose range holds `key`, given the shards' starting hash keys in
@@ -314,17 +318,7 @@ export const startingHashKeys = (shards: number): Array<bigint> =>
  *
  * @since 0.1.0
  */
-export const shardIndexOfHashKey = (key: bigint, starts: ReadonlyArray<bigint>): number => {
-  // The last shard whose start is at most the key.
-  let lo = 0
-  let hi = starts.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1
-    if (starts[mid]! <= key) lo = mid
-    else hi = mid - 1
-  }
-  return lo
-}
+export const shardIndexOfHashKey: (key: bigint, starts: ReadonlyArray<bigint>) => number = lastStartAtMost
 
 /**
  * The index of the shard a partition key goes to on a stream of `shards` evenly split shards.
@@ -337,7 +331,7 @@ export const shardIndexOfHashKey = (key: bigint, starts: ReadonlyArray<bigint>):
  * @since 0.1.0
  */
 export const shardIndexOf = (partitionKey: string, shards: number): number =>
-  shardIndexOfHashKey(hashKey(partitionKey), startingHashKeys(shards))
+  lastStartAtMost(hashKeyOf(partitionKey), evenStartingHashKeys(shards))
 
 /**
  * The shard id Kinesis gives the shard of an index: `shardId-` and 12 digits.
@@ -349,13 +343,10 @@ export const shardIndexOf = (partitionKey: string, shards: number): number =>
  *
  * @since 0.1.0
  */
-export const shardId = (index: number): string => `shardId-${String(index).padStart(12, "0")}`
+export const shardId: (index: number) => string = shardIdOf
 
-interface Shard {
-  readonly id: string
+interface Shard extends HashKeyRange {
   readonly index: number
-  readonly start: bigint
-  readonly end: bigint
   /** The second (`floor(millis / 1000)`) the window counters belong to. */
   window: number
   windowRecords: number
@@ -437,20 +428,20 @@ export const make = (
     const random = prng(options.seed ?? Defaults.seed)
     const history = options.history ?? true
 
-    const starts = startingHashKeys(options.shards)
-    const shards: Array<Shard> = starts.map((start, index) => ({
-      id: shardId(index),
-      index,
-      start,
-      end: (starts[index + 1] ?? TWO_128) - 1n,
-      window: Number.NEGATIVE_INFINITY,
-      windowRecords: 0,
-      windowBytes: 0,
-      sequence: 0,
-      records: 0,
-      bytes: 0,
-      throttled: 0
-    }))
+    const map = new ShardMap(
+      evenShards(options.shards).map((range, index): Shard => ({
+        ...range,
+        index,
+        window: Number.NEGATIVE_INFINITY,
+        windowRecords: 0,
+        windowBytes: 0,
+        sequence: 0,
+        records: 0,
+        bytes: 0,
+        throttled: 0
+      }))
+    )
+    const shards = map.shards
     const written: Array<SimulatedRecord> = []
     const calls: Array<SimulatedCall> = []
     const totals = { calls: 0, attempted: 0, written: 0, throttled: 0, failed: 0, callFailed: 0 }
@@ -519,7 +510,7 @@ export const make = (
         totals.failed++
         return { _tag: "Failed", errorCode: "InternalFailure", errorMessage: "Internal service failure." }
       }
-      const shard = shards[shardIndexOfHashKey(hashKey(record.partitionKey), starts)]!
+      const shard = shards[map.indexOf(hashKeyOf(record.partitionKey))]!
       const second = Math.floor(now / 1000)
       if (shard.window !== second) {
         shard.window = second
@@ -533,7 +524,7 @@ export const make = (
         return {
           _tag: "Failed",
           errorCode: "ProvisionedThroughputExceededException",
-          errorMessage: `Rate exceeded for shard ${shard.id} in stream ${streamName}.`
+          errorMessage: `Rate exceeded for shard ${shard.shardId} in stream ${streamName}.`
         }
       }
       shard.windowRecords++
@@ -545,7 +536,7 @@ export const make = (
       const sequenceNumber = `49${String(shard.index).padStart(6, "0")}${String(shard.sequence).padStart(20, "0")}`
       if (history) {
         written.push({
-          shardId: shard.id,
+          shardId: shard.shardId,
           sequenceNumber,
           partitionKey: record.partitionKey,
           data: record.data,
@@ -553,7 +544,7 @@ export const make = (
           callIndex
         })
       }
-      return { _tag: "Written", shardId: shard.id, sequenceNumber }
+      return { _tag: "Written", shardId: shard.shardId, sequenceNumber }
     }
 
     const callError = (
@@ -648,7 +639,12 @@ export const make = (
         }),
       listShards: () =>
         Effect.succeed(
-          shards.map((s) => ({ shardId: s.id, startingHashKey: s.start, endingHashKey: s.end, open: true }))
+          shards.map((s) => ({
+            shardId: s.shardId,
+            startingHashKey: s.startingHashKey,
+            endingHashKey: s.endingHashKey,
+            open: true
+          }))
         )
     })
     const state = ShardSimulatorState.of({
@@ -656,9 +652,9 @@ export const make = (
       calls: Effect.sync(() => calls.slice()),
       shards: Effect.sync(() =>
         shards.map((s): ShardStats => ({
-          shardId: s.id,
-          startingHashKey: s.start,
-          endingHashKey: s.end,
+          shardId: s.shardId,
+          startingHashKey: s.startingHashKey,
+          endingHashKey: s.endingHashKey,
           records: s.records,
           bytes: s.bytes,
           throttled: s.throttled

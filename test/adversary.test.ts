@@ -34,8 +34,8 @@ import {
   RecordCodec
 } from "../src/index.js"
 import { awsErrorFacts, mayHaveBeenApplied } from "../src/internal/awsError.js"
+import { KinesisLimits } from "../src/internal/core/limits.js"
 import { engineOf } from "../src/internal/engine.js"
-import { KinesisLimits } from "../src/internal/limits.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"

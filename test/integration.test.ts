@@ -24,8 +24,8 @@ import {
   RecordReader,
   WriteBatchError
 } from "../src/index.js"
+import { distributionBucket } from "../src/internal/core/partitionKey.js"
 import { engineOf } from "../src/internal/engine.js"
-import { distributionBucket } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"
 import { createBucket, createStream, makeKinesisClient, readAllRecords } from "./support/LocalAws.js"

@@ -46,7 +46,7 @@ import {
   RecordReader,
   WriteBatchError
 } from "../src/index.js"
-import { distributionBucket } from "../src/internal/partitionKey.js"
+import { distributionBucket } from "../src/internal/core/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"

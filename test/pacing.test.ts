@@ -1,12 +1,13 @@
 /**
- * Shard-aware pacing (`pace: true`): the routing, the token buckets, the shard map's
- * refresh, and what it is for — on a simulated 2-shard stream offered three times its
+ * Shard-aware pacing (`pace: true`): the shard map's load and refresh (bounded, retried,
+ * and said when it fails), and what pacing is for — on a simulated 2-shard stream offered three times its
  * capacity, pacing cuts the records throttled per 1,000 sent to a small fraction of the
  * unpaced figure. Time is the TestClock's.
  */
 import type { KinesisClient } from "@aws-sdk/client-kinesis"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { Clock, Duration, Effect, Either, Exit, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
+import { Registry } from "prom-client"
 import type { RecordReceipt, SendError, ShardRange } from "../src/index.js"
 import {
   Kinesis,
@@ -16,89 +17,14 @@ import {
   KinesisWriter,
   LargePayloadStore
 } from "../src/index.js"
-import { evenShards, hashKeyOf, ShardMap, TokenBucket } from "../src/internal/pacing.js"
+import { evenShards, hashKeyOf, ShardMap } from "../src/internal/core/routing.js"
+import { makePacer } from "../src/internal/pacing.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 const quiet = Logger.withMinimumLogLevel(LogLevel.None)
-
-describe("pacing: routing", () => {
-  it("a partition key goes to the shard the simulator (and Kinesis) puts it on", () => {
-    for (const shards of [1, 2, 3, 4, 7]) {
-      const map = new ShardMap(evenShards(shards))
-      for (let i = 0; i < 300; i++) {
-        const key = `lg-schema-${i}-${i % 4}`
-        assert.strictEqual(hashKeyOf(key), ShardSimulator.hashKey(key))
-        assert.strictEqual(
-          map.shardOf(hashKeyOf(key)),
-          ShardSimulator.shardId(ShardSimulator.shardIndexOf(key, shards))
-        )
-      }
-    }
-  })
-
-  it("closed shards take nothing; their range goes to the open children, whatever the order ListShards gives", () => {
-    const half = 1n << 127n
-    const map = new ShardMap([
-      { shardId: "shardId-000000000002", startingHashKey: half, endingHashKey: (1n << 128n) - 1n, open: true },
-      { shardId: "shardId-000000000000", startingHashKey: 0n, endingHashKey: (1n << 128n) - 1n, open: false },
-      { shardId: "shardId-000000000001", startingHashKey: 0n, endingHashKey: half - 1n, open: true }
-    ])
-    assert.deepStrictEqual(map.shards.map((s) => s.shardId), ["shardId-000000000001", "shardId-000000000002"])
-    assert.strictEqual(map.shardOf(0n), "shardId-000000000001")
-    assert.strictEqual(map.shardOf(half - 1n), "shardId-000000000001")
-    assert.strictEqual(map.shardOf(half), "shardId-000000000002")
-    // A map with a gap routes nothing there.
-    assert.isUndefined(new ShardMap([{ ...evenShards(2)[1]!, open: true }]).shardOf(0n))
-  })
-})
-
-describe("pacing: token bucket", () => {
-  const limits = { recordsPerSecond: 1_000, bytesPerSecond: 1_048_576, burst: 0.1 }
-
-  it("starts with a tenth of a second's records, then refills at 900/s; a waiting record is told when", () => {
-    const bucket = new TokenBucket(limits, 0)
-    for (let i = 0; i < 100; i++) assert.strictEqual(bucket.offer(100, 0)._tag, "Admitted")
-    assert.deepStrictEqual(bucket.offer(100, 0), { _tag: "Waiting", until: 2 })
-    assert.strictEqual(bucket.offer(100, 1)._tag, "Waiting")
-    assert.strictEqual(bucket.offer(100, 2)._tag, "Admitted")
-  })
-
-  it("a record larger than the bucket goes when it is full and leaves it in debt: nothing waits for ever", () => {
-    const bucket = new TokenBucket(limits, 0)
-    assert.strictEqual(bucket.offer(1_000_000, 0)._tag, "Admitted")
-    const waiting = bucket.offer(1_000_000, 0)
-    assert.strictEqual(waiting._tag, "Waiting")
-    // Debt of 1,000,000 - 104,857.6, plus a full bucket again, at 943.7 bytes per ms.
-    if (waiting._tag === "Waiting") {
-      assert.strictEqual(waiting.until, Math.ceil(1_000_000 / 943.7184))
-      assert.strictEqual(bucket.offer(1_000_000, waiting.until)._tag, "Admitted")
-    }
-  })
-
-  it("in any one-second window, whatever its alignment, a greedy sender gets at most the shard's limits", () => {
-    const rand = RecordGenerator.prng(5)
-    const bucket = new TokenBucket(limits, 0)
-    const taken: Array<readonly [number, number]> = []
-    for (let now = 0; now < 10_000; now += 1 + Math.floor(rand() * 40)) {
-      for (;;) {
-        const bytes = 200 + Math.floor(rand() * 3_000)
-        if (bucket.offer(bytes, now)._tag !== "Admitted") break
-        taken.push([now, bytes])
-      }
-    }
-    for (let start = 0; start < 9_000; start += 7) {
-      const inWindow = taken.filter(([t]) => t >= start && t < start + 1_000)
-      assert.isAtMost(inWindow.length, 1_000)
-      assert.isAtMost(inWindow.reduce((n, [, b]) => n + b, 0), 1_048_576)
-    }
-    // And it is not starved: near 90% of the limits, in records or bytes.
-    const last = taken.filter(([t]) => t >= 5_000 && t < 6_000)
-    assert.isAbove(Math.max(last.length / 1_000, last.reduce((n, [, b]) => n + b, 0) / 1_048_576), 0.85)
-  })
-})
 
 /**
  * Offers a simulated 2-shard stream three times its capacity for `seconds`, then lets
@@ -302,6 +228,174 @@ describe("pacing: the shard map", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("pacing: a shard map that cannot be loaded", () => {
+  const listShardsError = new KinesisError({
+    operation: "ListShards",
+    streamName: "test-stream",
+    errorName: "LimitExceededException",
+    httpStatus: 400,
+    retryable: true
+  })
+
+  /** ListShards answering `script[i]` on its i-th call, and the last entry ever after. */
+  const listing = (script: ReadonlyArray<Effect.Effect<ReadonlyArray<ShardRange>, KinesisError>>) => {
+    let calls = 0
+    return Effect.suspend(() => script[Math.min(calls++, script.length - 1)]!)
+  }
+
+  /** When each call went out (`Clock` millis) and how many records it carried. */
+  const callTimes: Array<{ readonly at: number; readonly records: number }> = []
+
+  /** One key for every record (`distributionFactor: 1`): every first attempt goes to one shard. */
+  const pacedProducer = (shards: Effect.Effect<ReadonlyArray<ShardRange>, KinesisError>) =>
+    KinesisProducer.layer({ pace: true, linger: "10 millis" }).pipe(
+      Layer.provideMerge(writerLayer(
+        (call) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) => {
+            callTimes.push({ at, records: call.request.records.length })
+            return KinesisTest.acceptAll(call)
+          }),
+        { compressionWorkers: 0, distributionFactor: 1 },
+        { shards }
+      ))
+    )
+
+  /**
+   * Sends `n` small records at once and lets them all settle; returns the most records that
+   * went out at one instant. Paced, that is at most a shard's burst: 100 records.
+   */
+  const burstOf = (n: number) =>
+    Effect.gen(function*() {
+      const producer = yield* KinesisProducer
+      const before = callTimes.length
+      const sends: Array<Fiber.RuntimeFiber<RecordReceipt, SendError>> = []
+      for (let i = 0; i < n; i++) {
+        sends.push(yield* Effect.fork(producer.send(RecordGenerator.makeDataFile({ seed: i, columns: 1 }))))
+      }
+      for (let i = 0; i < 1_000 && sends.some((f) => f.unsafePoll() === null); i++) yield* TestClock.adjust("10 millis")
+      for (const exit of yield* Effect.forEach(sends, Fiber.await)) assert.isTrue(Exit.isSuccess(exit))
+      const atOnce = new Map<number, number>()
+      for (const c of callTimes.slice(before)) atOnce.set(c.at, (atOnce.get(c.at) ?? 0) + c.records)
+      return Math.max(...atOnce.values())
+    })
+
+  interface Captured {
+    readonly level: LogLevel.LogLevel
+    readonly message: string
+  }
+
+  const capturing = (logs: Array<Captured>) =>
+    Effect.provide(Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ logLevel, message }) => {
+        logs.push({ level: logLevel, message: (Array.isArray(message) ? message : [message]).map(String).join(" ") })
+      })
+    ))
+
+  it.effect("a ListShards that never answers is given up at requestTimeout and tried again: records are then paced", () =>
+    Effect.gen(function*() {
+      const recorder = yield* KinesisTestRecorder
+      // While the load hangs, records go unpaced, and are not held.
+      yield* burstOf(150)
+      // The writer's requestTimeout (30 s by default) ends the load; it is tried again about a second later.
+      yield* TestClock.adjust("30 seconds")
+      for (let i = 0; i < 3; i++) yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* recorder.listShardsCalls, 2)
+      // Paced: one shard takes at most a tenth of a second's records at once.
+      assert.isAtMost(yield* burstOf(300), 100)
+    }).pipe(
+      Effect.provide(pacedProducer(listing([Effect.never, Effect.succeed(KinesisTest.defaultShards)]))),
+      quiet
+    ))
+
+  it.effect("a failing ListShards is retried on a schedule, and one log line at Info says records go unpaced", () => {
+    const logs: Array<Captured> = []
+    return Effect.gen(function*() {
+      const recorder = yield* KinesisTestRecorder
+      yield* TestClock.adjust("10 millis")
+      // After 1, 2 and 4 seconds (each ±20%), the fourth load succeeds.
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* recorder.listShardsCalls, 4)
+      assert.isAtMost(yield* burstOf(300), 100)
+      const loud = logs.filter((l) => LogLevel.greaterThanEqual(l.level, LogLevel.Info))
+      assert.deepStrictEqual(loud.map((l) => `${l.level.label} ${l.message}`), [
+        "INFO could not list the stream's shards: records go unpaced until it can"
+      ])
+      assert.strictEqual(logs.filter((l) => l.message.includes("could not list")).length, 3)
+    }).pipe(
+      Effect.provide(pacedProducer(listing([
+        Effect.fail(listShardsError),
+        Effect.fail(listShardsError),
+        Effect.fail(listShardsError),
+        Effect.succeed(KinesisTest.defaultShards)
+      ]))),
+      capturing(logs),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+  })
+
+  it.effect(
+    "kinesis_producer_unpaced is 1 while the map cannot be loaded, 0 once it is",
+    () => {
+      const registry = new Registry()
+      const gauge = () =>
+        Effect.promise(() => registry.metrics()).pipe(
+          Effect.map((text) => /kinesis_producer_unpaced\{stream_name="test-stream"\} (\d)/.exec(text)?.[1])
+        )
+      return Effect.gen(function*() {
+        yield* TestClock.adjust("10 millis")
+        assert.strictEqual(yield* gauge(), "1")
+        for (let i = 0; i < 3; i++) yield* TestClock.adjust("1 second")
+        assert.strictEqual(yield* gauge(), "0")
+      }).pipe(
+        Effect.provide(
+          KinesisProducer.layer({ pace: true, linger: "10 millis" }).pipe(
+            Layer.provideMerge(writerLayer(KinesisTest.acceptAll, { compressionWorkers: 0 }, {
+              metrics: KinesisMetrics.layerPrometheus(registry),
+              shards: listing([Effect.fail(listShardsError), Effect.succeed(KinesisTest.defaultShards)])
+            }))
+          )
+        ),
+        quiet
+      )
+    }
+  )
+})
+
+describe("pacing: the pacer's load of the map", () => {
+  it.effect("one load is bounded by the requestTimeout given, retried until it succeeds, and the gauge says unpaced meanwhile", () =>
+    Effect.gen(function*() {
+      const registry = new Registry()
+      const metrics = yield* Effect.provide(KinesisMetrics, KinesisMetrics.layerPrometheus(registry))
+      let calls = 0
+      const pacer = yield* makePacer({
+        streamName: "s",
+        listShards: Effect.suspend(() => calls++ < 2 ? Effect.never : Effect.succeed(evenShards(2))),
+        fork: Effect.forkDaemon,
+        linger: Duration.millis(10),
+        requestTimeout: "200 millis",
+        metrics
+      })
+      const gauge = () =>
+        Effect.promise(() => registry.metrics()).pipe(
+          Effect.map((text) => /kinesis_producer_unpaced\{stream_name="s"\} (\d)/.exec(text)?.[1])
+        )
+      yield* Effect.forkDaemon(pacer.refresh)
+      yield* TestClock.adjust("199 millis")
+      assert.strictEqual(calls, 1)
+      assert.strictEqual(yield* gauge(), "1")
+      // Timed out at 200 ms; tried again 0.8–1.2 s later, timed out again 200 ms after that.
+      yield* TestClock.adjust("1401 millis")
+      assert.strictEqual(calls, 2)
+      assert.strictEqual(pacer.state()._tag, "Unknown")
+      // Then 1.6–2.4 s later: the third load answers.
+      for (let i = 0; i < 5; i++) yield* TestClock.adjust("500 millis")
+      assert.strictEqual(calls, 3)
+      assert.strictEqual(pacer.state()._tag, "Known")
+      assert.strictEqual(yield* gauge(), "0")
+    }).pipe(quiet))
+})
+
 describe("Kinesis.listShards over the SDK", () => {
   it.effect("reads every page; a page after the first is named by its NextToken alone", () =>
     Effect.gen(function*() {
@@ -353,5 +447,19 @@ describe("Kinesis.listShards over the SDK", () => {
       )
       assert.deepStrictEqual(inputs[2], { StreamARN: "arn:aws:kinesis:eu-west-1:123456789012:stream/s" })
       assert.isTrue(Either.isLeft(byArn) && byArn.left.operation === "ListShards")
+    }))
+
+  it.effect("a load stops at 100 pages: an endpoint that always answers a next page fails it instead of holding it", () =>
+    Effect.gen(function*() {
+      let pages = 0
+      const client = {
+        send: () => {
+          pages++
+          return Promise.resolve({ Shards: [], NextToken: `page-${pages + 1}` })
+        }
+      } as unknown as KinesisClient
+      const error = yield* Effect.flip(Kinesis.make(client).listShards("s"))
+      assert.strictEqual(pages, 100)
+      assert.include(error, { operation: "ListShards", errorName: "TooManyPages" })
     }))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { fnv1a32, partitionKeyPrefix, partitionKeyPrefixes } from "../src/internal/partitionKey.js"
+import { fnv1a32, partitionKeyPrefix, partitionKeyPrefixes } from "../src/internal/core/partitionKey.js"
 
 /** FNV-1a over the UTF-8 bytes, as written in the spec: what every language computes. */
 const reference = (text: string): number => {

@@ -39,7 +39,7 @@ import type {
   WriteBatchError
 } from "../src/index.js"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordCodec } from "../src/index.js"
-import { KinesisLimits } from "../src/internal/limits.js"
+import { KinesisLimits } from "../src/internal/core/limits.js"
 import type { PutRecordsCall } from "../src/KinesisTest.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"

@@ -10,8 +10,8 @@ import {
   RecordCodec,
   RecordReader
 } from "../src/index.js"
+import { distributionBucket } from "../src/internal/core/partitionKey.js"
 import { engineOf } from "../src/internal/engine.js"
-import { distributionBucket } from "../src/internal/partitionKey.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { baseOptions, countingStore, writerLayer } from "./support/writerLayers.js"

@@ -18,7 +18,7 @@ import type {
   WriterSettings
 } from "./core/options.js"
 import * as core from "./core/options.js"
-import { longestPartitionKey } from "./partitionKey.js"
+import { longestPartitionKey } from "./core/partitionKey.js"
 
 /**
  * A duration option, in the one grammar every option takes: a `Duration`, a number of

@@ -20,7 +20,8 @@ export const MetricNames = {
   producerBufferedRecords: "kinesis_producer_buffered_records",
   producerBufferedBytes: "kinesis_producer_buffered_bytes",
   recordDelivery: "kinesis_record_delivery_seconds",
-  recordsExpired: "kinesis_records_expired_total"
+  recordsExpired: "kinesis_records_expired_total",
+  producerUnpaced: "kinesis_producer_unpaced"
 } as const
 
 /**
@@ -62,5 +63,6 @@ export const MetricHelp: Record<keyof typeof MetricNames, string> = {
   producerBufferedRecords: "Records the producer accepted and has not settled",
   producerBufferedBytes: "Bytes (data plus partition key) of the records the producer accepted and has not settled",
   recordDelivery: "Seconds from a producer send to its settlement",
-  recordsExpired: "Producer records that outlived recordTtl"
+  recordsExpired: "Producer records that outlived recordTtl",
+  producerUnpaced: "1 while a producer with pace: true sends records unpaced, its stream's shard map unknown; else 0"
 }

@@ -1,154 +1,50 @@
 /**
  * Shard-aware pacing for the producer (opt-in, `pace: true`): the stream's shard map from
- * ListShards, the routing of a partition key to its shard as Kinesis does it, and a token
- * bucket per shard, so that the collector puts into a call only records whose shard has room
- * and throttling becomes rare instead of retried.
+ * ListShards, and a token bucket per shard (both in `core/`), so that the collector puts
+ * into a call only records whose shard has room and throttling becomes rare instead of
+ * retried.
  *
- * - Routing: the MD5 of the partition key (UTF-8), read as an unsigned 128-bit big-endian
- *   integer, is its hash key; the open shard whose range holds it takes the record.
- * - Buckets: each shard's bucket holds `burst` of a second of its limits (100 records and
- *   104,857 bytes by default) and refills at the rest (900 records/s, 943,718 bytes/s), so
- *   that in any one-second window the producer sends a shard at most its limits (1,000
- *   records, 1 MiB of data plus keys), whatever the window's alignment. A record larger than a
- *   full bucket's bytes goes when the bucket is full and leaves it in debt: nothing waits for
- *   ever, and a record waits at most until its shard's bucket has refilled for it.
+ * - Routing and buckets: `core/routing.ts` (the MD5 hash key, the open shard holding it) and
+ *   `core/tokenBucket.ts` (each shard's records and bytes per second, in any one-second
+ *   window). The defaults leave a burst a tenth of a second's limits.
  * - Order: within one scan of the ready records, a shard that made a record wait makes every
  *   later record of that shard wait too, so the oldest record of a shard is the next to go.
  * - Refresh: the map is loaded when the producer starts and again when a receipt names a
  *   shard other than the predicted one (a split, a merge: the closed shard's range moved to
- *   its children), at most once per `refreshInterval`. While the map is unknown (not loaded
- *   yet, ListShards failed) records are not paced.
+ *   its children), at most once per `refreshInterval`. One load is bounded by the writer's
+ *   `requestTimeout`; a load that fails, times out or finds no open shard is tried again on
+ *   a schedule until one succeeds.
+ * - Unpaced: while the map is unknown (not loaded yet, every load so far failed) records go
+ *   unpaced. The gauge `kinesis_producer_unpaced` is 1 meanwhile, and the first failed load of
+ *   such a spell logs one line at Info (the others at Debug).
  *
  * @internal
  */
-import { Clock, Duration, Effect } from "effect"
-import { createHash } from "node:crypto"
-import type { KinesisError } from "../Errors.js"
+import { Clock, Duration, Effect, Schedule } from "effect"
+import { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
+import type { KinesisMetrics } from "../KinesisMetrics.js"
+import { WriterDefaults } from "./config.js"
+import { KinesisLimits } from "./core/limits.js"
+import { hashKeyOf, ShardMap } from "./core/routing.js"
+import type { BucketLimits } from "./core/tokenBucket.js"
+import { TokenBucket } from "./core/tokenBucket.js"
 import type { AttemptOutcome } from "./delivery.js"
-import { KinesisLimits } from "./limits.js"
 import type { PreparedRecord } from "./prepare.js"
+import { withRequestTimeout } from "./timeout.js"
 
-const TWO_128 = 1n << 128n
-
-/** The hash key of a partition key: its MD5 (over UTF-8) as an unsigned 128-bit big-endian integer. */
-export const hashKeyOf = (partitionKey: string): bigint =>
-  BigInt(`0x${createHash("md5").update(partitionKey, "utf8").digest("hex")}`)
-
-/** The shard id Kinesis gives shard `index`: `shardId-` and 12 digits. */
-export const shardIdOf = (index: number): string => `shardId-${String(index).padStart(12, "0")}`
-
-/** `count` open shards that split [0, 2^128) evenly, as CreateStream does: shard i starts at `floor(i · 2^128 / count)`. */
-export const evenShards = (count: number): Array<ShardRange> => {
-  const starts = Array.from({ length: count }, (_, i) => (BigInt(i) * TWO_128) / BigInt(count))
-  return starts.map((start, i) => ({
-    shardId: shardIdOf(i),
-    startingHashKey: start,
-    endingHashKey: (starts[i + 1] ?? TWO_128) - 1n,
-    open: true
-  }))
-}
-
-/** The open shards of a stream in hash-key order, and the shard of a hash key. */
-export class ShardMap {
-  readonly shards: ReadonlyArray<ShardRange>
-  constructor(ranges: ReadonlyArray<ShardRange>) {
-    this.shards = ranges.filter((s) => s.open).sort((a, b) =>
-      a.startingHashKey < b.startingHashKey ? -1 : a.startingHashKey > b.startingHashKey ? 1 : 0
-    )
-  }
-  /** The open shard whose range holds `hashKey`, or `undefined` if none does (a map with a gap). */
-  shardOf(hashKey: bigint): string | undefined {
-    let lo = 0
-    let hi = this.shards.length - 1
-    if (hi < 0) return undefined
-    // The last shard whose start is at most the key.
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (this.shards[mid]!.startingHashKey <= hashKey) lo = mid
-      else hi = mid - 1
-    }
-    const shard = this.shards[lo]!
-    return shard.startingHashKey <= hashKey && hashKey <= shard.endingHashKey ? shard.shardId : undefined
-  }
-}
-
-/** A shard's write limits and the share of a second its bucket holds. */
-export interface PacingLimits {
-  readonly recordsPerSecond: number
-  readonly bytesPerSecond: number
-  /** The bucket's size as a share of a second's limits, in (0, 1); it refills at the rest. */
-  readonly burst: number
-}
-
-export const DefaultPacingLimits: PacingLimits = {
+/** A shard's limits as Kinesis sets them, a tenth of a second's worth per burst. */
+export const DefaultPacingLimits: BucketLimits = {
   recordsPerSecond: KinesisLimits.shardRecordsPerSecond,
   bytesPerSecond: KinesisLimits.shardBytesPerSecond,
   burst: 0.1
 }
 
-/** What a bucket says of one record. */
-export type Admission =
-  /** Its tokens are taken: it goes in this call. */
-  | { readonly _tag: "Admitted" }
-  /** Its shard has no room for it yet; the bucket will have refilled for it at `until` (`Clock` millis, whole). */
-  | { readonly _tag: "Waiting"; readonly until: number }
-
-const admitted: Admission = { _tag: "Admitted" }
-
-/** One shard's token bucket, refilled continuously on the `Clock`; starts full. */
-export class TokenBucket {
-  private records: number
-  private bytes: number
-  private readonly recordCapacity: number
-  private readonly byteCapacity: number
-  /** Refill per millisecond. */
-  private readonly recordRate: number
-  private readonly byteRate: number
-  constructor(limits: PacingLimits, private at: number) {
-    this.recordCapacity = Math.max(1, limits.recordsPerSecond * limits.burst)
-    this.byteCapacity = Math.max(1, limits.bytesPerSecond * limits.burst)
-    this.recordRate = (limits.recordsPerSecond * (1 - limits.burst)) / 1000
-    this.byteRate = (limits.bytesPerSecond * (1 - limits.burst)) / 1000
-    this.records = this.recordCapacity
-    this.bytes = this.byteCapacity
-  }
-
-  /** The time an empty bucket takes to fill, in millis. */
-  get fillMillis(): number {
-    return Math.max(this.recordCapacity / this.recordRate, this.byteCapacity / this.byteRate)
-  }
-
-  private refill(now: number) {
-    const elapsed = now - this.at
-    if (elapsed <= 0) return
-    this.at = now
-    this.records = Math.min(this.recordCapacity, this.records + elapsed * this.recordRate)
-    this.bytes = Math.min(this.byteCapacity, this.bytes + elapsed * this.byteRate)
-  }
-
-  /**
-   * Takes one record of `bytes` (data plus key) if the bucket has room for it, or says when
-   * it will. A record larger than the bucket needs it full, and leaves it in debt.
-   */
-  offer(bytes: number, now: number): Admission {
-    this.refill(now)
-    const needBytes = Math.min(bytes, this.byteCapacity)
-    if (this.records >= 1 && this.bytes >= needBytes) {
-      this.records -= 1
-      this.bytes -= bytes
-      return admitted
-    }
-    const wait = Math.max((1 - this.records) / this.recordRate, (needBytes - this.bytes) / this.byteRate, 0)
-    return { _tag: "Waiting", until: Math.ceil(now + wait) }
-  }
-}
-
 /** Where the producer stands on the stream's shards. */
 export type MapState =
-  /** Not loaded yet, or ListShards failed: records go unpaced. */
+  /** Not loaded yet, or every load so far failed: records go unpaced. */
   | { readonly _tag: "Unknown" }
-  | { readonly _tag: "Known"; readonly map: ShardMap }
+  | { readonly _tag: "Known"; readonly map: ShardMap<ShardRange> }
 
 /** One pass of the collector over the ready records. */
 export interface Scan {
@@ -174,29 +70,59 @@ export interface Pacer {
     outcome: AttemptOutcome,
     keyOf: (record: PreparedRecord) => string | undefined
   ) => Effect.Effect<void>
-  /** Loads the shard map now; a failure is logged, and the map stays as it was. */
+  /**
+   * Loads the shard map now. A load that fails or does not answer within `requestTimeout` is
+   * tried again on the retry schedule until one succeeds; meanwhile the map stays as it was.
+   * Never fails; runs until loaded (fork it).
+   */
   readonly refresh: Effect.Effect<void>
 }
 
 export interface PacerOptions {
   readonly streamName: string
+  /** One load of the stream's shards (every page): bounded here by `requestTimeout`. */
   readonly listShards: Effect.Effect<ReadonlyArray<ShardRange>, KinesisError>
   /** Runs a refresh in a fiber of the producer. */
   readonly fork: (effect: Effect.Effect<void>) => Effect.Effect<unknown>
   readonly linger: Duration.Duration
-  readonly limits?: PacingLimits | undefined
-  /** The least time between two refreshes. Default 5 s. */
+  /** The bound of one load of the map (the writer's `requestTimeout`). Default: the writer's default, 30 s. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Where `kinesis_producer_unpaced` goes. Without it, only the log line says that records go unpaced. */
+  readonly metrics?: KinesisMetrics.Service | undefined
+  readonly limits?: BucketLimits | undefined
+  /** The least time between two refreshes on a surprise. Default 5 s. */
   readonly refreshInterval?: Duration.DurationInput | undefined
+  /** When a failed load is tried again. Default: 1 s doubling, jittered, at most 30 s apart, for ever. */
+  readonly retrySchedule?: Schedule.Schedule<unknown, KinesisError> | undefined
 }
 
 /** Routing caches hold at most this many partition keys (there are `distributionFactor × (maxRetries + 1)` per writer). */
 const ROUTE_CACHE = 4_096
 
+/** The default schedule of a failed load of the map. */
+export const loadRetrySchedule: Schedule.Schedule<unknown, KinesisError> = Schedule.exponential("1 second").pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("30 seconds"))
+)
+
+const noShards = (streamName: string): KinesisError =>
+  new KinesisError({
+    operation: "ListShards",
+    streamName,
+    errorName: "NoOpenShards",
+    retryable: true,
+    cause: new Error("ListShards answered no open shard")
+  })
+
 export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
   Effect.sync(() => {
     const limits = options.limits ?? DefaultPacingLimits
     const refreshMillis = Duration.toMillis(options.refreshInterval ?? Duration.seconds(5))
+    const timeout = Duration.decode(options.requestTimeout ?? WriterDefaults.requestTimeout)
+    const stream = options.streamName
     let state: MapState = { _tag: "Unknown" }
+    /** Whether this spell of going unpaced has been logged. */
+    let announced = false
     const buckets = new Map<string, TokenBucket>()
     const routes = new Map<string, string | undefined>()
     let refreshing = false
@@ -243,23 +169,52 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
       }
     }
 
-    const refresh: Effect.Effect<void> = Effect.gen(function*() {
-      const loaded = yield* Effect.either(options.listShards)
-      if (loaded._tag === "Left") {
-        return yield* Effect.logWarning("could not list the stream's shards; records go unpaced until it can").pipe(
-          Effect.annotateLogs({ stream: options.streamName, error: loaded.left.message })
-        )
-      }
-      const map = new ShardMap(loaded.right)
-      if (map.shards.length === 0) {
-        state = { _tag: "Unknown" }
-        return
-      }
-      state = { _tag: "Known", map }
-      routes.clear()
-      const open = new Set(map.shards.map((s) => s.shardId))
-      for (const shardId of buckets.keys()) if (!open.has(shardId)) buckets.delete(shardId)
-    }).pipe(Effect.ensuring(Effect.sync(() => (refreshing = false))))
+    const unpaced = (value: boolean) => options.metrics?.producerUnpaced(stream, value) ?? Effect.void
+
+    const useMap = (map: ShardMap<ShardRange>) =>
+      Effect.suspend(() => {
+        const wasUnknown = state._tag === "Unknown"
+        state = { _tag: "Known", map }
+        announced = false
+        routes.clear()
+        const open = new Set(map.shards.map((s) => s.shardId))
+        for (const shardId of buckets.keys()) if (!open.has(shardId)) buckets.delete(shardId)
+        return wasUnknown
+          ? Effect.zipRight(unpaced(false), Effect.logDebug("the stream's shards are known: records are paced"))
+          : Effect.void
+      })
+
+    /** A load that failed: the one log line of a spell unpaced at Info, every other at Debug. */
+    const loadFailed = (error: KinesisError) =>
+      Effect.suspend(() => {
+        const first = state._tag === "Unknown" && !announced
+        announced ||= first
+        return (first
+          ? Effect.logInfo("could not list the stream's shards: records go unpaced until it can")
+          : Effect.logDebug("could not list the stream's shards; trying again")).pipe(
+            Effect.annotateLogs({ stream, error: error.message })
+          )
+      })
+
+    const loadOnce = options.listShards.pipe(
+      withRequestTimeout(
+        timeout,
+        (facts) => new KinesisError({ operation: "ListShards", streamName: stream, ...facts })
+      ),
+      Effect.map((ranges) => new ShardMap(ranges)),
+      Effect.filterOrFail((map) => map.shards.length > 0, () => noShards(stream)),
+      Effect.tapError(loadFailed)
+    )
+
+    const refresh: Effect.Effect<void> = Effect.suspend(() => state._tag === "Unknown" ? unpaced(true) : Effect.void)
+      .pipe(
+        Effect.zipRight(Effect.retry(loadOnce, options.retrySchedule ?? loadRetrySchedule)),
+        Effect.flatMap(useMap),
+        Effect.catchAll(() => Effect.void),
+        // Interrupted, the producer is closing: it sends nothing more, paced or not.
+        Effect.onInterrupt(() => unpaced(false)),
+        Effect.ensuring(Effect.sync(() => (refreshing = false)))
+      )
 
     const startRefresh = (now: number) =>
       Effect.suspend(() => {

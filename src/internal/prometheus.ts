@@ -29,7 +29,8 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
         registers: [registry]
       })
   const counter = (metric: CounterName) => existing(metric, (c) => new Counter(c))
-  const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes") => existing(metric, (c) => new Gauge(c))
+  const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes" | "producerUnpaced") =>
+    existing(metric, (c) => new Gauge(c))
   const histogram = (metric: "writeLatency" | "recordDelivery", buckets: ReadonlyArray<number>) =>
     existing(metric, (c) => new Histogram({ ...c, buckets: [...buckets] }))
   const attempts = counter("writeAttempts")
@@ -41,6 +42,7 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
   const bufferedRecords = gauge("producerBufferedRecords")
   const bufferedBytes = gauge("producerBufferedBytes")
   const expired = counter("recordsExpired")
+  const unpacedGauge = gauge("producerUnpaced")
   const delivery = histogram("recordDelivery", DELIVERY_BUCKETS)
   return KinesisMetrics.of({
     putRecords: (o) =>
@@ -66,6 +68,8 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
     recordsExpired: (streamName, count) =>
       Effect.sync(() => {
         if (count > 0) expired.inc({ stream_name: streamName }, count)
-      })
+      }),
+    producerUnpaced: (streamName, unpaced) =>
+      Effect.sync(() => unpacedGauge.set({ stream_name: streamName }, unpaced ? 1 : 0))
   })
 }

@@ -9,9 +9,9 @@
  * @internal
  */
 import { availableParallelism } from "node:os"
-import { gzipBound } from "../gzipBound.js"
-import { KinesisLimits } from "../limits.js"
-import { longestPartitionKey, partitionKeyLength } from "../partitionKey.js"
+import { gzipBound } from "./gzipBound.js"
+import { KinesisLimits } from "./limits.js"
+import { longestPartitionKey, partitionKeyLength } from "./partitionKey.js"
 
 /** A setting checked: its value, or why it is refused. */
 export type Checked<A> =

@@ -10,8 +10,8 @@
  */
 import { Cause, Effect } from "effect"
 import { CompressionError, LargePayloadStoreError, SerializationError } from "../../Errors.js"
+import { KinesisLimits } from "../core/limits.js"
 import type { WriterEngine } from "../engine.js"
-import { KinesisLimits } from "../limits.js"
 import type { PreparedRecord, PrepareError } from "../prepare.js"
 import { prepareEach } from "../prepare.js"
 import type { Refusal, Send } from "./send.js"

@@ -78,7 +78,9 @@ export const makeProducer = (
         streamName,
         listShards: engine.kinesis.listShards(streamName, config.streamArn),
         fork,
-        linger: options.linger
+        linger: options.linger,
+        requestTimeout: config.requestTimeout,
+        metrics: engine.metrics
       })
       : undefined
     if (pacer !== undefined) yield* fork(pacer.refresh)
