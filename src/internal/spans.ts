@@ -13,6 +13,7 @@ export const SpanNames = {
   getShardIterator: "Kinesis.getShardIterator",
   getRecords: "Kinesis.getRecords",
   streamReader: "StreamReader.stream",
+  readShard: "StreamReader.readShard",
   storeWrite: "LargePayloadStore.write",
   storeRead: "LargePayloadStore.read",
   storeDelete: "LargePayloadStore.delete",
