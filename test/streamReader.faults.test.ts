@@ -107,6 +107,46 @@ describe("StreamReader under faults (reading double, TestClock)", () => {
       }
     }))
 
+  it.effect("a shard at its tip, followed with an idleDelay under 200 ms, is still polled at most 5 times a second", () =>
+    Effect.gen(function*() {
+      const double = readingKinesis([{ shardId: "shardId-000000000000", records: [], open: true }])
+      const fiber = yield* StreamReader.stream({
+        streamName: "double",
+        from: "latest",
+        follow: true,
+        idleDelay: "10 millis"
+      }).pipe(Stream.runDrain, Effect.provide(Layer.merge(double.layer, LargePayloadStore.layerMemory())), Effect.fork)
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.interrupt(fiber)
+      const times = getRecordsCalls(double.calls).map((c) => c.at)
+      assert.isAtLeast(times.length, 45)
+      assert.isAtMost(Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 1_000).length)), 5)
+    }))
+
+  it.effect("a GetRecords call that never answers is cut at requestTimeout, retried, and ends the stream as a TimeoutError", () =>
+    Effect.gen(function*() {
+      const shard = { shardId: "shardId-000000000000", records: records(3, "r"), open: true }
+      const double = readingKinesis([shard], (call) => call.operation === "GetRecords" ? "Hang" : undefined)
+      const fiber = yield* StreamReader.stream({
+        streamName: "double",
+        from: "trim-horizon",
+        follow: false,
+        requestTimeout: "2 seconds"
+      }).pipe(
+        Stream.runDrain,
+        Effect.provide(Layer.merge(double.layer, LargePayloadStore.layerMemory())),
+        Effect.flip,
+        Effect.fork
+      )
+      for (let i = 0; i < 300 && Option.isNone(yield* Fiber.poll(fiber)); i++) yield* TestClock.adjust("1 second")
+      const error = yield* Fiber.join(fiber)
+      assert.isTrue(
+        error._tag === "KinesisError" && error.errorName === "TimeoutError" && error.operation === "GetRecords"
+      )
+      // The first attempt and 12 retries, each cut at 2 s.
+      assert.strictEqual(getRecordsCalls(double.calls).length, 13)
+    }))
+
   it.effect("a consumer that stops pulling makes the shard readers wait: calls stop, memory stays bounded", () =>
     Effect.gen(function*() {
       const shards = ["0", "1"].map((n) => ({

@@ -27,7 +27,8 @@ export interface ReadCall {
 
 /**
  * The double: `fault` names the error of a call (`ProvisionedThroughputExceededException`,
- * `ExpiredIteratorException`, …), or `undefined` to answer it.
+ * `ExpiredIteratorException`, …), `Hang` for a call that never answers, or `undefined` to
+ * answer it.
  */
 export const readingKinesis = (
   shards: ReadonlyArray<DoubleShard>,
@@ -46,6 +47,7 @@ export const readingKinesis = (
       }
       calls.push(call)
       const errorName = fault(call)
+      if (errorName === "Hang") return Effect.never
       return errorName === undefined ? Effect.void : Effect.fail(
         new KinesisError({
           operation,
