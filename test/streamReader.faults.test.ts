@@ -49,6 +49,14 @@ const readAll = (
     return { elements: yield* Fiber.join(fiber), calls: double.calls }
   })
 
+/** Two open shards of `count` records each, ids `s0-…` and `s1-…`. */
+const twoShards = (count: number): Array<DoubleShard> =>
+  ["0", "1"].map((n) => ({
+    shardId: `shardId-00000000000${n}`,
+    records: records(count, `s${n}`, 1_000 + Number(n) * 1_000),
+    open: true
+  }))
+
 const getRecordsCalls = (calls: ReadonlyArray<ReadCall>) => calls.filter((c) => c.operation === "GetRecords")
 
 describe("StreamReader under faults (reading double, TestClock)", () => {
@@ -92,11 +100,7 @@ describe("StreamReader under faults (reading double, TestClock)", () => {
 
   it.effect("makes at most 5 GetRecords calls per shard in any simulated second", () =>
     Effect.gen(function*() {
-      const shards = ["0", "1"].map((n) => ({
-        shardId: `shardId-00000000000${n}`,
-        records: records(100, `s${n}`, 1_000 + Number(n) * 1_000),
-        open: true
-      }))
+      const shards = twoShards(100)
       const { calls, elements } = yield* readAll(shards, undefined, { maxRecordsPerCall: 5 })
       assert.strictEqual(elements.length, 200)
       for (const shard of shards) {
@@ -149,11 +153,7 @@ describe("StreamReader under faults (reading double, TestClock)", () => {
 
   it.effect("a consumer that stops pulling makes the shard readers wait: calls stop, memory stays bounded", () =>
     Effect.gen(function*() {
-      const shards = ["0", "1"].map((n) => ({
-        shardId: `shardId-00000000000${n}`,
-        records: records(500, `s${n}`, 1_000 + Number(n) * 1_000),
-        open: true
-      }))
+      const shards = twoShards(500)
       const double = readingKinesis(shards)
       const pull = yield* StreamReader.stream({
         streamName: "double",
