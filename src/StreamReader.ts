@@ -132,7 +132,9 @@ export type StreamRecord =
  *   is re-acquired after the last record read; every call is bounded by `requestTimeout`.
  * - After a reshard a parent is read to its end before its children; records of one shard
  *   come in order; shards interleave.
- * - A record that cannot be decoded is a `Failed` element; the stream goes on.
+ * - A record that cannot be decoded is a `Failed` element; the stream goes on. A large
+ *   payload's read is bounded by `requestTimeout` too, and retried a few times when it failed
+ *   retryably before it counts as failed.
  * - A slow consumer makes the shard fibers wait: at most 4 decoded GetRecords answers wait
  *   for it, and one per shard.
  *
