@@ -65,6 +65,7 @@ import {
 import { prng } from "./internal/prng.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
+import { unreadable } from "./KinesisTest.js"
 
 /**
  * The limits and defaults of a simulated stream: Kinesis' own write limits per shard and
@@ -645,7 +646,8 @@ export const make = (
             endingHashKey: s.endingHashKey,
             open: true
           }))
-        )
+        ),
+      ...unreadable("ShardSimulator")
     })
     const state = ShardSimulatorState.of({
       written: Effect.sync(() => written.slice()),
