@@ -4,12 +4,14 @@
  *
  * @internal
  */
-import type { Duration } from "effect"
-import { Schedule } from "effect"
+import { Duration, Effect, Random, Schedule } from "effect"
+import { retryDelayMillis } from "./core/retry.js"
 
 /**
- * `Schedule.exponential(base)`, jittered, each delay capped at `cap` (the cap comes after
- * the jitter, so it is hard), stopping after `maxRetries` recurrences.
+ * At most `maxRetries` recurrences, each after the core's retry delay: exponential from
+ * `base`, jittered ×0.8–1.2 with a draw of the `Random` service, capped at `cap` (the cap
+ * after the jitter, so it is hard). The producer computes its retries' delays with the same
+ * function.
  *
  * @example
  * ```ts
@@ -22,9 +24,13 @@ export const backoff = (options: {
   readonly base: Duration.DurationInput
   readonly cap: Duration.DurationInput
   readonly maxRetries: number
-}): Schedule.Schedule<unknown, unknown> =>
-  Schedule.exponential(options.base).pipe(
-    Schedule.jittered,
-    Schedule.union(Schedule.spaced(options.cap)),
-    Schedule.intersect(Schedule.recurs(options.maxRetries))
+}): Schedule.Schedule<unknown, unknown> => {
+  const policy = {
+    baseMillis: Duration.toMillis(options.base),
+    capMillis: Duration.toMillis(options.cap),
+    maxRetries: options.maxRetries
+  }
+  return Schedule.recurs(options.maxRetries).pipe(
+    Schedule.addDelayEffect((n) => Effect.map(Random.next, (u) => Duration.millis(retryDelayMillis(policy, n + 1, u))))
   )
+}
