@@ -50,12 +50,7 @@ export const makeProducer = (
     const lingerMillis = Duration.toMillis(options.linger)
     const gatherMillis = Math.min(lingerMillis / 2, 50)
     const clock = yield* Effect.clock
-    const rules = {
-      ttlMillis: Duration.toMillis(options.recordTtl),
-      baseMillis: Duration.toMillis(config.backoffBase),
-      capMillis: Duration.toMillis(config.backoffCap),
-      maxRetries: config.maxRetries
-    }
+    const rules = rulesOf(engine, options)
     const closedError = new ProducerClosedError({ streamName })
     const closedCause: Refusal = Cause.fail(closedError)
     // Made before the shutdown finalizer is added, so closed after it has run.
@@ -73,17 +68,7 @@ export const makeProducer = (
     let flushing = 0
     const urgent = () => draining || flushing > 0
 
-    const pacer: Pacer | undefined = options.pace
-      ? yield* makePacer({
-        streamName,
-        listShards: engine.kinesis.listShards(streamName, config.streamArn),
-        fork,
-        linger: options.linger,
-        requestTimeout: config.requestTimeout,
-        metrics: engine.metrics
-      })
-      : undefined
-    if (pacer !== undefined) yield* fork(pacer.refresh)
+    const pacer = options.pace ? yield* pacerOf(engine, options, fork) : undefined
 
     const holdings = new Holdings<Send>(options.maxBufferedRecords, options.maxBufferedBytes)
     /** Admits what `holdings` lets in: each becomes a queued record. */
@@ -174,16 +159,6 @@ export const makeProducer = (
         })
       )
 
-    /** Waits until every send of `sends`, from `from`, has settled. */
-    const awaitSettled = (sends: ReadonlyArray<Send>, from: number): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        let i = from
-        while (i < sends.length && sends[i]!.settled) i++
-        if (i === sends.length) return Effect.void
-        settlement.settledSome.unsafeClose()
-        return Effect.zipRight(settlement.settledSome.await, awaitSettled(sends, i))
-      })
-
     const flush: Effect.Effect<void> = Effect.suspend(() => {
       const sends = [...settlement.outstanding]
       if (sends.length === 0) return Effect.void
@@ -192,7 +167,7 @@ export const makeProducer = (
           flushing++
           hurry()
         }),
-        () => awaitSettled(sends, 0),
+        () => awaitSettled(settlement.settledSome, sends, 0),
         () => Effect.sync(() => flushing--)
       )
     }).pipe(Effect.withSpan(Spans.flush, { attributes: { "kinesis.stream_name": streamName } }))
@@ -200,29 +175,81 @@ export const makeProducer = (
     const sink = makeSink({ streamName, closedError, isClosed: () => closed, offer, cancel })
 
     yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         closed = true
         draining = true
         for (const waiting of holdings.clearLine()) waiting.settle(Exit.failCause(closedCause))
         settlement.hurry()
         hurry()
-        // Finalizers run uninterruptibly: the waits must be interruptible for their timeouts to stop them.
-        yield* Effect.timeoutOption(Effect.interruptible(settlement.drained.await), options.shutdownTimeout)
-        yield* FiberSet.clear(fibers)
-        yield* shutdownEnd(settlement.outstanding, closedCause, Duration.format(options.shutdownTimeout), apply)
-        // Deletes and handlers get at least a second, also when there was no time to drain.
-        yield* Effect.timeoutOption(
-          Effect.interruptible(FiberSet.awaitEmpty(cleanup)),
-          Duration.max(options.shutdownTimeout, Duration.seconds(1))
-        )
-        yield* FiberSet.clear(cleanup)
-        // A delete cut short leaves its object: the record settles naming it.
-        yield* apply([...settlement.outstanding].map((s) => [s, s.life!.objectDeleted(false)] as const))
-        preparation.takeQueued()
+        return shutdown({ settlement, fibers, cleanup, closedCause, shutdownTimeout: options.shutdownTimeout })
       })
     )
 
     return { streamName, send, flush, sink }
+  })
+
+/** What every record of this producer shares: its TTL and retry policy. */
+const rulesOf = (engine: WriterEngine, options: ResolvedProducerOptions) => ({
+  ttlMillis: Duration.toMillis(options.recordTtl),
+  baseMillis: Duration.toMillis(engine.config.backoffBase),
+  capMillis: Duration.toMillis(engine.config.backoffCap),
+  maxRetries: engine.config.maxRetries
+})
+
+/** Shard-aware pacing, its map loading in a fiber of the producer. */
+const pacerOf = (
+  engine: WriterEngine,
+  options: ResolvedProducerOptions,
+  fork: (effect: Effect.Effect<unknown>) => Effect.Effect<unknown>
+): Effect.Effect<Pacer> =>
+  Effect.tap(
+    makePacer({
+      streamName: engine.config.streamName,
+      listShards: engine.kinesis.listShards(engine.config.streamName, engine.config.streamArn),
+      fork,
+      linger: options.linger,
+      requestTimeout: engine.config.requestTimeout,
+      metrics: engine.metrics
+    }),
+    (pacer) => fork(pacer.refresh)
+  )
+
+/** Waits until every send of `sends`, from `from`, has settled. */
+const awaitSettled = (settledSome: Effect.Latch, sends: ReadonlyArray<Send>, from: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    let i = from
+    while (i < sends.length && sends[i]!.settled) i++
+    if (i === sends.length) return Effect.void
+    settledSome.unsafeClose()
+    return Effect.zipRight(settledSome.await, awaitSettled(settledSome, sends, i))
+  })
+
+/**
+ * Shutdown, once new sends are refused and everything is hurried: deliver what is held within
+ * `shutdownTimeout`, stop every fiber, end every record still held, and wait, bounded, for
+ * deletes and handlers.
+ */
+const shutdown = (parts: {
+  readonly settlement: Settlement
+  readonly fibers: FiberSet.FiberSet<unknown, unknown>
+  readonly cleanup: FiberSet.FiberSet<unknown, unknown>
+  readonly closedCause: Refusal
+  readonly shutdownTimeout: Duration.Duration
+}) =>
+  Effect.gen(function*() {
+    const { cleanup, settlement, shutdownTimeout } = parts
+    // Finalizers run uninterruptibly: the waits must be interruptible for their timeouts to stop them.
+    yield* Effect.timeoutOption(Effect.interruptible(settlement.drained.await), shutdownTimeout)
+    yield* FiberSet.clear(parts.fibers)
+    yield* shutdownEnd(settlement.outstanding, parts.closedCause, Duration.format(shutdownTimeout), settlement.apply)
+    // Deletes and handlers get at least a second, also when there was no time to drain.
+    yield* Effect.timeoutOption(
+      Effect.interruptible(FiberSet.awaitEmpty(cleanup)),
+      Duration.max(shutdownTimeout, Duration.seconds(1))
+    )
+    yield* FiberSet.clear(cleanup)
+    // A delete cut short leaves its object: the record settles naming it.
+    yield* settlement.apply([...settlement.outstanding].map((s) => [s, s.life!.objectDeleted(false)] as const))
   })
 
 /**

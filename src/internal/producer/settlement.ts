@@ -75,37 +75,8 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
     const drained = yield* Effect.makeLatch(true)
     let hurrying = false
 
-    const runHandler = (error: RecordUndeliveredError) =>
-      parts.forkCleanup(
-        Effect.suspend(() => options.onUndelivered!(error)).pipe(
-          Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause) ?
-              Effect.void :
-              Effect.logWarning("onUndelivered failed; the producer goes on").pipe(
-                Effect.annotateLogs({ stream: streamName, recordId: error.recordId, cause: Cause.pretty(cause) })
-              )
-          ),
-          Effect.asVoid
-        )
-      )
-
-    /** Deletes an object nothing on the stream points to; `true` when it is gone. */
-    const deleteObject = (location: ObjectLocation): Effect.Effect<boolean> =>
-      engine.store.delete(location).pipe(
-        withRequestTimeout(
-          engine.config.requestTimeout,
-          (facts) => new LargePayloadStoreError({ operation: "delete", ...location, ...facts })
-        ),
-        Effect.as(true),
-        Effect.catchAll((error) =>
-          Effect.as(
-            Effect.logDebug("could not delete the large payload of an undelivered record").pipe(
-              Effect.annotateLogs({ stream: streamName, key: location.key, error: error.message })
-            ),
-            false
-          )
-        )
-      )
+    const runHandler = handlerRunner(parts)
+    const deleteObject = objectDeleter(engine)
 
     /** Deletes a record's object, then carries out what the core says of its end. */
     const deleteThen = (send: Send, location: ObjectLocation) =>
@@ -203,32 +174,7 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
         )}
     })
 
-    /**
-     * Expires records at their TTL. Records join `outstanding` in the order they were
-     * accepted, which is the order of their deadlines, so only its oldest are looked at.
-     */
-    const reap = Effect.gen(function*() {
-      while (outstanding.size === 0) {
-        reapable.unsafeClose()
-        yield* reapable.await
-      }
-      const now = yield* Clock.currentTimeMillis
-      const steps: Array<readonly [Send, Step]> = []
-      let next: number | undefined
-      for (const send of outstanding) {
-        const life = send.life!
-        if (life.deadline > now) {
-          next = life.deadline
-          break
-        }
-        steps.push([send, life.expire(now)])
-      }
-      yield* apply(steps)
-      if (next !== undefined) return yield* Effect.sleep(next - now)
-      // Every record left is past its deadline and ends with its work: wait for a new one.
-      reapable.unsafeClose()
-      yield* reapable.await
-    })
+    const reap = reaper(outstanding, reapable, apply)
 
     return {
       outstanding,
@@ -248,4 +194,74 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
       settledSome,
       drained
     }
+  })
+
+/** Runs `onUndelivered` in a fiber of its own (interruptible: shutdown stops one that never ends). */
+const handlerRunner = (parts: SettlementParts) => (error: RecordUndeliveredError) =>
+  parts.forkCleanup(
+    Effect.suspend(() => parts.options.onUndelivered!(error)).pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ?
+          Effect.void :
+          Effect.logWarning("onUndelivered failed; the producer goes on").pipe(
+            Effect.annotateLogs({
+              stream: parts.engine.config.streamName,
+              recordId: error.recordId,
+              cause: Cause.pretty(cause)
+            })
+          )
+      ),
+      Effect.asVoid
+    )
+  )
+
+/** Deletes an object nothing on the stream points to, bounded by `requestTimeout`; `true` when it is gone. */
+const objectDeleter = (engine: WriterEngine) => (location: ObjectLocation): Effect.Effect<boolean> =>
+  engine.store.delete(location).pipe(
+    withRequestTimeout(
+      engine.config.requestTimeout,
+      (facts) => new LargePayloadStoreError({ operation: "delete", ...location, ...facts })
+    ),
+    Effect.as(true),
+    Effect.catchAll((error) =>
+      Effect.as(
+        Effect.logDebug("could not delete the large payload of an undelivered record").pipe(
+          Effect.annotateLogs({ stream: engine.config.streamName, key: location.key, error: error.message })
+        ),
+        false
+      )
+    )
+  )
+
+/**
+ * One round of the reaper, which expires records at their TTL. Records join `outstanding` in
+ * the order they were accepted, which is the order of their deadlines, so only its oldest are
+ * looked at.
+ */
+const reaper = (
+  outstanding: ReadonlySet<Send>,
+  reapable: Effect.Latch,
+  apply: (steps: ReadonlyArray<readonly [Send, Step]>) => Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    while (outstanding.size === 0) {
+      reapable.unsafeClose()
+      yield* reapable.await
+    }
+    const now = yield* Clock.currentTimeMillis
+    const steps: Array<readonly [Send, Step]> = []
+    let next: number | undefined
+    for (const send of outstanding) {
+      const life = send.life!
+      if (life.deadline > now) {
+        next = life.deadline
+        break
+      }
+      steps.push([send, life.expire(now)])
+    }
+    yield* apply(steps)
+    if (next !== undefined) return yield* Effect.sleep(next - now)
+    // Every record left is past its deadline and ends with its work: wait for a new one.
+    reapable.unsafeClose()
+    yield* reapable.await
   })
