@@ -21,8 +21,9 @@ export interface AwsOptions {
   readonly verbose: boolean
 }
 
-const optionalText = (name: string, description: string, env: string) =>
+const optionalText = (name: string, pseudoName: string, description: string, env: string) =>
   Options.text(name).pipe(
+    Options.withPseudoName(pseudoName),
     Options.withDescription(`${description} (default: $${env})`),
     Options.withFallbackConfig(Config.string(env)),
     Options.optional
@@ -30,14 +31,16 @@ const optionalText = (name: string, description: string, env: string) =>
 
 /** `--endpoint`, `--s3-endpoint`, `--region`, `--bucket`, `--verbose`. */
 export const awsOptions = {
-  endpoint: optionalText("endpoint", "Kinesis endpoint URL, e.g. a local emulator", "KINESIS_ENDPOINT"),
-  s3Endpoint: optionalText("s3-endpoint", "S3 endpoint URL, e.g. a local emulator", "S3_ENDPOINT"),
+  endpoint: optionalText("endpoint", "URL", "Kinesis endpoint URL, e.g. a local emulator", "KINESIS_ENDPOINT"),
+  s3Endpoint: optionalText("s3-endpoint", "URL", "S3 endpoint URL, e.g. a local emulator", "S3_ENDPOINT"),
   region: Options.text("region").pipe(
+    Options.withPseudoName("REGION"),
     Options.withDescription("AWS region (default: the SDK's, from AWS_REGION or the profile)"),
     Options.optional
   ),
   bucket: optionalText(
     "bucket",
+    "NAME",
     "S3 bucket of large payloads (pointers name their own bucket when read)",
     "LARGE_PAYLOAD_BUCKET"
   ),
@@ -46,6 +49,7 @@ export const awsOptions = {
 
 /** `--stream NAME`, required. */
 export const streamOption = Options.text("stream").pipe(
+  Options.withPseudoName("NAME"),
   Options.withDescription("The Kinesis stream's name"),
   Options.withFallbackConfig(Config.string("KINESIS_STREAM_NAME"))
 )

@@ -28,6 +28,7 @@ const options = {
   ...awsOptions,
   stream: streamOption,
   logGroupId: Options.text("log-group-id").pipe(
+    Options.withPseudoName("TEXT"),
     Options.withDescription(
       "The writer's logGroupId, first part of its partition keys (default: $KINESIS_LOG_GROUP_ID)"
     ),
@@ -35,11 +36,13 @@ const options = {
     Options.optional
   ),
   schemaName: Options.text("schema-name").pipe(
+    Options.withPseudoName("TEXT"),
     Options.withDescription("The writer's schemaName (default: $KINESIS_SCHEMA_NAME)"),
     Options.withFallbackConfig(Config.string("KINESIS_SCHEMA_NAME")),
     Options.optional
   ),
   distributionFactor: Options.integer("distribution-factor").pipe(
+    Options.withPseudoName("N"),
     Options.withDescription(
       `The writer's distributionFactor (default: $KINESIS_DISTRIBUTION_FACTOR, else ${WriterDefaults.distributionFactor})`
     ),

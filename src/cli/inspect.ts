@@ -15,12 +15,18 @@ import { formatOption, makeOutput, resolveFormat } from "./output.js"
 const options = {
   ...awsOptions,
   format: formatOption,
-  data: Options.text("data").pipe(Options.withDescription("One record's Data, base64"), Options.optional),
+  data: Options.text("data").pipe(
+    Options.withPseudoName("BASE64"),
+    Options.withDescription("One record's Data, base64"),
+    Options.optional
+  ),
   file: Options.file("file", { exists: "yes" }).pipe(
+    Options.withPseudoName("PATH"),
     Options.withDescription("A file holding one record's Data (raw bytes)"),
     Options.optional
   ),
   lambdaEvent: Options.file("lambda-event", { exists: "yes" }).pipe(
+    Options.withPseudoName("FILE.json"),
     Options.withDescription("A Lambda Kinesis event (JSON): every record of it"),
     Options.optional
   )

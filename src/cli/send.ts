@@ -30,6 +30,7 @@ import { stderrIsTerminal } from "./output.js"
 
 const writerText = (name: string, env: string, description: string) =>
   Options.text(name).pipe(
+    Options.withPseudoName("TEXT"),
     Options.withDescription(`${description} (default: $${env})`),
     Options.withFallbackConfig(Config.string(env))
   )
@@ -38,10 +39,12 @@ const options = {
   ...awsOptions,
   stream: streamOption,
   file: Options.text("file").pipe(
+    Options.withPseudoName("PATH|-"),
     Options.withDescription("JSON lines of DataFileV1 in protobuf-JSON form; - for stdin (the default)"),
     Options.withDefault("-")
   ),
   deadLetter: Options.file("dead-letter").pipe(
+    Options.withPseudoName("PATH"),
     Options.withDescription("Append each record not delivered (and each bad line) here, as a JSON line with its error"),
     Options.optional
   ),

@@ -128,12 +128,14 @@ const options = {
   ...awsOptions,
   stream: streamOption,
   from: Options.text("from").pipe(
+    Options.withPseudoName("trim-horizon|latest|TIME"),
     Options.withDescription(
       "trim-horizon, latest or an ISO-8601 time (default: latest when following, trim-horizon with --no-follow)"
     ),
     Options.optional
   ),
   maxRecords: Options.integer("max-records").pipe(
+    Options.withPseudoName("N"),
     Options.withDescription("Stop after this many records"),
     Options.optional
   ),
