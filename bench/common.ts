@@ -20,6 +20,7 @@ import {
   KinesisWriter,
   LargePayloadStore
 } from "../src/index.js"
+import { KinesisTest } from "../src/testing.js"
 
 // ---------------------------------------------------------------------------------------------
 // Machine and load
@@ -324,7 +325,8 @@ export const zeroLatencyKinesis: Layer.Layer<Kinesis> = L.succeed(
   Kinesis.of({
     putRecords: (request) => Effect.sync(() => request.records.map(() => WRITTEN)),
     describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
-    listShards: () => Effect.succeed([])
+    listShards: () => Effect.succeed([]),
+    ...KinesisTest.unreadable("bench double")
   })
 )
 

@@ -28,7 +28,7 @@ import { fileURLToPath } from "node:url"
 import v8 from "node:v8"
 import type { DataFileV1, PutRecordsResultEntry } from "../src/index.js"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
-import { RecordGenerator, ShardSimulator } from "../src/testing.js"
+import { KinesisTest, RecordGenerator, ShardSimulator } from "../src/testing.js"
 import {
   cycle,
   fixed,
@@ -234,7 +234,8 @@ const slowKinesis: Layer.Layer<Kinesis> = Layer.succeed(
   Kinesis.of({
     putRecords: (request) => Effect.as(Effect.sleep(CALL_MS), request.records.map(() => WRITTEN)),
     describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
-    listShards: () => Effect.succeed([])
+    listShards: () => Effect.succeed([]),
+    ...KinesisTest.unreadable("bench double")
   })
 )
 

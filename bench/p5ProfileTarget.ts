@@ -22,7 +22,7 @@ import { Effect, Layer, ManagedRuntime, RuntimeFlags, Supervisor } from "effect"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Kinesis, KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../src/index.js"
-import { RecordGenerator } from "../src/testing.js"
+import { KinesisTest, RecordGenerator } from "../src/testing.js"
 import { cycle, fixed, gc, int, quietLogs, table, WRITER_BASE, zeroLatencyKinesis } from "./common.js"
 import { dumpSourceMaps, SourceResolver, summarize } from "./cpuProfile.js"
 
@@ -67,7 +67,8 @@ const loggingKinesis = Layer.succeed(
         )
       }),
     describeStreamSummary: (streamName) => Effect.succeed({ streamName, status: "ACTIVE", openShardCount: 4 }),
-    listShards: () => Effect.succeed([])
+    listShards: () => Effect.succeed([]),
+    ...KinesisTest.unreadable("bench double")
   })
 )
 /** `ops` mode: every Effect operation of every fiber, counted through the runtime's OpSupervision hook. */

@@ -1,13 +1,21 @@
 /**
- * The `Kinesis` service: the part of Kinesis Data Streams the writer needs (PutRecords,
- * DescribeStreamSummary, and ListShards for the producer's pacing), over
+ * The `Kinesis` service: the part of Kinesis Data Streams the library needs — PutRecords,
+ * DescribeStreamSummary and ListShards for the writer and the producer's pacing;
+ * GetShardIterator, GetRecords and ListShards for the `StreamReader` — over
  * `@aws-sdk/client-kinesis` or a test double.
  *
  * @since 0.1.0
  */
-import type { KinesisClientConfig, ListShardsCommandOutput, Shard } from "@aws-sdk/client-kinesis"
+import type {
+  GetShardIteratorCommandInput,
+  KinesisClientConfig,
+  ListShardsCommandOutput,
+  Shard
+} from "@aws-sdk/client-kinesis"
 import {
   DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
   KinesisClient,
   ListShardsCommand,
   PutRecordsCommand
@@ -70,6 +78,11 @@ export interface StreamSummary {
  * it. A closed shard (split or merged away) takes no more writes; the open shards cover every
  * hash key.
  *
+ * A shard made by a reshard names its parents: the shard it was split from
+ * (`parentShardId`), or the two it was merged from (`parentShardId` and
+ * `adjacentParentShardId`). A reader reads the parents to their end before it. A field
+ * ListShards did not give is absent.
+ *
  * @since 0.1.0
  */
 export interface ShardRange {
@@ -77,6 +90,78 @@ export interface ShardRange {
   readonly startingHashKey: bigint
   readonly endingHashKey: bigint
   readonly open: boolean
+  readonly parentShardId?: string | undefined
+  readonly adjacentParentShardId?: string | undefined
+  /** The sequence number of the shard's first record. */
+  readonly startingSequenceNumber?: string | undefined
+  /** The sequence number after which the shard ends; present exactly when the shard is closed. */
+  readonly endingSequenceNumber?: string | undefined
+}
+
+/**
+ * Where a shard iterator starts: at the oldest record kept (`TrimHorizon`), after the newest
+ * (`Latest`), at the first record that arrived at or after a time, or at / after a sequence
+ * number of the shard.
+ *
+ * @since 0.1.0
+ */
+export type ShardIteratorStart =
+  | { readonly _tag: "TrimHorizon" }
+  | { readonly _tag: "Latest" }
+  | { readonly _tag: "AtTimestamp"; readonly timestamp: Date }
+  | { readonly _tag: "AtSequenceNumber"; readonly sequenceNumber: string }
+  | { readonly _tag: "AfterSequenceNumber"; readonly sequenceNumber: string }
+
+/**
+ * A GetShardIterator request.
+ *
+ * @since 0.1.0
+ */
+export interface GetShardIteratorRequest {
+  readonly streamName: string
+  /** When set, the stream is addressed by ARN (cross-account reads). */
+  readonly streamArn?: string | undefined
+  readonly shardId: string
+  readonly start: ShardIteratorStart
+}
+
+/**
+ * A GetRecords request. `streamName` names the stream in errors; the iterator says the rest.
+ *
+ * @since 0.1.0
+ */
+export interface GetRecordsRequest {
+  readonly streamName: string
+  /** When set, passed on as `StreamARN` (cross-account reads). */
+  readonly streamArn?: string | undefined
+  readonly shardIterator: string
+  /** At most this many records (1–10 000; Kinesis' default is 10 000). */
+  readonly limit?: number | undefined
+}
+
+/**
+ * One Kinesis record as GetRecords gives it.
+ *
+ * @since 0.1.0
+ */
+export interface KinesisRecord {
+  readonly sequenceNumber: string
+  readonly partitionKey: string
+  readonly data: Uint8Array
+  readonly approximateArrivalTimestamp?: Date | undefined
+}
+
+/**
+ * A GetRecords answer: the records, in order; the iterator for the next call, absent when
+ * the shard is closed and read to its end; how far behind the shard's newest record the
+ * answer is (0: at the tip).
+ *
+ * @since 0.1.0
+ */
+export interface GetRecordsResult {
+  readonly records: ReadonlyArray<KinesisRecord>
+  readonly nextShardIterator: string | undefined
+  readonly millisBehindLatest: number | undefined
 }
 
 /**
@@ -157,19 +242,68 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
         return Effect.gen(function*() {
           const shards: Array<ShardRange> = []
           let nextToken: string | undefined = undefined
-          do {
+          for (let pages = 0; pages < MAX_LIST_SHARDS_PAGES; pages++) {
             const output: ListShardsCommandOutput = yield* page(nextToken)
             for (const shard of output.Shards ?? []) {
               const range = shardRange(shard)
               if (range !== undefined) shards.push(range)
             }
             nextToken = output.NextToken
-          } while (nextToken !== undefined && nextToken !== "")
-          return shards
+            if (nextToken === undefined || nextToken === "") return shards
+          }
+          return yield* invalidResponse(
+            "ListShards",
+            streamName,
+            `still a NextToken after ${MAX_LIST_SHARDS_PAGES} pages`
+          )
         }).pipe(
           Effect.withSpan(SpanNames.listShards, { kind: "client", attributes: { [Attributes.streamName]: streamName } })
         )
-      }
+      },
+      getShardIterator: (request) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(new GetShardIteratorCommand(shardIteratorInput(request)), { abortSignal: signal }),
+          catch: toKinesisError("GetShardIterator", request.streamName)
+        }).pipe(
+          Effect.flatMap(({ ShardIterator }) =>
+            ShardIterator === undefined
+              ? Effect.fail(invalidResponse("GetShardIterator", request.streamName, "no ShardIterator"))
+              : Effect.succeed(ShardIterator)
+          ),
+          Effect.withSpan(SpanNames.getShardIterator, {
+            kind: "client",
+            attributes: { [Attributes.streamName]: request.streamName, [Attributes.shardId]: request.shardId }
+          })
+        ),
+      getRecords: (request) =>
+        Effect.tryPromise({
+          try: (signal) =>
+            client.send(
+              new GetRecordsCommand({
+                ShardIterator: request.shardIterator,
+                ...(request.limit === undefined ? {} : { Limit: request.limit }),
+                ...(request.streamArn === undefined ? {} : { StreamARN: request.streamArn })
+              }),
+              { abortSignal: signal }
+            ),
+          catch: toKinesisError("GetRecords", request.streamName)
+        }).pipe(
+          Effect.map((output): GetRecordsResult => ({
+            records: (output.Records ?? []).map((r) => ({
+              sequenceNumber: r.SequenceNumber ?? "",
+              partitionKey: r.PartitionKey ?? "",
+              data: r.Data ?? new Uint8Array(0),
+              approximateArrivalTimestamp: r.ApproximateArrivalTimestamp
+            })),
+            nextShardIterator: output.NextShardIterator ?? undefined,
+            millisBehindLatest: output.MillisBehindLatest
+          })),
+          Effect.withSpan(SpanNames.getRecords, {
+            kind: "client",
+            attributes: { [Attributes.streamName]: request.streamName }
+          })
+        )
     })
 
   /**
@@ -263,6 +397,14 @@ export declare namespace Kinesis {
       streamName: string,
       streamArn?: string
     ) => Effect.Effect<ReadonlyArray<ShardRange>, KinesisError>
+    /** One GetShardIterator call: an iterator into one shard, valid for 5 minutes. */
+    readonly getShardIterator: (request: GetShardIteratorRequest) => Effect.Effect<string, KinesisError>
+    /**
+     * One GetRecords call. An iterator older than 5 minutes fails with `errorName`
+     * `ExpiredIteratorException`; reading a shard more than 5 times a second, or more than
+     * 2 MB a second, with `ProvisionedThroughputExceededException`.
+     */
+    readonly getRecords: (request: GetRecordsRequest) => Effect.Effect<GetRecordsResult, KinesisError>
   }
 }
 
@@ -308,17 +450,60 @@ const resultEntries = (
       )
     )
 
+/** More pages than any stream has shards for (ListShards gives up to 1 000 shards a page). */
+const MAX_LIST_SHARDS_PAGES = 1_000
+
+const invalidResponse = (operation: string, streamName: string, detail: string): KinesisError =>
+  new KinesisError({
+    operation,
+    streamName,
+    errorName: "InvalidResponse",
+    retryable: true,
+    cause: new Error(`${operation} answered with ${detail}`)
+  })
+
+const shardIteratorInput = (request: GetShardIteratorRequest): GetShardIteratorCommandInput => {
+  const stream = request.streamArn === undefined
+    ? { StreamName: request.streamName }
+    : { StreamARN: request.streamArn }
+  const base = { ...stream, ShardId: request.shardId }
+  switch (request.start._tag) {
+    case "TrimHorizon":
+      return { ...base, ShardIteratorType: "TRIM_HORIZON" }
+    case "Latest":
+      return { ...base, ShardIteratorType: "LATEST" }
+    case "AtTimestamp":
+      return { ...base, ShardIteratorType: "AT_TIMESTAMP", Timestamp: request.start.timestamp }
+    case "AtSequenceNumber":
+      return { ...base, ShardIteratorType: "AT_SEQUENCE_NUMBER", StartingSequenceNumber: request.start.sequenceNumber }
+    case "AfterSequenceNumber":
+      return {
+        ...base,
+        ShardIteratorType: "AFTER_SEQUENCE_NUMBER",
+        StartingSequenceNumber: request.start.sequenceNumber
+      }
+  }
+}
+
 /** A shard as ListShards describes it; closed when its sequence number range has an end. */
 const shardRange = (shard: Shard): ShardRange | undefined => {
   const start = shard.HashKeyRange?.StartingHashKey
   const end = shard.HashKeyRange?.EndingHashKey
   if (shard.ShardId === undefined || start === undefined || end === undefined) return undefined
+  const optional = {
+    parentShardId: shard.ParentShardId,
+    adjacentParentShardId: shard.AdjacentParentShardId,
+    startingSequenceNumber: shard.SequenceNumberRange?.StartingSequenceNumber,
+    endingSequenceNumber: shard.SequenceNumberRange?.EndingSequenceNumber
+  }
   try {
     return {
       shardId: shard.ShardId,
       startingHashKey: BigInt(start),
       endingHashKey: BigInt(end),
-      open: shard.SequenceNumberRange?.EndingSequenceNumber === undefined
+      open: shard.SequenceNumberRange?.EndingSequenceNumber === undefined,
+      // Only what ListShards gave: a shard without parents has no parent fields at all.
+      ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined))
     }
   } catch {
     return undefined

@@ -129,6 +129,35 @@ export const failCall = (
   )
 
 /**
+ * GetShardIterator and GetRecords for a double that does not read: each call fails with a
+ * `KinesisError` that is not retryable (`errorName` `UnsupportedByTestDouble`) and names the
+ * double, so a `StreamReader` pointed at it stops at once with a reason.
+ *
+ * @example
+ * ```ts
+ * const kinesis = Kinesis.of({ putRecords, describeStreamSummary, listShards, ...KinesisTest.unreadable("my double") })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const unreadable = (double: string): Pick<Kinesis.Service, "getShardIterator" | "getRecords"> => {
+  const refuse = (operation: string, streamName: string) =>
+    Effect.fail(
+      new KinesisError({
+        operation,
+        streamName,
+        errorName: "UnsupportedByTestDouble",
+        retryable: false,
+        cause: new Error(`${double} writes only; it cannot answer ${operation}`)
+      })
+    )
+  return {
+    getShardIterator: (request) => refuse("GetShardIterator", request.streamName),
+    getRecords: (request) => refuse("GetRecords", request.streamName)
+  }
+}
+
+/**
  * The double and its recorder as a layer. `summary` answers DescribeStreamSummary; `shards`
  * answers ListShards (an effect, to change the answer over time or fail it).
  *
@@ -155,7 +184,8 @@ export const layer = (
         Effect.suspend(() => {
           listShardsCalls++
           return shards
-        })
+        }),
+      ...unreadable("KinesisTest")
     })
     return Context.make(Kinesis, kinesis).pipe(
       Context.add(KinesisTestRecorder, {

@@ -11,15 +11,14 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Option } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
 import { DecodeError } from "./Errors.js"
 import type { LargePayloadStoreError } from "./Errors.js"
 import type { DataFileInfo, LargeDataFileEntry } from "./gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import type { DecodedEntryRecord } from "./internal/codec.js"
-import { decodeRecordDataAllSync, decodeRecordDataSync, parseStandardEntrySync } from "./internal/codec.js"
-import { Attributes, SpanNames } from "./internal/spans.js"
-import { LargePayloadStore } from "./LargePayloadStore.js"
+import { decodeRecordDataAllSync, decodeRecordDataSync } from "./internal/codec.js"
+import { resolve } from "./internal/reader/resolve.js"
+import { SpanNames } from "./internal/spans.js"
+import type { LargePayloadStore } from "./LargePayloadStore.js"
 
 /**
  * A record read back.
@@ -83,21 +82,6 @@ export const decodeRecordAll = (
         ? Effect.map(resolve(decoded[0]!), (one) => [one])
         : Effect.forEach(decoded, resolve, { concurrency: options.concurrency ?? 8 })
   ).pipe(Effect.withSpan(SpanNames.decodeRecord))
-
-/** A decoded record with its data file: inline, or fetched from the store and verified. */
-const resolve = (decoded: DecodedEntryRecord): Effect.Effect<DecodedRecord, ReadError, LargePayloadStore> =>
-  Effect.gen(function*() {
-    if (decoded.entry._tag === "standard") {
-      return { info: decoded.info, dataFile: decoded.entry.dataFile } satisfies DecodedRecord
-    }
-    const pointer = decoded.entry.pointer
-    yield* Effect.annotateCurrentSpan({ [Attributes.bucket]: pointer.bucket, [Attributes.key]: pointer.key })
-    const store = yield* LargePayloadStore
-    const body = yield* store.read({ bucket: pointer.bucket, key: pointer.key })
-    yield* verify(pointer, body)
-    const dataFile = yield* parseStandardEntrySync(body)
-    return { info: decoded.info, dataFile, largePayload: pointer } satisfies DecodedRecord
-  })
 
 /**
  * Decodes the records of a `GetRecords` answer (or anything with a `Data` field), in order,
@@ -366,22 +350,4 @@ const causeText = (cause: Cause.Cause<unknown>): string => {
     () => Option.getOrElse(Cause.dieOption(cause), () => "interrupted")
   )
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-}
-
-const verify = (pointer: LargeDataFileEntry, body: Uint8Array): Effect.Effect<void, DecodeError> => {
-  const where = `s3://${pointer.bucket}/${pointer.key}`
-  if (BigInt(body.length) !== pointer.sizeBytes) {
-    return Effect.fail(
-      new DecodeError({
-        reason: "SizeMismatch",
-        detail: `${where} is ${body.length} bytes, the record announced ${pointer.sizeBytes}`
-      })
-    )
-  }
-  const digest = createHash("sha256").update(body).digest()
-  return digest.length === pointer.sha256.length && timingSafeEqual(digest, pointer.sha256)
-    ? Effect.void
-    : Effect.fail(
-      new DecodeError({ reason: "ChecksumMismatch", detail: `${where} does not match the sha256 the record announced` })
-    )
 }

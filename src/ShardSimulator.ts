@@ -57,6 +57,7 @@ import { partitionKeyLength } from "./internal/partitionKey.js"
 import { prng } from "./internal/prng.js"
 import type { PutRecordsEntry, PutRecordsRequest, PutRecordsResultEntry } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
+import { unreadable } from "./KinesisTest.js"
 
 /**
  * The limits and defaults of a simulated stream: Kinesis' own write limits per shard and
@@ -649,7 +650,8 @@ export const make = (
       listShards: () =>
         Effect.succeed(
           shards.map((s) => ({ shardId: s.id, startingHashKey: s.start, endingHashKey: s.end, open: true }))
-        )
+        ),
+      ...unreadable("ShardSimulator")
     })
     const state = ShardSimulatorState.of({
       written: Effect.sync(() => written.slice()),

@@ -58,3 +58,6 @@ export * as RecordCodec from "./RecordCodec.js"
 
 /** The reader (also alone in `cygnus-kinesis-writer/reader`). @since 0.1.0 */
 export * as RecordReader from "./RecordReader.js"
+
+/** A live stream's shards as an Effect `Stream` of decoded records (also in `cygnus-kinesis-writer/reader`). @since 0.1.0 */
+export * as StreamReader from "./StreamReader.js"

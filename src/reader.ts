@@ -15,6 +15,12 @@
 /** Decoding records read back. @since 0.1.0 */
 export * as RecordReader from "./RecordReader.js"
 
+/** A live stream's shards as an Effect `Stream` of decoded records. @since 0.1.0 */
+export * as StreamReader from "./StreamReader.js"
+
+/** Kinesis Data Streams: what the `StreamReader` reads through. @since 0.1.0 */
+export * from "./Kinesis.js"
+
 /** Where large payloads are read from. @since 0.1.0 */
 export * from "./LargePayloadStore.js"
 

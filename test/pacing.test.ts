@@ -339,9 +339,17 @@ describe("Kinesis.listShards over the SDK", () => {
           shardId: "shardId-000000000000",
           startingHashKey: 0n,
           endingHashKey: (1n << 127n) - 1n,
-          open: false
+          open: false,
+          startingSequenceNumber: "1",
+          endingSequenceNumber: "2"
         },
-        { shardId: "shardId-000000000001", startingHashKey: 1n << 127n, endingHashKey: (1n << 128n) - 1n, open: true }
+        {
+          shardId: "shardId-000000000001",
+          startingHashKey: 1n << 127n,
+          endingHashKey: (1n << 128n) - 1n,
+          open: true,
+          startingSequenceNumber: "3"
+        }
       ])
       const byArn = yield* Effect.either(
         Kinesis.make({

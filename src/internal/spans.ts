@@ -10,6 +10,10 @@ export const SpanNames = {
   putRecords: "Kinesis.putRecords",
   describeStreamSummary: "Kinesis.describeStreamSummary",
   listShards: "Kinesis.listShards",
+  getShardIterator: "Kinesis.getShardIterator",
+  getRecords: "Kinesis.getRecords",
+  streamReader: "StreamReader.stream",
+  readShard: "StreamReader.readShard",
   storeWrite: "LargePayloadStore.write",
   storeRead: "LargePayloadStore.read",
   storeDelete: "LargePayloadStore.delete",
@@ -19,6 +23,7 @@ export const SpanNames = {
 export const Attributes = {
   streamName: "kinesis.stream_name",
   records: "kinesis.records",
+  shardId: "kinesis.shard_id",
   attempt: "kinesis.attempt",
   calls: "kinesis.calls",
   attempts: "kinesis.attempts",
