@@ -13,7 +13,7 @@ import { createRequire } from "node:module"
 import { describe } from "./describe.js"
 import { inspect } from "./inspect.js"
 import { send } from "./send.js"
-import { tail } from "./tailCommand.js"
+import { tail } from "./tail.js"
 
 // The package's own version, two folders up from src/cli and from dist/cli alike.
 const VERSION = (createRequire(import.meta.url)("../../package.json") as { readonly version: string }).version

@@ -9,27 +9,13 @@
 import { Command, Options } from "@effect/cli"
 import type { Duration } from "effect"
 import { Clock, DateTime, Effect, Either, Layer, Option, Schedule, Stream } from "effect"
-import type { Kinesis } from "../Kinesis.js"
-import type { LargePayloadStore } from "../LargePayloadStore.js"
-import type { DecodedRecord } from "../RecordReader.js"
+import type { Position, StreamRecord } from "../StreamReader.js"
+import * as StreamReader from "../StreamReader.js"
 import { awsOptions, describeCommand, kinesisLayer, storeLayer, streamOption, UsageError } from "./common.js"
 import type { Output } from "./output.js"
 import { formatOption, makeOutput, resolveFormat } from "./output.js"
 
-/** What `tail` shows of an element of the reader's stream. */
-export type TailElement =
-  & (
-    | { readonly _tag: "Decoded"; readonly record: DecodedRecord }
-    | { readonly _tag: "Failed"; readonly error: { readonly message: string } }
-  )
-  & {
-    readonly shardId: string
-    readonly sequenceNumber: string
-    readonly member: number
-    readonly approximateArrivalTimestamp?: Date | undefined
-  }
-
-/** Where `tail` starts. */
+/** Where `tail` starts: what the command line can say of `StreamReader`'s `From`. */
 export type From = "trim-horizon" | "latest" | { readonly timestamp: Date }
 
 /** `trim-horizon`, `latest`, or an ISO-8601 time. */
@@ -45,8 +31,7 @@ export const parseFrom = (text: string): Either.Either<From, UsageError> => {
 
 /** What one shard has shown: its position and what the rate and lag are computed from. */
 interface ShardState {
-  sequenceNumber: string
-  member: number
+  position: Position
   records: number
   /** Records since the status line was last drawn. */
   recent: number
@@ -58,20 +43,19 @@ interface ShardState {
  * and, when interrupted, where each shard stood.
  */
 export const runTail = <E, R>(
-  source: Stream.Stream<TailElement, E, R>,
+  source: Stream.Stream<StreamRecord, E, R>,
   output: Output,
   options: { readonly maxRecords: Option.Option<number>; readonly statusEvery: Duration.DurationInput }
 ): Effect.Effect<Map<string, ShardState>, E, R> =>
   Effect.suspend(() => {
     const shards = new Map<string, ShardState>()
     let lastDrawn = Date.now()
-    const show = (element: TailElement) =>
+    const show = (element: StreamRecord) =>
       Effect.suspend(() => {
         const state = shards.get(element.shardId) ??
-          { sequenceNumber: "", member: 0, records: 0, recent: 0, lastArrival: undefined }
+          { position: element.position, records: 0, recent: 0, lastArrival: undefined }
         shards.set(element.shardId, state)
-        state.sequenceNumber = element.sequenceNumber
-        state.member = element.member
+        state.position = element.position
         state.records++
         state.recent++
         state.lastArrival = element.approximateArrivalTimestamp?.getTime() ?? state.lastArrival
@@ -118,8 +102,8 @@ export const positionsText = (shards: ReadonlyMap<string, ShardState>, why: stri
       `${why}; where each shard stood (resume after these):`,
       ...[...shards].sort(([a], [b]) => a.localeCompare(b)).map(
         ([shardId, s]) =>
-          `  ${shardId}  sequence number ${s.sequenceNumber}${
-            s.member > 0 ? ` member ${s.member}` : ""
+          `  ${shardId}  sequence number ${s.position.sequenceNumber}${
+            s.position.member === undefined ? "" : ` member ${s.position.member}`
           }  (${s.records} record(s) shown)`
       )
     ].join("\n")
@@ -145,34 +129,28 @@ const options = {
   )
 }
 
-/** The `tail` command, reading with `read`. */
-export const makeTail = <E>(
-  read: (options: { readonly streamName: string; readonly from: From; readonly follow: boolean }) => Stream.Stream<
-    TailElement,
-    E,
-    Kinesis | LargePayloadStore
-  >
-) =>
-  Command.make("tail", options, (given) =>
-    Effect.gen(function*() {
-      const follow = !given.noFollow
-      const from = yield* Option.match(given.from, {
-        onNone: () => Either.right<From>(follow ? "latest" : "trim-horizon"),
-        onSome: parseFrom
-      })
-      if (Option.isSome(given.maxRecords) && given.maxRecords.value < 1) {
-        return yield* new UsageError({ reason: "--max-records must be at least 1" })
-      }
-      const format = resolveFormat(given.format)
-      const output = makeOutput(format)
-      const shards = yield* runTail(read({ streamName: given.stream, from, follow }), output, {
-        maxRecords: given.maxRecords,
-        statusEvery: "1 second"
-      })
-      if (format === "pretty" && process.stdout.isTTY) yield* output.note(positionsText(shards, "done"))
-    }).pipe(Effect.provide(Layer.suspend(() => Layer.mergeAll(kinesisLayer(given), storeLayer(given)))))).pipe(
-      Command.withDescription(describeCommand(
-        "Show a stream's decoded records as they come: JSON lines when stdout is not a terminal, a block per record and a live rate and lag per shard on one. Undecodable records are shown with their sequence number and reason. Ctrl-C prints where each shard stood.",
-        "cygnus-kinesis tail --stream orders --from 2026-12-06T03:00:00Z | jq 'select(.schemaName == \"orders\")'"
-      ))
-    )
+/** The `tail` command. */
+export const tail = Command.make("tail", options, (given) =>
+  Effect.gen(function*() {
+    const follow = !given.noFollow
+    const from = yield* Option.match(given.from, {
+      onNone: () => Either.right<From>(follow ? "latest" : "trim-horizon"),
+      onSome: parseFrom
+    })
+    if (Option.isSome(given.maxRecords) && given.maxRecords.value < 1) {
+      return yield* new UsageError({ reason: "--max-records must be at least 1" })
+    }
+    const format = resolveFormat(given.format)
+    const output = makeOutput(format)
+    const records = StreamReader.stream({ streamName: given.stream, from, follow })
+    const shards = yield* runTail(records, output, {
+      maxRecords: given.maxRecords,
+      statusEvery: "1 second"
+    })
+    if (format === "pretty" && process.stdout.isTTY) yield* output.note(positionsText(shards, "done"))
+  }).pipe(Effect.provide(Layer.suspend(() => Layer.mergeAll(kinesisLayer(given), storeLayer(given)))))).pipe(
+    Command.withDescription(describeCommand(
+      "Show a stream's decoded records as they come: JSON lines when stdout is not a terminal, a block per record and a live rate and lag per shard on one. Undecodable records are shown with their sequence number and reason. Ctrl-C prints where each shard stood.",
+      "cygnus-kinesis tail --stream orders --from 2026-12-06T03:00:00Z | jq 'select(.schemaName == \"orders\")'"
+    ))
+  )
