@@ -80,8 +80,13 @@ export const recordPretty = (record: DecodedRecord, place: RecordPlace, style: S
 
 /** A record that could not be decoded, for a person. */
 export const failurePretty = (reason: string, place: RecordPlace, style: Style): string =>
-  `${style.red("undecodable")} ${place.shardId ?? ""} ${place.sequenceNumber ?? "(no sequence number)"}${
-    place.member ? ` member ${place.member}` : ""
+  `${
+    [
+      style.red("undecodable"),
+      place.shardId,
+      place.sequenceNumber ?? "(no sequence number)",
+      place.member ? `member ${place.member}` : undefined
+    ].filter((part) => part !== undefined).join("  ")
   }\n  ${reason}`
 
 /** Text styles: ANSI on a terminal, none elsewhere. */

@@ -35,7 +35,8 @@ interface ShardState {
   records: number
   /** Records since the status line was last drawn. */
   recent: number
-  lastArrival: number | undefined
+  /** How long before it was shown the last record arrived on the stream. */
+  lagMillis: number | undefined
 }
 
 /**
@@ -53,18 +54,19 @@ export const runTail = <E, R>(
     const show = (element: StreamRecord) =>
       Effect.suspend(() => {
         const state = shards.get(element.shardId) ??
-          { position: element.position, records: 0, recent: 0, lastArrival: undefined }
+          { position: element.position, records: 0, recent: 0, lagMillis: undefined }
         shards.set(element.shardId, state)
         state.position = element.position
         state.records++
         state.recent++
-        state.lastArrival = element.approximateArrivalTimestamp?.getTime() ?? state.lastArrival
+        const arrival = element.approximateArrivalTimestamp?.getTime()
+        if (arrival !== undefined) state.lagMillis = Math.max(0, Date.now() - arrival)
         return element._tag === "Decoded"
           ? output.record(element.record, element)
           : output.failure(element.error.message, element)
       })
     const status = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const line = statusLine(shards, now, now - lastDrawn)
+      const line = statusLine(shards, now - lastDrawn)
       lastDrawn = now
       for (const state of shards.values()) state.recent = 0
       return output.status(line)
@@ -83,13 +85,16 @@ export const runTail = <E, R>(
 
 const shortShard = (shardId: string) => shardId.replace(/^shardId-0*(?=\d)/, "#")
 
-/** `#0 12.0/s lag 0.4s │ #1 …`: each shard's rate since the last line, and how far behind its last record's arrival it is. */
-export const statusLine = (shards: ReadonlyMap<string, ShardState>, now: number, elapsedMillis: number): string => {
+/**
+ * `#0 12.0/s lag 0.4s │ #1 …`: each shard's rate since the last line, and how long its last
+ * record had been on the stream when it was shown.
+ */
+export const statusLine = (shards: ReadonlyMap<string, ShardState>, elapsedMillis: number): string => {
   if (shards.size === 0) return "waiting for records…"
   const seconds = Math.max(elapsedMillis, 1) / 1_000
   return [...shards].sort(([a], [b]) => a.localeCompare(b)).map(([shardId, s]) =>
     `${shortShard(shardId)} ${(s.recent / seconds).toFixed(1)}/s lag ${
-      s.lastArrival === undefined ? "?" : `${Math.max(0, (now - s.lastArrival) / 1_000).toFixed(1)}s`
+      s.lagMillis === undefined ? "?" : `${(s.lagMillis / 1_000).toFixed(1)}s`
     }`
   ).join(" │ ")
 }
