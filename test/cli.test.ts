@@ -1,13 +1,13 @@
 /**
- * The `cygnus-kinesis` command line as a user gets it: the package packed (`npm pack`, which
- * builds it), the tarball installed with its peers into a fresh folder (once for this file),
- * and the installed bin run as a subprocess against kinesalite and s3rver.
+ * The `cygnus-kinesis` command line as a user gets it: the package built and packed
+ * (`npm pack`), the tarball installed with its peers into a fresh folder (once for this
+ * file), and the installed bin run as a subprocess against kinesalite and s3rver.
  */
 import { toJson, toJsonString } from "@bufbuild/protobuf"
 import { assert, describe, it } from "@effect/vitest"
 import { Array as Arr, Effect } from "effect"
 import { execFile, spawn } from "node:child_process"
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -30,8 +30,22 @@ let bin = ""
 beforeAll(async () => {
   folder = await mkdtemp(join(tmpdir(), "cygnus-cli-"))
   const run = promisify(execFile)
-  // npm pack runs prepack, which builds dist/ from src/.
-  const { stdout } = await run("npm", ["pack", "--json", "--pack-destination", folder], { cwd: root })
+  // The package as `npm pack` makes it (its "files", package.json, README), built into a copy
+  // of its own: other test files build and read the repository's dist/ at the same time.
+  const stage = join(folder, "package")
+  for (const path of ["package.json", "README.md", "proto", "src"]) {
+    await cp(join(root, path), join(stage, path), { recursive: true })
+  }
+  await run(process.execPath, [
+    join(root, "node_modules/typescript/bin/tsc"),
+    "-p",
+    join(root, "tsconfig.build.json"),
+    "--outDir",
+    join(stage, "dist")
+  ], { cwd: root })
+  const { stdout } = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", folder], {
+    cwd: stage
+  })
   const tarball = join(folder, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename)
   const manifest = JSON.parse(await readFile(join(root, "package.json"), "utf8")) as {
     devDependencies: Record<string, string>

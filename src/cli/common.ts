@@ -6,7 +6,8 @@
  */
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
-import { HelpDoc, Options } from "@effect/cli"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Config, Data, Effect, Layer, Option } from "effect"
 import { Kinesis } from "../Kinesis.js"

@@ -6,7 +6,8 @@
  * @internal
  */
 import { DescribeStreamSummaryCommand } from "@aws-sdk/client-kinesis"
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Config, Console, Effect, Layer, Option } from "effect"
 import { toKinesisError } from "../internal/awsError.js"
 import { WriterDefaults } from "../internal/config.js"

@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Either, Layer, Option } from "effect"
 import { readFile } from "node:fs/promises"
 import type { LambdaKinesisEvent, LambdaRecordResult } from "../RecordReader.js"

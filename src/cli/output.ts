@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Options } from "@effect/cli"
+import * as Options from "@effect/cli/Options"
 import { Effect, Option } from "effect"
 import type { DecodedRecord } from "../RecordReader.js"
 import type { RecordPlace, Style } from "./records.js"

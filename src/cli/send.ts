@@ -6,7 +6,8 @@
  * @internal
  */
 import { fromJsonString, toJson } from "@bufbuild/protobuf"
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Config, Console, Duration, Effect, Layer, Option, Ref, Schedule, Stream } from "effect"
 import { createReadStream } from "node:fs"
 import { appendFile } from "node:fs/promises"

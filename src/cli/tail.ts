@@ -6,7 +6,8 @@
  *
  * @internal
  */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import type { Duration } from "effect"
 import { Clock, DateTime, Effect, Either, Layer, Option, Schedule, Stream } from "effect"
 import type { Position, StreamRecord } from "../StreamReader.js"
