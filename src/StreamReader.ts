@@ -85,7 +85,7 @@ export type StreamOptions = StreamTarget & {
   readonly follow: boolean
   /** GetRecords' `Limit`: at most this many Kinesis records a call (1–10 000; default: Kinesis' 10 000). */
   readonly maxRecordsPerCall?: number | undefined
-  /** How long a shard at its tip waits before its next GetRecords. Default 1 s; never under 200 ms. */
+  /** How long a shard at its tip waits before its next GetRecords. Default 1 s; a shorter one than 200 ms counts as 200 ms. */
   readonly idleDelay?: Duration.DurationInput | undefined
   /**
    * Drop a `Decoded` record whose `record_id` was among the last ones seen (the writer's
@@ -105,6 +105,8 @@ interface Located {
   /** The record's place in its Kinesis record: 0, or its index among an aggregate's members. */
   readonly member: number
   readonly approximateArrivalTimestamp: Date | undefined
+  /** How far behind its shard's newest record the GetRecords answer that carried it was (0: at the tip). */
+  readonly millisBehindLatest: number | undefined
   /** The position to resume from once this record is handled: give it back in {@link From}'s `positions`. */
   readonly position: Position
 }

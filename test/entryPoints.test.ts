@@ -63,6 +63,7 @@ console.log(JSON.stringify({
       const name of [
         "KinesisWriter",
         "Kinesis",
+        "StreamReader",
         "LargePayloadStore",
         "KinesisMetrics",
         "Compressor",
@@ -75,7 +76,9 @@ console.log(JSON.stringify({
         "FileFormat"
       ]
     ) assert.include(keys["main"]!, name)
-    for (const name of ["RecordReader", "LargePayloadStore", "DecodeError", "DataFileV1Schema"]) {
+    for (
+      const name of ["RecordReader", "StreamReader", "Kinesis", "LargePayloadStore", "DecodeError", "DataFileV1Schema"]
+    ) {
       assert.include(keys["reader"]!, name)
     }
     assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
@@ -94,7 +97,7 @@ console.log(JSON.stringify({
     }
   })
 
-  it("./reader decodes a record with prom-client, @effect/platform-node and worker threads unavailable", () => {
+  it("./reader decodes a record and reads a stream with prom-client, @effect/platform-node and worker threads unavailable", () => {
     const out = runInPackage(
       `
 import { create, toBinary } from "@bufbuild/protobuf"
@@ -108,10 +111,19 @@ if (encoded._tag !== "Right") throw new Error("encode failed")
 const decoded = await Effect.runPromise(
   RecordReader.decodeRecord(encoded.right.data).pipe(Effect.provide(LargePayloadStore.layerMemory()))
 )
-console.log(decoded.dataFile.filePath, decoded.info.recordId)`,
+const { Stream } = await import("effect")
+const { Kinesis, StreamReader } = await import("cygnus-kinesis-writer/reader")
+const read = await Effect.runPromise(
+  StreamReader.stream({ streamName: "s", from: "trim-horizon", follow: false }).pipe(
+    Stream.runCollect,
+    Effect.provide(Kinesis.layer({ send: () => Promise.resolve({ Shards: [] }) })),
+    Effect.provide(LargePayloadStore.layerMemory())
+  )
+)
+console.log(decoded.dataFile.filePath, decoded.info.recordId, read.length)`,
       ["prom-client", "@effect/platform-node", "node:worker_threads", "worker_threads"]
     )
-    assert.strictEqual(out.trim(), "s3://b/k.parquet r-1")
+    assert.strictEqual(out.trim(), "s3://b/k.parquet r-1 0")
   })
 
   it("the package's internals cannot be imported", () => {

@@ -78,6 +78,15 @@ const writeMix = (streamName: string, bucket: string, seed: number) =>
     return byId
   })
 
+/** Follows the stream from trim-horizon in a fiber of its own, until `count` records came. */
+const followFirst = (streamName: string, bucket: string, count: number) =>
+  StreamReader.stream({ streamName, from: "trim-horizon", follow: true, idleDelay: "200 millis" }).pipe(
+    Stream.take(count),
+    Stream.runCollect,
+    Effect.provide(readerLayer(bucket)),
+    Effect.fork
+  )
+
 const decoded = (records: Iterable<SR.StreamRecord>) =>
   [...records].filter((r): r is Extract<SR.StreamRecord, { _tag: "Decoded" }> => r._tag === "Decoded")
 
@@ -129,13 +138,7 @@ describe("StreamReader against kinesalite and s3rver", () => {
   it.live("follows a live stream: records written while it reads come out as they arrive", () =>
     Effect.gen(function*() {
       const [streamName, bucket] = [yield* newStream(2), yield* newBucket]
-      const tail = yield* StreamReader.stream({
-        streamName,
-        from: "trim-horizon",
-        follow: true,
-        idleDelay: "200 millis"
-      })
-        .pipe(Stream.take(30), Stream.runCollect, Effect.provide(readerLayer(bucket)), Effect.fork)
+      const tail = yield* followFirst(streamName, bucket, 30)
       let ids: ReadonlyArray<string> = []
       for (let round = 0; round < 3; round++) {
         ids = ids.concat(yield* write(streamName, bucket, RecordGenerator.makeDataFiles(10, { seed: 10 * round + 1 })))
@@ -174,13 +177,7 @@ describe("StreamReader against kinesalite and s3rver", () => {
     Effect.gen(function*() {
       const [streamName, bucket] = [yield* newStream(2), yield* newBucket]
       const before = yield* write(streamName, bucket, RecordGenerator.makeDataFiles(40, { seed: 300 }))
-      const reading = yield* StreamReader.stream({
-        streamName,
-        from: "trim-horizon",
-        follow: true,
-        idleDelay: "200 millis"
-      })
-        .pipe(Stream.take(80), Stream.runCollect, Effect.provide(readerLayer(bucket)), Effect.fork)
+      const reading = yield* followFirst(streamName, bucket, 80)
       yield* Effect.promise(() =>
         kinesisClient.send(
           new SplitShardCommand({

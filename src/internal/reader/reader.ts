@@ -8,7 +8,7 @@
  * @internal
  */
 import type { Duration, Scope } from "effect"
-import { Chunk, Effect, Exit, Queue, Stream, Take } from "effect"
+import { Chunk, Effect, Queue, Stream, Take } from "effect"
 import { KinesisError } from "../../Errors.js"
 import { Kinesis } from "../../Kinesis.js"
 import type { ShardRange } from "../../Kinesis.js"
@@ -57,8 +57,12 @@ export const makeStream = (
       Queue.shutdown
     )
     yield* Effect.forkScoped(
+      // Not a finalizer: an offer to a full queue must stay interruptible when the consumer stops.
       coordinate(options, queue).pipe(
-        Effect.onExit((exit) => Exit.isSuccess(exit) ? queue.offer(Take.end) : queue.offer(Take.failCause(exit.cause)))
+        Effect.matchCauseEffect({
+          onSuccess: () => queue.offer(Take.end),
+          onFailure: (cause) => queue.offer(Take.failCause(cause))
+        })
       )
     )
     const window = options.dedupeWindow === undefined ? undefined : new DedupeWindow(options.dedupeWindow)

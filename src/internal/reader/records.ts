@@ -35,6 +35,7 @@ export const toStreamRecords = (
   options: {
     readonly concurrency: number
     readonly skipThrough?: { readonly sequenceNumber: string; readonly member: number } | undefined
+    readonly millisBehindLatest: number | undefined
   }
 ): Effect.Effect<Array<StreamRecord>, never, LargePayloadStore> => {
   const pending: Array<Pending> = []
@@ -46,6 +47,7 @@ export const toStreamRecords = (
       partitionKey: record.partitionKey,
       member,
       approximateArrivalTimestamp: record.approximateArrivalTimestamp,
+      millisBehindLatest: options.millisBehindLatest,
       position: last ? { sequenceNumber: record.sequenceNumber } : { sequenceNumber: record.sequenceNumber, member }
     })
     const decoded = decodeRecordDataAllSync(record.data)

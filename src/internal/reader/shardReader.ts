@@ -7,8 +7,7 @@
  *
  * @internal
  */
-import type { Duration } from "effect"
-import { Effect, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import { KinesisError } from "../../Errors.js"
 import type { GetRecordsResult, ShardIteratorStart, ShardRange } from "../../Kinesis.js"
 import { Kinesis } from "../../Kinesis.js"
@@ -105,7 +104,8 @@ export const readShard = Effect.fnUntraced(function*(
     if (last !== undefined) {
       const elements = yield* toStreamRecords(shard.shardId, result.records, {
         concurrency: options.pointerConcurrency,
-        skipThrough: options.start.skipThrough
+        skipThrough: options.start.skipThrough,
+        millisBehindLatest: result.millisBehindLatest
       })
       if (elements.length > 0) yield* options.emit(elements)
       resume = { _tag: "AfterSequenceNumber", sequenceNumber: last.sequenceNumber }
@@ -116,8 +116,9 @@ export const readShard = Effect.fnUntraced(function*(
   })
 
   // A shard at its tip waits `idleDelay`; one still behind, only the least interval.
+  const idle = Duration.max(options.idleDelay, Duration.decode(MIN_CALL_INTERVAL))
   const spacing = Schedule.identity<Outcome>().pipe(
-    Schedule.addDelay((outcome) => outcome === "AtTip" && shard.open ? options.idleDelay : MIN_CALL_INTERVAL)
+    Schedule.addDelay((outcome) => outcome === "AtTip" && shard.open ? idle : MIN_CALL_INTERVAL)
   )
   const end = yield* Effect.repeat(step, {
     schedule: spacing,
