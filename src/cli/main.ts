@@ -10,7 +10,7 @@ import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, ConfigError, Effect, Exit, Option } from "effect"
 import { createRequire } from "node:module"
 import { describe } from "./describe.js"
 import { inspect } from "./inspect.js"
@@ -50,15 +50,11 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<number> =>
     const message = error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
       ? String((error as { message: unknown }).message)
       : String(error)
-    const status = tag === "UsageError" || tag === "ConfigError" || isConfigError(error) ? USAGE : FAILED
+    const status = tag === "UsageError" || ConfigError.isConfigError(error) ? USAGE : FAILED
     process.stderr.write(`cygnus-kinesis: ${oneLine(tag, message)}\n`)
     if (verbose) process.stderr.write(`${Cause.pretty(cause, { renderErrorCause: true })}\n`)
     return status
   })
-
-const isConfigError = (error: unknown) =>
-  typeof error === "object" && error !== null && "_op" in error &&
-  ["And", "Or", "InvalidData", "MissingData", "SourceUnavailable", "Unsupported"].includes(String(error._op))
 
 /** A message without the name of a tag that says nothing to a person; a CommandFailed message may span lines. */
 const oneLine = (tag: string | undefined, message: string) =>
@@ -71,5 +67,12 @@ const main = Effect.suspend(() => cli(process.argv)).pipe(
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) && typeof exit.value === "number" ? exit.value : INTERRUPTED)
+  teardown: (exit, onExit) =>
+    onExit(
+      Exit.isSuccess(exit)
+        ? typeof exit.value === "number" ? exit.value : 0
+        : Cause.isInterruptedOnly(exit.cause)
+        ? INTERRUPTED
+        : FAILED
+    )
 })

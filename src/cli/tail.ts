@@ -36,7 +36,7 @@ interface ShardState {
   records: number
   /** Records since the status line was last drawn. */
   recent: number
-  /** How long before it was shown the last record arrived on the stream. */
+  /** How far behind its shard's tip the last record shown was (see {@link lagOf}). */
   lagMillis: number | undefined
 }
 
@@ -60,8 +60,7 @@ export const runTail = <E, R>(
         state.position = element.position
         state.records++
         state.recent++
-        const arrival = element.approximateArrivalTimestamp?.getTime()
-        if (arrival !== undefined) state.lagMillis = Math.max(0, Date.now() - arrival)
+        state.lagMillis = lagOf(element, Date.now()) ?? state.lagMillis
         return element._tag === "Decoded"
           ? output.record(element.record, element)
           : output.failure(element.error.message, element)
@@ -87,8 +86,19 @@ export const runTail = <E, R>(
 const shortShard = (shardId: string) => shardId.replace(/^shardId-0*(?=\d)/, "#")
 
 /**
- * `#0 12.0/s lag 0.4s │ #1 …`: each shard's rate since the last line, and how long its last
- * record had been on the stream when it was shown.
+ * How far behind its shard's tip a record was read: the `MillisBehindLatest` of its GetRecords
+ * answer, or, where the endpoint does not report one, how long the record had been on the
+ * stream when it was shown.
+ */
+const lagOf = (record: StreamRecord, now: number): number | undefined => {
+  if (record.millisBehindLatest !== undefined) return record.millisBehindLatest
+  const arrival = record.approximateArrivalTimestamp?.getTime()
+  return arrival === undefined ? undefined : Math.max(0, now - arrival)
+}
+
+/**
+ * `#0 12.0/s lag 0.4s │ #1 …`: each shard's rate since the last line, and how far behind its
+ * tip its last record was read.
  */
 export const statusLine = (shards: ReadonlyMap<string, ShardState>, elapsedMillis: number): string => {
   if (shards.size === 0) return "waiting for records…"
