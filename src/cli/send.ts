@@ -153,7 +153,15 @@ export const send = Command.make("send", options, (given) =>
       Effect.repeat(Schedule.spaced(Duration.millis(200)))
     )
     yield* (terminal ? Effect.raceFirst(run, Effect.zipRight(ticker, Effect.never)) : run).pipe(
-      Effect.ensuring(Effect.sync(() => terminal && process.stderr.write("\r\x1b[2K")))
+      Effect.ensuring(Effect.sync(() => terminal && process.stderr.write("\r\x1b[2K"))),
+      // Ctrl-C: what was settled so far; the producer then delivers what it holds within its
+      // shutdownTimeout, as its scope closes.
+      Effect.onInterrupt(() =>
+        Effect.flatMap(Ref.get(counts), (c) =>
+          Console.log(
+            `${summary(c, given.stream, started)}; interrupted with ${fmt(c.read - c.delivered - c.failed)} unsettled`
+          ))
+      )
     )
     const final = yield* Ref.get(counts)
     yield* Console.log(summary(final, given.stream, started))
