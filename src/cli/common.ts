@@ -10,6 +10,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Config, Data, Effect, Layer, Option } from "effect"
+import { LargePayloadStoreError } from "../Errors.js"
 import { Kinesis } from "../Kinesis.js"
 import { LargePayloadStore } from "../LargePayloadStore.js"
 
@@ -93,7 +94,7 @@ export const makeKinesisClient = (aws: AwsOptions) =>
 
 /**
  * The S3 store of large payloads. Reading a pointer uses the bucket the pointer names; the
- * bucket given here is where `send` writes (and, when none is given, a placeholder).
+ * bucket given here is where `send` writes: without one, only a write fails.
  */
 export const storeLayer = (aws: AwsOptions): Layer.Layer<LargePayloadStore> =>
   Layer.scoped(
@@ -108,8 +109,25 @@ export const storeLayer = (aws: AwsOptions): Layer.Layer<LargePayloadStore> =>
         ),
         (client) => Effect.sync(() => client.destroy())
       ),
-      (client) => LargePayloadStore.makeS3({ client, bucket: Option.getOrElse(aws.bucket, () => "") })
+      (client) => {
+        const store = LargePayloadStore.makeS3({ client, bucket: Option.getOrElse(aws.bucket, () => "") })
+        // Nothing is ever written without a bucket: nothing to delete either.
+        return Option.isSome(aws.bucket) ? store : { ...store, write: noBucket, delete: () => Effect.void }
+      }
     )
+  )
+
+/** Without `--bucket`, a record large enough for S3 fails alone, saying why. */
+const noBucket = (key: string) =>
+  Effect.fail(
+    new LargePayloadStoreError({
+      operation: "write",
+      bucket: "",
+      key,
+      errorName: "NoBucket",
+      retryable: false,
+      cause: new Error("a record over the large-payload threshold needs --bucket (or LARGE_PAYLOAD_BUCKET)")
+    })
   )
 
 /** A command line that asks for something that cannot be done: exit status 2. */
