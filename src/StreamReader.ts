@@ -10,11 +10,12 @@
  *
  * @since 0.1.0
  */
-import { ConfigError, Duration, Effect, Either, Stream } from "effect"
+import type { ConfigError, Duration } from "effect"
+import { Effect, Stream } from "effect"
 import type { KinesisError } from "./Errors.js"
 import { toPosition } from "./internal/reader/lineage.js"
+import { resolveOptions } from "./internal/reader/options.js"
 import { makeStream } from "./internal/reader/reader.js"
-import type { ResolvedReaderOptions } from "./internal/reader/reader.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
 import type { Kinesis } from "./Kinesis.js"
 import type { LargePayloadStore } from "./LargePayloadStore.js"
@@ -131,7 +132,9 @@ export type StreamRecord =
  *   is re-acquired after the last record read; every call is bounded by `requestTimeout`.
  * - After a reshard a parent is read to its end before its children; records of one shard
  *   come in order; shards interleave.
- * - A record that cannot be decoded is a `Failed` element; the stream goes on.
+ * - A record that cannot be decoded is a `Failed` element; the stream goes on. A large
+ *   payload's read is bounded by `requestTimeout` too, and retried a few times when it failed
+ *   retryably before it counts as failed.
  * - A slow consumer makes the shard fibers wait: at most 4 decoded GetRecords answers wait
  *   for it, and one per shard.
  *
@@ -195,103 +198,3 @@ export const positions = (
   for (const record of records) map.set(record.shardId, record.position)
   return map
 }
-
-const DEFAULTS = {
-  idleDelay: Duration.seconds(1),
-  requestTimeout: Duration.seconds(30),
-  maxConcurrentPayloadReads: 8,
-  dedupeWindow: 10_000
-} as const
-
-const invalid = (field: string, requirement: string, value: unknown) =>
-  ConfigError.InvalidData([field], `${field} ${requirement}, got ${describe(value)}`)
-
-const describe = (value: unknown): string =>
-  value instanceof Date ? String(value) : JSON.stringify(value) ?? String(value)
-
-const isCount = (value: unknown, max: number): value is number =>
-  typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max
-
-const duration = (field: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
-  if (value === undefined) return Either.right(fallback)
-  const decoded = Duration.decodeUnknown(value)
-  return decoded._tag === "Some" && Duration.greaterThan(decoded.value, Duration.zero)
-    ? Either.right(decoded.value)
-    : Either.left(invalid(field, "must be a positive duration", value))
-}
-
-/** The stream's name, given or taken from its ARN (`arn:aws:kinesis:<region>:<account>:stream/<name>`). */
-const streamNameOf = (options: StreamTarget): Either.Either<string, ConfigError.ConfigError> => {
-  if (options.streamName !== undefined) {
-    return options.streamName === ""
-      ? Either.left(invalid("streamName", "must not be empty", options.streamName))
-      : Either.right(options.streamName)
-  }
-  const name = /^arn:[^:]+:kinesis:[^:]*:[^:]*:stream\/(.+)$/.exec(options.streamArn ?? "")?.[1]
-  return name === undefined
-    ? Either.left(
-      invalid("streamArn", "must be a Kinesis stream ARN (arn:aws:kinesis:…:stream/<name>)", options.streamArn)
-    )
-    : Either.right(name)
-}
-
-const checkFrom = (from: From): Either.Either<From, ConfigError.ConfigError> => {
-  if (from === "trim-horizon" || from === "latest") return Either.right(from)
-  if (typeof from === "object" && from !== null && "timestamp" in from) {
-    return from.timestamp instanceof Date && !Number.isNaN(from.timestamp.getTime())
-      ? Either.right(from)
-      : Either.left(invalid("from.timestamp", "must be a valid Date", from.timestamp))
-  }
-  if (typeof from === "object" && from !== null && "positions" in from && from.positions instanceof Map) {
-    for (const [shardId, position] of from.positions) {
-      const { member, sequenceNumber } = toPosition(position)
-      if (!/^\d+$/.test(sequenceNumber)) {
-        return Either.left(invalid(`from.positions[${shardId}]`, "must be a sequence number (digits)", position))
-      }
-      if (member !== undefined && !(Number.isInteger(member) && member >= 0)) {
-        return Either.left(invalid(`from.positions[${shardId}].member`, "must be an integer ≥ 0", member))
-      }
-    }
-    return Either.right(from)
-  }
-  return Either.left(
-    invalid("from", "must be \"trim-horizon\", \"latest\", { timestamp: Date } or { positions: Map }", from)
-  )
-}
-
-const resolveOptions = (options: StreamOptions): Effect.Effect<ResolvedReaderOptions, ConfigError.ConfigError> =>
-  Effect.gen(function*() {
-    const streamName = yield* streamNameOf(options)
-    const from = yield* checkFrom(options.from)
-    if (typeof options.follow !== "boolean") {
-      return yield* Effect.fail(invalid("follow", "must be true or false", options.follow))
-    }
-    const limit = options.maxRecordsPerCall
-    if (limit !== undefined && !isCount(limit, 10_000)) {
-      return yield* Effect.fail(invalid("maxRecordsPerCall", "must be an integer from 1 to 10000", limit))
-    }
-    const payloadReads = options.maxConcurrentPayloadReads ?? DEFAULTS.maxConcurrentPayloadReads
-    if (!isCount(payloadReads, 1_000)) {
-      return yield* Effect.fail(invalid("maxConcurrentPayloadReads", "must be an integer from 1 to 1000", payloadReads))
-    }
-    const dedupe = options.dedupe
-    const dedupeWindow = dedupe === undefined || dedupe === false
-      ? undefined
-      : dedupe === true
-      ? DEFAULTS.dedupeWindow
-      : dedupe.window
-    if (dedupeWindow !== undefined && !isCount(dedupeWindow, 10_000_000)) {
-      return yield* Effect.fail(invalid("dedupe.window", "must be an integer from 1 to 10000000", dedupeWindow))
-    }
-    return {
-      streamName,
-      streamArn: options.streamArn,
-      from,
-      follow: options.follow,
-      limit,
-      idleDelay: yield* duration("idleDelay", options.idleDelay, DEFAULTS.idleDelay),
-      requestTimeout: yield* duration("requestTimeout", options.requestTimeout, DEFAULTS.requestTimeout),
-      pointerConcurrency: payloadReads,
-      dedupeWindow
-    }
-  })

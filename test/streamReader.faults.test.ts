@@ -6,10 +6,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import type { KinesisRecord } from "../src/index.js"
-import { LargePayloadStore, RecordCodec, StreamReader } from "../src/index.js"
+import { KinesisWriter, LargePayloadStore, LargePayloadStoreError, RecordCodec, StreamReader } from "../src/index.js"
+import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { DoubleShard, ReadCall } from "./support/readingKinesis.js"
 import { readingKinesis } from "./support/readingKinesis.js"
+import { writerLayer } from "./support/writerLayers.js"
 
 /** `count` records with ids `${prefix}-0…`, sequence numbers from `first`. */
 const records = (count: number, prefix: string, first = 1_000): Array<KinesisRecord> =>
@@ -149,6 +151,57 @@ describe("StreamReader under faults (reading double, TestClock)", () => {
       )
       // The first attempt and 12 retries, each cut at 2 s.
       assert.strictEqual(getRecordsCalls(double.calls).length, 13)
+    }))
+
+  it.effect("a large payload whose read fails retryably is read again; one that is missing is its record's Failed", () =>
+    Effect.gen(function*() {
+      const memory = yield* LargePayloadStore.makeMemory("bucket")
+      const batch = [1, 2].map((seed) => RecordGenerator.makeDataFile({ seed, serializedBytes: 6_000 }))
+      const data = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(batch)).pipe(
+        Effect.zipRight(Effect.flatMap(KinesisTestRecorder, (r) => r.calls)),
+        Effect.map((calls) => calls.flatMap((c) => c.request.records.map((r) => r.data))),
+        Effect.provide(
+          writerLayer(undefined, { largePayloadThreshold: 5_000 }, {
+            store: Layer.succeed(LargePayloadStore, memory.service)
+          })
+        )
+      )
+      const keys = [...(yield* memory.objects).keys()].map((k) => k.slice("bucket/".length))
+      let reads = 0
+      // The first read of the first payload is throttled; the second payload is gone.
+      const store = LargePayloadStore.of({
+        ...memory.service,
+        read: (location) =>
+          Effect.suspend(() => {
+            reads++
+            const fail = (errorName: string, retryable: boolean) =>
+              Effect.fail(new LargePayloadStoreError({ operation: "read", ...location, errorName, retryable }))
+            if (location.key === keys[1]) return fail("NoSuchKey", false)
+            return reads === 1 ? fail("SlowDown", true) : memory.service.read(location)
+          })
+      })
+      const double = readingKinesis([{
+        shardId: "shardId-000000000000",
+        records: data.map((d, i) => ({ sequenceNumber: String(1_000 + i), partitionKey: "k", data: d })),
+        open: true
+      }])
+      const fiber = yield* StreamReader.stream({ streamName: "double", from: "trim-horizon", follow: false }).pipe(
+        Stream.runCollect,
+        Effect.provide(Layer.merge(double.layer, Layer.succeed(LargePayloadStore, store))),
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 minute")
+      const elements = Chunk.toArray(yield* Fiber.join(fiber))
+      const decoded = elements.filter((e) => e._tag === "Decoded")
+      const failed = elements.filter((e) => e._tag === "Failed")
+      assert.strictEqual(decoded.length, 1, "the throttled read was retried")
+      assert.strictEqual(failed.length, 1)
+      assert.isTrue(decoded.every((e) => e._tag === "Decoded" && e.record.largePayload?.key !== keys[1]))
+      assert.isTrue(failed.every((e) => e._tag === "Failed" && e.error._tag === "LargePayloadStoreError"))
+      assert.deepStrictEqual(
+        failed.map((e) => e._tag === "Failed" && e.error._tag === "LargePayloadStoreError" && e.error.key),
+        [keys[1]!]
+      )
     }))
 
   it.effect("a consumer that stops pulling makes the shard readers wait: calls stop, memory stays bounded", () =>

@@ -125,6 +125,7 @@ describe("StreamReader against kinesalite and s3rver", () => {
         Stream.runCollect,
         Effect.provide(readerLayer(bucket))
       )
+      assert.deepStrictEqual(Chunk.toArray(records).flatMap((r) => r._tag === "Failed" ? [r.error.message] : []), [])
       assert.deepStrictEqual([...idsOnce(records)].sort(), [...written.keys()].sort())
       for (const r of decoded(records)) {
         assert.isTrue(equals(DataFileV1Schema, r.record.dataFile, written.get(r.record.info.recordId)!))
@@ -171,6 +172,22 @@ describe("StreamReader against kinesalite and s3rver", () => {
       // Resuming at the end reads nothing more.
       const after = yield* Stream.runCollect(read({ positions: StreamReader.positions(rest, checkpoint) }))
       assert.strictEqual(after.length, 0)
+    }))
+
+  it.live("from a timestamp, reads only the records that arrived at or after it", () =>
+    Effect.gen(function*() {
+      const [streamName, bucket] = [yield* newStream(1), yield* newBucket]
+      yield* write(streamName, bucket, RecordGenerator.makeDataFiles(5, { seed: 900 }))
+      // Arrival times are kept to the second or finer: a clear second apart.
+      yield* Effect.sleep("1100 millis")
+      const timestamp = new Date()
+      yield* Effect.sleep("1100 millis")
+      const later = yield* write(streamName, bucket, RecordGenerator.makeDataFiles(5, { seed: 950 }))
+      const records = yield* StreamReader.stream({ streamName, from: { timestamp }, follow: false }).pipe(
+        Stream.runCollect,
+        Effect.provide(readerLayer(bucket))
+      )
+      assert.deepStrictEqual([...idsOnce(records)], later)
     }))
 
   it.live("across a split mid-read: every record once, each shard in order, a parent before its children", () =>

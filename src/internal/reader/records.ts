@@ -5,14 +5,17 @@
  *
  * @internal
  */
+import type { Duration } from "effect"
 import { Effect, Either } from "effect"
-import { DecodeError } from "../../Errors.js"
+import { DecodeError, LargePayloadStoreError } from "../../Errors.js"
 import type { KinesisRecord } from "../../Kinesis.js"
 import type { LargePayloadStore } from "../../LargePayloadStore.js"
 import type { ReadError } from "../../RecordReader.js"
 import type { StreamRecord } from "../../StreamReader.js"
+import { backoff } from "../backoff.js"
 import type { DecodedEntryRecord } from "../codec.js"
 import { decodeRecordDataAllSync } from "../codec.js"
+import { withRequestTimeout } from "../timeout.js"
 import { resolve } from "./resolve.js"
 
 /** One logical record before its data file is resolved. */
@@ -36,6 +39,7 @@ export const toStreamRecords = (
     readonly concurrency: number
     readonly skipThrough?: { readonly sequenceNumber: string; readonly member: number } | undefined
     readonly millisBehindLatest: number | undefined
+    readonly requestTimeout: Duration.Duration
   }
 ): Effect.Effect<Array<StreamRecord>, never, LargePayloadStore> => {
   const pending: Array<Pending> = []
@@ -72,10 +76,29 @@ export const toStreamRecords = (
   return Effect.forEach(pending, (p): Effect.Effect<StreamRecord, never, LargePayloadStore> =>
     p._tag === "Failed"
       ? Effect.succeed({ _tag: "Failed", ...p.base, error: p.error })
-      : Effect.match(resolve(p.entry), {
+      : Effect.match(resolveBounded(p.entry, options.requestTimeout), {
         onSuccess: (record): StreamRecord => ({ _tag: "Decoded", ...p.base, record }),
         onFailure: (error): StreamRecord => ({ _tag: "Failed", ...p.base, error })
       }), { concurrency: options.concurrency })
+}
+
+/** Retries of a large payload's read that failed retryably (throttling, 5xx, a timeout, a network fault). */
+const payloadRetry = backoff({ base: "200 millis", cap: "5 seconds", maxRetries: 4 })
+
+/**
+ * An entry to its data file; a large payload's read bounded by `requestTimeout` and retried
+ * a few times when it failed retryably, before it becomes the member's `Failed`.
+ */
+const resolveBounded = (entry: DecodedEntryRecord, requestTimeout: Duration.Duration) => {
+  if (entry.entry._tag === "standard") return resolve(entry)
+  const { bucket, key } = entry.entry.pointer
+  return resolve(entry).pipe(
+    withRequestTimeout(
+      requestTimeout,
+      (facts) => new LargePayloadStoreError({ operation: "read", bucket, key, ...facts })
+    ),
+    Effect.retry({ schedule: payloadRetry, while: (e) => e._tag === "LargePayloadStoreError" && e.retryable })
+  )
 }
 
 /**

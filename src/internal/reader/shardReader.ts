@@ -105,7 +105,8 @@ export const readShard = Effect.fnUntraced(function*(
       const elements = yield* toStreamRecords(shard.shardId, result.records, {
         concurrency: options.pointerConcurrency,
         skipThrough: options.start.skipThrough,
-        millisBehindLatest: result.millisBehindLatest
+        millisBehindLatest: result.millisBehindLatest,
+        requestTimeout: options.requestTimeout
       })
       if (elements.length > 0) yield* options.emit(elements)
       resume = { _tag: "AfterSequenceNumber", sequenceNumber: last.sequenceNumber }
