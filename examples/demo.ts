@@ -215,6 +215,8 @@ interface Target {
   readonly s3: S3Client
   /** Whether the servers are ours, fresh and empty: then anything unexpected on the stream is a failure. */
   readonly embedded: boolean
+  /** The endpoints and region the CLI needs to look at the same stream (none for AWS's own). */
+  readonly cliFlags: ReadonlyArray<string>
 }
 
 const attempt = <A>(step: string, f: () => Promise<A>) =>
@@ -242,7 +244,8 @@ const acquireTarget = (options: DemoOptions): Effect.Effect<Target, DemoError, S
         description: `embedded servers (Kinesis ${aws.kinesisEndpoint}, S3 ${aws.s3Endpoint})`,
         kinesis: yield* scopedClient(() => makeKinesisClient(aws.kinesisEndpoint, region)),
         s3: yield* scopedClient(() => makeS3Client(aws.s3Endpoint, region)),
-        embedded: true
+        embedded: true,
+        cliFlags: ["--endpoint", aws.kinesisEndpoint, "--s3-endpoint", aws.s3Endpoint, "--region", region]
       }
     }
     // An endpoint (LocalStack) or AWS itself, with the SDK's default credential chain.
@@ -269,9 +272,38 @@ const acquireTarget = (options: DemoOptions): Effect.Effect<Target, DemoError, S
           ...(s3Endpoint === undefined ? {} : { endpoint: s3Endpoint, forcePathStyle: true })
         })
       ),
-      embedded: false
+      embedded: false,
+      cliFlags: [
+        ...(options.endpoint === undefined ? [] : ["--endpoint", options.endpoint]),
+        ...(s3Endpoint === undefined ? [] : ["--s3-endpoint", s3Endpoint]),
+        ...(region === undefined ? [] : ["--region", region])
+      ]
     }
   })
+
+/**
+ * How to look at what the demo wrote with the `cygnus-kinesis` command line (`npm run cli --`
+ * in this repository, `npx cygnus-kinesis` where the package is installed).
+ */
+const cliCommands = (target: Target, stream: string, options: KinesisWriterOptions): Array<string> => {
+  const flags = target.cliFlags.join(" ")
+  const run = "npm run cli --"
+  return [
+    "",
+    "# Look at what the demo wrote with the command line (npx cygnus-kinesis where the package is installed):",
+    ...(target.embedded
+      ? [
+        "# the embedded servers stopped with the demo; point it at servers that stay (LocalStack:",
+        "# npm run demo -- --endpoint http://localhost:4566, or AWS: --stream NAME --bucket NAME) to run these on them",
+        "# with the credentials s3rver accepts: export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER"
+      ]
+      : []),
+    `${run} describe --stream ${stream} ${flags} --log-group-id ${options.logGroupId} --schema-name ${options.schemaName} --distribution-factor ${options.distributionFactor}`,
+    `${run} tail --stream ${stream} --no-follow --format pretty ${flags}`,
+    `${run} tail --stream ${stream} --no-follow ${flags} | jq -c '{filePath, large}'`,
+    `${run} tail --stream ${stream} --from latest ${flags}    # follow it live; Ctrl-C says where each shard stood`
+  ]
+}
 
 const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
 
@@ -487,7 +519,8 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
       // The record limit the writer works to: the stream's own, where the endpoint reports one.
       const summary = yield* Kinesis.make(target.kinesis).describeStreamSummary(stream, undefined)
       const recordLimit = (summary.maxRecordSizeInKiB ?? 1024) * 1024
-      return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit }
+      const cli = cliCommands(target, stream, writerOptions)
+      return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit, cli }
     }).pipe(Effect.provide(Layer.merge(WriterLive, ReaderLive)))
   })
 
@@ -577,7 +610,15 @@ const producerRoundTrip = (options: DemoOptions, registry: Registry) =>
         target.embedded || options.stream === undefined
       ).pipe(Effect.provide(ReaderLive))
     )
-    return { checked, delivered, sendTime, readTime, verifyTime, bucket }
+    return {
+      checked,
+      delivered,
+      sendTime,
+      readTime,
+      verifyTime,
+      bucket,
+      cli: cliCommands(target, stream, writerOptions)
+    }
   })
 
 /** The producer's round trip, then its summary and the metrics. */
@@ -608,7 +649,8 @@ const runProducerAndReport = (options: DemoOptions, registry: Registry) =>
       }, verify ${formatDuration(run.verifyTime)})`,
       "",
       "# Prometheus metrics",
-      yield* Effect.promise(() => registry.metrics())
+      yield* Effect.promise(() => registry.metrics()),
+      ...run.cli
     ]
     yield* Console.log(lines.join("\n"))
   })
@@ -655,7 +697,8 @@ const runAndReport = (options: DemoOptions, registry: Registry) =>
       }, verify ${formatDuration(run.verifyTime)})`,
       "",
       "# Prometheus metrics",
-      yield* Effect.promise(() => registry.metrics())
+      yield* Effect.promise(() => registry.metrics()),
+      ...run.cli
     ]
     yield* Console.log(lines.join("\n"))
   })

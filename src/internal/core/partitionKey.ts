@@ -57,13 +57,21 @@ export interface PartitionKeyParts {
 }
 
 /**
+ * The partition-key prefix of distribution bucket `bucket`: `{logGroupId}-{schemaName}-{bucket}-`.
+ *
+ * @internal
+ */
+export const bucketKeyPrefix = (parts: PartitionKeyParts, bucket: number): string =>
+  `${parts.logGroupId}-${parts.schemaName}-${bucket}-`
+
+/**
  * The part of a record's partition key that does not change across attempts:
  * `{logGroupId}-{schemaName}-{bucket}-`.
  *
  * @internal
  */
 export const partitionKeyPrefix = (parts: PartitionKeyParts, filePath: string, distributionFactor: number): string =>
-  `${parts.logGroupId}-${parts.schemaName}-${distributionBucket(filePath, distributionFactor)}-`
+  bucketKeyPrefix(parts, distributionBucket(filePath, distributionFactor))
 
 /**
  * {@link partitionKeyPrefix} for many records of one configuration: the prefixes of the
@@ -76,7 +84,7 @@ export const partitionKeyPrefixes = (
   distributionFactor: number
 ): (filePath: string) => string => {
   const buckets = Math.max(1, Math.floor(distributionFactor))
-  const prefixes = Array.from({ length: buckets }, (_, bucket) => `${parts.logGroupId}-${parts.schemaName}-${bucket}-`)
+  const prefixes = Array.from({ length: buckets }, (_, bucket) => bucketKeyPrefix(parts, bucket))
   return (filePath) => prefixes[fnv1a32(filePath) % buckets]!
 }
 
