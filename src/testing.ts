@@ -21,3 +21,6 @@ export * as ShardSimulator from "./ShardSimulator.js"
 
 /** Lambda Kinesis events built from records, as Lambda delivers them. @since 0.1.0 */
 export * as LambdaEvent from "./LambdaEvent.js"
+
+/** kinesalite and s3rver on loopback, with streams and buckets made, for a test or a script. @since 0.1.0 */
+export * from "./LocalAws.js"
