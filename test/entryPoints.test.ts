@@ -78,7 +78,14 @@ console.log(JSON.stringify({
     for (const name of ["RecordReader", "LargePayloadStore", "DecodeError", "DataFileV1Schema"]) {
       assert.include(keys["reader"]!, name)
     }
-    assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
+    assert.deepStrictEqual(keys["testing"], [
+      "KinesisTest",
+      "LambdaEvent",
+      "LocalAws",
+      "LocalAwsError",
+      "RecordGenerator",
+      "ShardSimulator"
+    ])
     assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "MetricsServerError", "PrometheusMetrics"])
     // The index carries no generated file descriptor and no internal helper.
     for (
@@ -112,6 +119,19 @@ console.log(decoded.dataFile.filePath, decoded.info.recordId)`,
       ["prom-client", "@effect/platform-node", "node:worker_threads", "worker_threads"]
     )
     assert.strictEqual(out.trim(), "s3://b/k.parquet r-1")
+  })
+
+  it("./testing loads and builds Lambda events without kinesalite and s3rver; LocalAws.start then names the package to install", () => {
+    const out = runInPackage(
+      `
+import { Effect } from "effect"
+import { LambdaEvent, LocalAws, RecordGenerator } from "cygnus-kinesis-writer/testing"
+const event = await Effect.runPromise(LambdaEvent.fromDataFiles(RecordGenerator.makeDataFiles(2)))
+const error = await Effect.runPromise(Effect.flip(Effect.scoped(LocalAws.start())))
+console.log(event.Records.length, error._tag, error.step, error.subject)`,
+      ["kinesalite", "s3rver"]
+    )
+    assert.strictEqual(out.trim(), "2 LocalAwsError import kinesalite")
   })
 
   it("the package's internals cannot be imported", () => {
