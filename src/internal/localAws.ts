@@ -52,7 +52,11 @@ export const LOCAL_REGION = "us-east-1"
 
 const LOOPBACK = "127.0.0.1"
 
-const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+/** The AWS error name (`ResourceInUseException`, …) before the message, when there is one. */
+const errorText = (cause: unknown): string =>
+  cause instanceof Error
+    ? cause.name === "Error" || cause.name === "" ? cause.message : `${cause.name}: ${cause.message}`
+    : String(cause)
 
 /** Imports an optional peer dependency, or names the package to install. */
 const importPeer = <A>(name: string, load: () => Promise<A>): Effect.Effect<A, LocalAwsError> =>
