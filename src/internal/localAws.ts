@@ -12,6 +12,9 @@
  *
  * @internal
  */
+// The typings of two untyped packages, for whatever compiles this file (tsc drops the reference from declarations).
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference
+/// <reference path="./vendor.d.ts" />
 import { CreateStreamCommand, DescribeStreamSummaryCommand } from "@aws-sdk/client-kinesis"
 import type { KinesisClient, KinesisClientConfig } from "@aws-sdk/client-kinesis"
 import { CreateBucketCommand } from "@aws-sdk/client-s3"
