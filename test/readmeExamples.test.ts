@@ -25,6 +25,13 @@ describe("README examples that run", () => {
     })
   }
 
+  it("the Node.js versions the README states are package.json's engines, and this run's Node is one of them", () => {
+    const engines = (JSON.parse(read("package.json")) as { engines: { node: string } }).engines.node
+    assert.strictEqual(engines, ">=20")
+    assert.include(read("README.md"), "Node.js: 20 or later (`engines`: `>=20`)")
+    assert.isAtLeast(Number(process.versions.node.split(".")[0]), 20)
+  })
+
   it.live("the LocalAws example starts the servers, writes 100 records through them and closes them", () => {
     const capture = captureLogs()
     return Effect.gen(function*() {
