@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A new user's path, on the package as npm would publish it, so that it cannot break again:
 #
-#   pack         npm pack the built package (run `npm run build` first)
+#   pack         npm pack, as in a fresh clone: the prepack script builds dist/; the tarball
+#                must hold every "exports" entry's files and what they import
 #   install      a fresh ESM app installs the tarball with README.md's own install line (the
 #                sh block under "## Install"), whose versions must be package.json's peer ranges
 #   typecheck    README.md's quick start, copied from README.md, compiles under strict NodeNext
@@ -14,7 +15,7 @@
 # and the script exits 1 at the end if any failed. Temporary files and servers are removed
 # on every exit.
 #
-#   .ci/user-path.sh                                  # from the repo root, after npm run build
+#   .ci/user-path.sh                                  # from the repo root, after npm ci
 #   USER_PATH_READER_ENTRY=cygnus-kinesis-writer .ci/user-path.sh   # reader from another entry
 set -euo pipefail
 set -o errtrace
@@ -98,14 +99,18 @@ with_local_aws() {
 
 # ---------------------------------------------------------------------------------------------
 begin pack
-[ -f dist/index.js ] || fatal "dist/ is missing: run 'npm run build' first"
-stale=$(find src -type f -newer dist/index.js -print -quit)
-[ -z "$stale" ] || fatal "$stale is newer than dist/index.js: run 'npm run build' first"
-tarball=$(npm pack --silent --pack-destination "$work" 2>"$logs/pack.log") \
+# No build before this: npm pack runs the prepack script, which builds dist/ afresh, as it
+# does for a user who packs a fresh clone. (.ci/run calls this script before anything builds.)
+built_before=$([ -e dist ] && echo "dist/ existed before packing; prepack rebuilt it" || echo "no dist/ before packing")
+tarball=$(npm pack --silent --pack-destination "$work" 2>"$logs/pack.log" | tail -n 1) \
   || { tail_log "$logs/pack.log"; fatal "npm pack failed"; }
 tarball=$work/$tarball
-[ -f "$tarball" ] || fatal "npm pack did not write $tarball"
-ok "$(basename "$tarball"), $(( $(stat -c %s "$tarball") / 1024 )) KiB"
+[ -f "$tarball" ] || { tail_log "$logs/pack.log"; fatal "npm pack did not write $tarball"; }
+mkdir -p "$work/unpacked"
+tar -xzf "$tarball" -C "$work/unpacked" || fatal "could not unpack $tarball"
+node .ci/user-path/tarball-entries.mjs "$work/unpacked/package" >"$logs/entries.log" 2>&1 \
+  || { show "$logs/entries.log"; fatal "the tarball lacks files its entry points need (above)"; }
+ok "$(basename "$tarball"), $(( $(stat -c %s "$tarball") / 1024 )) KiB, $(tar -tzf "$tarball" | wc -l) files; $built_before; $(tail -n 1 "$logs/entries.log")"
 
 # Local Kinesis + S3 start now, while npm installs. `node --import tsx` (not npx tsx): one
 # process, so the pid is the servers' own and SIGTERM reaches their shutdown handler.

@@ -1,4 +1,3 @@
-import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
 import { create } from "@bufbuild/protobuf"
 import {
@@ -22,9 +21,12 @@ const WriterLive = KinesisWriter.layer({
   largePayloadThreshold: 1024,
   maxRetries: 3
 }).pipe(
-  // maxAttempts: 1 — the writer retries only the records that failed; the SDK should not retry whole calls too.
-  Layer.provide(Kinesis.layer(new KinesisClient({ maxAttempts: 1 }))),
-  Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({}), bucket: "my-large-payload-bucket" })),
+  // A Kinesis client that keeps its connections (HTTP/1.1 keep-alive) and leaves retries to the writer
+  // (maxAttempts: 1): the writer retries only the records that failed. Destroyed with the layer.
+  Layer.provide(Kinesis.layerClient()),
+  Layer.provide(
+    LargePayloadStore.layerS3({ client: new S3Client({ maxAttempts: 1 }), bucket: "my-large-payload-bucket" })
+  ),
   Layer.provide(KinesisMetrics.layerPrometheus(registry))
 )
 

@@ -15,6 +15,8 @@ import {
 import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer, Option } from "effect"
 import { KinesisError } from "./Errors.js"
+import { adviseOnce } from "./internal/aws/clientAdvice.js"
+import { requestHandlerFor } from "./internal/aws/httpHandler.js"
 import { toKinesisError } from "./internal/awsError.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
 
@@ -90,10 +92,17 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
   /**
    * The service over an SDK client. The client stays the caller's to configure and destroy.
    *
+   * After its first call, the service logs once at Info what would cost the client: the SDK's
+   * default handler, which opens a new HTTP/2 session (a TCP connection and a TLS handshake)
+   * per call, and SDK retries (`maxAttempts` > 1), which multiply the writer's own. Each line
+   * says the fix.
+   *
    * @since 0.1.0
    */
-  static readonly make = (client: KinesisClient): Kinesis.Service =>
-    Kinesis.of({
+  static readonly make = (client: KinesisClient): Kinesis.Service => {
+    const advise = adviseOnce("Kinesis", client)
+    const advised = <A, E>(call: Effect.Effect<A, E>): Effect.Effect<A, E> => Effect.ensuring(call, advise)
+    return Kinesis.of({
       putRecords: (request) =>
         Effect.tryPromise({
           try: (signal) =>
@@ -108,6 +117,7 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
             ),
           catch: toKinesisError("PutRecords", request.streamName)
         }).pipe(
+          advised,
           Effect.flatMap((output) => resultEntries(request, output.Records)),
           Effect.withSpan(SpanNames.putRecords, {
             kind: "client",
@@ -125,6 +135,7 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
             ),
           catch: toKinesisError("DescribeStreamSummary", streamName)
         }).pipe(
+          advised,
           Effect.map(({ StreamDescriptionSummary: s }) => ({
             streamName,
             status: s?.StreamStatus ?? "UNKNOWN",
@@ -153,7 +164,7 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
                 { abortSignal: signal }
               ),
             catch: toKinesisError("ListShards", streamName)
-          })
+          }).pipe(advised)
         return Effect.gen(function*() {
           const shards: Array<ShardRange> = []
           let nextToken: string | undefined = undefined
@@ -171,17 +182,24 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
         )
       }
     })
+  }
 
   /**
    * A layer over a client the caller built and owns.
    *
-   * Configure the client with `maxAttempts: 1` (or a small number): the writer retries the
-   * records that failed itself, and the SDK's own retries would multiply its schedule.
+   * Give the client `maxAttempts: 1`: the writer retries the records that failed itself, and
+   * the SDK's own retries would multiply its schedule. And give it a handler that keeps its
+   * connections: the Kinesis client's default opens a new HTTP/2 session, a TCP connection
+   * and a TLS handshake, for every call. The service says so once, at Info, when either is
+   * missing ({@link Kinesis.make}); {@link Kinesis.layerClient} builds such a client for you.
    *
    * @example
    * ```ts
    * import { KinesisClient } from "@aws-sdk/client-kinesis"
-   * const KinesisLive = Kinesis.layer(new KinesisClient({ region: "eu-west-1", maxAttempts: 1 }))
+   * import { NodeHttpHandler } from "@smithy/node-http-handler"
+   * const KinesisLive = Kinesis.layer(
+   *   new KinesisClient({ region: "eu-west-1", maxAttempts: 1, requestHandler: new NodeHttpHandler() })
+   * )
    * ```
    *
    * @since 0.1.0
@@ -189,7 +207,20 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
   static readonly layer = (client: KinesisClient): Layer.Layer<Kinesis> => Layer.succeed(Kinesis, Kinesis.make(client))
 
   /**
-   * A layer that builds its own client, destroyed when the layer's scope closes.
+   * A layer that builds its own client, destroyed when the layer's scope closes: `config` is
+   * the SDK's `KinesisClientConfig`, with `maxAttempts: 1` unless it says otherwise, and
+   * HTTP/1.1 keep-alive connections (at most 50 per endpoint, as many as calls in flight)
+   * instead of the SDK's new HTTP/2 session per call. The same client serves AWS, LocalStack
+   * and kinesalite.
+   *
+   * `config.requestHandler` may be a handler, used as it is, or `NodeHttpHandler` options,
+   * laid over the keep-alive defaults: `{ httpsAgent: { ca } }` trusts a private CA,
+   * `{ requestTimeout: 5_000 }` bounds each request.
+   *
+   * @example
+   * ```ts
+   * const KinesisLive = Kinesis.layerClient({ region: "eu-west-1" })
+   * ```
    *
    * @since 0.1.0
    */
@@ -197,7 +228,9 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
     Layer.scoped(
       Kinesis,
       Effect.acquireRelease(
-        Effect.sync(() => new KinesisClient({ maxAttempts: 1, ...config })),
+        Effect.sync(() =>
+          new KinesisClient({ maxAttempts: 1, ...config, requestHandler: requestHandlerFor(config.requestHandler) })
+        ),
         (client) => Effect.sync(() => client.destroy())
       ).pipe(Effect.map(Kinesis.make))
     )
@@ -206,8 +239,6 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
    * {@link Kinesis.layerClient} with the region and an optional endpoint read through Effect
    * `Config`: the caller says where each comes from; by default `AWS_REGION` and
    * `KINESIS_ENDPOINT` ({@link Kinesis.fromEnv}). Credentials come from the SDK's default chain.
-   * For a local emulator (kinesalite, LocalStack), which speaks HTTP/1.1 only, build the
-   * client yourself with `requestHandler: new NodeHttpHandler()` and use {@link Kinesis.layer}.
    *
    * @example
    * ```ts

@@ -20,7 +20,9 @@ import type {
   SerializationError
 } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import { makeProducer, ProducerDefaults, resolveProducerOptions } from "./internal/producer.js"
+import { engineOf } from "./internal/engine.js"
+import { ProducerDefaults, resolveProducerOptions } from "./internal/producer/options.js"
+import { makeProducer } from "./internal/producer/producer.js"
 import { KinesisWriter } from "./KinesisWriter.js"
 
 /**
@@ -119,8 +121,14 @@ export class KinesisProducer extends Context.Tag("cygnus-kinesis-writer/KinesisP
   ): Effect.Effect<KinesisProducer.Service, ConfigError.ConfigError, KinesisWriter | Scope.Scope> =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      const resolved = yield* resolveProducerOptions(options, writer.recordLimitBytes)
-      return yield* makeProducer(writer, resolved)
+      const engine = engineOf(writer)
+      if (engine === undefined) {
+        return yield* Effect.dieMessage(
+          "KinesisProducer needs a KinesisWriter built by KinesisWriter.make or one of its layers, not a test double"
+        )
+      }
+      const resolved = yield* resolveProducerOptions(options, engine.recordLimitBytes)
+      return yield* makeProducer(engine, resolved)
     })
 
   /**

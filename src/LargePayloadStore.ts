@@ -10,6 +10,8 @@ import type { ConfigError } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import { LargePayloadStoreError } from "./Errors.js"
 import { tryAbortable } from "./internal/abortable.js"
+import { adviseOnce, builtByLibrary } from "./internal/aws/clientAdvice.js"
+import { keepAliveHandler } from "./internal/aws/httpHandler.js"
 import { toStoreError } from "./internal/awsError.js"
 import { optional } from "./internal/config.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
@@ -63,10 +65,15 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
   /**
    * The S3 store over a client the caller built.
    *
+   * After its first write, the store logs once at Info when the client retries calls itself
+   * (`maxAttempts` > 1, the S3 client's default is 3): the writer retries a failed write on its
+   * own backoff, so the two multiply. Give the client `maxAttempts: 1`.
+   *
    * @since 0.1.0
    */
   static readonly makeS3 = (options: S3StoreOptions): LargePayloadStore.Service => {
     const { bucket, client } = options
+    const advise = adviseOnce("S3", client)
     const owner = options.expectedBucketOwner === undefined ? {} : { ExpectedBucketOwner: options.expectedBucketOwner }
     const sse = options.serverSideEncryption === undefined
       ? {}
@@ -95,7 +102,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
               { abortSignal: signal }
             ),
           toStoreError("write", location)
-        ).pipe(Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
+        ).pipe(Effect.ensuring(advise), Effect.as(location), traced(SpanNames.storeWrite, location, bytes.length))
       },
       read: (location) =>
         Effect.tryPromise({
@@ -123,7 +130,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    * ```ts
    * import { S3Client } from "@aws-sdk/client-s3"
    * const StoreLive = LargePayloadStore.layerS3({
-   *   client: new S3Client({}),
+   *   client: new S3Client({ maxAttempts: 1 }),
    *   bucket: "my-large-payload-bucket",
    *   expectedBucketOwner: "123456789012",
    *   serverSideEncryption: { _tag: "SSE-KMS", kmsKeyId: "alias/kinesis-large" },
@@ -140,7 +147,7 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
    * Large payloads in S3, the store's settings read through Effect `Config` (the caller says
    * where each comes from; by default {@link LargePayloadStore.fromEnv}), with an S3 client
    * the layer builds (region and optional endpoint from the same settings, credentials from
-   * the SDK's default chain) and destroys when its scope closes.
+   * the SDK's default chain, HTTP/1.1 keep-alive connections) and destroys when its scope closes.
    *
    * @example
    * ```ts
@@ -158,10 +165,13 @@ export class LargePayloadStore extends Context.Tag("cygnus-kinesis-writer/LargeP
         const settings = yield* Config.unwrap(config)
         const client = yield* Effect.acquireRelease(
           Effect.sync(() =>
-            new S3Client({
-              region: settings.region,
-              ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint, forcePathStyle: true })
-            })
+            builtByLibrary(
+              new S3Client({
+                region: settings.region,
+                requestHandler: keepAliveHandler(),
+                ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint, forcePathStyle: true })
+              })
+            )
           ),
           (client) => Effect.sync(() => client.destroy())
         )

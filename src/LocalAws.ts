@@ -90,8 +90,8 @@ export declare namespace LocalAws {
     /** `S3RVER` / `S3RVER`: the only pair s3rver accepts; kinesalite accepts it too. */
     readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string }
     /**
-     * The configuration of a Kinesis client for kinesalite (HTTP/1.1, `maxAttempts: 1`), with
-     * `overrides` spread last. Each call makes its own request handler, so each client can
+     * The configuration of a Kinesis client for kinesalite (HTTP/1.1 keep-alive, `maxAttempts: 1`),
+     * with `overrides` spread last. Each call makes its own request handler, so each client can
      * be destroyed on its own.
      */
     readonly kinesisClientConfig: (overrides?: KinesisClientConfig) => KinesisClientConfig
@@ -131,14 +131,13 @@ export class LocalAws extends Context.Tag("cygnus-kinesis-writer/LocalAws")<Loca
     options: LocalAwsOptions = {}
   ): Effect.Effect<LocalAws.Service, LocalAwsError, Scope.Scope> =>
     Effect.gen(function*() {
-      const makeKinesisConfig = yield* kinesisClientConfig
       const [kinesisEndpoint, s3Endpoint] = yield* Effect.all(
         [startKinesalite(options.kinesisPort ?? 0), startS3rver(options.s3Port ?? 0)],
         { concurrency: 2 }
       )
       const withKinesis = <A, E>(use: (client: KinesisClient) => Effect.Effect<A, E>) =>
         Effect.acquireUseRelease(
-          Effect.sync(() => new KinesisClient(makeKinesisConfig(kinesisEndpoint, LOCAL_REGION))),
+          Effect.sync(() => new KinesisClient(kinesisClientConfig(kinesisEndpoint, LOCAL_REGION))),
           use,
           (client) => Effect.sync(() => client.destroy())
         )
@@ -154,7 +153,7 @@ export class LocalAws extends Context.Tag("cygnus-kinesis-writer/LocalAws")<Loca
         region: LOCAL_REGION,
         credentials: LOCAL_CREDENTIALS,
         kinesisClientConfig: (overrides = {}) => ({
-          ...makeKinesisConfig(kinesisEndpoint, LOCAL_REGION),
+          ...kinesisClientConfig(kinesisEndpoint, LOCAL_REGION),
           ...overrides
         }),
         s3ClientConfig: (overrides = {}) => ({ ...s3ClientConfig(s3Endpoint, LOCAL_REGION), ...overrides }),
@@ -184,13 +183,8 @@ export class LocalAws extends Context.Tag("cygnus-kinesis-writer/LocalAws")<Loca
    *
    * @since 0.1.0
    */
-  static readonly layerKinesis: Layer.Layer<Kinesis, never, LocalAws> = Layer.scoped(
-    Kinesis,
-    Effect.flatMap(LocalAws, (local) =>
-      Effect.acquireRelease(
-        Effect.sync(() => new KinesisClient(local.kinesisClientConfig())),
-        (client) => Effect.sync(() => client.destroy())
-      )).pipe(Effect.map(Kinesis.make))
+  static readonly layerKinesis: Layer.Layer<Kinesis, never, LocalAws> = Layer.unwrapEffect(
+    Effect.map(LocalAws, (local) => Kinesis.layerClient(local.kinesisClientConfig()))
   )
 
   /**

@@ -10,7 +10,6 @@
  * @example
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { KinesisClient } from "@aws-sdk/client-kinesis"
  * import { S3Client } from "@aws-sdk/client-s3"
  * import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "cygnus-kinesis-writer"
  *
@@ -20,8 +19,8 @@
  *   schemaName: "my-schema-name",
  *   accountId: "123456789012"
  * }).pipe(
- *   Layer.provide(Kinesis.layer(new KinesisClient({ maxAttempts: 1 }))),
- *   Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({}), bucket: "my-large-payload-bucket" })),
+ *   Layer.provide(Kinesis.layerClient()), // keep-alive connections, maxAttempts: 1
+ *   Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({ maxAttempts: 1 }), bucket: "my-large-payload-bucket" })),
  *   Layer.provide(KinesisMetrics.layerEffect)
  * )
  * ```

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { DueQueue } from "../src/internal/dueQueue.js"
+import { DueQueue } from "../src/internal/core/dueQueue.js"
 
 describe("DueQueue", () => {
   it("gives every item once, each no sooner than it is due, in the order they fall due", () => {

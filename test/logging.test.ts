@@ -2,29 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel, Schedule } from "effect"
 import { KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
+import { atInfoOrAbove, capturingLogs } from "./support/logs.js"
 import { countingStore, writerLayer } from "./support/writerLayers.js"
-
-interface Captured {
-  readonly level: LogLevel.LogLevel
-  readonly message: string
-}
-
-/** Runs `effect` with every log line (Debug included) captured instead of printed. */
-const capturingLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const logs: Array<Captured> = []
-    const logger = Logger.make(({ logLevel, message }) => {
-      logs.push({ level: logLevel, message: (Array.isArray(message) ? message : [message]).map(String).join(" ") })
-    })
-    const result = yield* Effect.either(effect).pipe(
-      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
-      Logger.withMinimumLogLevel(LogLevel.All)
-    )
-    return { logs, result }
-  })
-
-const atInfoOrAbove = (logs: ReadonlyArray<Captured>) =>
-  logs.filter((l) => LogLevel.greaterThanEqual(l.level, LogLevel.Info)).map((l) => `${l.level.label} ${l.message}`)
 
 const retryAfterFailures = writerLayer((call) =>
   call.index === 0

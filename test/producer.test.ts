@@ -107,9 +107,11 @@ describe("KinesisProducer: collection", () => {
       const batch = Array.from({ length: 4 }, (_, i) =>
         RecordGenerator.makeDataFile({ seed: 50 + i, serializedBytes: 20_000 }))
       const fiber = yield* Effect.fork(Effect.forEach(batch, producer.send, { concurrency: "unbounded" }))
+      const recorder = yield* KinesisTestRecorder
+      // Calls go while a call's worth is ready; the last record lingers (however long preparing takes).
+      for (let turn = 0; turn < 500 && (yield* recorder.calls).length < 3; turn++) yield* tick
       yield* tick
-      // Calls go while a call's worth is ready; the last record lingers.
-      assert.strictEqual((yield* (yield* KinesisTestRecorder).calls).length, 3)
+      assert.strictEqual((yield* recorder.calls).length, 3)
       yield* TestClock.adjust("1 hour")
       yield* Fiber.join(fiber)
       const calls = yield* (yield* KinesisTestRecorder).calls
@@ -227,11 +229,12 @@ describe("KinesisProducer: backpressure", () => {
           call.index === 0
             ? Effect.zipRight(Deferred.await(gate), KinesisTest.acceptAll(call))
             : KinesisTest.acceptAll(call),
-        { maxBufferedBytes: 1024 * 1024, linger: "10 millis" }
+        { maxBufferedBytes: 2 * 1024 * 1024, linger: "10 millis" }
       )
       yield* Effect.gen(function*() {
         const producer = yield* KinesisProducer
-        // Incompressible records of 400 KB: two fit in 1 MiB, the third waits.
+        // Incompressible records of 400 KB hold about 800 KB each (serialized, and compressed):
+        // two fit in 2 MiB, the third waits.
         const batch = Array.from({ length: 3 }, (_, i) =>
           RecordGenerator.makeDataFile({ seed: 70 + i, serializedBytes: 400_000 }))
         const fibers = yield* Effect.forEach(batch, (r) =>
@@ -628,7 +631,7 @@ describe("KinesisProducer: shutdown", () => {
       for (const f of inFlight) {
         const e = yield* Fiber.join(f)
         assert.isTrue(
-          e._tag === "RecordUndeliveredError" && e.errorCode === "Shutdown" && e.maybeDelivered && e.attempts === 0
+          e._tag === "RecordUndeliveredError" && e.errorCode === "Shutdown" && e.maybeDelivered && e.attempts === 1
         )
       }
       const e = yield* Fiber.join(buffered)

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { main } from "../examples/localAws.js"
-import { captureLogs, lines } from "./support/logs.js"
+import { atInfoOrAbove, capturingLogs } from "./support/logs.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const read = (path: string) => readFileSync(`${root}${path}`, "utf8")
@@ -32,15 +32,13 @@ describe("README examples that run", () => {
     assert.isAtLeast(Number(process.versions.node.split(".")[0]), 20)
   })
 
-  it.live("the LocalAws example starts the servers, writes 100 records through them and closes them", () => {
-    const capture = captureLogs()
-    return Effect.gen(function*() {
-      const result = yield* main
-      assert.strictEqual(result.records, 100)
+  it.live("the LocalAws example starts the servers, writes 100 records through them and closes them", () =>
+    Effect.gen(function*() {
+      const { logs, result } = yield* capturingLogs(main)
+      assert.strictEqual((yield* result).records, 100)
       assert.match(
-        lines(capture.logs).join("\n"),
+        atInfoOrAbove(logs).join("\n"),
         /^INFO 100 records written to kinesalite at http:\/\/127\.0\.0\.1:\d+$/
       )
-    }).pipe(Effect.provide(capture.layer))
-  })
+    }))
 })

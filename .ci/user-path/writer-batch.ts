@@ -8,7 +8,6 @@
  * Prints one JSON line: what the write did and how long it took, from the start of the
  * program to the end of the batch.
  */
-import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"
 import { create } from "@bufbuild/protobuf"
 import { Effect, Layer } from "effect"
@@ -33,8 +32,8 @@ const WriterLive = KinesisWriter.layer({
   largePayloadThreshold: 1024,
   maxRetries: 3
 }).pipe(
-  Layer.provide(Kinesis.layer(new KinesisClient({ maxAttempts: 1 }))),
-  Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({}), bucket: "my-large-payload-bucket" })),
+  Layer.provide(Kinesis.layerClient()), // keep-alive connections, maxAttempts: 1; destroyed with the layer
+  Layer.provide(LargePayloadStore.layerS3({ client: new S3Client({ maxAttempts: 1 }), bucket: "my-large-payload-bucket" })),
   Layer.provide(KinesisMetrics.layerPrometheus(new Registry()))
 )
 

@@ -10,7 +10,7 @@ import type { CompressionError, KinesisError, SerializationError, UndeliveredRec
 import { WriteBatchError } from "../Errors.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { yieldToEventLoop } from "./eventLoop.js"
-import { DeliveryLedger } from "./ledger.js"
+import { DeliveryLedger } from "./core/ledger.js"
 import type { BatchEntry, PreparedRecord } from "./prepare.js"
 
 /** The error code of a record still undelivered when the caller's deadline passed. */

@@ -1,8 +1,7 @@
 /**
  * kinesalite and s3rver in-process on loopback, as scoped resources: what `LocalAws` (the
- * testing entry) and the repository's own tests and demo start. Both emulators, and the
- * HTTP/1.1 handler kinesalite needs, are optional peer dependencies imported when a server is
- * started, so the testing entry loads without them.
+ * testing entry) and the repository's own tests and demo start. Both emulators are optional
+ * peer dependencies imported when a server is started, so the testing entry loads without them.
  *
  * kinesalite 3.3.3 differs from Kinesis in ways worth knowing: its per-record limit counts
  * Data alone (not the partition key); it has no 5 MiB per-call check (only a 7 MiB body
@@ -26,6 +25,7 @@ import type { Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { keepAliveHandler } from "./aws/httpHandler.js"
 
 /**
  * The emulators could not be started, or a stream or bucket could not be made on them.
@@ -129,17 +129,14 @@ export const startS3rver = (port: number): Effect.Effect<string, LocalAwsError, 
     return `http://${LOOPBACK}:${address.port}`
   })
 
-/** The SDK configuration of a Kinesis client for kinesalite, which speaks HTTP/1.1 only. */
-export const kinesisClientConfig = Effect.map(
-  importPeer("@smithy/node-http-handler", () => import("@smithy/node-http-handler")),
-  ({ NodeHttpHandler }) => (endpoint: string, region: string): KinesisClientConfig => ({
-    endpoint,
-    region,
-    credentials: LOCAL_CREDENTIALS,
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 5_000, requestTimeout: 30_000 })
-  })
-)
+/** The SDK configuration of a Kinesis client for kinesalite, which speaks HTTP/1.1 only: the library's keep-alive handler. */
+export const kinesisClientConfig = (endpoint: string, region: string): KinesisClientConfig => ({
+  endpoint,
+  region,
+  credentials: LOCAL_CREDENTIALS,
+  maxAttempts: 1,
+  requestHandler: keepAliveHandler()
+})
 
 /** The SDK configuration of an S3 client for s3rver: addressed by IP, so path-style. */
 export const s3ClientConfig = (endpoint: string, region: string): S3ClientConfig => ({

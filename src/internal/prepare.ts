@@ -18,13 +18,14 @@
  */
 import { create } from "@bufbuild/protobuf"
 import type { Scope } from "effect"
-import { Effect, Either, Fiber } from "effect"
+import { Cause, Effect, Either, Exit, Fiber } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import type { Compressor } from "../Compressor.js"
 import { CompressionError, LargePayloadStoreError, SerializationError } from "../Errors.js"
 import { LargeDataFileEntrySchema } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import type { LargePayloadStore, PayloadLocation } from "../LargePayloadStore.js"
+import { mayHaveBeenApplied } from "./awsError.js"
 import { backoff } from "./backoff.js"
 import type { EntryPayload } from "./codec.js"
 import { encodeEntryRecordSync, encodeStandardEntry, gzipSync, serializeDataFileSync } from "./codec.js"
@@ -117,7 +118,7 @@ export interface PrepareContext {
  * - `Ready`: prepared already (a large payload's pointer, or a record compressed early to
  *   decide where it goes).
  */
-export type RecordSlot = PackedSlot | OffloadSlot | ReadySlot
+export type RecordSlot = PackedSlot | OffloadSlot | ReadySlot | RefusedSlot
 
 interface PackedSlot {
   readonly _tag: "Packed"
@@ -206,18 +207,31 @@ export const recordLimitGuard = (context: PrepareContext): RecordLimitGuard => {
   }
 }
 
+/** A record that could not be prepared, set aside while the rest of its batch goes on (the producer). */
+interface RefusedSlot {
+  readonly _tag: "Refused"
+}
+
+const refusedSlot: RefusedSlot = { _tag: "Refused" }
+
+/** Phase 1 before the uploads: every record serialized, packed (its chunk's compression started) or set aside for the store. */
+interface SerializedRecords {
+  readonly slots: Array<RecordSlot>
+  readonly chunks: ReadonlyArray<SerializedChunk>
+  readonly offload: ReadonlyArray<OffloadSlot>
+}
+
 /**
- * Phase 1: serializes every record, packs the envelopes of each chunk and starts its
- * compression (which then runs beside the serialization of the next chunks), and offloads
- * the large payloads. Fails before anything is sent, naming the record; the compressions
- * started belong to the scope.
- *
- * @internal
+ * Serializes every record, packs the envelopes of each chunk and starts its compression
+ * (which then runs beside the serialization of the next chunks), and sets aside the records
+ * whose payload goes to the store. A record that cannot be serialized fails the whole call,
+ * or, given `refuse`, is handed to it and set aside while the others go on.
  */
-export const serializeBatch = (
+const serializeRecords = (
   context: PrepareContext,
-  records: ReadonlyArray<DataFileV1>
-): Effect.Effect<SerializedBatch, PrepareError, Scope.Scope> =>
+  records: ReadonlyArray<DataFileV1>,
+  refuse?: (index: number, error: SerializationError | CompressionError) => void
+): Effect.Effect<SerializedRecords, SerializationError | CompressionError, Scope.Scope> =>
   Effect.gen(function*() {
     const { config } = context
     const guard = recordLimitGuard(context)
@@ -260,7 +274,12 @@ export const serializeBatch = (
         let dataFileBytes = encoder.encode(record)
         if (dataFileBytes === undefined) {
           const serialized = serializeDataFileSync(record, index)
-          if (Either.isLeft(serialized)) return yield* serialized.left
+          if (Either.isLeft(serialized)) {
+            if (refuse === undefined) return yield* serialized.left
+            refuse(index, serialized.left)
+            slots[index] = refusedSlot
+            continue
+          }
           dataFileBytes = serialized.right
         }
         const partitionKeyPrefix = partitionKeyPrefixOf(record.filePath)
@@ -287,11 +306,15 @@ export const serializeBatch = (
           }
           continue
         }
-        const built = yield* build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
-        if (!guard.fits(built.data.length, keyBytes)) {
+        const built = build(context, entry, partitionKeyPrefix, { _tag: "standard", dataFileBytes })
+        if (Either.isLeft(built)) {
+          if (refuse === undefined) return yield* built.left
+          refuse(index, built.left)
+          slots[index] = refusedSlot
+        } else if (!guard.fits(built.right.data.length, keyBytes)) {
           offloadLater(entry, partitionKeyPrefix, dataFileBytes)
         } else {
-          slots[index] = { _tag: "Ready", prepared: built }
+          slots[index] = { _tag: "Ready", prepared: built.right }
         }
       }
       if (partBytes > 0) {
@@ -299,37 +322,138 @@ export const serializeBatch = (
       }
       chunks.push({ start, end, packed, envelopeSizes, compressed })
     }
+    return { slots, chunks, offload }
+  })
+
+/**
+ * One offloaded record: its payload written to the store, then its pointer envelope built and
+ * checked against the record limit. Every location tried is added to `attempted`.
+ */
+const offloadOne = (
+  context: PrepareContext,
+  slot: OffloadSlot,
+  attempted: Array<PayloadLocation>
+): Effect.Effect<PreparedRecord, PrepareError> => {
+  const guard = recordLimitGuard(context)
+  return Effect.flatMap(upload(context, slot, attempted), (pointer) =>
+    Effect.flatMap(
+      build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }),
+      (built): Effect.Effect<PreparedRecord, PrepareError> =>
+        guard.fits(built.data.length, guard.keyBytes(slot.partitionKeyPrefix))
+          ? Effect.succeed({ ...built, largePayload: pointer.location })
+          : Effect.fail(guard.pointerTooLarge(built.data.length, slot.entry))
+    ))
+}
+
+/**
+ * Deletes the objects of `attempted` (they belong to no record on the stream) and fails with
+ * `error` naming those that could not be deleted. Each delete is bounded by `requestTimeout`
+ * and can be interrupted, wherever this runs.
+ */
+const cleanUpAfter = (
+  context: PrepareContext,
+  attempted: ReadonlyArray<PayloadLocation>,
+  error: PrepareError
+): Effect.Effect<never, PrepareError> =>
+  Effect.flatMap(
+    deleteBestEffort(context.store, attempted, context.config),
+    (report) => Effect.fail(withLeftBehind(error, leftBehind(attempted, report)))
+  )
+
+/**
+ * Phase 1: serializes every record, packs the envelopes of each chunk and starts its
+ * compression (which then runs beside the serialization of the next chunks), and offloads
+ * the large payloads. Fails before anything is sent, naming the record; the compressions
+ * started belong to the scope.
+ *
+ * @internal
+ */
+export const serializeBatch = (
+  context: PrepareContext,
+  records: ReadonlyArray<DataFileV1>
+): Effect.Effect<SerializedBatch, PrepareError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { chunks, offload, slots } = yield* serializeRecords(context, records)
     // Objects written (or perhaps written: an upload whose answer was lost) when the build
     // fails belong to no record on the stream: delete them.
     const attempted: Array<PayloadLocation> = []
-    yield* Effect.forEach(offload, (slot) => {
-      const index = slot.entry.index
-      return Effect.flatMap(upload(context, slot, attempted), (pointer) =>
-        Effect.flatMap(
-          build(context, slot.entry, slot.partitionKeyPrefix, { _tag: "large", pointer: pointer.entry }),
-          (built) => {
-            if (!guard.fits(built.data.length, guard.keyBytes(slot.partitionKeyPrefix))) {
-              return Effect.fail(guard.pointerTooLarge(built.data.length, slot.entry))
-            }
-            slots[index] = { _tag: "Ready", prepared: { ...built, largePayload: pointer.location } }
-            return Effect.void
-          }
-        ))
-    }, { concurrency: config.maxConcurrentUploads, discard: true }).pipe(
-      // Runs once every upload has finished or been aborted (each aborted upload waits for
-      // its request to settle), so that no upload lands after its delete. The objects that
-      // could not be deleted are named in the error.
-      Effect.catchAll((error) =>
-        Effect.flatMap(
-          Effect.uninterruptible(deleteBestEffort(context.store, attempted, config)),
-          (report) => Effect.fail(withLeftBehind(error, leftBehind(attempted, report)))
-        )
-      ),
-      Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, config))
-    )
-    const entries = slots.map((slot) => slot._tag === "Ready" ? slot.prepared : slot.entry)
+    yield* Effect.forEach(offload, (slot) =>
+      Effect.map(offloadOne(context, slot, attempted), (prepared) => {
+        slots[slot.entry.index] = { _tag: "Ready", prepared }
+      }), { concurrency: context.config.maxConcurrentUploads, discard: true }).pipe(
+        // Runs once every upload has finished or been aborted (each aborted upload waits for
+        // its request to settle), so that no upload lands after its delete. The objects that
+        // could not be deleted are named in the error.
+        Effect.catchAll((error) => cleanUpAfter(context, attempted, error)),
+        Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, context.config))
+      )
+    const entries = slots.map((slot) => slot._tag === "Ready" ? slot.prepared : (slot as PackedSlot).entry)
     return { slots, entries, chunks, largePayloads: offload.length }
   })
+
+/**
+ * Where the records of a batch prepared one by one go, each as soon as it is ready (the
+ * producer): a prepared record with the bytes of memory it holds (its serialized size and its
+ * compressed Data), or the cause of its refusal.
+ */
+export interface PreparedEach {
+  readonly prepared: (index: number, record: PreparedRecord, heldBytes: number) => Effect.Effect<void>
+  readonly refused: (index: number, cause: Cause.Cause<PrepareError>) => Effect.Effect<void>
+}
+
+/**
+ * Prepares each record on its own account: one that cannot be serialized, compressed or
+ * offloaded is refused alone, and a record that needs no upload is handed on as soon as its
+ * chunk is compressed, whatever the uploads of the others do: this serializes and compresses,
+ * and returns the uploads, for the caller to run apart. Each upload that fails deletes
+ * what it may have written (or names it in its error) before its record is refused, and one
+ * interrupted deletes it too, each delete bounded by `requestTimeout`. Never fails, whatever
+ * cause a service returns: each record's cause goes to its own `refused`.
+ *
+ * @internal
+ */
+export const prepareEach = (
+  context: PrepareContext,
+  records: ReadonlyArray<DataFileV1>,
+  to: PreparedEach
+): Effect.Effect<Effect.Effect<void>> =>
+  Effect.gen(function*() {
+    const refusedEarly: Array<readonly [number, PrepareError]> = []
+    const serialized = yield* Effect.exit(
+      serializeRecords(context, records, (index, error) => refusedEarly.push([index, error]))
+    )
+    if (Exit.isFailure(serialized)) {
+      return Effect.forEach(records, (_, index) => to.refused(index, serialized.cause), { discard: true })
+    }
+    yield* Effect.forEach(refusedEarly, ([index, error]) => to.refused(index, Cause.fail(error)), { discard: true })
+    const { chunks, offload, slots } = serialized.value
+    yield* Effect.forEach(chunks, (chunk) =>
+      Effect.flatMap(Effect.exit(compressChunk({ slots }, chunk)), (exit) => {
+        const steps: Array<Effect.Effect<void>> = []
+        if (Exit.isFailure(exit)) { for (const slot of chunk.packed) steps.push(to.refused(slot.entry.index, exit.cause)) }
+        for (let index = chunk.start; index < chunk.end; index++) {
+          const record = Exit.isSuccess(exit) ? exit.value[index - chunk.start] : undefined
+          const slot = slots[index]!
+          const ready = record ?? (slot._tag === "Ready" ? slot.prepared : undefined)
+          if (ready !== undefined) steps.push(to.prepared(index, ready, ready.uncompressedSize + ready.data.length))
+        }
+        return Effect.all(steps, { discard: true })
+      }), { discard: true })
+    const uploaded = Effect.forEach(offload, (slot) => {
+      const attempted: Array<PayloadLocation> = []
+      return offloadOne(context, slot, attempted).pipe(
+        Effect.catchAll((error) => cleanUpAfter(context, attempted, error)),
+        Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, context.config)),
+        Effect.exit,
+        Effect.flatMap((exit) =>
+          Exit.isSuccess(exit)
+            ? to.prepared(slot.entry.index, exit.value, slot.dataFileBytes.length + exit.value.data.length)
+            : to.refused(slot.entry.index, exit.cause)
+        )
+      )
+    }, { concurrency: context.config.maxConcurrentUploads, discard: true })
+    return uploaded
+  }).pipe(Effect.scoped)
 
 /**
  * Phase 2: the prepared records of a chunk, once its compression is done. The compressed
@@ -338,7 +462,7 @@ export const serializeBatch = (
  * @internal
  */
 export const compressChunk = (
-  batch: SerializedBatch,
+  batch: Pick<SerializedBatch, "slots">,
   chunk: SerializedChunk
 ): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
   Effect.map(Effect.forEach(chunk.compressed, Fiber.join), (parts) => {
@@ -471,15 +595,24 @@ export const upload = (
   const key = `${config.logGroupId}-${config.schemaName}-${config.streamName}/${slot.entry.recordId}`
   const location = store.locate(key)
   attempted.push(location)
+  // Whether some try may have written the object: a write refused for certain (a 4xx, a
+  // connection never made) every time left nothing to clean up, and nothing is reported left.
+  let mayExist = false
   return store.write(key, body).pipe(
     withRequestTimeout(
       config.requestTimeout,
       (facts) => new LargePayloadStoreError({ operation: "write", ...location, ...facts })
     ),
+    Effect.tapError((e) => Effect.sync(() => mayExist ||= mayHaveBeenApplied(e.errorName, e.httpStatus))),
     Effect.retry({
       schedule: backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries }),
       while: (e) => e.retryable
     }),
+    Effect.tapError(() =>
+      Effect.sync(() => {
+        if (!mayExist) attempted.splice(attempted.indexOf(location), 1)
+      })
+    ),
     Effect.mapError((e) => new LargePayloadStoreError({ ...e, recordIndex: slot.entry.index, cause: e.cause })),
     Effect.map((written) => ({
       location: written,

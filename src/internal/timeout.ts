@@ -13,11 +13,15 @@ export interface TimeoutFacts {
   readonly cause: Error
 }
 
-/** Fails `self` with `onTimeout(facts)` when it has not finished within `duration`. */
+/**
+ * Fails `self` with `onTimeout(facts)` when it has not finished within `duration`. The request
+ * runs interruptibly wherever this is called from (a clean-up in a finalizer, a settlement in
+ * a masked region): a request that can wait on the network must be stoppable by its bound.
+ */
 export const withRequestTimeout =
   <E2>(duration: Duration.Duration, onTimeout: (facts: TimeoutFacts) => E2) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | E2, R> =>
-    Effect.timeoutFail(self, {
+    Effect.timeoutFail(Effect.interruptible(self), {
       duration,
       onTimeout: () =>
         onTimeout({

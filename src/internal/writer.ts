@@ -21,10 +21,11 @@ import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
 import type { KinesisWriterOptions } from "./config.js"
 import { resolveWriterConfig } from "./config.js"
+import { registerEngine } from "./engine.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
 import { PackBuffers } from "./envelopePacker.js"
-import type { DeliveryLedger } from "./ledger.js"
+import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./limits.js"
 import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
@@ -281,7 +282,15 @@ export const make = (
       Context.add(KinesisMetrics, metrics),
       Context.add(LargePayloadStore, store)
     )
-    return { config, recordLimitBytes, services, writeBatch, prepare, putAttempt }
+    return registerEngine({ config, recordLimitBytes, services, writeBatch, prepare, putAttempt }, {
+      config,
+      recordLimitBytes,
+      kinesis,
+      store,
+      metrics,
+      sender,
+      prepareContext: context
+    })
   })
 
 /** A caller's deadline: a finite duration of zero or more; anything else is a defect of the call. */

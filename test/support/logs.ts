@@ -1,38 +1,34 @@
-/**
- * Logs a test expects, captured instead of printed: a green run prints no warning a reader
- * must explain away, and the test asserts the lines it expects.
- */
-import { Cause, Logger } from "effect"
+import { Cause, Effect, Logger, LogLevel } from "effect"
 
-export interface CapturedLog {
-  /** `DEBUG`, `INFO`, `WARN`, `ERROR`, … */
-  readonly level: string
-  /** The message parts joined by spaces. */
+/** One log line a test captured. */
+export interface Captured {
+  readonly level: LogLevel.LogLevel
   readonly message: string
   /** `Cause.pretty` of the logged cause; empty when there is none. */
   readonly cause: string
-  /** The Effect module or package that logged it (`module` / `package` annotations), when one says. */
+  /** The line's annotations (`package` and `module` name the Effect package that logged it). */
   readonly annotations: Readonly<Record<string, unknown>>
 }
 
-/**
- * A logger that keeps every line it is given in `logs`. Provide `layer` around the code under
- * test (it replaces Effect's default logger there and in the fibers it forks); lines below
- * the minimum log level in effect (Info by default) are not given to it.
- */
-export const captureLogs = () => {
-  const logs: Array<CapturedLog> = []
-  const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
-    logs.push({
-      level: logLevel.label,
-      message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
-      cause: Cause.isEmpty(cause) ? "" : Cause.pretty(cause),
-      annotations: Object.fromEntries(annotations)
+/** Runs `effect` with every log line (Debug included) captured instead of printed. */
+export const capturingLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const logs: Array<Captured> = []
+    const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
+      logs.push({
+        level: logLevel,
+        message: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+        cause: Cause.isEmpty(cause) ? "" : Cause.pretty(cause),
+        annotations: Object.fromEntries(annotations)
+      })
     })
+    const result = yield* Effect.either(effect).pipe(
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+    return { logs, result }
   })
-  return { logs, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
-/** `LEVEL message` of each captured line, for a compact assertion. */
-export const lines = (logs: ReadonlyArray<CapturedLog>): Array<string> =>
-  logs.map((log) => `${log.level} ${log.message}`)
+/** The lines at Info and above, as `LEVEL message`. */
+export const atInfoOrAbove = (logs: ReadonlyArray<Captured>): ReadonlyArray<string> =>
+  logs.filter((l) => LogLevel.greaterThanEqual(l.level, LogLevel.Info)).map((l) => `${l.level.label} ${l.message}`)
