@@ -484,7 +484,10 @@ const roundTrip = (options: DemoOptions, registry: Registry) =>
       const [verifyTime, checked] = yield* Effect.timed(
         verify(records, result, stored, writerOptions, target.embedded || options.stream === undefined)
       )
-      return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit: writer.recordLimitBytes }
+      // The record limit the writer works to: the stream's own, where the endpoint reports one.
+      const summary = yield* Kinesis.make(target.kinesis).describeStreamSummary(stream, undefined)
+      const recordLimit = (summary.maxRecordSizeInKiB ?? 1024) * 1024
+      return { result, checked, writeTime, readTime, verifyTime, stream, bucket, recordLimit }
     }).pipe(Effect.provide(Layer.merge(WriterLive, ReaderLive)))
   })
 

@@ -181,20 +181,26 @@ export class KinesisError extends Data.TaggedError("KinesisError")<{
 }
 
 /**
- * One record `writeBatch` could not deliver, handed back to the caller.
+ * One record that did not reach the stream, handed back to its caller: the same facts from
+ * `writeBatch` (in `WriteBatchError.undelivered`, with its index in the batch) and from the
+ * producer (a `RecordUndeliveredError` is one).
  *
  * @since 0.1.0
  */
 export interface UndeliveredRecord {
   /** The caller's record, as given. */
   readonly record: DataFileV1
-  /** Its index in the batch given to `writeBatch`. */
-  readonly index: number
+  /** Its index in the batch given to `writeBatch`; `undefined` for a record sent to the producer. */
+  readonly index?: number | undefined
   /** The `record_id` it was sent with: if it did land (see `maybeDelivered`), the stream carries this id. */
   readonly recordId: string
-  /** The last error code: Kinesis' per-record code, the name of the call's failure, or `Interrupted`. */
+  /**
+   * The last error code: Kinesis' per-record code, the name of the call's failure, or one of
+   * the library's (`Interrupted`, `NotSent`, `DeadlineExceeded`, `AttemptLimit`, `Expired`,
+   * `Shutdown`).
+   */
   readonly errorCode: string
-  /** The last error message Kinesis gave, if any. */
+  /** The last error message, if any. */
   readonly errorMessage?: string | undefined
   /**
    * True when some attempt's outcome for this record was ambiguous — a call that timed out,
@@ -209,6 +215,8 @@ export interface UndeliveredRecord {
    * record may have been delivered, since a consumer may still need it.
    */
   readonly largePayload?: { readonly bucket: string; readonly key: string; readonly deleted: boolean } | undefined
+  /** PutRecords calls that carried it, one in flight when delivery stopped included. */
+  readonly attempts: number
 }
 
 /**
@@ -231,7 +239,7 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBa
    * uncaught rejection, `console.log(error)`, `JSON.stringify`) shows a summary instead of
    * every record (see `toJSON`); read this field for the records themselves.
    */
-  declare readonly undelivered: ReadonlyArray<UndeliveredRecord>
+  declare readonly undelivered: ReadonlyArray<UndeliveredRecord & { readonly index: number }>
 
   constructor(fields: WriteBatchErrorFields) {
     super(fields)
@@ -310,7 +318,8 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBa
  */
 export interface WriteBatchErrorFields {
   readonly streamName: string
-  readonly undelivered: ReadonlyArray<UndeliveredRecord>
+  /** Every record not delivered, with its index in the batch. */
+  readonly undelivered: ReadonlyArray<UndeliveredRecord & { readonly index: number }>
   readonly delivered: number
   /** PutRecords attempts made (first try included). */
   readonly attempts: number
@@ -418,22 +427,9 @@ const describeRecord = (index: number | undefined, filePath: string | undefined)
  *
  * @since 0.1.0
  */
-export class RecordUndeliveredError extends Data.TaggedError("RecordUndeliveredError")<{
-  readonly streamName: string
-  /** The caller's record, as given to `send`. */
-  readonly record: DataFileV1
-  /** The `record_id` it was sent with: if it did land (see `maybeDelivered`), the stream carries this id. */
-  readonly recordId: string
-  /** Kinesis' per-record code, the name of the call's failure, `Expired` or `Shutdown`. */
-  readonly errorCode: string
-  readonly errorMessage?: string | undefined
-  /** True when a call that carried it had an ambiguous outcome, or was in flight at shutdown. */
-  readonly maybeDelivered: boolean
-  /** Its large payload in S3, when it had one; deleted (best effort) when the record is certainly not on the stream. */
-  readonly largePayload?: { readonly bucket: string; readonly key: string; readonly deleted: boolean } | undefined
-  /** PutRecords attempts that carried it. */
-  readonly attempts: number
-}> {
+export class RecordUndeliveredError extends Data.TaggedError("RecordUndeliveredError")<
+  UndeliveredRecord & { readonly streamName: string }
+> {
   override get message(): string {
     const detail = this.errorMessage === undefined ? "" : ` (${this.errorMessage})`
     return `record ${this.recordId}${

@@ -9,8 +9,8 @@
  *
  * @since 0.1.0
  */
-import type { ConfigError, Duration, Scope, Sink } from "effect"
-import { Config, Context, Effect, Layer } from "effect"
+import type { Config, ConfigError, Scope, Sink } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type {
   CompressionError,
   LargePayloadStoreError,
@@ -20,8 +20,9 @@ import type {
   SerializationError
 } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
+import type { DurationOption } from "./internal/config.js"
+import { ProducerDefaults, resolveProducerOptions, unwrapOptions } from "./internal/config.js"
 import { engineOf } from "./internal/engine.js"
-import { ProducerDefaults, resolveProducerOptions } from "./internal/producer/options.js"
 import { makeProducer } from "./internal/producer/producer.js"
 import { KinesisWriter } from "./KinesisWriter.js"
 
@@ -32,15 +33,15 @@ import { KinesisWriter } from "./KinesisWriter.js"
  */
 export interface KinesisProducerOptions {
   /** The longest a record waits for others to fill a call. Positive. Default 100 ms. */
-  readonly linger?: Duration.DurationInput | undefined
+  readonly linger?: DurationOption | undefined
   /** Records accepted and not yet settled (buffered, in flight, waiting to retry); `send` waits for room beyond this. Positive integer. Default 10,000. */
   readonly maxBufferedRecords?: number | undefined
   /** Their bytes (data plus partition key). At least the writer's record limit. Default 64 MiB. */
   readonly maxBufferedBytes?: number | undefined
   /** A record not delivered this long after its `send` took room in the buffer fails with errorCode `Expired`. At least `linger`. Default 30 s. */
-  readonly recordTtl?: Duration.DurationInput | undefined
+  readonly recordTtl?: DurationOption | undefined
   /** On scope close, the time left to deliver what is queued or buffered; then a record not yet prepared fails with `ProducerClosedError`, and what is still unsettled with `Shutdown`. Zero or more. Default 10 s. */
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly shutdownTimeout?: DurationOption | undefined
   /**
    * Receives each record that failed for good (also `Expired` and `Shutdown`), once, in a
    * fiber of its own. A handler that fails or dies is logged and the producer goes on; at
@@ -171,7 +172,7 @@ export class KinesisProducer extends Context.Tag("cygnus-kinesis-writer/KinesisP
   static readonly layerConfig = (
     config: Config.Config.Wrap<KinesisProducerOptions>
   ): Layer.Layer<KinesisProducer, ConfigError.ConfigError, KinesisWriter> =>
-    Layer.scoped(KinesisProducer, Effect.flatMap(Config.unwrap(config), KinesisProducer.make))
+    Layer.scoped(KinesisProducer, Effect.flatMap(unwrapOptions(config), KinesisProducer.make))
 
   /**
    * What an option left out is.

@@ -6,25 +6,28 @@
  *
  * @since 0.1.0
  */
-import type { ConfigError, Duration, Schedule, Scope } from "effect"
-import { Config, Context, Effect, Layer } from "effect"
+import type { Config, ConfigError, Duration, Schedule, Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { KinesisError, WriteBatchError } from "./Errors.js"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
-import type { KinesisWriterOptions, ResolvedWriterConfig } from "./internal/config.js"
-import { fromEnv } from "./internal/config.js"
+import type { KinesisWriterOptions } from "./internal/config.js"
+import { fromEnv, unwrapOptions } from "./internal/config.js"
 import type { AttemptOutcome } from "./internal/delivery.js"
-import type { DeliveryLedger } from "./internal/core/ledger.js"
 import type { PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 import * as internal from "./internal/writer.js"
 import type { Kinesis } from "./Kinesis.js"
 import type { KinesisMetrics } from "./KinesisMetrics.js"
 import type { LargePayloadStore } from "./LargePayloadStore.js"
 
-export { AggregationDefaults, type AggregationOptions, type ResolvedAggregation } from "./internal/aggregationConfig.js"
-export type { KinesisWriterOptions, ResolvedWriterConfig } from "./internal/config.js"
-export { WriterDefaults } from "./internal/config.js"
+export {
+  AggregationDefaults,
+  type AggregationOptions,
+  type DurationOption,
+  type KinesisWriterOptions,
+  type ResolvedAggregation,
+  WriterDefaults
+} from "./internal/config.js"
 export type { AttemptOutcome, FailedRecord, WrittenRecord } from "./internal/delivery.js"
-export { DeliveryLedger, type LedgerRecord, type RecordState } from "./internal/core/ledger.js"
 export { KinesisLimits } from "./internal/limits.js"
 export type { BatchEntry, PreparedBatch, PreparedRecord, PrepareError } from "./internal/prepare.js"
 
@@ -167,7 +170,7 @@ export class KinesisWriter extends Context.Tag("cygnus-kinesis-writer/KinesisWri
   static readonly layerConfig = (
     config: Config.Config.Wrap<KinesisWriterOptions> = fromEnv
   ): Layer.Layer<KinesisWriter, ConfigError.ConfigError | KinesisError, Kinesis | LargePayloadStore | KinesisMetrics> =>
-    Layer.scoped(KinesisWriter, Effect.flatMap(Config.unwrap(config), internal.make))
+    Layer.scoped(KinesisWriter, Effect.flatMap(unwrapOptions(config), internal.make))
 
   /**
    * Where {@link KinesisWriter.layerConfig} reads each option by default: `KINESIS_STREAM_NAME`,
@@ -195,15 +198,6 @@ export declare namespace KinesisWriter {
    * @since 0.1.0
    */
   export interface Service {
-    /** The validated settings. */
-    readonly config: ResolvedWriterConfig
-    /** The stream's record limit in bytes (data plus partition key) the writer keeps to. */
-    readonly recordLimitBytes: number
-    /**
-     * The services the writer runs on, for what is built on it: the producer sends, measures
-     * and deletes large payloads through them.
-     */
-    readonly services: Context.Context<Kinesis | KinesisMetrics | LargePayloadStore>
     /** Publishes a batch; see {@link WriteError} for what it names on failure. */
     readonly writeBatch: (
       records: ReadonlyArray<DataFileV1>,
@@ -225,8 +219,7 @@ export declare namespace KinesisWriter {
      */
     readonly putAttempt: (
       records: ReadonlyArray<PreparedRecord>,
-      attempt: number,
-      ledger?: DeliveryLedger
+      attempt: number
     ) => Effect.Effect<AttemptOutcome>
   }
 }

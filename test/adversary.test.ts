@@ -34,6 +34,7 @@ import {
   RecordCodec
 } from "../src/index.js"
 import { awsErrorFacts, mayHaveBeenApplied } from "../src/internal/awsError.js"
+import { engineOf } from "../src/internal/engine.js"
 import { KinesisLimits } from "../src/internal/limits.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
@@ -387,9 +388,9 @@ describe("class 7: configuration that should not be accepted is refused, naming 
         KINESIS_STREAM_ARN: "arn:aws:kinesis:eu-west-1:210987654321:stream/env-stream"
       })
       if (Either.isLeft(ok)) return assert.fail(String(ok.left))
-      assert.strictEqual(Duration.toMillis(ok.right.config.backoffBase), 100)
-      assert.strictEqual(Duration.toMillis(ok.right.config.backoffCap), 10_000)
-      assert.strictEqual(Duration.toMillis(ok.right.config.requestTimeout), 30_000)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.backoffBase), 100)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.backoffCap), 10_000)
+      assert.strictEqual(Duration.toMillis(engineOf(ok.right)!.config.requestTimeout), 30_000)
       for (
         const [name, text] of [
           ["KINESIS_REQUEST_TIMEOUT", ""],

@@ -16,6 +16,7 @@ import type { KinesisWriterOptions } from "../src/index.js"
 import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordReader } from "../src/index.js"
 import { fitToRecordLimit } from "../src/internal/aggregate.js"
 import * as RecordCodec from "../src/internal/codec.js"
+import { engineOf } from "../src/internal/engine.js"
 import { EnvelopePacker, unpack } from "../src/internal/envelopePacker.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import type { PreparedRecord } from "../src/internal/prepare.js"
@@ -184,7 +185,7 @@ describe("aggregation: the writer", () => {
     Effect.gen(function*() {
       const batch = RecordGenerator.makeDataFiles(300, { columns: 5 })
       const writer = yield* KinesisWriter
-      const factor = writer.config.distributionFactor
+      const factor = engineOf(writer)!.config.distributionFactor
       const result = yield* writer.writeBatch(batch)
       const kinesis = (yield* sent).flat()
       const keys = new Set(batch.map((r) => distributionBucket(r.filePath, factor)))
@@ -234,7 +235,7 @@ describe("aggregation: the writer", () => {
       Effect.gen(function*() {
         const batch = RecordGenerator.makeDataFiles(9_000, { columns: 5 })
         const writer = yield* KinesisWriter
-        const factor = writer.config.distributionFactor
+        const factor = engineOf(writer)!.config.distributionFactor
         const result = yield* writer.writeBatch(batch)
         const kinesis = (yield* sent).flat()
         assert.strictEqual(result.records, 9_000)
@@ -387,7 +388,7 @@ describe("aggregation: configuration", () => {
   it.effect("from the environment: KINESIS_AGGREGATION turns it on, with its bounds", () =>
     Effect.gen(function*() {
       const read = (env: Record<string, string>) =>
-        Effect.flatMap(KinesisWriter, (w) => Effect.succeed(w.config.aggregation)).pipe(
+        Effect.flatMap(KinesisWriter, (w) => Effect.succeed(engineOf(w)!.config.aggregation)).pipe(
           Effect.provide(KinesisWriter.layerConfig().pipe(Layer.provide(deps))),
           Effect.withConfigProvider(ConfigProvider.fromMap(
             new Map(Object.entries({

@@ -54,7 +54,7 @@ describe("DataFileEncoder", () => {
     const encoder = new DataFileEncoder(INFO, 16)
     const record = create(DataFileV1Schema, {
       filePath: "é".repeat(300),
-      partition: { ["k".repeat(200)]: "v\uD800".repeat(100), "": "" },
+      partition: { ["k".repeat(200)]: "v😀".repeat(100), "": "" },
       recordCount: -(2n ** 63n),
       fileSizeInBytes: 2n ** 63n - 1n,
       columnSizes: { [-1]: -1n, [2 ** 31 - 1]: 2n ** 53n, 0: 0n },
@@ -80,6 +80,9 @@ describe("DataFileEncoder", () => {
       { ...base, columnSizes: { 1: "5" as unknown as bigint } },
       { ...base, columnSizes: { ["x" as unknown as number]: 1n } },
       { ...base, partition: { a: 1 as unknown as string } },
+      // Text UTF-8 cannot carry (a lone surrogate): refused there, naming the field.
+      { ...base, partition: { a: "v\uD800" } },
+      { ...base, filePath: "s3://b/\uDC00" },
       { ...base, equalityIds: [2 ** 31] },
       { ...base, filePath: "" },
       { ...base, $typeName: "other" as "cygnus.v1.DataFileV1" }

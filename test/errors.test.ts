@@ -23,7 +23,8 @@ const undelivered = (n: number) =>
     index,
     recordId: `00000000-0000-4000-8000-${String(index).padStart(12, "0")}`,
     errorCode: index % 10 === 0 ? "InternalFailure" : "ProvisionedThroughputExceededException",
-    maybeDelivered: index % 10 === 0
+    maybeDelivered: index % 10 === 0,
+    attempts: 4
   }))
 
 const batchError = new WriteBatchError({

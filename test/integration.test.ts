@@ -24,6 +24,7 @@ import {
   RecordReader,
   WriteBatchError
 } from "../src/index.js"
+import { engineOf } from "../src/internal/engine.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"
@@ -258,7 +259,7 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const writer = yield* KinesisWriter.pipe(
         Effect.provide(writerLayer({ ...base, streamName: stream, readStreamRecordLimit: true }, bucket))
       )
-      assert.strictEqual(writer.recordLimitBytes, 1_048_576)
+      assert.strictEqual(engineOf(writer)!.recordLimitBytes, 1_048_576)
     }))
 
   it.live("an incompressible 1.1 MB record goes to S3 under a 2 MB threshold (the 1 MiB guard) and reads back through S3", () =>

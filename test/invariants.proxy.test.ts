@@ -52,6 +52,7 @@ import type { FaultKind, FaultProxy, FaultRates } from "./support/FaultProxy.js"
 import { startFaultProxy } from "./support/FaultProxy.js"
 import { createBucket, createStream, makeKinesisClient, makeS3Client, readAllRecords } from "./support/LocalAws.js"
 import { localClients, uniqueName } from "./support/names.js"
+import { streamRecordLimit } from "./support/writerLayers.js"
 
 /** Direct clients, for set-up and for reading back: never through a proxy. */
 const { kinesis: directKinesis, kinesisEndpoint, region, s3: directS3, s3Endpoint } = localClients()
@@ -210,13 +211,15 @@ describe("writer invariants under injected faults (real SDK → fault proxy → 
           maxRetries,
           backoffBase: "5 millis",
           backoffCap: "200 millis",
-          // Small calls, so a batch takes several PutRecords calls per attempt.
+          // Small calls, so a batch takes several PutRecords calls per attempt, on a stream
+          // whose records are said to be at most that (a smaller maxRequestBytes is refused).
           maxRequestBytes: 16_384,
+          readStreamRecordLimit: true,
           maxConcurrentCalls: 4,
           maxConcurrentUploads: 4
         }
         const writer = KinesisWriter.layer(options).pipe(
-          Layer.provide(Kinesis.layer(kinesisClient)),
+          Layer.provide(streamRecordLimit(16).pipe(Layer.provide(Kinesis.layer(kinesisClient)))),
           Layer.provide(LargePayloadStore.layerS3({ client: s3Client, bucket })),
           Layer.provide(KinesisMetrics.layerNoop)
         )

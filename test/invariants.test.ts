@@ -51,6 +51,7 @@ import {
 } from "../src/index.js"
 import * as ShardSimulator from "../src/ShardSimulator.js"
 import { RecordGenerator } from "../src/testing.js"
+import { streamRecordLimit } from "./support/writerLayers.js"
 
 /** Seeded record ids: `uuids.next` is reset per seed. */
 const uuids = vi.hoisted(() => ({ next: (): string => "00000000-0000-4000-8000-000000000000" }))
@@ -127,6 +128,8 @@ const runSeed = (scenario: Scenario, seed: number) =>
       compressionWorkers: 0,
       ...scenario.writer(seed)
     }).pipe(
+      // Calls of 64 KiB (several per attempt) need a stream whose records are at most that.
+      Layer.provide(streamRecordLimit(64)),
       Layer.provideMerge(ShardSimulator.layer({ ...scenario.simulator(seed), shards: 4, seed })),
       Layer.provideMerge(storeLayer),
       Layer.provideMerge(KinesisMetrics.layerNoop)
@@ -383,7 +386,12 @@ describe("writer invariants over a simulated 4-shard stream with faults", () => 
           seeds: Array.from({ length: 20 }, (_, i) => i + 1),
           // 4 × 250 records/s: the first second cannot take the whole batch on an uneven key spread.
           simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-          writer: (seed) => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 2 + (seed % 4) })
+          writer: (seed) => ({
+            distributionFactor: 16,
+            maxRequestBytes: 64 * 1024,
+            readStreamRecordLimit: true,
+            maxRetries: 2 + (seed % 4)
+          })
         })
         // The scenario must exercise both endings and the ambiguous paths, or it proves little.
         const delivered = reports.filter((r) => r.outcome === "delivered").length
@@ -421,12 +429,22 @@ describe("writer invariants over a simulated 4-shard stream with faults", () => 
         const byRecords = yield* runScenario({
           seeds: [101, 102, 103],
           simulator: () => ({ ...faults, recordsPerSecondPerShard: 20 }),
-          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
+          writer: () => ({
+            distributionFactor: 16,
+            maxRequestBytes: 64 * 1024,
+            readStreamRecordLimit: true,
+            maxRetries: 3
+          })
         })
         const byBytes = yield* runScenario({
           seeds: [111, 112],
           simulator: () => ({ ...faults, bytesPerSecondPerShard: 16 * 1024 }),
-          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 3 })
+          writer: () => ({
+            distributionFactor: 16,
+            maxRequestBytes: 64 * 1024,
+            readStreamRecordLimit: true,
+            maxRetries: 3
+          })
         })
         for (const r of [...byRecords, ...byBytes]) {
           assert.strictEqual(r.outcome, "failed", `seed ${r.seed} delivered everything`)
@@ -444,7 +462,13 @@ describe("writer invariants over a simulated 4-shard stream with faults", () => 
           seeds: [301, 302, 303],
           live: true,
           simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-          writer: () => ({ distributionFactor: 16, maxRequestBytes: 64 * 1024, maxRetries: 4, compressionWorkers: 1 })
+          writer: () => ({
+            distributionFactor: 16,
+            maxRequestBytes: 64 * 1024,
+            readStreamRecordLimit: true,
+            maxRetries: 4,
+            compressionWorkers: 1
+          })
         })
         assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
       }),

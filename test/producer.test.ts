@@ -109,7 +109,9 @@ describe("KinesisProducer: collection", () => {
       const fiber = yield* Effect.fork(Effect.forEach(batch, producer.send, { concurrency: "unbounded" }))
       const recorder = yield* KinesisTestRecorder
       // Calls go while a call's worth is ready; the last record lingers (however long preparing takes).
-      for (let turn = 0; turn < 500 && (yield* recorder.calls).length < 3; turn++) yield* tick
+      for (let turn = 0; turn < 500 && (yield* recorder.calls).length < 3; turn++) {
+        yield* tick
+      }
       yield* tick
       assert.strictEqual((yield* recorder.calls).length, 3)
       yield* TestClock.adjust("1 hour")
@@ -125,7 +127,10 @@ describe("KinesisProducer: collection", () => {
       }
     }).pipe(
       Effect.provide(
-        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }, { maxRequestBytes: 32 * 1024 })
+        producerLayer(undefined, { linger: "1 hour", recordTtl: "2 hours" }, {
+          maxRequestBytes: 32 * 1024,
+          readStreamRecordLimit: true
+        }, { summary: { maxRecordSizeInKiB: 32 } })
       )
     ))
 

@@ -221,11 +221,15 @@ describe("writer properties: whatever the service answers, the schedule and the 
           largePayloadThreshold: LARGE_THRESHOLD,
           compressionWorkers: 0,
           maxConcurrentUploads: 2,
-          maxRequestBytes
+          maxRequestBytes,
+          // A stream whose records are at most maxRequestBytes (1 MiB at most): calls of one
+          // record at 1 KiB.
+          readStreamRecordLimit: true
         }).pipe(
           Layer.provide(Layer.mergeAll(
             KinesisTest.layer(
-              scripted(answers, observed, interrupt._tag === "call" ? interrupt.at : undefined, reached)
+              scripted(answers, observed, interrupt._tag === "call" ? interrupt.at : undefined, reached),
+              { maxRecordSizeInKiB: Math.min(1024, maxRequestBytes / 1024) }
             ),
             Layer.succeed(LargePayloadStore, storeWith(memory.service, interrupt, reached)),
             KinesisMetrics.layerNoop
@@ -301,7 +305,8 @@ describe("writer properties: whatever the service answers, the schedule and the 
       distributionFactor: fc.integer({ min: 1, max: 20 }),
       refusals: fc.nat({ max: 12 }),
       sizes: fc.array(fc.integer({ min: -1_500, max: 300 }), { minLength: 1, maxLength: 6 }),
-      maxRequestBytes: fc.constantFrom(1024, 20 * 1024, 64 * 1024)
+      // At least the record limit: a smaller one is refused when the writer is built.
+      maxRequestBytes: fc.constantFrom(16 * 1024, 20 * 1024, 64 * 1024)
     },
     ({ distributionFactor, logGroup, maxRequestBytes, maxRetries, refusals, sizes, slack }) =>
       Effect.gen(function*() {
@@ -326,7 +331,7 @@ describe("writer properties: whatever the service answers, the schedule and the 
             if (size > recordLimit) violations.push(`a record of ${size} bytes`)
             bytes += size
           }
-          if (records.length > 1 && bytes > maxRequestBytes) violations.push(`a call of ${bytes} bytes`)
+          if (bytes > maxRequestBytes) violations.push(`a call of ${bytes} bytes`)
         }
         const options: KinesisWriterOptions = {
           ...baseOptions,

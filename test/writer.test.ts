@@ -10,6 +10,7 @@ import {
   RecordCodec,
   RecordReader
 } from "../src/index.js"
+import { engineOf } from "../src/internal/engine.js"
 import { distributionBucket } from "../src/internal/partitionKey.js"
 import { KinesisTestRecorder } from "../src/KinesisTest.js"
 import { KinesisTest, RecordGenerator } from "../src/testing.js"
@@ -79,7 +80,13 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
       assert.strictEqual(calls.length, result.kinesisCalls)
       assert.isAbove(calls.length, 1)
       for (const call of calls) assert.isAtMost(call.reduce((n, r) => n + r.bytes, 0), 64 * 1024)
-    }).pipe(Effect.provide(writerLayer(undefined, { maxRequestBytes: 64 * 1024 }))))
+    }).pipe(
+      Effect.provide(
+        writerLayer(undefined, { maxRequestBytes: 64 * 1024, readStreamRecordLimit: true }, {
+          summary: { maxRecordSizeInKiB: 64 }
+        })
+      )
+    ))
 
   it.effect("each record gets a fresh record_id, the creation time from Clock and the writer's info", () =>
     Effect.gen(function*() {
@@ -117,7 +124,7 @@ describe("KinesisWriter.writeBatch: batching within Kinesis limits", () => {
   it.effect("a distributionFactor below 1 is clamped to 1", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      assert.strictEqual(writer.config.distributionFactor, 1)
+      assert.strictEqual(engineOf(writer)!.config.distributionFactor, 1)
       yield* writer.writeBatch(records(10))
       assert.isTrue((yield* sentRecords).flat().every((r) => r.partitionKey === "lg-schema-0-0"))
     }).pipe(Effect.provide(writerLayer(undefined, { distributionFactor: -3 }))))
@@ -176,7 +183,7 @@ describe("KinesisWriter.writeBatch: large payloads", () => {
   it.effect("the stream's MaxRecordSizeInKiB, when read, raises the guard", () =>
     Effect.gen(function*() {
       const writer = yield* KinesisWriter
-      assert.strictEqual(writer.recordLimitBytes, 10 * 1024 * 1024)
+      assert.strictEqual(engineOf(writer)!.recordLimitBytes, 10 * 1024 * 1024)
       const result = yield* writer.writeBatch([RecordGenerator.makeDataFile({ seed: 2, serializedBytes: 1_500_000 })])
       assert.strictEqual(result.largePayloads, 0)
     }).pipe(

@@ -8,9 +8,9 @@
 import { Effect, Schedule, ScheduleDecision } from "effect"
 import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"
 import { WriteBatchError } from "../Errors.js"
+import { DeliveryLedger } from "./core/ledger.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { yieldToEventLoop } from "./eventLoop.js"
-import { DeliveryLedger } from "./core/ledger.js"
 import type { BatchEntry, PreparedRecord } from "./prepare.js"
 
 /** The error code of a record still undelivered when the caller's deadline passed. */
@@ -131,7 +131,7 @@ export class BatchDelivery {
    * those never sent or in flight. `deleted` lists the indexes whose S3 object was deleted.
    */
   toError(streamName: string, interrupted: boolean, deleted: ReadonlySet<number>): WriteBatchError {
-    const undelivered = this.undelivered().map((entry): UndeliveredRecord => {
+    const undelivered = this.undelivered().map((entry): UndeliveredRecord & { readonly index: number } => {
       const failure = this.lastFailure.get(entry.index)
       const inFlight = this.ledger.isInFlight(entry.index)
       return {
@@ -145,7 +145,8 @@ export class BatchDelivery {
         maybeDelivered: this.ledger.maybeDelivered(entry.index),
         largePayload: entry.largePayload === undefined
           ? undefined
-          : { ...entry.largePayload, deleted: deleted.has(entry.index) }
+          : { ...entry.largePayload, deleted: deleted.has(entry.index) },
+        attempts: this.ledger.attempts(entry.index)
       }
     })
     return new WriteBatchError({

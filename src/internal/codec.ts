@@ -35,6 +35,7 @@ import {
 } from "../gen/cygnus/v1/data_file_entry_pb.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema } from "../gen/cygnus/v1/data_file_pb.js"
+import { recordProblem } from "./core/records.js"
 import { gzip } from "./gzipEngine.js"
 
 /**
@@ -90,8 +91,9 @@ export interface DecodedEntryRecord {
 }
 
 /**
- * Serializes a `DataFileV1` to protobuf bytes. An empty `file_path`, or a value protobuf
- * cannot carry, gives a `SerializationError` naming it.
+ * Serializes a `DataFileV1` to protobuf bytes. What is not a record, an empty `file_path`,
+ * text with a lone UTF-16 surrogate (which UTF-8 cannot carry), or a value protobuf cannot
+ * carry gives a `SerializationError` naming it.
  *
  * @since 0.1.0
  */
@@ -99,12 +101,14 @@ export const serializeDataFileSync = (
   dataFile: DataFileV1,
   recordIndex?: number
 ): Either.Either<Uint8Array, SerializationError> => {
-  if (typeof dataFile.filePath !== "string" || dataFile.filePath.length === 0) {
+  const problem = recordProblem(dataFile)
+  if (problem !== undefined) {
     return Either.left(
       new SerializationError({
-        subject: "file_path",
-        reason: "file_path is required and must not be empty",
-        recordIndex
+        ...problem,
+        recordIndex,
+        // The path names the record, when it is one a log can print.
+        filePath: problem.subject === "file_path" || problem.subject === "record" ? undefined : dataFile.filePath
       })
     )
   }

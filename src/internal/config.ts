@@ -1,17 +1,34 @@
 /**
- * The writer's settings: what a caller gives, the defaults, their validation (a bad value
- * fails the layer with a `ConfigError` naming the field and the value), and the same
- * settings read through Effect `Config`.
+ * The one options module: the settings of the writer, its aggregation and the producer, their
+ * defaults, and their validation, through the decisions of `core/options.ts` (one duration
+ * grammar, one wording of errors). A bad value fails with a `ConfigError.InvalidData` whose
+ * path is the option (or the environment variable it was read from) and whose message is one
+ * line naming it and the value; the same settings can be read through Effect `Config`.
  *
  * @internal
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
-import { availableParallelism } from "node:os"
-import type { AggregationOptions, ResolvedAggregation } from "./aggregationConfig.js"
-import { resolveAggregation } from "./aggregationConfig.js"
-import { DEFAULT_COMPRESSION_LEVEL } from "./codec.js"
-import { KinesisLimits } from "./limits.js"
-import { longestPartitionKey, partitionKeyLength } from "./partitionKey.js"
+import type { KinesisProducerOptions } from "../KinesisProducer.js"
+import type {
+  AggregationSettings,
+  Checked,
+  DurationText,
+  ProducerSettings,
+  Refusal,
+  WriterSettings
+} from "./core/options.js"
+import * as core from "./core/options.js"
+import { longestPartitionKey } from "./partitionKey.js"
+
+/**
+ * A duration option, in the one grammar every option takes: a `Duration`, a number of
+ * milliseconds, or text of a number and a unit, with or without a space (`"100 ms"`,
+ * `"100 millis"`, `"30 s"`, `"10 seconds"`, `"2m"`; units `ns`, `us`, `ms`, `s`, `m`, `h`, `d`,
+ * `w` and Effect's `nanos` … `weeks`). NaN, negative and infinite durations are refused.
+ *
+ * @since 0.1.0
+ */
+export type DurationOption = Duration.DurationInput | DurationText
 
 /**
  * What a caller sets. Only the first four are required.
@@ -39,10 +56,10 @@ export interface KinesisWriterOptions {
   readonly largePayloadThreshold?: number | undefined
   /** Retries of the records that failed, after the first attempt. Integer ≥ 0. Default 3. */
   readonly maxRetries?: number | undefined
-  /** First backoff delay. Default 100 ms. */
-  readonly backoffBase?: Duration.DurationInput | undefined
+  /** First backoff delay: a duration (`"100 ms"`, `"100 millis"`, `100`, `Duration.millis(100)`). Default 100 ms. */
+  readonly backoffBase?: DurationOption | undefined
   /** Longest backoff delay. Default 10 s. */
-  readonly backoffCap?: Duration.DurationInput | undefined
+  readonly backoffCap?: DurationOption | undefined
   /** Bytes (data plus partition keys) per PutRecords call. Default 5 MiB, at most 10 MiB. */
   readonly maxRequestBytes?: number | undefined
   /** Read the stream's `MaxRecordSizeInKiB` with DescribeStreamSummary when the layer is built, instead of assuming 1 MiB. Default false. */
@@ -64,7 +81,7 @@ export interface KinesisWriterOptions {
    * warns unless its handler is told to throw, so without this a hung connection would hang
    * the batch.
    */
-  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly requestTimeout?: DurationOption | undefined
   /**
    * Packs the records of a batch that share a partition key into one Kinesis record
    * (`gzip(DataFileEntryRecordBatch)`): fewer, larger records, fewer bytes. Off by default,
@@ -79,257 +96,180 @@ export interface KinesisWriterOptions {
  *
  * @since 0.1.0
  */
-export interface ResolvedWriterConfig {
-  readonly streamName: string
-  readonly streamArn: string | undefined
-  readonly logGroupId: string
-  readonly schemaName: string
-  readonly accountId: string
-  readonly distributionFactor: number
-  readonly largePayloadThreshold: number
-  readonly maxRetries: number
-  readonly backoffBase: Duration.Duration
-  readonly backoffCap: Duration.Duration
-  readonly maxRequestBytes: number
-  readonly readStreamRecordLimit: boolean
-  readonly maxConcurrentCalls: number
-  readonly maxConcurrentUploads: number
-  readonly compressionLevel: number
-  readonly compressionWorkers: number
-  readonly requestTimeout: Duration.Duration
-  /** `undefined` when aggregation is off. */
-  readonly aggregation: ResolvedAggregation | undefined
-}
+export type ResolvedWriterConfig = WriterSettings<Duration.Duration>
 
 /**
- * The writer's defaults: what an option left out is.
+ * The writer's defaults: what an option left out is. `maxRequestBytes` is 5 MiB, or the
+ * stream's record limit when `readStreamRecordLimit` finds a larger one.
  *
  * @since 0.1.0
  */
 export const WriterDefaults = {
-  // 16, not 4: on 4 shards, 4 keys per attempt left a shard underused (P3: 86.8% of capacity;
-  // 16 gives 98.9%, see BENCHMARKS.md). It costs nothing per record, and a 2-digit bucket.
-  distributionFactor: 16,
-  largePayloadThreshold: 921_600,
-  maxRetries: 3,
-  backoffBase: Duration.millis(100),
-  backoffCap: Duration.seconds(10),
-  maxRequestBytes: KinesisLimits.defaultRequestBytes,
-  maxConcurrentCalls: 4,
-  maxConcurrentUploads: 8,
-  compressionLevel: DEFAULT_COMPRESSION_LEVEL,
-  // Two threads where there is more than one core: on the benchmark's 2 cores, 1.64× the hand
-  // loop's wall rate at 50 columns against 1.22× with one (the main thread waits less at the
-  // end of each batch) and 1.25× with none. None on one core (Lambda below 1,769 MB, small
-  // containers): a thread there only competes with the main one, and takes about a second to
-  // start (BENCHMARKS.md).
-  compressionWorkers: availableParallelism() > 1 ? 2 : 0,
-  requestTimeout: Duration.seconds(30)
+  ...core.writerDefaults,
+  backoffBase: Duration.millis(core.writerDefaults.backoffBase),
+  backoffCap: Duration.millis(core.writerDefaults.backoffCap),
+  requestTimeout: Duration.millis(core.writerDefaults.requestTimeout)
 } as const
 
-const STREAM_NAME = /^[a-zA-Z0-9_.-]{1,128}$/
-/** A Kinesis stream's ARN; the stream's name is its last part. */
-const STREAM_ARN = /^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream\/([a-zA-Z0-9_.-]{1,128})$/
-
-const DURATION_UNITS: Record<string, Duration.Unit> = {
-  ns: "nanos",
-  nano: "nanos",
-  nanos: "nanos",
-  nanosecond: "nanos",
-  nanoseconds: "nanos",
-  us: "micros",
-  "µs": "micros",
-  micro: "micros",
-  micros: "micros",
-  microsecond: "micros",
-  microseconds: "micros",
-  ms: "millis",
-  milli: "millis",
-  millis: "millis",
-  millisecond: "millis",
-  milliseconds: "millis",
-  s: "seconds",
-  sec: "seconds",
-  secs: "seconds",
-  second: "seconds",
-  seconds: "seconds",
-  m: "minutes",
-  min: "minutes",
-  mins: "minutes",
-  minute: "minutes",
-  minutes: "minutes",
-  h: "hours",
-  hour: "hours",
-  hours: "hours",
-  d: "days",
-  day: "days",
-  days: "days",
-  w: "weeks",
-  week: "weeks",
-  weeks: "weeks"
+/**
+ * Packing the records of a batch that share a partition key into one Kinesis record
+ * (`gzip(DataFileEntryRecordBatch)`). Off unless given: consumers must read aggregates
+ * (`RecordReader.decodeRecordAll`, or any of the reader's batch functions) before a
+ * producer turns it on.
+ *
+ * @since 0.1.0
+ */
+export interface AggregationOptions {
+  /** Logical records in one aggregate, at most. Integer ≥ 2. Default 500. */
+  readonly maxRecords?: number | undefined
+  /**
+   * Bytes of one aggregate before gzip, at most (a single record larger than this travels
+   * alone). Its gzip'd size plus the partition key must fit the stream's record limit.
+   * Default 262,144 (256 KiB).
+   */
+  readonly maxBytes?: number | undefined
 }
 
 /**
- * A duration written as a number and a unit: Effect's `"100 millis"`, `"30 seconds"`, and the
- * README's `"100 ms"`, `"10 s"` (with or without the space). A bare number is refused: its
- * unit would be a guess.
+ * The aggregation settings after validation and defaults.
+ *
+ * @since 0.1.0
+ */
+export type ResolvedAggregation = AggregationSettings
+
+/**
+ * The aggregation defaults (why these: `aggregationDefaults` in `core/options.ts`).
+ *
+ * @since 0.1.0
+ */
+export const AggregationDefaults = core.aggregationDefaults
+
+/**
+ * The producer's defaults: what an option left out is.
+ *
+ * @since 0.1.0
+ */
+export const ProducerDefaults = {
+  ...core.producerDefaults,
+  linger: Duration.millis(core.producerDefaults.linger),
+  recordTtl: Duration.millis(core.producerDefaults.recordTtl),
+  shutdownTimeout: Duration.millis(core.producerDefaults.shutdownTimeout)
+} as const
+
+/** The producer's options after validation and defaults. */
+export type ResolvedProducerOptions = ProducerSettings<
+  Duration.Duration,
+  NonNullable<KinesisProducerOptions["onUndelivered"]>
+>
+
+// ---------------------------------------------------------------------------------------------
+// From the core's decisions to Effect's values
+
+/**
+ * A duration option as the core reads it: a `Duration` as its milliseconds (`Infinity` for
+ * `Duration.infinity`), anything else as given, to be parsed there.
+ */
+const plainDuration = (input: unknown): unknown => Duration.isDuration(input) ? Duration.toMillis(input) : input
+
+const toDuration = (millis: number): Duration.Duration => Duration.millis(millis)
+
+/**
+ * Effect prints a `ConfigError` as `(Invalid data at <path>: "<message>")`; ours say the path
+ * in their message already, and print as that one line. The copy keeps everything else of the
+ * original (its tag, `_op`, `path`, `message`).
+ */
+const printedAs = (error: ConfigError.ConfigError, line: string): ConfigError.ConfigError =>
+  Object.create(Object.getPrototypeOf(error), {
+    ...Object.getOwnPropertyDescriptors(error),
+    toString: { value: () => line, enumerable: false }
+  })
+
+/** A refusal of the core as a `ConfigError.InvalidData`, printed as its message. */
+export const toConfigError = (refusal: Refusal): ConfigError.ConfigError =>
+  printedAs(ConfigError.InvalidData([...refusal.path], refusal.message), refusal.message)
+
+/**
+ * A `ConfigError` (from a `Config`, or several joined by "and" / "or") whose every part prints
+ * as one line naming its path: ours as their message, Effect's own as `<path>: <message>`
+ * unless the message names the path already.
+ */
+export const readableConfigError = (error: ConfigError.ConfigError): ConfigError.ConfigError => {
+  switch (error._op) {
+    case "And":
+      return ConfigError.And(readableConfigError(error.left), readableConfigError(error.right))
+    case "Or":
+      return ConfigError.Or(readableConfigError(error.left), readableConfigError(error.right))
+    default: {
+      const at = error.path.join(".")
+      return printedAs(error, at === "" || error.message.includes(at) ? error.message : `${at}: ${error.message}`)
+    }
+  }
+}
+
+const fromChecked = <A>(checked: Checked<A>): Either.Either<A, ConfigError.ConfigError> =>
+  checked.ok ? Either.right(checked.value) : Either.left(toConfigError(checked))
+
+/**
+ * `Config.unwrap` of a caller's options, its errors made readable: what `layerConfig`s read
+ * their options with.
  *
  * @internal
  */
-export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Zµ]+)\s*$/.exec(text)
-  const unit = match === null ? undefined : DURATION_UNITS[match[2]!.toLowerCase()]
-  return match === null || unit === undefined ? Option.none() : Duration.decodeUnknown(`${match[1]} ${unit}`)
-}
-const ACCOUNT_ID = /^\d{12}$/
-
-const invalid = (field: string, requirement: string, value: unknown) =>
-  ConfigError.InvalidData([field], `${field} ${requirement}, got ${JSON.stringify(value) ?? String(value)}`)
-
-const check = <A>(
-  field: string,
-  value: A,
-  ok: boolean,
-  requirement: string
-): Either.Either<A, ConfigError.ConfigError> =>
-  ok ? Either.right(value) : Either.left(invalid(field, requirement, value))
-
-const integer = (field: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  check(
-    field,
-    value,
-    Number.isInteger(value) && value >= min && value <= max,
-    `must be an integer from ${min} to ${max}`
-  )
-
-const duration = (field: string, value: Duration.DurationInput) =>
-  Either.flatMap(
-    Either.fromOption(
-      typeof value === "string" ? parseDuration(value) : Duration.decodeUnknown(value),
-      () => invalid(field, "must be a duration (e.g. \"100 ms\", \"30 s\", \"30 seconds\")", value)
-    ),
-    (d) =>
-      Duration.greaterThan(d, Duration.zero) && Duration.isFinite(d)
-        ? Either.right(d)
-        : Either.left(invalid(field, "must be a positive, finite duration", value))
-  )
+export const unwrapOptions = <A>(config: Config.Config.Wrap<A>): Effect.Effect<A, ConfigError.ConfigError> =>
+  Effect.mapError(Config.unwrap(config), readableConfigError)
 
 /**
- * Validates options and fills in defaults. Each bad value is a `ConfigError.InvalidData`
- * whose path is the field and whose message names the value.
+ * Validates the writer's options and fills in defaults; `maxRequestBytes` is settled by
+ * {@link fitStreamLimits} once the stream's record limit is known.
  *
  * @internal
  */
 export const resolveWriterConfig = (
   options: KinesisWriterOptions
-): Effect.Effect<ResolvedWriterConfig, ConfigError.ConfigError> =>
-  Effect.gen(function*() {
-    const d = WriterDefaults
-    const streamName = yield* check(
-      "streamName",
-      options.streamName,
-      typeof options.streamName === "string" && STREAM_NAME.test(options.streamName),
-      "must be 1–128 characters of [a-zA-Z0-9_.-]"
-    )
-    const accountId = yield* check(
-      "accountId",
-      options.accountId,
-      typeof options.accountId === "string" && ACCOUNT_ID.test(options.accountId),
-      "must be 12 digits"
-    )
-    const logGroupId = yield* check(
-      "logGroupId",
-      options.logGroupId,
-      typeof options.logGroupId === "string" && options.logGroupId.length > 0,
-      "must be a non-empty string"
-    )
-    const schemaName = yield* check(
-      "schemaName",
-      options.schemaName,
-      typeof options.schemaName === "string" && options.schemaName.length > 0,
-      "must be a non-empty string"
-    )
-    const rawFactor = options.distributionFactor ?? d.distributionFactor
-    const distributionFactor = Math.max(
-      1,
-      yield* check("distributionFactor", rawFactor, Number.isSafeInteger(rawFactor), "must be an integer")
-    )
-    const largePayloadThreshold = yield* integer(
-      "largePayloadThreshold",
-      options.largePayloadThreshold ?? d.largePayloadThreshold,
-      1
-    )
-    const maxRetries = yield* integer("maxRetries", options.maxRetries ?? d.maxRetries, 0, 1_000)
-    const maxRequestBytes = yield* integer(
-      "maxRequestBytes",
-      options.maxRequestBytes ?? d.maxRequestBytes,
-      1024,
-      KinesisLimits.maxRequestBytes
-    )
-    const maxConcurrentCalls = yield* integer(
-      "maxConcurrentCalls",
-      options.maxConcurrentCalls ?? d.maxConcurrentCalls,
-      1,
-      1_000
-    )
-    const maxConcurrentUploads = yield* integer(
-      "maxConcurrentUploads",
-      options.maxConcurrentUploads ?? d.maxConcurrentUploads,
-      1,
-      1_000
-    )
-    const compressionLevel = yield* integer("compressionLevel", options.compressionLevel ?? d.compressionLevel, -1, 9)
-    const compressionWorkers = yield* integer(
-      "compressionWorkers",
-      options.compressionWorkers ?? d.compressionWorkers,
-      0,
-      64
-    )
-    const backoffBase = yield* duration("backoffBase", options.backoffBase ?? d.backoffBase)
-    const backoffCap = yield* duration("backoffCap", options.backoffCap ?? d.backoffCap)
-    const requestTimeout = yield* duration("requestTimeout", options.requestTimeout ?? d.requestTimeout)
-    const aggregation = yield* resolveAggregation(options.aggregation)
-    // Kinesis counts a key's characters (code points), not the UTF-16 units of `length`.
-    const longest = partitionKeyLength(
-      longestPartitionKey({ logGroupId, schemaName, distributionFactor, maxRetries })
-    )
-    yield* check(
-      "logGroupId",
-      logGroupId,
-      longest <= KinesisLimits.maxPartitionKeyLength,
-      `and schemaName make partition keys of up to ${longest} characters (limit ${KinesisLimits.maxPartitionKeyLength}, with distributionFactor ${distributionFactor} and maxRetries ${maxRetries})`
-    )
-    // Requests go to the ARN's stream while errors, S3 keys and metrics name streamName: they
-    // must be the same stream.
-    const streamArn = options.streamArn === undefined ? undefined : yield* check(
-      "streamArn",
-      options.streamArn,
-      typeof options.streamArn === "string" && STREAM_ARN.exec(options.streamArn)?.[1] === streamName,
-      `must be the ARN of stream ${
-        JSON.stringify(streamName)
-      } (arn:<partition>:kinesis:<region>:<account>:stream/${streamName})`
-    )
-    return {
-      streamName,
-      streamArn,
-      logGroupId,
-      schemaName,
-      accountId,
-      distributionFactor,
-      largePayloadThreshold,
-      maxRetries,
-      backoffBase,
-      backoffCap,
-      maxRequestBytes,
-      readStreamRecordLimit: options.readStreamRecordLimit ?? false,
-      maxConcurrentCalls,
-      maxConcurrentUploads,
-      compressionLevel,
-      compressionWorkers,
-      requestTimeout,
-      aggregation
-    }
-  })
+): Either.Either<WriterSettings<Duration.Duration, number | undefined>, ConfigError.ConfigError> =>
+  fromChecked(core.resolveWriter({
+    ...options,
+    backoffBase: plainDuration(options.backoffBase),
+    backoffCap: plainDuration(options.backoffCap),
+    requestTimeout: plainDuration(options.requestTimeout)
+  }, toDuration))
+
+/**
+ * The writer's settings against the stream's record limit (data plus partition key):
+ * `maxRequestBytes` given must be at least the limit, and left out follows it; an aggregate
+ * must fit a record.
+ *
+ * @internal
+ */
+export const fitStreamLimits = (
+  settings: WriterSettings<Duration.Duration, number | undefined>,
+  recordLimitBytes: number
+): Either.Either<ResolvedWriterConfig, ConfigError.ConfigError> =>
+  fromChecked(core.fitStream(settings, recordLimitBytes, Buffer.byteLength(longestPartitionKey(settings))))
+
+/**
+ * Validates the producer's options against the stream's record limit of the writer it runs
+ * on, and fills in defaults.
+ *
+ * @internal
+ */
+export const resolveProducerOptions = (
+  options: KinesisProducerOptions,
+  recordLimitBytes: number
+): Either.Either<ResolvedProducerOptions, ConfigError.ConfigError> =>
+  fromChecked(core.resolveProducer(
+    {
+      ...options,
+      linger: plainDuration(options.linger),
+      recordTtl: plainDuration(options.recordTtl),
+      shutdownTimeout: plainDuration(options.shutdownTimeout)
+    },
+    recordLimitBytes,
+    toDuration
+  ))
+
+// ---------------------------------------------------------------------------------------------
+// The environment
 
 /**
  * Where {@link KinesisWriter.layerConfig} reads each option by default: environment
@@ -355,71 +295,74 @@ export const resolveWriterConfig = (
  * | `KINESIS_AGGREGATION` | aggregation on (`true`) or off (default) |
  * | `KINESIS_AGGREGATION_MAX_RECORDS`, `KINESIS_AGGREGATION_MAX_BYTES` | aggregation.maxRecords, aggregation.maxBytes |
  *
- * Integers are decimal (`""`, `"0x3"`, `"1e3"` are refused); a value that does not parse is a
- * `ConfigError` naming the variable and the value.
+ * Each value is checked as the option is, and refused naming the variable and the value.
+ * Integers are decimal (`""`, `"0x3"`, `"1e3"` are refused); durations take the options' one
+ * grammar in text (`"100 ms"`, `"30 s"`, `"10 seconds"`).
  *
  * @since 0.1.0
  */
 export const fromEnv: Config.Config.Wrap<KinesisWriterOptions> = {
-  streamName: Config.string("KINESIS_STREAM_NAME"),
-  streamArn: optional(envText("KINESIS_STREAM_ARN", "must be a Kinesis stream ARN", (t) => STREAM_ARN.test(t))),
-  logGroupId: Config.string("KINESIS_LOG_GROUP_ID"),
-  schemaName: Config.string("KINESIS_SCHEMA_NAME"),
-  accountId: Config.string("AWS_ACCOUNT_ID"),
-  distributionFactor: optional(envInteger("KINESIS_DISTRIBUTION_FACTOR")),
-  largePayloadThreshold: optional(envInteger("KINESIS_LARGE_PAYLOAD_THRESHOLD")),
-  maxRetries: optional(envInteger("KINESIS_MAX_RETRIES")),
+  streamName: envText("KINESIS_STREAM_NAME", core.writerChecks.streamName),
+  streamArn: optional(envText("KINESIS_STREAM_ARN", core.writerChecks.streamArn)),
+  logGroupId: envText("KINESIS_LOG_GROUP_ID", core.writerChecks.logGroupId),
+  schemaName: envText("KINESIS_SCHEMA_NAME", core.writerChecks.schemaName),
+  accountId: envText("AWS_ACCOUNT_ID", core.writerChecks.accountId),
+  distributionFactor: optional(envInteger("KINESIS_DISTRIBUTION_FACTOR", core.writerChecks.distributionFactor)),
+  largePayloadThreshold: optional(
+    envInteger("KINESIS_LARGE_PAYLOAD_THRESHOLD", core.writerChecks.largePayloadThreshold)
+  ),
+  maxRetries: optional(envInteger("KINESIS_MAX_RETRIES", core.writerChecks.maxRetries)),
   backoffBase: optional(envDuration("KINESIS_BACKOFF_BASE")),
   backoffCap: optional(envDuration("KINESIS_BACKOFF_CAP")),
-  maxRequestBytes: optional(envInteger("KINESIS_MAX_REQUEST_BYTES")),
+  maxRequestBytes: optional(envInteger("KINESIS_MAX_REQUEST_BYTES", core.writerChecks.maxRequestBytes)),
   readStreamRecordLimit: optional(Config.boolean("KINESIS_READ_STREAM_RECORD_LIMIT")),
-  maxConcurrentCalls: optional(envInteger("KINESIS_MAX_CONCURRENT_CALLS")),
-  maxConcurrentUploads: optional(envInteger("KINESIS_MAX_CONCURRENT_UPLOADS")),
-  compressionLevel: optional(envInteger("KINESIS_COMPRESSION_LEVEL")),
-  compressionWorkers: optional(envInteger("KINESIS_COMPRESSION_WORKERS")),
+  maxConcurrentCalls: optional(envInteger("KINESIS_MAX_CONCURRENT_CALLS", core.writerChecks.maxConcurrentCalls)),
+  maxConcurrentUploads: optional(envInteger("KINESIS_MAX_CONCURRENT_UPLOADS", core.writerChecks.maxConcurrentUploads)),
+  compressionLevel: optional(envInteger("KINESIS_COMPRESSION_LEVEL", core.writerChecks.compressionLevel)),
+  compressionWorkers: optional(envInteger("KINESIS_COMPRESSION_WORKERS", core.writerChecks.compressionWorkers)),
   requestTimeout: optional(envDuration("KINESIS_REQUEST_TIMEOUT")),
   aggregation: Config.all({
     on: Config.withDefault(Config.boolean("KINESIS_AGGREGATION"), false),
-    maxRecords: optional(envInteger("KINESIS_AGGREGATION_MAX_RECORDS")),
-    maxBytes: optional(envInteger("KINESIS_AGGREGATION_MAX_BYTES"))
+    maxRecords: optional(envInteger("KINESIS_AGGREGATION_MAX_RECORDS", core.aggregationChecks.maxRecords)),
+    maxBytes: optional(envInteger("KINESIS_AGGREGATION_MAX_BYTES", core.aggregationChecks.maxBytes))
   }).pipe(Config.map(({ on, ...options }): AggregationOptions | undefined => on ? options : undefined))
 }
 
 /**
- * A variable read as text and parsed by `parse`; text it refuses is a `ConfigError` whose path
- * is the variable and whose message names the variable and the text.
+ * A variable read as text and checked by `check`, given the variable's name: a value it
+ * refuses is a `ConfigError` whose path is the variable and whose message names it.
  */
-function envParsed<A>(name: string, requirement: string, parse: (text: string) => Option.Option<A>): Config.Config<A> {
-  return Config.nested(
-    Config.mapOrFail(Config.string(), (text) =>
-      Either.fromOption(
-        parse(text),
-        () => ConfigError.InvalidData([], `${name} ${requirement}, got ${JSON.stringify(text)}`)
-      )),
-    name
-  )
+function envChecked<A>(name: string, check: (name: string, text: string) => Checked<A>): Config.Config<A> {
+  return Config.mapOrFail(Config.string(name), (text) => {
+    const checked = check(name, text)
+    // The Config prefixes the variable to the path: the refusal's own path is dropped.
+    return checked.ok ? Either.right(checked.value) : Either.left(ConfigError.InvalidData([], checked.message))
+  })
 }
 
-/** Text that `ok` accepts, as is. */
-function envText(name: string, requirement: string, ok: (text: string) => boolean): Config.Config<string> {
-  return envParsed(name, requirement, (text) => ok(text) ? Option.some(text) : Option.none())
+/** Text, checked as the option it is read for. */
+function envText(name: string, check: (name: string, value: unknown) => Checked<string>): Config.Config<string> {
+  return envChecked(name, check)
 }
 
 /**
  * A decimal integer, unlike `Config.integer`, which reads with `Number` and so takes `""` and
- * `" "` for 0 and `"0x3"`, `"0b1"`, `"1e3"` for numbers.
+ * `" "` for 0 and `"0x3"`, `"0b1"`, `"1e3"` for numbers; then checked as the option it is
+ * read for.
  */
-function envInteger(name: string): Config.Config<number> {
-  return envParsed(
-    name,
-    "must be a decimal integer",
-    (text) => /^\s*[+-]?\d+\s*$/.test(text) ? Option.some(Number(text.trim())) : Option.none()
-  )
+function envInteger(name: string, check: (name: string, value: unknown) => Checked<number>): Config.Config<number> {
+  return envChecked(name, (at, text) => {
+    const n = core.parseDecimalInteger(text)
+    return n === undefined ? core.refuse(at, "must be a decimal integer", text) : check(at, n)
+  })
 }
 
-/** A duration as the README writes it (`100 ms`, `30 s`) or as Effect does (`30 seconds`). */
+/** A duration in the options' one grammar (`100 ms`, `30 s`, `10 seconds`). */
 function envDuration(name: string): Config.Config<Duration.Duration> {
-  return envParsed(name, "must be a duration such as \"100 ms\", \"30 s\" or \"30 seconds\"", parseDuration)
+  return envChecked(name, (at, text) => {
+    const checked = core.checkDuration(at, text)
+    return checked.ok ? core.accept(Duration.millis(checked.value)) : checked
+  })
 }
 
 /** An optional setting: absent is `undefined`, which the defaults fill in. */

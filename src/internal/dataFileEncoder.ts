@@ -15,6 +15,7 @@
  * @internal
  */
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import { isWellFormed } from "./core/options.js"
 import type { BatchInfo } from "./envelopePacker.js"
 import { envelopeHeaderSize, EnvelopeInfo, writeEnvelopeHeader } from "./envelopePacker.js"
 
@@ -142,6 +143,7 @@ export class DataFileEncoder {
 
   /** Writes the fields in field-number order, as `toBinary` does; false when a value is left to `toBinary`. */
   private fields(m: DataFileV1): boolean {
+    if (typeof m !== "object" || m === null) return false
     if (m.$typeName !== TYPE_NAME || (m.$unknown !== undefined && m.$unknown.length > 0)) return false
     if (typeof m.filePath !== "string" || m.filePath === "") return false
     const keyMetadata = m.keyMetadata
@@ -259,20 +261,27 @@ export class DataFileEncoder {
     return this.int64(value)
   }
 
-  /** A string's UTF-8 bytes with their length (lone surrogates become U+FFFD, as with TextEncoder). */
+  /**
+   * A string's UTF-8 bytes with their length. Text with a lone surrogate, which UTF-8 cannot
+   * carry, is left to `serializeDataFileSync`, which refuses it naming the field.
+   */
   private string(value: unknown): boolean {
     if (typeof value !== "string") return false
     const length = Buffer.byteLength(value, "utf8")
+    if (length === value.length) {
+      // ASCII (as many bytes as UTF-16 units only then): one byte a character.
+      this.lastStringBytes = length
+      this.varint32(length)
+      this.ensure(length)
+      const b = this.buffer
+      for (let i = 0; i < length; i++) b[this.pos++] = value.charCodeAt(i)
+      return true
+    }
+    if (!isWellFormed(value)) return false
     this.lastStringBytes = length
     this.varint32(length)
     this.ensure(length)
-    if (length === value.length) {
-      // ASCII: one byte a character.
-      const b = this.buffer
-      for (let i = 0; i < length; i++) b[this.pos++] = value.charCodeAt(i)
-    } else {
-      this.pos += this.buffer.write(value, this.pos, "utf8")
-    }
+    this.pos += this.buffer.write(value, this.pos, "utf8")
     return true
   }
 

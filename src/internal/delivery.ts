@@ -12,8 +12,8 @@ import type { Kinesis, PutRecordsResultEntry } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { mayHaveBeenApplied } from "./awsError.js"
 import type { ResolvedWriterConfig } from "./config.js"
-import { EventLoopSlice } from "./eventLoop.js"
 import type { DeliveryLedger } from "./core/ledger.js"
+import { EventLoopSlice } from "./eventLoop.js"
 import { KinesisLimits } from "./limits.js"
 import { fitsPartitionKey, partitionKeyLength } from "./partitionKey.js"
 import type { PreparedRecord } from "./prepare.js"
@@ -99,7 +99,8 @@ export interface AttemptReport<E> {
 
 /**
  * Splits records into PutRecords calls: at most 500 records and `maxRequestBytes` bytes of
- * data plus partition keys each, in order.
+ * data plus partition keys each, in order. No record is larger than a call may be: the writer
+ * refuses a `maxRequestBytes` below the stream's record limit, and `fitAttempt` a record over it.
  */
 export const planCalls = <A>(
   records: ReadonlyArray<A>,

@@ -430,7 +430,9 @@ export const prepareEach = (
     yield* Effect.forEach(chunks, (chunk) =>
       Effect.flatMap(Effect.exit(compressChunk({ slots }, chunk)), (exit) => {
         const steps: Array<Effect.Effect<void>> = []
-        if (Exit.isFailure(exit)) { for (const slot of chunk.packed) steps.push(to.refused(slot.entry.index, exit.cause)) }
+        if (Exit.isFailure(exit)) {
+          for (const slot of chunk.packed) steps.push(to.refused(slot.entry.index, exit.cause))
+        }
         for (let index = chunk.start; index < chunk.end; index++) {
           const record = Exit.isSuccess(exit) ? exit.value[index - chunk.start] : undefined
           const slot = slots[index]!

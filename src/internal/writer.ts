@@ -5,7 +5,7 @@
  * @internal
  */
 import type { ConfigError, Scope } from "effect"
-import { Cause, Clock, Context, Duration, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"
 import { Compressor } from "../Compressor.js"
 import type { WriteBatchError } from "../Errors.js"
 import { KinesisError } from "../Errors.js"
@@ -16,20 +16,18 @@ import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWr
 import { LargePayloadStore } from "../LargePayloadStore.js"
 import type { AggregatedBatch } from "./aggregate.js"
 import { prepareBatchAggregated, serializeBatchAggregated } from "./aggregate.js"
-import { checkAggregationFits } from "./aggregationConfig.js"
 import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
 import type { KinesisWriterOptions } from "./config.js"
-import { resolveWriterConfig } from "./config.js"
-import { registerEngine } from "./engine.js"
+import { fitStreamLimits, resolveWriterConfig } from "./config.js"
+import type { DeliveryLedger } from "./core/ledger.js"
 import type { AttemptOutcome } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
+import { registerEngine } from "./engine.js"
 import { PackBuffers } from "./envelopePacker.js"
-import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./limits.js"
 import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
-import { longestPartitionKey } from "./partitionKey.js"
 import type { PrepareContext, PreparedRecord, PrepareError, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
@@ -43,12 +41,12 @@ export const make = (
   Kinesis | LargePayloadStore | KinesisMetrics | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const config = yield* resolveWriterConfig(options)
+    const settings = yield* resolveWriterConfig(options)
     const kinesis = yield* Kinesis
     const store = yield* LargePayloadStore
     const metrics = yield* KinesisMetrics
-    const recordLimitBytes = config.readStreamRecordLimit
-      ? yield* kinesis.describeStreamSummary(config.streamName, config.streamArn).pipe(
+    const recordLimitBytes = settings.readStreamRecordLimit
+      ? yield* kinesis.describeStreamSummary(settings.streamName, settings.streamArn).pipe(
         // The service's answer is checked where it is consumed: a record limit that is not a
         // whole number of KiB within Kinesis' range would break every size check after it.
         Effect.flatMap(({ maxRecordSizeInKiB: kib }) =>
@@ -59,7 +57,7 @@ export const make = (
             : Effect.fail(
               new KinesisError({
                 operation: "DescribeStreamSummary",
-                streamName: config.streamName,
+                streamName: settings.streamName,
                 errorName: InvalidResponse,
                 retryable: true,
                 cause: new Error(`the Kinesis service answered a MaxRecordSizeInKiB of ${String(kib)}`)
@@ -68,11 +66,9 @@ export const make = (
         )
       )
       : KinesisLimits.defaultRecordBytes
-    yield* checkAggregationFits(
-      config.aggregation,
-      recordLimitBytes,
-      Buffer.byteLength(longestPartitionKey(config))
-    )
+    // What depends on the record limit: maxRequestBytes (at least the limit; its default
+    // follows it) and whether an aggregate fits.
+    const config = yield* fitStreamLimits(settings, recordLimitBytes)
     const compressor = yield* Effect.flatMap(
       Effect.serviceOption(Compressor),
       Option.match({ onNone: () => makeCompressor(config.compressionWorkers), onSome: Effect.succeed })
@@ -107,8 +103,9 @@ export const make = (
       return batch
     })
 
-    const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+    const sendAgain = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
       Effect.map(sender.sendAttempt(Stream.fromIterable(slices(records)), attempt, ledger), (report) => report.outcome)
+    const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number) => sendAgain(records, attempt)
 
     /**
      * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main
@@ -120,7 +117,7 @@ export const make = (
       (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
       (n: number): Effect.Effect<AttemptOutcome> =>
         n > 0
-          ? putAttempt(delivery.pending, n, delivery.ledger)
+          ? sendAgain(delivery.pending, n, delivery.ledger)
           : sender.sendAttempt(
             ("aggregated" in batch
               ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
@@ -278,11 +275,7 @@ export const make = (
           : Effect.failCause(Cause.sequential(interruption, Cause.fail(error)))
       })
 
-    const services = Context.make(Kinesis, kinesis).pipe(
-      Context.add(KinesisMetrics, metrics),
-      Context.add(LargePayloadStore, store)
-    )
-    return registerEngine({ config, recordLimitBytes, services, writeBatch, prepare, putAttempt }, {
+    return registerEngine({ writeBatch, prepare, putAttempt }, {
       config,
       recordLimitBytes,
       kinesis,

@@ -225,7 +225,11 @@ describe("RecordLife", () => {
     life.startPreparing()
     life.prepared(0, undefined)
     life.startCall()
-    const step = life.failed({ errorCode: "ProvisionedThroughputExceededException", retryable: true, ambiguous: false }, 10, 0.5)
+    const step = life.failed(
+      { errorCode: "ProvisionedThroughputExceededException", retryable: true, ambiguous: false },
+      10,
+      0.5
+    )
     assert.deepStrictEqual(step, { _tag: "Retry", until: 110 })
     life.due(110)
     life.startCall()

@@ -31,7 +31,9 @@ const producerOver = (
   script: PutRecordsScript = KinesisTest.acceptAll
 ) =>
   KinesisProducer.layer({ linger: "5 millis", ...options }).pipe(
-    Layer.provideMerge(writerLayer(script, { compressionWorkers: 0, largePayloadThreshold: 1_000, ...writer }, { store }))
+    Layer.provideMerge(
+      writerLayer(script, { compressionWorkers: 0, largePayloadThreshold: 1_000, ...writer }, { store })
+    )
   )
 
 /** A store over memory whose writes and deletes a test can slow down, fail or hang. */
@@ -253,8 +255,12 @@ describe("maxBufferedBytes bounds the memory held for records", () => {
       yield* Effect.gen(function*() {
         const producer = yield* KinesisProducer
         const source = Stream.range(1, 40).pipe(
-          Stream.map((i) => RecordGenerator.makeDataFile({ seed: 900 + i, serializedBytes: 200_000 })),
-          Stream.tap(() => Effect.sync(() => pulled++))
+          Stream.map((i) =>
+            RecordGenerator.makeDataFile({ seed: 900 + i, serializedBytes: 200_000 })
+          ),
+          Stream.tap(() =>
+            Effect.sync(() => pulled++)
+          )
         )
         const run = yield* Effect.fork(Stream.run(source, producer.sink))
         yield* Effect.sleep("300 millis")
@@ -295,7 +301,10 @@ describe("shutdown", () => {
           LargePayloadStore.layerMemory(),
           { shutdownTimeout: "30 seconds" },
           { backoffBase: "1 hour", backoffCap: "1 hour" },
-          (call) => ++calls === 1 ? KinesisTest.failEach(call, "ProvisionedThroughputExceededException") : KinesisTest.acceptAll(call)
+          (call) =>
+            ++calls === 1
+              ? KinesisTest.failEach(call, "ProvisionedThroughputExceededException")
+              : KinesisTest.acceptAll(call)
         ),
         scope
       )

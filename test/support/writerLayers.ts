@@ -1,7 +1,7 @@
 import { Effect, Layer } from "effect"
 import type { Compressor } from "../../src/Compressor.js"
 import type { KinesisWriterOptions } from "../../src/index.js"
-import { KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
+import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore, LargePayloadStoreError } from "../../src/index.js"
 import type { PutRecordsScript } from "../../src/KinesisTest.js"
 import type { MemoryStore } from "../../src/LargePayloadStore.js"
 import { KinesisTest } from "../../src/testing.js"
@@ -63,4 +63,23 @@ export const countingStore = (memory: MemoryStore, counter: { writes: number }, 
             : memory.service.write(key, bytes)
         })
     })
+  )
+
+/**
+ * The `Kinesis` below, whose DescribeStreamSummary says the stream's records are at most
+ * `kib` KiB: with `readStreamRecordLimit`, a writer then keeps to that limit, and may use
+ * calls (`maxRequestBytes`) as small as it, so a test makes several calls of a few records.
+ */
+export const streamRecordLimit = (kib: number): Layer.Layer<Kinesis, never, Kinesis> =>
+  Layer.effect(
+    Kinesis,
+    Effect.map(Kinesis, (kinesis) =>
+      Kinesis.of({
+        ...kinesis,
+        describeStreamSummary: (streamName, streamArn) =>
+          Effect.map(
+            kinesis.describeStreamSummary(streamName, streamArn),
+            (summary) => ({ ...summary, maxRecordSizeInKiB: kib })
+          )
+      }))
   )

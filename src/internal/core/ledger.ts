@@ -38,15 +38,24 @@ const STATES: ReadonlyArray<RecordState> = ["NotSent", "InFlight", "Written"]
 export class DeliveryLedger {
   private readonly state: Uint8Array
   private readonly ambiguous: Uint8Array
+  /** Calls that carried each record, the one in flight included. */
+  private readonly calls: Uint32Array
 
   constructor(readonly size: number) {
     this.state = new Uint8Array(size)
     this.ambiguous = new Uint8Array(size)
+    this.calls = new Uint32Array(size)
   }
 
   /** A call carrying the record has started. */
   sending(index: number): void {
     this.state[index] = IN_FLIGHT
+    this.calls[index]!++
+  }
+
+  /** The calls that carried the record, the one in flight included. */
+  attempts(index: number): number {
+    return this.calls[index]!
   }
 
   /** Kinesis accepted the record. */
@@ -74,8 +83,8 @@ export class DeliveryLedger {
 
   /** `sending` for each logical record a Kinesis record carries: itself, or an aggregate's members. */
   sendingRecord(record: LedgerRecord): void {
-    if (record.members === undefined) this.state[record.index] = IN_FLIGHT
-    else for (const m of record.members) this.state[m.index] = IN_FLIGHT
+    if (record.members === undefined) this.sending(record.index)
+    else for (const m of record.members) this.sending(m.index)
   }
 
   /** `written` for each logical record a Kinesis record carries. */

@@ -206,7 +206,10 @@ export class RecordLife<E> {
   written(shardId: string, sequenceNumber: string): Step {
     if (this.phase._tag !== "InFlight") return none
     if (this.object._tag === "Written") this.object = { _tag: "Kept", location: this.object.location }
-    this.phase = { _tag: "Settled", settlement: { _tag: "Delivered", shardId, sequenceNumber, attempts: this.attempts } }
+    this.phase = {
+      _tag: "Settled",
+      settlement: { _tag: "Delivered", shardId, sequenceNumber, attempts: this.attempts }
+    }
     return settle
   }
 
@@ -263,7 +266,9 @@ export class RecordLife<E> {
     if (this.ended) return none
     if (this.phase._tag === "InFlight") this.maybeDelivered = true
     return this.end(
-      this.expired || now >= this.deadline ? this.expiredFailure() : { errorCode: ErrorCodes.shutdown, errorMessage: message }
+      this.expired || now >= this.deadline
+        ? this.expiredFailure()
+        : { errorCode: ErrorCodes.shutdown, errorMessage: message }
     )
   }
 

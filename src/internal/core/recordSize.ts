@@ -18,7 +18,9 @@ const intEntries = (map: object | undefined): number => {
 
 const bytesEntries = (map: { readonly [key: number]: Uint8Array } | undefined): number => {
   let n = 0
-  if (map !== null && typeof map === "object") { for (const key in map) n += (map[key as unknown as number]?.length ?? 0) + 8 }
+  if (map !== null && typeof map === "object") {
+    for (const key in map) n += (map[key as unknown as number]?.length ?? 0) + 8
+  }
   return n
 }
 

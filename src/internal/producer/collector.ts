@@ -8,12 +8,12 @@
  * @internal
  */
 import { Clock, Effect } from "effect"
+import type { Step } from "../core/record.js"
 import type { AttemptOutcome } from "../delivery.js"
 import type { WriterEngine } from "../engine.js"
 import { KinesisLimits } from "../limits.js"
 import type { Pacer } from "../pacing.js"
 import type { PreparedRecord } from "../prepare.js"
-import type { Step } from "../core/record.js"
 import type { Send } from "./send.js"
 
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall

@@ -8,12 +8,12 @@
  */
 import { Cause, Clock, Effect, Exit, Option, Random } from "effect"
 import { LargePayloadStoreError, type RecordUndeliveredError } from "../../Errors.js"
+import type { ResolvedProducerOptions } from "../config.js"
 import { DueQueue } from "../core/dueQueue.js"
 import type { ObjectLocation, Step } from "../core/record.js"
 import type { WriterEngine } from "../engine.js"
 import { prng } from "../prng.js"
 import { withRequestTimeout } from "../timeout.js"
-import type { ResolvedProducerOptions } from "./options.js"
 import type { Send } from "./send.js"
 import { exitOf } from "./send.js"
 
@@ -79,9 +79,11 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
       parts.forkCleanup(
         Effect.suspend(() => options.onUndelivered!(error)).pipe(
           Effect.catchAllCause((cause) =>
-            Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("onUndelivered failed; the producer goes on").pipe(
-              Effect.annotateLogs({ stream: streamName, recordId: error.recordId, cause: Cause.pretty(cause) })
-            )
+            Cause.isInterruptedOnly(cause) ?
+              Effect.void :
+              Effect.logWarning("onUndelivered failed; the producer goes on").pipe(
+                Effect.annotateLogs({ stream: streamName, recordId: error.recordId, cause: Cause.pretty(cause) })
+              )
           ),
           Effect.asVoid
         )
@@ -108,7 +110,8 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
     /** Deletes a record's object, then carries out what the core says of its end. */
     const deleteThen = (send: Send, location: ObjectLocation) =>
       parts.forkCleanup(
-        Effect.flatMap(deleteObject(location), (ok) => Effect.suspend(() => apply([[send, send.life!.objectDeleted(ok)]])))
+        Effect.flatMap(deleteObject(location), (ok) =>
+          Effect.suspend(() => apply([[send, send.life!.objectDeleted(ok)]])))
       )
 
     const apply = (steps: ReadonlyArray<readonly [Send, Step]>): Effect.Effect<void> =>
@@ -147,9 +150,15 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
               latencies.push((now - send.life!.acceptedAt) / 1000)
               const exit = exitOf(streamName, send, settlement)
               send.settle(exit)
-              if (step.delete !== undefined) (effects ??= []).push(deleteThen(send, step.delete))
-              if (settlement._tag !== "Undelivered") continue
-              if (settlement.failure.errorCode === "Expired") expired++
+              if (step.delete !== undefined) {
+                ;(effects ??= []).push(deleteThen(send, step.delete))
+              }
+              if (settlement._tag !== "Undelivered") {
+                continue
+              }
+              if (settlement.failure.errorCode === "Expired") {
+                expired++
+              }
               if (options.onUndelivered !== undefined && Exit.isFailure(exit)) {
                 const error = Cause.failureOption(exit.cause)
                 if (Option.isSome(error) && error.value._tag === "RecordUndeliveredError") {
@@ -161,10 +170,13 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
         }
         if (settled > 0) {
           settledSome.unsafeOpen()
-          if (outstanding.size === 0) drained.unsafeOpen()
+          if (outstanding.size === 0) {
+            drained.unsafeOpen()
+          }
           ;(effects ??= []).push(
             metrics.producerBuffered(streamName, outstanding.size, parts.heldBytes()),
-            Effect.forEach(latencies, (s) => metrics.recordSettled(streamName, s), { discard: true }),
+            Effect.forEach(latencies, (s) =>
+              metrics.recordSettled(streamName, s), { discard: true }),
             metrics.recordsExpired(streamName, expired)
           )
         }
@@ -185,7 +197,10 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
       const next = backoff.nextDue
       if (next === undefined || hurrying) yield* backoffSooner.await
       // Retries due within a few milliseconds of each other are woken together.
-      else yield* Effect.timeoutOption(backoffSooner.await, Math.max(next - clock.unsafeCurrentTimeMillis(), RETRY_TICK_MILLIS))
+      else {yield* Effect.timeoutOption(
+          backoffSooner.await,
+          Math.max(next - clock.unsafeCurrentTimeMillis(), RETRY_TICK_MILLIS)
+        )}
     })
 
     /**
