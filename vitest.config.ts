@@ -1,4 +1,7 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+
+const src = fileURLToPath(new URL("src/", import.meta.url))
 
 // The AWS SDK warns once per process that its releases after January 2027 need Node 22
 // (NodeVersionSupportWarning). That is the SDK's notice to whoever runs it on Node 20, not a
@@ -9,6 +12,13 @@ const sdkNodeWarningOff = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "t
 Object.assign(process.env, sdkNodeWarningOff)
 
 export default defineConfig({
+  // The package's own name, as examples/ import it, resolves to the sources (tsconfig.json's paths).
+  resolve: {
+    alias: [
+      { find: /^cygnus-kinesis-writer$/, replacement: `${src}index.ts` },
+      { find: /^cygnus-kinesis-writer\/(reader|testing|prometheus)$/, replacement: `${src}$1.ts` }
+    ]
+  },
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,

@@ -18,3 +18,9 @@ export * as RecordGenerator from "./RecordGenerator.js"
 
 /** A shard-throttling Kinesis simulator with seeded faults. @since 0.1.0 */
 export * as ShardSimulator from "./ShardSimulator.js"
+
+/** Lambda Kinesis events built from records, as Lambda delivers them. @since 0.1.0 */
+export * as LambdaEvent from "./LambdaEvent.js"
+
+/** kinesalite and s3rver on loopback, with streams and buckets made, for a test or a script. @since 0.1.0 */
+export * from "./LocalAws.js"

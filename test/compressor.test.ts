@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Fiber, Layer, Logger, TestClock } from "effect"
+import { Effect, FastCheck as fc, Fiber, Layer, Logger, LogLevel, TestClock } from "effect"
 import * as WorkerThreads from "node:worker_threads"
 import * as Zlib from "node:zlib"
 import { Compressor } from "../src/Compressor.js"
@@ -9,6 +9,7 @@ import { EnvelopePacker, pack, PackBuffers } from "../src/internal/envelopePacke
 import { gzip, gzipView } from "../src/internal/gzipEngine.js"
 import { gzipOptions } from "../src/internal/gzipOptions.js"
 import { RecordGenerator } from "../src/testing.js"
+import { capturingLogs } from "./support/logs.js"
 import { writerLayer } from "./support/writerLayers.js"
 
 const payloads = Array.from({ length: 300 }, (_, i) => new TextEncoder().encode(`payload ${i} `.repeat(10 + (i % 50))))
@@ -173,19 +174,35 @@ describe("the writer's compression pool", () => {
 
 describe("a worker pool that cannot start", () => {
   it.scopedLive(
-    "falls back to the calling thread after startTimeout instead of waiting for ever",
+    "falls back to the calling thread after startTimeout instead of waiting for ever, with one warning",
     () =>
       Effect.gen(function*() {
-        const compressor = yield* Compressor.makeLazyWorkerPool({
-          workers: 1,
-          startTimeout: "1 second",
-          spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
-        })
-        const gz = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("10 seconds"))
-        gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
-        // Later batches do not wait again.
-        const again = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("1 second"))
-        assert.strictEqual(again.length, payloads.length)
+        const { logs, result } = yield* capturingLogs(Effect.gen(function*() {
+          const compressor = yield* Compressor.makeLazyWorkerPool({
+            workers: 1,
+            startTimeout: "1 second",
+            spawn: () => new WorkerThreads.Worker(new URL("./no-such-worker.js", import.meta.url))
+          })
+          const gz = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("10 seconds"))
+          gz.forEach((g, i) => assert.deepStrictEqual(new Uint8Array(Zlib.gunzipSync(g)), payloads[i]))
+          // Later batches do not wait again.
+          const again = yield* compressor.gzipPacked(pack(payloads), 6).pipe(Effect.timeout("1 second"))
+          assert.strictEqual(again.length, payloads.length)
+        }))
+        yield* result
+        // The worker that is missing on purpose: @effect/platform's WorkerError, then the pool's one fallback warning.
+        assert.deepStrictEqual(
+          logs.filter((l) => LogLevel.greaterThanEqual(l.level, LogLevel.Info)).map((l) => [
+            l.level.label,
+            l.annotations["package"] ?? "",
+            l.message,
+            l.cause.split("\n")[0]
+          ]),
+          [
+            ["WARN", "@effect/platform", "", "WorkerError: An unexpected error occurred"],
+            ["WARN", "", "compression workers unavailable: compressing on the calling thread", ""]
+          ]
+        )
       }),
     30_000
   )

@@ -5,16 +5,20 @@
  * imported.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
 import { beforeAll } from "vitest"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const scratch = `${root}.scratch/entry-points-${process.pid}`
 
+// Child processes run without blocking the test worker, which must keep answering vitest meanwhile.
+const run = promisify(execFile)
+
 /** Runs `code` as an ES module inside the package (so its own name resolves through `exports`), with `blocked` unavailable. */
-const runInPackage = (code: string, blocked: ReadonlyArray<string> = []): string => {
+const runInPackage = async (code: string, blocked: ReadonlyArray<string> = []): Promise<string> => {
   const file = `${scratch}/check-${Math.random().toString(36).slice(2)}.mjs`
   writeFileSync(file, code)
   writeFileSync(
@@ -31,23 +35,22 @@ export async function resolve(specifier, context, next) {
     `${scratch}/register.mjs`,
     `import { register } from "node:module"\nregister("./hooks.mjs", import.meta.url)\n`
   )
-  return execFileSync(process.execPath, ["--import", `${scratch}/register.mjs`, file], {
+  const { stdout } = await run(process.execPath, ["--import", `${scratch}/register.mjs`, file], {
     cwd: root,
     encoding: "utf8",
     env: { ...process.env, NODE_NO_WARNINGS: "1" }
   })
+  return stdout
 }
 
 describe("entry points", () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     mkdirSync(scratch, { recursive: true })
-    execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], {
-      cwd: root
-    })
+    await run(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json"], { cwd: root })
   }, 120_000)
 
-  it("each entry point loads from dist/ by the package's name and exports what users import", () => {
-    const out = runInPackage(`
+  it("each entry point loads from dist/ by the package's name and exports what users import", async () => {
+    const out = await runInPackage(`
 const main = await import("cygnus-kinesis-writer")
 const reader = await import("cygnus-kinesis-writer/reader")
 const testing = await import("cygnus-kinesis-writer/testing")
@@ -82,7 +85,14 @@ console.log(JSON.stringify({
     ) {
       assert.include(keys["reader"]!, name)
     }
-    assert.deepStrictEqual(keys["testing"], ["KinesisTest", "RecordGenerator", "ShardSimulator"])
+    assert.deepStrictEqual(keys["testing"], [
+      "KinesisTest",
+      "LambdaEvent",
+      "LocalAws",
+      "LocalAwsError",
+      "RecordGenerator",
+      "ShardSimulator"
+    ])
     assert.includeMembers(keys["prometheus"]!, ["MetricsServer", "MetricsServerError", "PrometheusMetrics"])
     // The index carries no generated file descriptor and no internal helper.
     for (
@@ -98,8 +108,8 @@ console.log(JSON.stringify({
     }
   })
 
-  it("./reader decodes a record and reads a stream with prom-client, @effect/platform-node and worker threads unavailable", () => {
-    const out = runInPackage(
+  it("./reader decodes a record and reads a stream with prom-client, @effect/platform-node and worker threads unavailable", async () => {
+    const out = await runInPackage(
       `
 import { create, toBinary } from "@bufbuild/protobuf"
 import { Effect } from "effect"
@@ -127,8 +137,21 @@ console.log(decoded.dataFile.filePath, decoded.info.recordId, read.length)`,
     assert.strictEqual(out.trim(), "s3://b/k.parquet r-1 0")
   })
 
-  it("the package's internals cannot be imported", () => {
-    const out = runInPackage(`
+  it("./testing loads and builds Lambda events without kinesalite and s3rver; LocalAws.start then names the package to install", async () => {
+    const out = await runInPackage(
+      `
+import { Effect } from "effect"
+import { LambdaEvent, LocalAws, RecordGenerator } from "cygnus-kinesis-writer/testing"
+const event = await Effect.runPromise(LambdaEvent.fromDataFiles(RecordGenerator.makeDataFiles(2)))
+const error = await Effect.runPromise(Effect.flip(Effect.scoped(LocalAws.start())))
+console.log(event.Records.length, error._tag, error.step, error.subject)`,
+      ["kinesalite", "s3rver"]
+    )
+    assert.strictEqual(out.trim(), "2 LocalAwsError import kinesalite")
+  })
+
+  it("the package's internals cannot be imported", async () => {
+    const out = await runInPackage(`
 for (const path of ["cygnus-kinesis-writer/internal/codec.js", "cygnus-kinesis-writer/internal/writer.js", "cygnus-kinesis-writer/dist/index.js"]) {
   try {
     await import(path)

@@ -29,6 +29,7 @@ import { engineOf } from "../src/internal/engine.js"
 import { RecordGenerator } from "../src/testing.js"
 import type { StoredRecord } from "./support/LocalAws.js"
 import { createBucket, createStream, makeKinesisClient, readAllRecords } from "./support/LocalAws.js"
+import { atInfoOrAbove, capturingLogs } from "./support/logs.js"
 import { localClients, uniqueName } from "./support/names.js"
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -178,10 +179,15 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const stream = uniqueName("it-missing")
       const bucket = yield* newBucket
       const records = RecordGenerator.makeDataFiles(25, { columns: 5, seed: 300 })
-      const error = yield* writeBatch(records).pipe(
-        Effect.flip,
-        Effect.provide(layers({ ...base, streamName: stream, maxRetries: 3, backoffBase: "1 millis" }, bucket))
+      const { logs, result } = yield* capturingLogs(
+        writeBatch(records).pipe(
+          Effect.flip,
+          Effect.provide(layers({ ...base, streamName: stream, maxRetries: 3, backoffBase: "1 millis" }, bucket))
+        )
       )
+      const error = yield* result
+      assert.deepStrictEqual(atInfoOrAbove(logs), ["WARN batch ended with records not delivered"])
+      assert.strictEqual(logs.find((l) => l.level.label === "WARN")!.annotations["undelivered"], 25)
       assert.instanceOf(error, WriteBatchError)
       if (!(error instanceof WriteBatchError)) return
       assert.instanceOf(error.cause, KinesisError)
@@ -223,13 +229,18 @@ describe("KinesisWriter against kinesalite and s3rver", () => {
       const client = makeKinesisClient(`http://127.0.0.1:${port}`, region)
       const bucket = yield* newBucket
       const records = RecordGenerator.makeDataFiles(10, { columns: 5, seed: 500 })
-      const error = yield* writeBatch(records).pipe(
-        Effect.flip,
-        Effect.provide(
-          layers({ ...base, streamName: "it-unreachable", maxRetries: 2, backoffBase: "1 millis" }, bucket, client)
-        ),
-        Effect.ensuring(Effect.sync(() => client.destroy()))
+      const { logs, result } = yield* capturingLogs(
+        writeBatch(records).pipe(
+          Effect.flip,
+          Effect.provide(
+            layers({ ...base, streamName: "it-unreachable", maxRetries: 2, backoffBase: "1 millis" }, bucket, client)
+          ),
+          Effect.ensuring(Effect.sync(() => client.destroy()))
+        )
       )
+      const error = yield* result
+      assert.deepStrictEqual(atInfoOrAbove(logs), ["WARN batch ended with records not delivered"])
+      assert.strictEqual(logs.find((l) => l.level.label === "WARN")!.annotations["undelivered"], 10)
       assert.instanceOf(error, WriteBatchError)
       if (!(error instanceof WriteBatchError)) return
       assert.instanceOf(error.cause, KinesisError)

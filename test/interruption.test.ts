@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net"
 import { Kinesis, KinesisMetrics, KinesisWriter, LargePayloadStore } from "../src/index.js"
 import { RecordGenerator } from "../src/testing.js"
 import { makeKinesisClient } from "./support/LocalAws.js"
+import { atInfoOrAbove, capturingLogs } from "./support/logs.js"
 import { baseOptions } from "./support/writerLayers.js"
 
 /** A loopback HTTP server that accepts requests and never answers; it reports each request and its close. */
@@ -79,11 +80,15 @@ describe("interruption", () => {
             Layer.mergeAll(Kinesis.layer(client), LargePayloadStore.layerMemory(), KinesisMetrics.layerNoop)
           )
         )
-        const error = yield* Effect.flip(
-          Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(5)))
-        ).pipe(
-          Effect.provide(layer)
+        const { logs, result } = yield* capturingLogs(
+          Effect.flip(
+            Effect.flatMap(KinesisWriter, (w) => w.writeBatch(RecordGenerator.makeDataFiles(5)))
+          ).pipe(
+            Effect.provide(layer)
+          )
         )
+        const error = yield* result
+        assert.deepStrictEqual(atInfoOrAbove(logs), ["WARN batch ended with records not delivered"])
         if (error._tag !== "WriteBatchError" || error.cause?._tag !== "KinesisError") return assert.fail(error.message)
         assert.strictEqual(error.cause.errorName, "TimeoutError")
         assert.isTrue(error.cause.retryable)

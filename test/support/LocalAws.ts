@@ -1,62 +1,26 @@
 /**
- * Local AWS-protocol harness: starts REAL in-process emulators on loopback
- * ports and builds real AWS SDK v3 clients pointed at them.
+ * Local AWS-protocol harness for the repository's tests, demo and bench: the servers are the
+ * library's own `LocalAws` (cygnus-kinesis-writer/testing: kinesalite and s3rver in-process
+ * on loopback; see src/internal/localAws.ts for how kinesalite differs from Kinesis), behind
+ * a promise API, plus real AWS SDK v3 clients pointed at them and a reader of whole streams.
  *
- * - Kinesis: `kinesalite` with its in-memory store (no `path`, so the native
- *   `leveldown` module is never loaded).
- * - S3: `s3rver` backed by a fresh `fs.mkdtemp` directory that is removed on
- *   `stop()`.
- *
- * This is test/demo infrastructure, so it uses plain async functions rather
- * than Effect.
- *
- * kinesalite 3.3.3 differences from real Kinesis worth knowing (verified):
- * - Per-record limit is on `Data` alone (<= 1 048 576 bytes); the partition key
- *   is NOT counted (AWS counts key + data against 1 MiB).
- * - No 5 MiB per-PutRecords aggregate check. The only cap is a 7 MiB HTTP body
- *   limit (base64 JSON), so ~5.2 MiB of raw data is accepted and ~5.5 MiB gets
- *   a bare HTTP 413 that the SDK surfaces as an error named "Unknown".
- * - 500-records-per-call and per-record limits return ValidationException.
- * - DescribeStreamSummary has no MaxRecordSizeInKiB and no StreamModeDetails.
- * - ListShards never paginates (and rejects a NextToken-only call).
- * - MillisBehindLatest is always 0 for open shards.
- * - Default shardLimit is 10 open shards for the whole server (raised here).
+ * This is test/demo infrastructure, so it uses plain async functions rather than Effect.
  */
-import { mkdtemp, rm } from "node:fs/promises"
-import type { Server } from "node:http"
-import type { AddressInfo } from "node:net"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { setTimeout as sleep } from "node:timers/promises"
-
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  ListShardsCommand
-} from "@aws-sdk/client-kinesis"
+import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand } from "@aws-sdk/client-kinesis"
 import type { KinesisClientConfig, Shard } from "@aws-sdk/client-kinesis"
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3"
+import { S3Client } from "@aws-sdk/client-s3"
 import type { S3ClientConfig } from "@aws-sdk/client-s3"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
-import kinesalite from "kinesalite"
-import S3rver from "s3rver"
+import { Cause, Effect, Exit, Scope } from "effect"
+
+import * as Internal from "../../src/internal/localAws.js"
+import { LocalAws as LocalAwsService } from "../../src/LocalAws.js"
 
 export const DEFAULT_REGION = "us-east-1"
 
-/**
- * s3rver only accepts its hard-coded dummy key pair (S3RVER / S3RVER) when it
- * verifies signatures; kinesalite only checks that a SigV4 header is present,
- * so the same pair works for both.
- */
-export const LOCAL_CREDENTIALS: { readonly accessKeyId: string; readonly secretAccessKey: string } = {
-  accessKeyId: "S3RVER",
-  secretAccessKey: "S3RVER"
-}
-
-const LOOPBACK = "127.0.0.1"
+/** s3rver accepts only its own key pair; kinesalite accepts it too. */
+export const LOCAL_CREDENTIALS: { readonly accessKeyId: string; readonly secretAccessKey: string } =
+  Internal.LOCAL_CREDENTIALS
 
 export interface LocalAws {
   readonly kinesisEndpoint: string
@@ -74,83 +38,20 @@ export interface LocalAwsOptions {
   readonly s3Port?: number
 }
 
-const listen = (server: Server, port: number, host: string): Promise<AddressInfo> =>
-  new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(error)
-    server.once("error", onError)
-    server.listen(port, host, () => {
-      server.off("error", onError)
-      resolve(server.address() as AddressInfo)
-    })
-  })
-
-/** kinesalite patches `server.close(cb)` to close its store first, then the HTTP server. */
-const closeKinesalite = (server: Server): Promise<void> =>
-  new Promise((resolve, reject) => {
-    // The SDK's NodeHttpHandler keeps sockets alive; drop them so close() is immediate.
-    server.closeAllConnections()
-    server.close((error) => (error ? reject(error) : resolve()))
-  })
-
 export const startLocalAws = async (options: LocalAwsOptions = {}): Promise<LocalAws> => {
-  const kinesisServer = kinesalite({
-    // Streams become ACTIVE/deleted/updated on the next timer tick.
-    createStreamMs: 0,
-    deleteStreamMs: 0,
-    updateStreamMs: 0,
-    // The default (10 open shards across ALL streams) is far too low for a
-    // test run that creates a fresh multi-shard stream per test.
-    shardLimit: 10_000
-  })
-  let kinesisAddress: AddressInfo
-  try {
-    kinesisAddress = await listen(kinesisServer, options.kinesisPort ?? 0, LOOPBACK)
-  } catch (error) {
-    kinesisServer.close(() => {})
-    throw error
+  const scope = Effect.runSync(Scope.make())
+  const started = await Effect.runPromiseExit(LocalAwsService.start(options).pipe(Scope.extend(scope)))
+  if (Exit.isFailure(started)) {
+    await Effect.runPromise(Scope.close(scope, started))
+    throw Cause.squash(started.cause)
   }
-
-  let directory: string | undefined
-  let s3: S3rver | undefined
-  let s3Address: AddressInfo
-  try {
-    directory = await mkdtemp(join(tmpdir(), "local-aws-s3rver-"))
-    s3 = new S3rver({
-      address: LOOPBACK,
-      port: options.s3Port ?? 0,
-      directory,
-      silent: true,
-      configureBuckets: []
-    })
-    s3Address = await s3.run()
-  } catch (error) {
-    await closeKinesalite(kinesisServer).catch(() => {})
-    if (s3?.httpServer !== undefined) await s3.close().catch(() => {})
-    if (directory !== undefined) await rm(directory, { recursive: true, force: true })
-    throw error
-  }
-
-  const s3Server = s3
-  const s3Directory = directory
   let stopped: Promise<void> | undefined
-
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      s3Server.httpServer?.closeAllConnections()
-      const results = await Promise.allSettled([closeKinesalite(kinesisServer), s3Server.close()])
-      await rm(s3Directory, { recursive: true, force: true })
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected")
-      if (failure !== undefined) throw failure.reason
-    })()
-    return stopped
-  }
-
   return {
-    kinesisEndpoint: `http://${LOOPBACK}:${kinesisAddress.port}`,
-    s3Endpoint: `http://${LOOPBACK}:${s3Address.port}`,
-    region: DEFAULT_REGION,
-    credentials: LOCAL_CREDENTIALS,
-    stop
+    kinesisEndpoint: started.value.kinesisEndpoint,
+    s3Endpoint: started.value.s3Endpoint,
+    region: started.value.region,
+    credentials: started.value.credentials,
+    stop: () => (stopped ??= Effect.runPromise(Scope.close(scope, Exit.void)))
   }
 }
 
@@ -225,31 +126,18 @@ export interface CreateStreamOptions {
 }
 
 /** Creates a stream and waits (bounded) until it is ACTIVE. */
-export const createStream = async (
+export const createStream = (
   client: KinesisClient,
   name: string,
   shardCount: number,
   options: CreateStreamOptions = {}
-): Promise<void> => {
-  const timeoutMs = options.timeoutMs ?? 10_000
-  const pollIntervalMs = options.pollIntervalMs ?? 20
-  await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: shardCount }))
-  const deadline = Date.now() + timeoutMs
-  let status: string | undefined
-  for (;;) {
-    const summary = await client.send(new DescribeStreamSummaryCommand({ StreamName: name }))
-    status = summary.StreamDescriptionSummary?.StreamStatus
-    if (status === "ACTIVE") return
-    if (Date.now() >= deadline) {
-      throw new Error(`Stream ${name} not ACTIVE after ${timeoutMs} ms (last status: ${String(status)})`)
-    }
-    await sleep(pollIntervalMs)
-  }
-}
+): Promise<void> =>
+  Effect.runPromise(
+    Internal.createStream(client, name, shardCount, options.timeoutMs ?? 10_000, options.pollIntervalMs ?? 20)
+  )
 
-export const createBucket = async (client: S3Client, name: string): Promise<void> => {
-  await client.send(new CreateBucketCommand({ Bucket: name }))
-}
+export const createBucket = (client: S3Client, name: string): Promise<void> =>
+  Effect.runPromise(Internal.createBucket(client, name))
 
 export interface StoredRecord {
   readonly shardId: string
