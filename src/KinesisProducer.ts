@@ -36,7 +36,13 @@ export interface KinesisProducerOptions {
   readonly linger?: DurationOption | undefined
   /** Records accepted and not yet settled (buffered, in flight, waiting to retry); `send` waits for room beyond this. Positive integer. Default 10,000. */
   readonly maxBufferedRecords?: number | undefined
-  /** Their bytes (data plus partition key). At least the writer's record limit. Default 64 MiB. */
+  /**
+   * The memory those records hold: each record's serialized size, its compressed Data and, for
+   * a large record, its payload until uploaded. A record is charged an estimate from its
+   * fields when `send` or the sink accepts it (twice its serialized size, until its compressed
+   * size is known), then what it holds; `send` waits for room, and the sink pulls nothing,
+   * while the bound is full. At least the writer's record limit. Default 64 MiB.
+   */
   readonly maxBufferedBytes?: number | undefined
   /** A record not delivered this long after its `send` took room in the buffer fails with errorCode `Expired`. At least `linger`. Default 30 s. */
   readonly recordTtl?: DurationOption | undefined
