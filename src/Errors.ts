@@ -252,15 +252,35 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBa
   }
 
   override get message(): string {
+    return this.describe(true)
+  }
+
+  /**
+   * Counts by error code, the first few undelivered records (in the message itself: an
+   * uncaught rejection prints the message, and nothing of the error's own printing) unless
+   * `withRecords` is false, and the cause.
+   */
+  private describe(withRecords: boolean): string {
     const summary = [...countByCode(this.undelivered)].map(([code, n]) => `${code} ×${n}`).join(", ")
     const maybe = this.undelivered.filter((r) => r.maybeDelivered).length
     const ambiguous = maybe === 0 ? "" : `, ${maybe} of them possibly delivered`
     const why = this.cause === undefined ? "" : `; last call failure: ${this.cause.message}`
+    const first = withRecords ? this.undelivered.slice(0, SHOWN_RECORDS) : []
+    const more = this.undelivered.length - first.length
+    const records = first.length === 0 ?
+      "" :
+      `; first undelivered: ${
+        first.map((r) =>
+          `#${r.index} ${r.recordId} ${r.record.filePath || "(no file_path)"}: ${r.errorCode}${
+            r.maybeDelivered ? " (maybe delivered)" : ""
+          }`
+        ).join(", ")
+      }${more > 0 ? `, … and ${more} more (error.undelivered holds them all)` : ""}`
     return `${this.undelivered.length} of ${
       this.undelivered.length + this.delivered
     } records not delivered to stream ${this.streamName} after ${this.attempts} attempt(s)${
       this.interrupted ? " (interrupted)" : ""
-    } (${summary}${ambiguous})${why}`
+    } (${summary}${ambiguous})${records}${why}`
   }
 
   /**
@@ -270,7 +290,8 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBa
   override toJSON(): WriteBatchErrorSummary {
     return {
       _tag: this._tag,
-      message: this.message,
+      // The records are listed below.
+      message: this.describe(false),
       streamName: this.streamName,
       delivered: this.delivered,
       undelivered: this.undelivered.length,
@@ -289,19 +310,9 @@ export class WriteBatchError extends Data.TaggedError("WriteBatchError")<WriteBa
     }
   }
 
-  /** The message, then the first few undelivered records, one a line. */
+  /** The message: counts by code, the first few undelivered records, the cause. */
   override toString(): string {
-    const lines = this.undelivered.slice(0, SHOWN_RECORDS).map((r) =>
-      `  #${r.index} ${r.recordId} ${r.record.filePath || "(no file_path)"}: ${r.errorCode}${
-        r.maybeDelivered ? " (maybe delivered)" : ""
-      }`
-    )
-    const more = this.undelivered.length - lines.length
-    return [
-      `${this.name}: ${this.message}`,
-      ...lines,
-      ...(more > 0 ? [`  … and ${more} more (error.undelivered holds them all)`] : [])
-    ].join("\n")
+    return `${this.name}: ${this.message}`
   }
 
   /** What `util.inspect` and `console.log` print: `toString()` and the stack's frames. */

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll } from "vitest"
 import { DataFileV1Schema, RecordCodec } from "../src/index.js"
-import { RecordGenerator } from "../src/testing.js"
+import { LambdaEvent, RecordGenerator } from "../src/testing.js"
 import { createBucket, createStream, LOCAL_CREDENTIALS } from "./support/LocalAws.js"
 import { localClients, uniqueName } from "./support/names.js"
 
@@ -176,16 +176,14 @@ describe.concurrent("cygnus-kinesis, installed from the packed tarball", () => {
             logGroupId: "lg-cli",
             schemaName: "orders"
           }))
-        const sequenceNumber = (i: number) => `4960000000000000000000000000000000000000000000000000000${i}`
-        const record = (data: Uint8Array, i: number) => ({
-          eventID: `shardId-000000000002:${sequenceNumber(i)}`,
-          kinesis: { data: Buffer.from(data).toString("base64"), sequenceNumber: sequenceNumber(i) }
-        })
-        const corrupt = record(new TextEncoder().encode("not gzip"), 3)
-        const event = join(folder, "lambda-event.json")
-        yield* Effect.promise(() =>
-          writeFile(event, JSON.stringify({ Records: [...encoded.map((e, i) => record(e.data, i)), corrupt] }))
+        // The event as Lambda delivers it, made by the testing helper, with one record that is not ours.
+        const built = LambdaEvent.fromRecords(
+          [...encoded.map((e) => ({ data: e.data })), { data: new TextEncoder().encode("not gzip") }],
+          { shardId: "shardId-000000000002" }
         )
+        const sequenceNumber = (i: number) => built.Records[i]!.kinesis.sequenceNumber
+        const event = join(folder, "lambda-event.json")
+        yield* Effect.promise(() => writeFile(event, JSON.stringify(built)))
 
         const run = yield* cli(["inspect", "--lambda-event", event, "--format", "json", ...endpoints])
         assert.strictEqual(run.code, 1)

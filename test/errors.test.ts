@@ -110,6 +110,10 @@ describe("WriteBatchError: printed as a summary, the records kept as data", () =
       { cwd: root, encoding: "utf8" }
     ).catch((e: { stderr: string }) => ({ stderr: e.stderr }))
     assert.include(stderr, "WriteBatchError: 100 of 500 records not delivered to stream orders after 4 attempt(s)")
+    // The summary the README promises: codes, the first records, what is left.
+    assert.include(stderr, "ProvisionedThroughputExceededException ×100")
+    assert.include(stderr, "#0 00000000-0000-4000-8000-000000000000")
+    assert.include(stderr, "… and 97 more (error.undelivered holds them all)")
     assert.isBelow(stderr.length, 4_000, stderr)
     assert.isBelow(stderr.split("\n").length, 60, stderr)
     assert.notInclude(stderr, "$typeName")
