@@ -18,11 +18,11 @@ import type { AggregatedBatch } from "./aggregate.js"
 import { prepareBatchAggregated, serializeBatchAggregated } from "./aggregate.js"
 import { backoff } from "./backoff.js"
 import { BatchDelivery } from "./batchDelivery.js"
-import type { KinesisWriterOptions } from "./config.js"
+import type { KinesisWriterOptions, ResolvedWriterConfig } from "./config.js"
 import { fitStreamLimits, resolveWriterConfig } from "./config.js"
 import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./core/limits.js"
-import type { AttemptOutcome } from "./delivery.js"
+import type { AttemptOutcome, Sender } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
 import { registerEngine } from "./engine.js"
 import { PackBuffers } from "./envelopePacker.js"
@@ -46,25 +46,7 @@ export const make = (
     const store = yield* LargePayloadStore
     const metrics = yield* KinesisMetrics
     const recordLimitBytes = settings.readStreamRecordLimit
-      ? yield* kinesis.describeStreamSummary(settings.streamName, settings.streamArn).pipe(
-        // The service's answer is checked where it is consumed: a record limit that is not a
-        // whole number of KiB within Kinesis' range would break every size check after it.
-        Effect.flatMap(({ maxRecordSizeInKiB: kib }) =>
-          kib === undefined
-            ? Effect.succeed(KinesisLimits.defaultRecordBytes)
-            : Number.isSafeInteger(kib) && kib > 0 && kib * 1024 <= KinesisLimits.maxRequestBytes
-            ? Effect.succeed(kib * 1024)
-            : Effect.fail(
-              new KinesisError({
-                operation: "DescribeStreamSummary",
-                streamName: settings.streamName,
-                errorName: InvalidResponse,
-                retryable: true,
-                cause: new Error(`the Kinesis service answered a MaxRecordSizeInKiB of ${String(kib)}`)
-              })
-            )
-        )
-      )
+      ? yield* readRecordLimit(kinesis, settings.streamName, settings.streamArn)
       : KinesisLimits.defaultRecordBytes
     // What depends on the record limit: maxRequestBytes (at least the limit; its default
     // follows it) and whether an aggregate fits.
@@ -103,43 +85,9 @@ export const make = (
       return batch
     })
 
-    const sendAgain = (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
-      Effect.map(sender.sendAttempt(Stream.fromIterable(slices(records)), attempt, ledger), (report) => report.outcome)
+    const sendAgain = sendAgainWith(sender)
     const putAttempt = (records: ReadonlyArray<PreparedRecord>, attempt: number) => sendAgain(records, attempt)
-
-    /**
-     * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main
-     * thread) while earlier chunks' calls are in flight, and a chunk's payloads are dropped
-     * once written; a chunk that cannot be built stops it, and every record not written is
-     * named with that error. A retry sends what is pending.
-     */
-    const attempt =
-      (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
-      (n: number): Effect.Effect<AttemptOutcome> =>
-        n > 0
-          ? sendAgain(delivery.pending, n, delivery.ledger)
-          : sender.sendAttempt(
-            ("aggregated" in batch
-              ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
-              : Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => compressChunk(batch, chunk)))).pipe(
-                Stream.tap((prepared) =>
-                  Effect.sync(() => {
-                    bytes.kinesisRecords += prepared.length
-                    for (const r of prepared) {
-                      bytes.uncompressed += r.uncompressedSize
-                      bytes.compressed += r.data.length
-                    }
-                  })
-                )
-              ),
-            0,
-            delivery.ledger
-          ).pipe(
-            Effect.map((report) => {
-              if (Option.isSome(report.stoppedBy)) delivery.fail(report.stoppedBy.value)
-              return report.outcome
-            })
-          )
+    const attempt = attemptWith(sender)
 
     const defaultSchedule = backoff({ base: config.backoffBase, cap: config.backoffCap, maxRetries: config.maxRetries })
 
@@ -189,91 +137,22 @@ export const make = (
           if (Exit.isFailure(exit)) {
             return Cause.isInterruptedOnly(exit.cause)
               ? Effect.flatMap(
-                deleteOrphans(delivery, (deletes) => Effect.ignore(Effect.timeout(deletes, config.requestTimeout))),
+                deleteOrphans(
+                  store,
+                  config,
+                  delivery,
+                  (deletes) => Effect.ignore(Effect.timeout(deletes, config.requestTimeout))
+                ),
                 (deleted) =>
                   Effect.failCause(Cause.sequential(exit.cause, Cause.fail(delivery.toError(stream, true, deleted))))
               )
               : Effect.failCause(exit.cause)
           }
-          return finish(batch, delivery, bytes, restore)
+          return finish({ store, config }, batch, delivery, bytes, restore)
         })
       )
       // The batch's scope holds the compressions started in phase 1.
     }, Effect.scoped)
-
-    /**
-     * Deletes the objects of the records that are certainly not on the stream (not written,
-     * not possibly written), through `run` (which bounds or restores it); returns the indexes
-     * of the records whose object was deleted, even when `run` is interrupted midway.
-     */
-    const deleteOrphans = (
-      delivery: BatchDelivery,
-      run: (deletes: Effect.Effect<DeleteReport>) => Effect.Effect<unknown>
-    ): Effect.Effect<ReadonlySet<number>> =>
-      Effect.suspend(() => {
-        const orphans = delivery.undelivered().filter((e) =>
-          e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index)
-        )
-        if (orphans.length === 0) return Effect.succeed(new Set<number>())
-        const progress = deleteProgress()
-        return Effect.zipRight(
-          run(deleteBestEffort(store, orphans.map((e) => e.largePayload!), config, progress)),
-          Effect.sync(() => {
-            const ids = new Set(progress.deleted.map(locationId))
-            return new Set(orphans.filter((e) => ids.has(locationId(e.largePayload!))).map((e) => e.index))
-          })
-        )
-      })
-
-    /**
-     * The batch's result, or its error after the objects of records certainly not delivered
-     * are deleted. The deletes can be interrupted: the exit then holds the interruption and
-     * the error, which says which objects were deleted.
-     */
-    const finish = (
-      batch: SerializedBatch | AggregatedBatch,
-      delivery: BatchDelivery,
-      bytes: ByteCounts,
-      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-    ): Effect.Effect<WriteResult, WriteBatchError> =>
-      Effect.gen(function*() {
-        yield* Effect.annotateCurrentSpan({
-          [Attributes.calls]: delivery.calls,
-          [Attributes.attempts]: delivery.attempts
-        })
-        if (delivery.undelivered().length === 0) {
-          return {
-            records: batch.entries.length,
-            recordIds: batch.entries.map((r) => r.recordId),
-            kinesisCalls: delivery.calls,
-            retries: delivery.attempts - 1,
-            retriedRecords: delivery.retriedRecords,
-            largePayloads: batch.largePayloads,
-            uncompressedBytes: bytes.uncompressed,
-            compressedBytes: bytes.compressed,
-            kinesisRecords: bytes.kinesisRecords
-          }
-        }
-        let interruption: Cause.Cause<never> | undefined
-        const deleted = yield* deleteOrphans(delivery, (deletes) =>
-          Effect.flatMap(Effect.exit(restore(deletes)), (exit) =>
-            Effect.sync(() => {
-              if (Exit.isFailure(exit)) interruption = exit.cause
-            })))
-        const error = delivery.toError(stream, false, deleted)
-        yield* Effect.logWarning("batch ended with records not delivered").pipe(
-          Effect.annotateLogs({
-            stream,
-            undelivered: error.undelivered.length,
-            delivered: error.delivered,
-            attempts: error.attempts,
-            error: error.message
-          })
-        )
-        return yield* interruption === undefined
-          ? Effect.fail(error)
-          : Effect.failCause(Cause.sequential(interruption, Cause.fail(error)))
-      })
 
     return registerEngine({ writeBatch, prepare, putAttempt }, {
       config,
@@ -284,6 +163,150 @@ export const make = (
       sender,
       prepareContext: context
     })
+  })
+
+/** A retry: the records pending, in slices of a call's worth. */
+const sendAgainWith =
+  (sender: Sender) => (records: ReadonlyArray<PreparedRecord>, attempt: number, ledger?: DeliveryLedger) =>
+    Effect.map(sender.sendAttempt(Stream.fromIterable(slices(records)), attempt, ledger), (report) => report.outcome)
+
+/**
+ * One attempt of a batch. The first is a pipeline: chunks are compressed (off the main thread)
+ * while earlier chunks' calls are in flight, and a chunk's payloads are dropped once written;
+ * a chunk that cannot be built stops it, and every record not written is named with that
+ * error. A retry sends what is pending.
+ */
+const attemptWith =
+  (sender: Sender) =>
+  (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
+  (n: number): Effect.Effect<AttemptOutcome> =>
+    n > 0
+      ? sendAgainWith(sender)(delivery.pending, n, delivery.ledger)
+      : sender.sendAttempt(
+        ("aggregated" in batch
+          ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
+          : Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => compressChunk(batch, chunk)))).pipe(
+            Stream.tap((prepared) =>
+              Effect.sync(() => {
+                bytes.kinesisRecords += prepared.length
+                for (const r of prepared) {
+                  bytes.uncompressed += r.uncompressedSize
+                  bytes.compressed += r.data.length
+                }
+              })
+            )
+          ),
+        0,
+        delivery.ledger
+      ).pipe(
+        Effect.map((report) => {
+          if (Option.isSome(report.stoppedBy)) delivery.fail(report.stoppedBy.value)
+          return report.outcome
+        })
+      )
+
+/** Reads the stream's record limit, checked where it is consumed: a whole number of KiB within Kinesis' range. */
+const readRecordLimit = (
+  kinesis: Kinesis.Service,
+  streamName: string,
+  streamArn: string | undefined
+): Effect.Effect<number, KinesisError> =>
+  Effect.flatMap(
+    kinesis.describeStreamSummary(streamName, streamArn),
+    ({ maxRecordSizeInKiB: kib }) =>
+      kib === undefined
+        ? Effect.succeed(KinesisLimits.defaultRecordBytes)
+        : Number.isSafeInteger(kib) && kib > 0 && kib * 1024 <= KinesisLimits.maxRequestBytes
+        ? Effect.succeed(kib * 1024)
+        : Effect.fail(
+          new KinesisError({
+            operation: "DescribeStreamSummary",
+            streamName,
+            errorName: InvalidResponse,
+            retryable: true,
+            cause: new Error(`the Kinesis service answered a MaxRecordSizeInKiB of ${String(kib)}`)
+          })
+        )
+  )
+
+/**
+ * Deletes the objects of the records that are certainly not on the stream (not written, not
+ * possibly written), through `run` (which bounds or restores it); returns the indexes of the
+ * records whose object was deleted, even when `run` is interrupted midway.
+ */
+const deleteOrphans = (
+  store: LargePayloadStore.Service,
+  config: ResolvedWriterConfig,
+  delivery: BatchDelivery,
+  run: (deletes: Effect.Effect<DeleteReport>) => Effect.Effect<unknown>
+): Effect.Effect<ReadonlySet<number>> =>
+  Effect.suspend(() => {
+    const orphans = delivery.undelivered().filter((e) =>
+      e.largePayload !== undefined && !delivery.ledger.maybeDelivered(e.index)
+    )
+    if (orphans.length === 0) return Effect.succeed(new Set<number>())
+    const progress = deleteProgress()
+    return Effect.zipRight(
+      run(deleteBestEffort(store, orphans.map((e) => e.largePayload!), config, progress)),
+      Effect.sync(() => {
+        const ids = new Set(progress.deleted.map(locationId))
+        return new Set(orphans.filter((e) => ids.has(locationId(e.largePayload!))).map((e) => e.index))
+      })
+    )
+  })
+
+/**
+ * The batch's result, or its error after the objects of records certainly not delivered are
+ * deleted. The deletes can be interrupted: the exit then holds the interruption and the
+ * error, which says which objects were deleted.
+ */
+const finish = (
+  parts: { readonly store: LargePayloadStore.Service; readonly config: ResolvedWriterConfig },
+  batch: SerializedBatch | AggregatedBatch,
+  delivery: BatchDelivery,
+  bytes: ByteCounts,
+  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+): Effect.Effect<WriteResult, WriteBatchError> =>
+  Effect.gen(function*() {
+    const stream = parts.config.streamName
+    yield* Effect.annotateCurrentSpan({
+      [Attributes.calls]: delivery.calls,
+      [Attributes.attempts]: delivery.attempts
+    })
+    if (delivery.undelivered().length === 0) {
+      return {
+        records: batch.entries.length,
+        recordIds: batch.entries.map((r) => r.recordId),
+        kinesisCalls: delivery.calls,
+        retries: delivery.attempts - 1,
+        retriedRecords: delivery.retriedRecords,
+        largePayloads: batch.largePayloads,
+        uncompressedBytes: bytes.uncompressed,
+        compressedBytes: bytes.compressed,
+        kinesisRecords: bytes.kinesisRecords
+      }
+    }
+    let interruption: Cause.Cause<never> | undefined
+    const deleted = yield* deleteOrphans(parts.store, parts.config, delivery, (deletes) =>
+      Effect.flatMap(Effect.exit(restore(deletes)), (exit) =>
+        Effect.sync(() => {
+          if (Exit.isFailure(exit)) {
+            interruption = exit.cause
+          }
+        })))
+    const error = delivery.toError(stream, false, deleted)
+    yield* Effect.logWarning("batch ended with records not delivered").pipe(
+      Effect.annotateLogs({
+        stream,
+        undelivered: error.undelivered.length,
+        delivered: error.delivered,
+        attempts: error.attempts,
+        error: error.message
+      })
+    )
+    return yield* interruption === undefined
+      ? Effect.fail(error)
+      : Effect.failCause(Cause.sequential(interruption, Cause.fail(error)))
   })
 
 /** A caller's deadline: a finite duration of zero or more; anything else is a defect of the call. */
