@@ -396,6 +396,302 @@ const invalidOptions = (options: ShardSimulatorOptions): string | undefined => {
   return undefined
 }
 
+/** The counters behind {@link SimulatorTotals}. */
+type Totals = { -readonly [K in keyof SimulatorTotals]: SimulatorTotals[K] }
+
+/** Kinesis' validation of a request, before anything else: the reason it refuses it, if it does. */
+const validateRequest = (request: PutRecordsRequest): string | undefined => {
+  const n = request.records.length
+  if (n < 1 || n > Defaults.maxRecordsPerCall) {
+    return `Records must have between 1 and ${Defaults.maxRecordsPerCall} entries, got ${n}`
+  }
+  let callBytes = 0
+  for (let i = 0; i < n; i++) {
+    const record = request.records[i]!
+    // Characters as Kinesis counts them: code points, not UTF-16 units.
+    const keyLength = partitionKeyLength(record.partitionKey)
+    if (keyLength < 1 || keyLength > Defaults.maxPartitionKeyLength) {
+      return `Records.${i}.PartitionKey must have length between 1 and ${Defaults.maxPartitionKeyLength}, got ${keyLength}`
+    }
+    const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
+    if (bytes > Defaults.maxRecordBytes) {
+      return `Records.${i} is ${bytes} bytes, over the record limit of ${Defaults.maxRecordBytes}`
+    }
+    callBytes += bytes
+  }
+  return callBytes > Defaults.maxCallBytes
+    ? `the request is ${callBytes} bytes, over the limit of ${Defaults.maxCallBytes}`
+    : undefined
+}
+
+const callError = (
+  request: PutRecordsRequest,
+  errorName: string,
+  httpStatus: number | undefined,
+  retryable: boolean,
+  reason: string
+) =>
+  new KinesisError({
+    operation: "PutRecords",
+    streamName: request.streamName,
+    errorName,
+    httpStatus,
+    retryable,
+    cause: new Error(`ShardSimulator: ${reason}`)
+  })
+
+/** How many of a call's processed records were written, throttled and failed. */
+const countResults = (results: ReadonlyArray<PutRecordsResultEntry>) => {
+  let written = 0
+  let throttled = 0
+  let failed = 0
+  for (const r of results) {
+    if (r._tag === "Written") written++
+    else if (r.errorCode === "InternalFailure") failed++
+    else throttled++
+  }
+  return { written, throttled, failed }
+}
+
+/**
+ * The simulated stream: its shards, what it holds and the seeded draws, from options already
+ * validated. Every call is handled synchronously, at the clock time it arrived.
+ */
+class SimulatedStream {
+  readonly shards: ReadonlyArray<Shard>
+  readonly written: Array<SimulatedRecord> = []
+  readonly calls: Array<SimulatedCall> = []
+  readonly totals: Totals = { calls: 0, attempted: 0, written: 0, throttled: 0, failed: 0, callFailed: 0 }
+  private readonly map: ShardMap<Shard>
+  private readonly recordsPerSecond: number
+  private readonly bytesPerSecond: number
+  private readonly recordFailureRate: number
+  private readonly throttlingRate: number
+  private readonly serverErrorRate: number
+  private readonly timeoutRate: number
+  private readonly ambiguousRate: number
+  private readonly random: () => number
+  private readonly history: boolean
+
+  constructor(options: ShardSimulatorOptions) {
+    const faults = options.callFaults ?? {}
+    this.recordsPerSecond = options.recordsPerSecondPerShard ?? Defaults.recordsPerSecondPerShard
+    this.bytesPerSecond = options.bytesPerSecondPerShard ?? Defaults.bytesPerSecondPerShard
+    this.recordFailureRate = options.recordFailureRate ?? 0
+    this.throttlingRate = faults.throttling ?? 0
+    this.serverErrorRate = faults.serverError ?? 0
+    this.timeoutRate = faults.timeout ?? 0
+    this.ambiguousRate = faults.ambiguousWriteRate ?? 0
+    this.random = prng(options.seed ?? Defaults.seed)
+    this.history = options.history ?? true
+    this.map = new ShardMap(
+      evenShards(options.shards).map((range, index): Shard => ({
+        ...range,
+        index,
+        window: Number.NEGATIVE_INFINITY,
+        windowRecords: 0,
+        windowBytes: 0,
+        sequence: 0,
+        records: 0,
+        bytes: 0,
+        throttled: 0
+      }))
+    )
+    this.shards = this.map.shards
+  }
+
+  /** One PutRecords call at `now`: validation, then the call's fault, then each record it processes. */
+  putRecords(
+    request: PutRecordsRequest,
+    now: number
+  ): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> {
+    const { calls, history, totals } = this
+    const index = totals.calls
+    const n = request.records.length
+    totals.calls++
+    totals.attempted += n
+    const invalid = validateRequest(request)
+    if (invalid !== undefined) {
+      totals.callFailed += n
+      if (history) {
+        calls.push({
+          index,
+          at: now,
+          records: request.records,
+          fault: "validation",
+          errorName: "ValidationException",
+          written: 0,
+          throttled: 0,
+          failed: 0,
+          ambiguous: false
+        })
+      }
+      return Effect.fail(callError(request, "ValidationException", 400, false, invalid))
+    }
+    const decided = this.plan(n)
+    const processed = decided.fault === "none" ? n : decided.processed
+    const results: Array<PutRecordsResultEntry> = []
+    for (let i = 0; i < processed; i++) {
+      results.push(this.processRecord(request.streamName, request.records[i]!, index, now))
+    }
+    const counts = countResults(results)
+    if (decided.fault === "none") {
+      if (history) {
+        calls.push({ index, at: now, records: request.records, fault: "none", ...counts, ambiguous: false })
+      }
+      return Effect.succeed(results)
+    }
+    totals.callFailed += n
+    if (history) {
+      calls.push({
+        index,
+        at: now,
+        records: request.records,
+        fault: decided.fault,
+        errorName: decided.errorName,
+        ...counts,
+        ambiguous: counts.written > 0
+      })
+    }
+    return Effect.fail(
+      callError(request, decided.errorName, decided.httpStatus, true, `simulated ${decided.fault}`)
+    )
+  }
+
+  // One draw decides the call's fault; a second its details. Rates of 0 never fire.
+  private plan(n: number): Plan {
+    const { ambiguousRate, serverErrorRate, throttlingRate, timeoutRate } = this
+    const u = this.random()
+    const detail = this.random()
+    if (u < throttlingRate) {
+      return {
+        fault: "throttling",
+        errorName: detail < 0.5 ? "LimitExceededException" : "ThrottlingException",
+        httpStatus: 400,
+        processed: 0
+      }
+    }
+    if (u < throttlingRate + serverErrorRate) {
+      // Ambiguous: a prefix of 1..n records was processed before the server failed.
+      const processed = detail < ambiguousRate ? 1 + Math.floor(this.random() * n) : 0
+      return { fault: "serverError", errorName: "InternalFailure", httpStatus: 500, processed }
+    }
+    if (u < throttlingRate + serverErrorRate + timeoutRate) {
+      return {
+        fault: "timeout",
+        errorName: "TimeoutError",
+        httpStatus: undefined,
+        processed: detail < ambiguousRate ? n : 0
+      }
+    }
+    return { fault: "none" }
+  }
+
+  // Kinesis' handling of one record at `now`: InternalFailure by chance, else the shard's limits, else written.
+  private processRecord(
+    streamName: string,
+    record: PutRecordsEntry,
+    callIndex: number,
+    now: number
+  ): PutRecordsResultEntry {
+    const { totals } = this
+    const failsInternally = this.random() < this.recordFailureRate
+    if (failsInternally) {
+      totals.failed++
+      return { _tag: "Failed", errorCode: "InternalFailure", errorMessage: "Internal service failure." }
+    }
+    const shard = this.shards[this.map.indexOf(hashKeyOf(record.partitionKey))]!
+    const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
+    if (!this.admit(shard, bytes, now)) {
+      shard.throttled++
+      totals.throttled++
+      return {
+        _tag: "Failed",
+        errorCode: "ProvisionedThroughputExceededException",
+        errorMessage: `Rate exceeded for shard ${shard.shardId} in stream ${streamName}.`
+      }
+    }
+    shard.records++
+    shard.bytes += bytes
+    shard.sequence++
+    totals.written++
+    const sequenceNumber = `49${String(shard.index).padStart(6, "0")}${String(shard.sequence).padStart(20, "0")}`
+    if (this.history) {
+      this.written.push({
+        shardId: shard.shardId,
+        sequenceNumber,
+        partitionKey: record.partitionKey,
+        data: record.data,
+        at: now,
+        callIndex
+      })
+    }
+    return { _tag: "Written", shardId: shard.shardId, sequenceNumber }
+  }
+
+  /**
+   * The shard's window accounting: whether a record of `bytes` fits the shard's limits in the
+   * second of `now`, counting it in that second's window when it does (a refused record uses
+   * no capacity).
+   */
+  private admit(shard: Shard, bytes: number, now: number): boolean {
+    const second = Math.floor(now / 1000)
+    if (shard.window !== second) {
+      shard.window = second
+      shard.windowRecords = 0
+      shard.windowBytes = 0
+    }
+    if (shard.windowRecords + 1 > this.recordsPerSecond || shard.windowBytes + bytes > this.bytesPerSecond) {
+      return false
+    }
+    shard.windowRecords++
+    shard.windowBytes += bytes
+    return true
+  }
+}
+
+/** The `Kinesis` service over a simulated stream: PutRecords as simulated, the stream's summary and shard map. */
+const simulatedKinesis = (stream: SimulatedStream): Kinesis["Type"] =>
+  Kinesis.of({
+    putRecords: (request) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.suspend(() => stream.putRecords(request, now))),
+    describeStreamSummary: (streamName) =>
+      Effect.succeed({
+        streamName,
+        status: "ACTIVE",
+        openShardCount: stream.shards.length,
+        maxRecordSizeInKiB: Defaults.maxRecordBytes / 1024
+      }),
+    listShards: () =>
+      Effect.succeed(
+        stream.shards.map((s) => ({
+          shardId: s.shardId,
+          startingHashKey: s.startingHashKey,
+          endingHashKey: s.endingHashKey,
+          open: true
+        }))
+      ),
+    ...unreadable("ShardSimulator")
+  })
+
+/** Snapshots of what a simulated stream holds. */
+const simulatorState = (stream: SimulatedStream): ShardSimulatorState["Type"] =>
+  ShardSimulatorState.of({
+    written: Effect.sync(() => stream.written.slice()),
+    calls: Effect.sync(() => stream.calls.slice()),
+    shards: Effect.sync(() =>
+      stream.shards.map((s): ShardStats => ({
+        shardId: s.shardId,
+        startingHashKey: s.startingHashKey,
+        endingHashKey: s.endingHashKey,
+        records: s.records,
+        bytes: s.bytes,
+        throttled: s.throttled
+      }))
+    ),
+    totals: Effect.sync(() => ({ ...stream.totals }))
+  })
+
 /**
  * Builds a simulator: the `Kinesis` service and its {@link ShardSimulatorState}. Dies (a
  * defect: a mistake in the test) on options out of range: shards not a positive integer, a
@@ -418,253 +714,8 @@ export const make = (
   Effect.suspend(() => {
     const invalid = invalidOptions(options)
     if (invalid !== undefined) return Effect.dieMessage(`ShardSimulator: ${invalid}`)
-    const faults = options.callFaults ?? {}
-    const recordsPerSecond = options.recordsPerSecondPerShard ?? Defaults.recordsPerSecondPerShard
-    const bytesPerSecond = options.bytesPerSecondPerShard ?? Defaults.bytesPerSecondPerShard
-    const recordFailureRate = options.recordFailureRate ?? 0
-    const throttlingRate = faults.throttling ?? 0
-    const serverErrorRate = faults.serverError ?? 0
-    const timeoutRate = faults.timeout ?? 0
-    const ambiguousRate = faults.ambiguousWriteRate ?? 0
-    const random = prng(options.seed ?? Defaults.seed)
-    const history = options.history ?? true
-
-    const map = new ShardMap(
-      evenShards(options.shards).map((range, index): Shard => ({
-        ...range,
-        index,
-        window: Number.NEGATIVE_INFINITY,
-        windowRecords: 0,
-        windowBytes: 0,
-        sequence: 0,
-        records: 0,
-        bytes: 0,
-        throttled: 0
-      }))
-    )
-    const shards = map.shards
-    const written: Array<SimulatedRecord> = []
-    const calls: Array<SimulatedCall> = []
-    const totals = { calls: 0, attempted: 0, written: 0, throttled: 0, failed: 0, callFailed: 0 }
-
-    const validate = (request: PutRecordsRequest): string | undefined => {
-      const n = request.records.length
-      if (n < 1 || n > Defaults.maxRecordsPerCall) {
-        return `Records must have between 1 and ${Defaults.maxRecordsPerCall} entries, got ${n}`
-      }
-      let callBytes = 0
-      for (let i = 0; i < n; i++) {
-        const record = request.records[i]!
-        // Characters as Kinesis counts them: code points, not UTF-16 units.
-        const keyLength = partitionKeyLength(record.partitionKey)
-        if (keyLength < 1 || keyLength > Defaults.maxPartitionKeyLength) {
-          return `Records.${i}.PartitionKey must have length between 1 and ${Defaults.maxPartitionKeyLength}, got ${keyLength}`
-        }
-        const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
-        if (bytes > Defaults.maxRecordBytes) {
-          return `Records.${i} is ${bytes} bytes, over the record limit of ${Defaults.maxRecordBytes}`
-        }
-        callBytes += bytes
-      }
-      return callBytes > Defaults.maxCallBytes
-        ? `the request is ${callBytes} bytes, over the limit of ${Defaults.maxCallBytes}`
-        : undefined
-    }
-
-    // One draw decides the call's fault; a second its details. Rates of 0 never fire.
-    const plan = (n: number): Plan => {
-      const u = random()
-      const detail = random()
-      if (u < throttlingRate) {
-        return {
-          fault: "throttling",
-          errorName: detail < 0.5 ? "LimitExceededException" : "ThrottlingException",
-          httpStatus: 400,
-          processed: 0
-        }
-      }
-      if (u < throttlingRate + serverErrorRate) {
-        // Ambiguous: a prefix of 1..n records was processed before the server failed.
-        const processed = detail < ambiguousRate ? 1 + Math.floor(random() * n) : 0
-        return { fault: "serverError", errorName: "InternalFailure", httpStatus: 500, processed }
-      }
-      if (u < throttlingRate + serverErrorRate + timeoutRate) {
-        return {
-          fault: "timeout",
-          errorName: "TimeoutError",
-          httpStatus: undefined,
-          processed: detail < ambiguousRate ? n : 0
-        }
-      }
-      return { fault: "none" }
-    }
-
-    // Kinesis' handling of one record at `now`: InternalFailure by chance, else the shard's limits, else written.
-    const processRecord = (
-      streamName: string,
-      record: PutRecordsEntry,
-      callIndex: number,
-      now: number
-    ): PutRecordsResultEntry => {
-      const failsInternally = random() < recordFailureRate
-      if (failsInternally) {
-        totals.failed++
-        return { _tag: "Failed", errorCode: "InternalFailure", errorMessage: "Internal service failure." }
-      }
-      const shard = shards[map.indexOf(hashKeyOf(record.partitionKey))]!
-      const second = Math.floor(now / 1000)
-      if (shard.window !== second) {
-        shard.window = second
-        shard.windowRecords = 0
-        shard.windowBytes = 0
-      }
-      const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
-      if (shard.windowRecords + 1 > recordsPerSecond || shard.windowBytes + bytes > bytesPerSecond) {
-        shard.throttled++
-        totals.throttled++
-        return {
-          _tag: "Failed",
-          errorCode: "ProvisionedThroughputExceededException",
-          errorMessage: `Rate exceeded for shard ${shard.shardId} in stream ${streamName}.`
-        }
-      }
-      shard.windowRecords++
-      shard.windowBytes += bytes
-      shard.records++
-      shard.bytes += bytes
-      shard.sequence++
-      totals.written++
-      const sequenceNumber = `49${String(shard.index).padStart(6, "0")}${String(shard.sequence).padStart(20, "0")}`
-      if (history) {
-        written.push({
-          shardId: shard.shardId,
-          sequenceNumber,
-          partitionKey: record.partitionKey,
-          data: record.data,
-          at: now,
-          callIndex
-        })
-      }
-      return { _tag: "Written", shardId: shard.shardId, sequenceNumber }
-    }
-
-    const callError = (
-      request: PutRecordsRequest,
-      errorName: string,
-      httpStatus: number | undefined,
-      retryable: boolean,
-      reason: string
-    ) =>
-      new KinesisError({
-        operation: "PutRecords",
-        streamName: request.streamName,
-        errorName,
-        httpStatus,
-        retryable,
-        cause: new Error(`ShardSimulator: ${reason}`)
-      })
-
-    const putRecords = (
-      request: PutRecordsRequest
-    ): Effect.Effect<ReadonlyArray<PutRecordsResultEntry>, KinesisError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.suspend(() => {
-          const index = totals.calls
-          const n = request.records.length
-          totals.calls++
-          totals.attempted += n
-          const invalid = validate(request)
-          if (invalid !== undefined) {
-            totals.callFailed += n
-            if (history) {
-              calls.push({
-                index,
-                at: now,
-                records: request.records,
-                fault: "validation",
-                errorName: "ValidationException",
-                written: 0,
-                throttled: 0,
-                failed: 0,
-                ambiguous: false
-              })
-            }
-            return Effect.fail(callError(request, "ValidationException", 400, false, invalid))
-          }
-          const decided = plan(n)
-          const processed = decided.fault === "none" ? n : decided.processed
-          const results: Array<PutRecordsResultEntry> = []
-          for (let i = 0; i < processed; i++) {
-            results.push(processRecord(request.streamName, request.records[i]!, index, now))
-          }
-          let writtenInCall = 0
-          let throttledInCall = 0
-          let failedInCall = 0
-          for (const r of results) {
-            if (r._tag === "Written") writtenInCall++
-            else if (r.errorCode === "InternalFailure") failedInCall++
-            else throttledInCall++
-          }
-          const counts = { written: writtenInCall, throttled: throttledInCall, failed: failedInCall }
-          if (decided.fault === "none") {
-            if (history) {
-              calls.push({ index, at: now, records: request.records, fault: "none", ...counts, ambiguous: false })
-            }
-            return Effect.succeed(results)
-          }
-          totals.callFailed += n
-          if (history) {
-            calls.push({
-              index,
-              at: now,
-              records: request.records,
-              fault: decided.fault,
-              errorName: decided.errorName,
-              ...counts,
-              ambiguous: writtenInCall > 0
-            })
-          }
-          return Effect.fail(
-            callError(request, decided.errorName, decided.httpStatus, true, `simulated ${decided.fault}`)
-          )
-        }))
-
-    const kinesis = Kinesis.of({
-      putRecords,
-      describeStreamSummary: (streamName) =>
-        Effect.succeed({
-          streamName,
-          status: "ACTIVE",
-          openShardCount: shards.length,
-          maxRecordSizeInKiB: Defaults.maxRecordBytes / 1024
-        }),
-      listShards: () =>
-        Effect.succeed(
-          shards.map((s) => ({
-            shardId: s.shardId,
-            startingHashKey: s.startingHashKey,
-            endingHashKey: s.endingHashKey,
-            open: true
-          }))
-        ),
-      ...unreadable("ShardSimulator")
-    })
-    const state = ShardSimulatorState.of({
-      written: Effect.sync(() => written.slice()),
-      calls: Effect.sync(() => calls.slice()),
-      shards: Effect.sync(() =>
-        shards.map((s): ShardStats => ({
-          shardId: s.shardId,
-          startingHashKey: s.startingHashKey,
-          endingHashKey: s.endingHashKey,
-          records: s.records,
-          bytes: s.bytes,
-          throttled: s.throttled
-        }))
-      ),
-      totals: Effect.sync(() => ({ ...totals }))
-    })
-    return Effect.succeed({ kinesis, state })
+    const stream = new SimulatedStream(options)
+    return Effect.succeed({ kinesis: simulatedKinesis(stream), state: simulatorState(stream) })
   })
 
 /**

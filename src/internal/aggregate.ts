@@ -38,7 +38,15 @@ import type { PackedPayloads } from "./envelopePacker.js"
 import { EnvelopePacker, varintSize } from "./envelopePacker.js"
 import { EventLoopSlice } from "./eventLoop.js"
 import { deleteBestEffort } from "./orphans.js"
-import type { BatchEntry, OffloadSlot, PrepareContext, PreparedBatch, PreparedRecord, PrepareError } from "./prepare.js"
+import type {
+  BatchEntry,
+  OffloadSlot,
+  PrepareContext,
+  PreparedBatch,
+  PreparedRecord,
+  PrepareError,
+  RecordLimitGuard
+} from "./prepare.js"
 import { build, entryInfo, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
 
 /**
@@ -132,42 +140,7 @@ export const serializeBatchAggregated = (
     const groups = new Map<number, Group>()
     // Aggregates packed and not yet handed to the compressor, in packing order.
     const waiting: Array<PayloadPlan> = []
-    // Bytes handed to the compressor and not compressed yet: what its worker still has to do.
-    let backlog = 0
-    const viaCompressor = (packed: PackedPayloads) => {
-      const bytes = packed.buffer.length
-      backlog += bytes
-      return context.compressor.gzipPacked(packed, config.compressionLevel).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          backlog -= bytes
-        }))
-      )
-    }
-    // The last chunk: the calling thread has nothing left to serialize and would only wait for
-    // the worker, so it gzips the chunk's last payloads itself, about half of what the worker
-    // still has to do (its backlog and this chunk).
-    const compress = (packed: PackedPayloads, last: boolean): Effect.Effect<Array<Uint8Array>, CompressionError> => {
-      const count = packed.offsets.length - 1
-      if (!last || config.compressionWorkers === 0 || count < 2) return viaCompressor(packed)
-      const bytes = packed.buffer.length
-      const share = Math.min(bytes, (backlog + bytes) / 2)
-      let split = count
-      // The worker's part keeps two payloads or more (a lone one would stay on this thread).
-      while (split > 2 && bytes - packed.offsets[split - 1]! <= share) split--
-      if (split === count) return viaCompressor(packed)
-      const at = packed.offsets[split]!
-      // A copy: the worker's part is transferred to it, which detaches the whole buffer.
-      const own: PackedPayloads = {
-        buffer: new Uint8Array(packed.buffer.subarray(at)),
-        offsets: packed.offsets.slice(split).map((o) => o - at)
-      }
-      return Effect.zipWith(
-        viaCompressor({ buffer: packed.buffer.subarray(0, at), offsets: packed.offsets.slice(0, split + 1) }),
-        Compressor.mainThread.gzipPacked(own, config.compressionLevel),
-        (theirs, ours) => [...theirs, ...ours],
-        { concurrent: true }
-      )
-    }
+    const compress = chunkCompressor(context)
     const slice = new EventLoopSlice()
     const entries: Array<BatchEntry> = new Array(records.length)
     const chunks: Array<AggregatedChunk> = []
@@ -175,7 +148,7 @@ export const serializeBatchAggregated = (
     for (let start = 0; start < records.length; start += AGGREGATION_CHUNK) {
       const end = Math.min(records.length, start + AGGREGATION_CHUNK)
       const alone: Array<PreparedRecord> = []
-      const offload: Array<{ readonly slot: OffloadSlot; readonly member: Member }> = []
+      const offload: Array<Offloaded> = []
       // A new buffer for the chunk's records: those still in an open group keep theirs alive.
       encoder.renew()
       for (let index = start; index < end; index++) {
@@ -224,48 +197,14 @@ export const serializeBatchAggregated = (
       // The chunk's large payloads, uploaded before it is packed: their pointers join their groups.
       if (offload.length > 0) {
         largePayloads += offload.length
-        yield* Effect.forEach(
-          offload,
-          ({ member, slot }) =>
-            Effect.flatMap(upload(context, slot, attempted), (pointer) => {
-              const entry: BatchEntry = { ...slot.entry, largePayload: pointer.location }
-              return Either.match(
-                encodeEntryRecordSync(entryInfo(context, entry), { _tag: "large", pointer: pointer.entry }),
-                {
-                  onLeft: (e) =>
-                    Effect.fail(new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })),
-                  onRight: (envelope) => {
-                    const bound = gzipBound(envelope.length + MEMBER_FRAMING)
-                    if (!guard.fits(bound, guard.keyBytes(slot.partitionKeyPrefix))) {
-                      return Effect.fail(guard.pointerTooLarge(envelope.length, entry))
-                    }
-                    member.entry = entry
-                    member.envelope = envelope
-                    member.chunk = -1
-                    return Effect.void
-                  }
-                }
-              )
-            }),
-          { concurrency: config.maxConcurrentUploads, discard: true }
-        )
+        yield* uploadLarge(context, guard, offload, attempted)
       }
       const last = end === records.length
       for (const plan of packGroups(packer, groups, aggregation, last)) {
         for (const m of plan.members) entries[m.index] = m
         waiting.push(plan)
       }
-      // A member left open since an earlier chunk gets its own copy of its bytes, so that a
-      // group that fills slowly never holds the buffers of many chunks: at most this chunk's
-      // buffer and the open members' bytes (up to maxBytes a group) stay alive.
-      for (const group of groups.values()) {
-        for (const m of group.members) {
-          if (m.chunk >= 0 && m.chunk < start) {
-            m.envelope = new Uint8Array(m.envelope)
-            m.chunk = -1
-          }
-        }
-      }
+      detachOpenMembers(groups, start)
       // Aggregates go to the compressor two or more at a time: the compressor keeps a lone
       // payload on the calling thread. One aggregate filled in this chunk waits for the next.
       const payloads = last || waiting.length >= 2 ? waiting.splice(0) : []
@@ -273,26 +212,139 @@ export const serializeBatchAggregated = (
         ? Fiber.succeed<Array<Uint8Array>>([])
         : yield* Effect.forkScoped(compress(packer.take(), last))
       if (payloads.length === 0 && alone.length === 0) continue
-      chunks.push({
-        prepared: Effect.flatMap(Fiber.join(compressed), (gz) => {
-          const out: Array<PreparedRecord> = [...alone]
-          for (let i = 0; i < payloads.length; i++) {
-            const fitted = fitToRecordLimit(
-              toPrepared(payloads[i]!, gz[i]!),
-              context.recordLimitBytes,
-              attemptDigits,
-              config.compressionLevel
-            )
-            if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
-            for (const r of fitted.right) out.push(r)
-          }
-          return Effect.succeed(out)
-        })
-      })
+      chunks.push({ prepared: chunkPrepared(context, alone, payloads, compressed, attemptDigits) })
     }
     return { aggregated: true as const, entries, chunks, largePayloads }
   }).pipe(Effect.onError(() => deleteBestEffort(context.store, attempted, context.config)))
 }
+
+/** A large payload of a chunk, to upload, and the group member its pointer's envelope replaces. */
+interface Offloaded {
+  readonly slot: OffloadSlot
+  readonly member: Member
+}
+
+/**
+ * The compression of a batch's packed chunks: through the `Compressor`, except that the last
+ * chunk's share is gzip'd on the calling thread. Made once per batch: it counts the bytes its
+ * worker still has to do.
+ */
+const chunkCompressor = (context: PrepareContext) => {
+  const { config } = context
+  // Bytes handed to the compressor and not compressed yet: what its worker still has to do.
+  let backlog = 0
+  const viaCompressor = (packed: PackedPayloads) => {
+    const bytes = packed.buffer.length
+    backlog += bytes
+    return context.compressor.gzipPacked(packed, config.compressionLevel).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        backlog -= bytes
+      }))
+    )
+  }
+  // The last chunk: the calling thread has nothing left to serialize and would only wait for
+  // the worker, so it gzips the chunk's last payloads itself, about half of what the worker
+  // still has to do (its backlog and this chunk).
+  return (packed: PackedPayloads, last: boolean): Effect.Effect<Array<Uint8Array>, CompressionError> => {
+    const count = packed.offsets.length - 1
+    if (!last || config.compressionWorkers === 0 || count < 2) return viaCompressor(packed)
+    const bytes = packed.buffer.length
+    const share = Math.min(bytes, (backlog + bytes) / 2)
+    let split = count
+    // The worker's part keeps two payloads or more (a lone one would stay on this thread).
+    while (split > 2 && bytes - packed.offsets[split - 1]! <= share) split--
+    if (split === count) return viaCompressor(packed)
+    const at = packed.offsets[split]!
+    // A copy: the worker's part is transferred to it, which detaches the whole buffer.
+    const own: PackedPayloads = {
+      buffer: new Uint8Array(packed.buffer.subarray(at)),
+      offsets: packed.offsets.slice(split).map((o) => o - at)
+    }
+    return Effect.zipWith(
+      viaCompressor({ buffer: packed.buffer.subarray(0, at), offsets: packed.offsets.slice(0, split + 1) }),
+      Compressor.mainThread.gzipPacked(own, config.compressionLevel),
+      (theirs, ours) => [...theirs, ...ours],
+      { concurrent: true }
+    )
+  }
+}
+
+/**
+ * Uploads a chunk's large payloads, before it is packed: each member's envelope becomes its
+ * pointer's, so that the pointer joins its group.
+ */
+const uploadLarge = (
+  context: PrepareContext,
+  guard: RecordLimitGuard,
+  offload: ReadonlyArray<Offloaded>,
+  attempted: Array<PayloadLocation>
+) =>
+  Effect.forEach(
+    offload,
+    ({ member, slot }) =>
+      Effect.flatMap(upload(context, slot, attempted), (pointer) => {
+        const entry: BatchEntry = { ...slot.entry, largePayload: pointer.location }
+        return Either.match(
+          encodeEntryRecordSync(entryInfo(context, entry), { _tag: "large", pointer: pointer.entry }),
+          {
+            onLeft: (e) => Effect.fail(new SerializationError({ ...e, recordIndex: entry.index, cause: e.cause })),
+            onRight: (envelope) => {
+              const bound = gzipBound(envelope.length + MEMBER_FRAMING)
+              if (!guard.fits(bound, guard.keyBytes(slot.partitionKeyPrefix))) {
+                return Effect.fail(guard.pointerTooLarge(envelope.length, entry))
+              }
+              member.entry = entry
+              member.envelope = envelope
+              member.chunk = -1
+              return Effect.void
+            }
+          }
+        )
+      }),
+    { concurrency: context.config.maxConcurrentUploads, discard: true }
+  )
+
+/**
+ * A member left open since an earlier chunk than `start` gets its own copy of its bytes, so
+ * that a group that fills slowly never holds the buffers of many chunks: at most this chunk's
+ * buffer and the open members' bytes (up to maxBytes a group) stay alive.
+ */
+const detachOpenMembers = (groups: ReadonlyMap<number, Group>, start: number): void => {
+  for (const group of groups.values()) {
+    for (const m of group.members) {
+      if (m.chunk >= 0 && m.chunk < start) {
+        m.envelope = new Uint8Array(m.envelope)
+        m.chunk = -1
+      }
+    }
+  }
+}
+
+/**
+ * Phase 2 of a chunk: its records decided alone, then its aggregates once compressed, each
+ * fitted to the stream's record limit.
+ */
+const chunkPrepared = (
+  context: PrepareContext,
+  alone: ReadonlyArray<PreparedRecord>,
+  payloads: ReadonlyArray<PayloadPlan>,
+  compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>,
+  attemptDigits: number
+): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
+  Effect.flatMap(Fiber.join(compressed), (gz) => {
+    const out: Array<PreparedRecord> = [...alone]
+    for (let i = 0; i < payloads.length; i++) {
+      const fitted = fitToRecordLimit(
+        toPrepared(payloads[i]!, gz[i]!),
+        context.recordLimitBytes,
+        attemptDigits,
+        context.config.compressionLevel
+      )
+      if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
+      for (const r of fitted.right) out.push(r)
+    }
+    return Effect.succeed(out)
+  })
 
 /**
  * Both phases with aggregation, for a whole batch: what `KinesisWriter.prepare` returns when
