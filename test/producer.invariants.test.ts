@@ -11,6 +11,11 @@
  *   with `maybeDelivered`; a record refused with `ProducerClosedError` is not on the stream;
  * - a send fails only with `RecordUndeliveredError` or `ProducerClosedError`.
  *
+ * Each holds with the writer's `aggregation` off and on (the producer then still sends each
+ * record as a Kinesis record of its own, so that each settles alone; the checks read every
+ * member of every Kinesis record all the same), and with shard-aware pacing (`pace`) off and
+ * on: four combinations of five seeds.
+ *
  * Time is the TestClock's, one per seed, so that seeds run five at a time; the writer
  * compresses on the calling thread.
  */
@@ -24,10 +29,27 @@ import { RecordGenerator } from "../src/testing.js"
 const FIBERS = 100
 const PER_FIBER = 2
 const STEP = 250
-const SEEDS = 20
+const SEEDS_PER_COMBINATION = 5
 const CONCURRENT_SEEDS = 5
 
-const runSeed = (seed: number) =>
+interface Combination {
+  readonly aggregation: boolean
+  readonly pace: boolean
+}
+
+const combinations: ReadonlyArray<Combination> = [
+  { aggregation: false, pace: false },
+  { aggregation: true, pace: false },
+  { aggregation: false, pace: true },
+  { aggregation: true, pace: true }
+]
+
+const nameOf = (c: Combination) => `aggregation ${c.aggregation ? "on" : "off"}, pacing ${c.pace ? "on" : "off"}`
+
+/** The close falls in the first 1.5 s, in the `stratum`th of as many equal parts as seeds per combination. */
+const CLOSE_WITHIN = 1_500
+
+const runSeed = (seed: number, combination: Combination, stratum: number) =>
   Effect.gen(function*() {
     const rand = RecordGenerator.prng(seed * 31 + 7)
     const inputs: Array<DataFileV1> = Array.from(
@@ -39,13 +61,16 @@ const runSeed = (seed: number) =>
           ...(rand() < 0.03 ? { serializedBytes: 3_000 } : {})
         })
     )
-    const closeAt = Math.floor(rand() * 1_500)
+    // Each combination's seeds close early and late alike: a close in the first few hundred
+    // milliseconds refuses sends not yet prepared, a later one finds them in calls or backoff.
+    const closeAt = Math.floor((stratum + rand()) * CLOSE_WITHIN / SEEDS_PER_COMBINATION)
     const shutdownTimeout = Math.floor(rand() * 600)
     const layer = KinesisProducer.layer({
       linger: "50 millis",
       maxBufferedRecords: 100,
       recordTtl: "2 seconds",
-      shutdownTimeout
+      shutdownTimeout,
+      pace: combination.pace
     }).pipe(
       Layer.provideMerge(KinesisWriter.layer({
         streamName: "producer-invariants",
@@ -55,7 +80,8 @@ const runSeed = (seed: number) =>
         distributionFactor: 16,
         largePayloadThreshold: 2_048,
         compressionWorkers: 0,
-        maxRetries: 2
+        maxRetries: 2,
+        ...(combination.aggregation ? { aggregation: {} } : {})
       })),
       Layer.provideMerge(ShardSimulator.layer({
         shards: 4,
@@ -140,13 +166,18 @@ const runSeed = (seed: number) =>
     const definite = new Map<string, number>()
     const onStream = new Set<string>()
     const pathByRecordId = new Map<string, string>()
-    for (const w of yield* state.written) {
-      const decoded = RecordCodec.decodeRecordDataSync(w.data)
+    let aggregates = 0
+    const members = (yield* state.written).flatMap((w) => {
+      const decoded = RecordCodec.decodeRecordDataAllSync(w.data)
       if (Either.isLeft(decoded)) {
         violations.push(`undecodable record on ${w.shardId}`)
-        continue
+        return []
       }
-      const { filePath, recordId } = decoded.right.info
+      if (decoded.right.length > 1) aggregates++
+      return decoded.right.map((member) => ({ w, member }))
+    })
+    for (const { member, w } of members) {
+      const { filePath, recordId } = member.info
       onStream.add(recordId)
       pathByRecordId.set(recordId, filePath)
       if (!calls[w.callIndex]!.ambiguous) definite.set(recordId, (definite.get(recordId) ?? 0) + 1)
@@ -181,36 +212,40 @@ const runSeed = (seed: number) =>
         }
       }
     })
-    return { seed, violations, delivered, undelivered, closed, closeAt, shutdownTimeout }
+    return { seed, violations, delivered, undelivered, closed, aggregates, closeAt, shutdownTimeout }
   }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
 
 describe("producer invariants over a simulated 4-shard stream with faults", () => {
-  it.effect(
-    "20 seeds × 100 concurrent fibers, scope closed at a seeded moment: every send settles once, nothing lost or named twice",
-    () =>
-      Effect.gen(function*() {
-        // Each seed has its own TestClock, so seeds run side by side: most of a seed's time is
-        // the TestClock waiting (on the real clock) for its fibers to suspend.
-        const reports = yield* Effect.forEach(
-          Array.from({ length: SEEDS }, (_, i) => i + 1),
-          (seed) => Effect.provide(runSeed(seed), TestContext.TestContext),
-          { concurrency: CONCURRENT_SEEDS }
-        )
-        const broken = reports.filter((r) => r.violations.length > 0)
-        assert.deepStrictEqual(
-          broken.map((r) => `seed ${r.seed}: ${r.violations.slice(0, 5).join("; ")}`),
-          [],
-          `invariants broken for seed(s) ${broken.map((r) => r.seed).join(", ")}`
-        )
-        if (process.env["INVARIANTS_DEBUG"]) {
-          console.log(reports.map(({ violations: _violations, ...r }) => JSON.stringify(r)).join("\n"))
-        }
-        const sum = (f: (r: (typeof reports)[number]) => number) => reports.reduce((n, r) => n + f(r), 0)
-        // The scenario must reach every ending, or it proves little.
-        assert.isAbove(sum((r) => r.delivered), 0)
-        assert.isAbove(sum((r) => r.undelivered), 0, "no send failed undelivered on any seed")
-        assert.isAbove(sum((r) => r.closed), 0, "no send was refused at close on any seed")
-      }),
-    { timeout: 120_000 }
-  )
+  combinations.forEach((combination, c) => {
+    it.effect(
+      `${
+        nameOf(combination)
+      }: ${SEEDS_PER_COMBINATION} seeds × ${FIBERS} concurrent fibers, scope closed at a seeded moment: every send settles once, nothing lost or named twice`,
+      () =>
+        Effect.gen(function*() {
+          // Each seed has its own TestClock, so seeds run side by side: most of a seed's time is
+          // the TestClock waiting (on the real clock) for its fibers to suspend.
+          const reports = yield* Effect.forEach(
+            Array.from({ length: SEEDS_PER_COMBINATION }, (_, i) => i),
+            (i) => Effect.provide(runSeed(c * SEEDS_PER_COMBINATION + i + 1, combination, i), TestContext.TestContext),
+            { concurrency: CONCURRENT_SEEDS }
+          )
+          const broken = reports.filter((r) => r.violations.length > 0)
+          assert.deepStrictEqual(
+            broken.map((r) => `seed ${r.seed}: ${r.violations.slice(0, 5).join("; ")}`),
+            [],
+            `invariants broken for seed(s) ${broken.map((r) => r.seed).join(", ")} (${nameOf(combination)})`
+          )
+          if (process.env["INVARIANTS_DEBUG"]) {
+            console.log(reports.map(({ violations: _violations, ...r }) => JSON.stringify(r)).join("\n"))
+          }
+          const sum = (f: (r: (typeof reports)[number]) => number) => reports.reduce((n, r) => n + f(r), 0)
+          // The scenario must reach every ending, or it proves little.
+          assert.isAbove(sum((r) => r.delivered), 0)
+          assert.isAbove(sum((r) => r.undelivered), 0, "no send failed undelivered on any seed")
+          assert.isAbove(sum((r) => r.closed), 0, "no send was refused at close on any seed")
+        }),
+      { timeout: 120_000 }
+    )
+  })
 })
