@@ -9,7 +9,9 @@
  *   send's record; no record_id is named by two sends;
  * - every record on the stream belongs to a send that got a receipt, or to one that failed
  *   with `maybeDelivered`; a record refused with `ProducerClosedError` is not on the stream;
- * - a send fails only with `RecordUndeliveredError` or `ProducerClosedError`.
+ * - a send fails only with `RecordUndeliveredError` or `ProducerClosedError`;
+ * - every S3 object left is pointed to by a record on the stream or kept for a send that
+ *   failed with `maybeDelivered`; none is left for a record certainly not on the stream.
  *
  * Each holds with the writer's `aggregation` off and on (the producer then still sends each
  * record as a Kinesis record of its own, so that each settles alone; the checks read every
@@ -65,6 +67,7 @@ const runSeed = (seed: number, combination: Combination, stratum: number) =>
     // milliseconds refuses sends not yet prepared, a later one finds them in calls or backoff.
     const closeAt = Math.floor((stratum + rand()) * CLOSE_WITHIN / SEEDS_PER_COMBINATION)
     const shutdownTimeout = Math.floor(rand() * 600)
+    const memory = yield* LargePayloadStore.makeMemory()
     const layer = KinesisProducer.layer({
       linger: "50 millis",
       maxBufferedRecords: 100,
@@ -90,7 +93,7 @@ const runSeed = (seed: number, combination: Combination, stratum: number) =>
         recordFailureRate: 0.02,
         callFaults: { throttling: 0.03, serverError: 0.03, timeout: 0.03, ambiguousWriteRate: 0.5 }
       })),
-      Layer.provideMerge(LargePayloadStore.layerMemory()),
+      Layer.provideMerge(Layer.succeed(LargePayloadStore, memory.service)),
       Layer.provideMerge(KinesisMetrics.layerNoop)
     )
     const scope = yield* Scope.make()
@@ -176,8 +179,10 @@ const runSeed = (seed: number, combination: Combination, stratum: number) =>
       if (decoded.right.length > 1) aggregates++
       return decoded.right.map((member) => ({ w, member }))
     })
+    const pointedTo = new Set<string>()
     for (const { member, w } of members) {
       const { filePath, recordId } = member.info
+      if (member.entry._tag === "large") pointedTo.add(`${member.entry.pointer.bucket}/${member.entry.pointer.key}`)
       onStream.add(recordId)
       pathByRecordId.set(recordId, filePath)
       if (!calls[w.callIndex]!.ambiguous) definite.set(recordId, (definite.get(recordId) ?? 0) + 1)
@@ -212,7 +217,39 @@ const runSeed = (seed: number, combination: Combination, stratum: number) =>
         }
       }
     })
-    return { seed, violations, delivered, undelivered, closed, aggregates, closeAt, shutdownTimeout }
+    // The store: what is left is pointed to, or kept for a record that may be on the stream.
+    const objects = yield* memory.objects
+    const kept = new Set<string>()
+    outcomes.forEach((exits, i) => {
+      const exit = exits[0]
+      if (exit === undefined || Exit.isSuccess(exit) || exit.cause._tag !== "Fail") return
+      const error = exit.cause.error
+      if (error._tag !== "RecordUndeliveredError" || error.largePayload === undefined) return
+      const id = `${error.largePayload.bucket}/${error.largePayload.key}`
+      if (error.largePayload.deleted && objects.has(id)) {
+        violations.push(`input #${i}: its object is said deleted but is left`)
+      }
+      if (!error.largePayload.deleted && !error.maybeDelivered) {
+        violations.push(`input #${i} is certainly not on the stream but its object was kept`)
+      }
+      if (!error.largePayload.deleted) kept.add(id)
+    })
+    for (const id of objects.keys()) {
+      if (!pointedTo.has(id) && !kept.has(id)) {
+        violations.push(`object ${id} is pointed to by no record and kept by no error`)
+      }
+    }
+    return {
+      seed,
+      violations,
+      delivered,
+      undelivered,
+      closed,
+      aggregates,
+      objects: objects.size,
+      closeAt,
+      shutdownTimeout
+    }
   }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
 
 describe("producer invariants over a simulated 4-shard stream with faults", () => {
@@ -244,6 +281,7 @@ describe("producer invariants over a simulated 4-shard stream with faults", () =
           assert.isAbove(sum((r) => r.delivered), 0)
           assert.isAbove(sum((r) => r.undelivered), 0, "no send failed undelivered on any seed")
           assert.isAbove(sum((r) => r.closed), 0, "no send was refused at close on any seed")
+          assert.isAbove(sum((r) => r.objects), 0, "no large payload on any seed")
         }),
       { timeout: 120_000 }
     )
