@@ -178,39 +178,24 @@ const describeOutcome = (outcome: Either.Either<WriteResult, WriteError>): strin
         : `${e._tag}${e instanceof LargePayloadStoreError ? ` ${e.errorName} record #${e.recordIndex}` : ""}`
   })
 
-/**
- * A 4-shard stream and a bucket, fault proxies in front of kinesalite and s3rver dealing the
- * scenario's faults, and a writer layer whose clients go through them.
- */
-const proxiedWriter = ({ aggregation, faults, maxRetries, seed }: Scenario) =>
-  Effect.gen(function*() {
-    const stream = uniqueName("inv-stream")
-    const bucket = uniqueName("inv-bucket")
-    yield* Effect.promise(() => createStream(directKinesis, stream, 4))
-    yield* Effect.promise(() => createBucket(directS3, bucket))
+type ProxyOptions = Omit<Parameters<typeof startFaultProxy>[0], "target" | "flavour" | "delayMs">
 
+/**
+ * A stream of `shards` shards and a bucket, fault proxies in front of kinesalite and s3rver,
+ * and SDK clients that go through them; all closed with the scope.
+ */
+const proxiedAws = (name: string, shards: number, kinesis: ProxyOptions, s3: ProxyOptions) =>
+  Effect.gen(function*() {
+    const stream = uniqueName(name)
+    const bucket = uniqueName(name)
+    yield* Effect.promise(() => createStream(directKinesis, stream, shards))
+    yield* Effect.promise(() => createBucket(directS3, bucket))
     const kinesisProxy = yield* resource(
-      () =>
-        startFaultProxy({
-          target: kinesisEndpoint,
-          seed,
-          faults,
-          delayMs: DELAY,
-          applyTo: (r) => r.operation === "PutRecords"
-        }),
+      () => startFaultProxy({ target: kinesisEndpoint, delayMs: DELAY, ...kinesis }),
       (p) => p.stop()
     )
     const s3Proxy = yield* resource(
-      // Uploads, and the deletes of orphaned objects (best effort: a failed delete only leaves the object).
-      () =>
-        startFaultProxy({
-          target: s3Endpoint,
-          seed: seed + 1,
-          faults,
-          flavour: "s3",
-          delayMs: DELAY,
-          applyTo: (r) => r.method === "PUT" || r.method === "DELETE"
-        }),
+      () => startFaultProxy({ target: s3Endpoint, flavour: "s3", delayMs: DELAY, ...s3 }),
       (p) => p.stop()
     )
     const kinesisClient = yield* resource(
@@ -221,7 +206,22 @@ const proxiedWriter = ({ aggregation, faults, maxRetries, seed }: Scenario) =>
       async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }),
       (c) => c.destroy()
     )
+    return { stream, bucket, kinesisProxy, s3Proxy, kinesisClient, s3Client }
+  })
 
+/**
+ * A 4-shard stream and a bucket, fault proxies in front of kinesalite and s3rver dealing the
+ * scenario's faults, and a writer layer whose clients go through them.
+ */
+const proxiedWriter = ({ aggregation, faults, maxRetries, seed }: Scenario) =>
+  Effect.gen(function*() {
+    const { bucket, kinesisClient, kinesisProxy, s3Client, s3Proxy, stream } = yield* proxiedAws(
+      "inv-stream",
+      4,
+      { seed, faults, applyTo: (r) => r.operation === "PutRecords" },
+      // Uploads, and the deletes of orphaned objects (best effort: a failed delete only leaves the object).
+      { seed: seed + 1, faults, applyTo: (r) => r.method === "PUT" || r.method === "DELETE" }
+    )
     const options: KinesisWriterOptions = {
       ...base,
       streamName: stream,
@@ -732,43 +732,17 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
     s3Requests: "PUT" | "PUT and DELETE" = "PUT"
   ) =>
     Effect.gen(function*() {
-      const stream = uniqueName("inv-script")
-      const bucket = uniqueName("inv-script")
-      yield* Effect.promise(() => createStream(directKinesis, stream, 1))
-      yield* Effect.promise(() => createBucket(directS3, bucket))
-      const kinesisProxy = yield* resource(
-        () =>
-          startFaultProxy({
-            target: kinesisEndpoint,
-            seed: 1,
-            script: kinesisScript,
-            delayMs: DELAY,
-            delayForwarded: true,
-            kinesisThrottle: "ProvisionedThroughputExceededException",
-            applyTo: (r) => r.operation === "PutRecords"
-          }),
-        (p) => p.stop()
-      )
-      const s3Proxy = yield* resource(
-        () =>
-          startFaultProxy({
-            target: s3Endpoint,
-            seed: 2,
-            script: s3Script,
-            flavour: "s3",
-            delayMs: DELAY,
-            applyTo: (r) => r.method === "PUT" || (s3Requests === "PUT and DELETE" && r.method === "DELETE")
-          }),
-        (p) => p.stop()
-      )
-      const kinesisClient = yield* resource(
-        async () => makeKinesisClient(kinesisProxy.endpoint, region, { requestHandler: handler() }),
-        (c) => c.destroy()
-      )
-      const s3Client = yield* resource(
-        async () => makeS3Client(s3Proxy.endpoint, region, { requestHandler: handler() }),
-        (c) => c.destroy()
-      )
+      const { bucket, kinesisClient, kinesisProxy, s3Client, s3Proxy, stream } = yield* proxiedAws("inv-script", 1, {
+        seed: 1,
+        script: kinesisScript,
+        delayForwarded: true,
+        kinesisThrottle: "ProvisionedThroughputExceededException",
+        applyTo: (r) => r.operation === "PutRecords"
+      }, {
+        seed: 2,
+        script: s3Script,
+        applyTo: (r) => r.method === "PUT" || (s3Requests === "PUT and DELETE" && r.method === "DELETE")
+      })
       const outcome = yield* Effect.flatMap(KinesisWriter, (w) => w.writeBatch(records)).pipe(
         Effect.either,
         Effect.provide(
@@ -800,6 +774,15 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
         s3: s3Proxy.stats()
       }
     })
+
+  /** The batch failed in preparation with a `LargePayloadStoreError`, before any PutRecords call. */
+  const failedInPreparation = (run: Effect.Effect.Success<ReturnType<typeof scripted>>): LargePayloadStoreError => {
+    const error = Either.isLeft(run.outcome) ? run.outcome.left : undefined
+    assert.instanceOf(error, LargePayloadStoreError, describeOutcome(run.outcome))
+    assert.strictEqual(run.stored.length, 0)
+    assert.strictEqual(run.kinesis.requests, 0, "no PutRecords call")
+    return error
+  }
 
   it.scopedLive(
     "a PutRecords answer cut after Kinesis applied it, then throttling until retries run out: the records are on the stream, so the error must say maybeDelivered and keep the S3 object",
@@ -903,12 +886,7 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
           "status500",
           "throttle"
         ])
-        assert.isTrue(
-          Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError,
-          describeOutcome(run.outcome)
-        )
-        assert.strictEqual(run.stored.length, 0)
-        assert.strictEqual(run.kinesis.requests, 0, "no PutRecords call")
+        failedInPreparation(run)
         assert.deepStrictEqual(run.objectKeys, [], "the object uploaded before the failure was deleted")
       })
   )
@@ -918,12 +896,7 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
     () =>
       Effect.gen(function*() {
         const run = yield* scripted([], ["cutResponse", "reset", "reset"], { maxRetries: 2 })
-        assert.isTrue(
-          Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError,
-          describeOutcome(run.outcome)
-        )
-        assert.strictEqual(run.stored.length, 0)
-        assert.strictEqual(run.kinesis.requests, 0, "no PutRecords call")
+        failedInPreparation(run)
         // The cut write did land; the writer deletes the key of every upload it attempted.
         assert.isAtLeast(run.s3.ambiguous.length, 1)
         assert.deepStrictEqual(run.objectKeys, [], "the ambiguous write was deleted")
@@ -957,14 +930,9 @@ describe("scripted ambiguous outcomes (real SDK → fault proxy → kinesalite /
         "PUT cutResponse",
         "DELETE throttle"
       ])
-      assert.isTrue(
-        Either.isLeft(run.outcome) && run.outcome.left instanceof LargePayloadStoreError,
-        describeOutcome(run.outcome)
-      )
-      if (Either.isRight(run.outcome) || !(run.outcome.left instanceof LargePayloadStoreError)) return
-      assert.strictEqual(run.stored.length, 0)
+      const error = failedInPreparation(run)
       assert.strictEqual(run.objectKeys.length, 1, "the cut upload landed and its delete was refused")
-      assert.deepStrictEqual((run.outcome.left.leftBehind ?? []).map((l) => l.key), run.objectKeys)
+      assert.deepStrictEqual((error.leftBehind ?? []).map((l) => l.key), run.objectKeys)
     })
 
   it.scopedLive(
