@@ -99,7 +99,7 @@ interface Scenario {
   readonly seed: number
   readonly faults: FaultRates
   readonly maxRetries: number
-  /** The writer's `aggregation` on (aggregates of 8 KiB, the most whose gzip'd bound fits a 16 KiB record). */
+  /** The writer's `aggregation` on, with aggregates of 8 KiB (their gzip'd bound must fit the 16 KiB records). */
   readonly aggregation?: boolean | undefined
 }
 

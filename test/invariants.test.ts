@@ -398,8 +398,8 @@ const sum = (reports: ReadonlyArray<SeedReport>, f: (r: SeedReport) => number) =
 
 /**
  * Aggregation off, and on. Where calls and records are held to 64 KiB (`streamRecordLimit`),
- * an aggregate of 32 KiB is the largest whose gzip'd bound fits a record; on Kinesis' real
- * limits, the defaults.
+ * aggregates of 32 KiB (the default 256 KiB would not fit a record once gzip'd, and the layer
+ * refuses it); on Kinesis' real limits, the defaults.
  */
 const aggregations = [
   { name: "aggregation off", small: {}, real: {} },
