@@ -13,6 +13,11 @@
  *   are or may be on the stream (those of records certainly undelivered are deleted);
  * - `delivered + undelivered.length` is the batch size.
  *
+ * Each scenario runs with aggregation off and on. With it on, a Kinesis record may be an
+ * aggregate of the records that share its partition key: the checks read every member of
+ * every Kinesis record and hold per logical record (an aggregate written by a call that
+ * reported it written writes each member once).
+ *
  * Time is the TestClock's: the batch runs in a fiber while the test advances the clock, and
  * the writer compresses on the calling thread (`compressionWorkers: 0`) so that the clock
  * owns every wait. A seed replays the same run: it seeds the simulator's faults, the
@@ -93,6 +98,8 @@ interface SeedReport {
   readonly ambiguousCalls: number
   readonly throttledRecords: number
   readonly largeOnStream: number
+  /** Kinesis records on the stream that carry more than one logical record. */
+  readonly aggregates: number
   readonly simulatedMillis: number
 }
 
@@ -197,6 +204,7 @@ const report = (seed: number, outcome: SeedReport["outcome"], violations: Readon
   ambiguousCalls: 0,
   throttledRecords: 0,
   largeOnStream: 0,
+  aggregates: 0,
   simulatedMillis: 0
 })
 
@@ -204,7 +212,9 @@ interface Copy {
   readonly recordId: string
   readonly input: number
   readonly definite: boolean
+  /** The Kinesis record's Data: the record alone, or an aggregate holding it at `member`. */
   readonly data: Uint8Array
+  readonly member: number
   readonly large: boolean
 }
 
@@ -228,26 +238,31 @@ const check = (
 
     // What the stream holds, mapped back to the inputs by file path.
     const copiesByInput = new Map<number, Array<Copy>>()
+    let aggregates = 0
     for (const w of observed.written) {
-      const decoded = RecordCodec.decodeRecordDataSync(w.data)
+      const decoded = RecordCodec.decodeRecordDataAllSync(w.data)
       if (Either.isLeft(decoded)) {
         violations.push(`undecodable record on ${w.shardId}: ${decoded.left.message}`)
         continue
       }
-      const input = inputByPath.get(decoded.right.info.filePath)
-      if (input === undefined) {
-        violations.push(`record ${decoded.right.info.recordId} on the stream matches no input`)
-        continue
-      }
-      const copies = copiesByInput.get(input) ?? []
-      copies.push({
-        recordId: decoded.right.info.recordId,
-        input,
-        definite: !observed.calls[w.callIndex]!.ambiguous,
-        data: w.data,
-        large: decoded.right.entry._tag === "large"
+      if (decoded.right.length > 1) aggregates++
+      decoded.right.forEach((member, m) => {
+        const input = inputByPath.get(member.info.filePath)
+        if (input === undefined) {
+          violations.push(`record ${member.info.recordId} on the stream matches no input`)
+          return
+        }
+        const copies = copiesByInput.get(input) ?? []
+        copies.push({
+          recordId: member.info.recordId,
+          input,
+          definite: !observed.calls[w.callIndex]!.ambiguous,
+          data: w.data,
+          member: m,
+          large: member.entry._tag === "large"
+        })
+        copiesByInput.set(input, copies)
       })
-      copiesByInput.set(input, copies)
     }
 
     let duplicates = 0
@@ -331,15 +346,18 @@ const check = (
 
     // Every record on the stream reads back as its input; large ones through their verified S3 object.
     let largeOnStream = 0
+    // An aggregate is read once, not once per member.
+    const readBack = new Map<Uint8Array, Either.Either<Array<RecordReader.DecodedRecord>, RecordReader.ReadError>>()
     for (const [input, copies] of copiesByInput) {
       const copy = copies[0]!
       if (copy.large !== isLarge[input]) {
         violations.push(`input #${input} is ${copy.large ? "large" : "standard"} on the stream, expected the opposite`)
       }
       if (copy.large) largeOnStream++
-      const read = yield* Effect.either(RecordReader.decodeRecord(copy.data))
+      const read = readBack.get(copy.data) ?? (yield* Effect.either(RecordReader.decodeRecordAll(copy.data)))
+      readBack.set(copy.data, read)
       if (Either.isLeft(read)) violations.push(`input #${input} does not read back: ${read.left.message}`)
-      else if (!equals(DataFileV1Schema, read.right.dataFile, records[input]!)) {
+      else if (!equals(DataFileV1Schema, read.right[copy.member]!.dataFile, records[input]!)) {
         violations.push(`input #${input} reads back different`)
       }
     }
@@ -354,6 +372,7 @@ const check = (
       ambiguousCalls: observed.calls.filter((c) => c.ambiguous).length,
       throttledRecords: observed.totals.throttled,
       largeOnStream,
+      aggregates,
       simulatedMillis: observed.simulatedMillis
     } satisfies SeedReport
   })
@@ -377,101 +396,132 @@ const runScenario = (scenario: Scenario) =>
 
 const sum = (reports: ReadonlyArray<SeedReport>, f: (r: SeedReport) => number) => reports.reduce((n, r) => n + f(r), 0)
 
-describe("writer invariants over a simulated 4-shard stream with faults", () => {
-  it.effect(
-    "20 seeds × 1,000 records, limits a little under the load, maxRetries 2–5: nothing lost unnamed, duplicates only from ambiguous calls",
-    () =>
-      Effect.gen(function*() {
-        const reports = yield* runScenario({
-          seeds: Array.from({ length: 20 }, (_, i) => i + 1),
-          // 4 × 250 records/s: the first second cannot take the whole batch on an uneven key spread.
-          simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-          writer: (seed) => ({
-            distributionFactor: 16,
-            maxRequestBytes: 64 * 1024,
-            readStreamRecordLimit: true,
-            maxRetries: 2 + (seed % 4)
-          })
-        })
-        // The scenario must exercise both endings and the ambiguous paths, or it proves little.
-        const delivered = reports.filter((r) => r.outcome === "delivered").length
-        assert.isAbove(delivered, 0, "no seed delivered everything")
-        assert.isBelow(delivered, reports.length, "no seed ran out of retries")
-        assert.isAbove(sum(reports, (r) => r.duplicates), 0, "no duplicate on any seed")
-        assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
-        assert.isAbove(sum(reports, (r) => r.largeOnStream), 0, "no large payload on any seed")
-      }),
-    { timeout: 120_000 }
-  )
+/**
+ * Aggregation off, and on. Where calls and records are held to 64 KiB (`streamRecordLimit`),
+ * aggregates of 32 KiB (the default 256 KiB would not fit a record once gzip'd, and the layer
+ * refuses it); on Kinesis' real limits, the defaults.
+ */
+const aggregations = [
+  { name: "aggregation off", small: {}, real: {} },
+  {
+    name: "aggregation on",
+    small: { aggregation: { maxBytes: 32 * 1024 } },
+    real: { aggregation: {} }
+  }
+] as const satisfies ReadonlyArray<
+  { readonly name: string; readonly small: Partial<KinesisWriterOptions>; readonly real: Partial<KinesisWriterOptions> }
+>
 
-  it.effect(
-    "Kinesis' real limits: the writer's defaults (4 seeds), and a hot partition key taking 1,500 records to one shard (4 seeds)",
-    () =>
-      Effect.gen(function*() {
-        yield* runScenario({ seeds: [201, 202, 203, 204], simulator: () => faults, writer: () => ({}) })
-        // distributionFactor 1: one key per attempt, so one shard takes an attempt's records;
-        // 1,500 do not fit its 1,000 records/s, and only retries in the next second deliver them.
-        const hot = yield* runScenario({
-          seeds: [205, 206, 207, 208],
-          records: 1_500,
-          simulator: () => faults,
-          writer: () => ({ distributionFactor: 1, maxRetries: 5 })
-        })
-        for (const r of hot) assert.isAtLeast(r.throttledRecords, 300, `seed ${r.seed}`)
-      }),
-    { timeout: 60_000 }
-  )
+/** With aggregation on, the run must have aggregated, or it proves nothing about aggregates. */
+const assertAggregated = (on: boolean, reports: ReadonlyArray<SeedReport>) =>
+  on
+    ? assert.isAbove(sum(reports, (r) => r.aggregates), 0, "no aggregate on the stream")
+    : assert.strictEqual(sum(reports, (r) => r.aggregates), 0, "an aggregate on the stream with aggregation off")
 
-  it.effect(
-    "permanent throttling (20 records/s per shard, or 16 KiB/s): retries run out and WriteBatchError names every record not on the stream",
-    () =>
-      Effect.gen(function*() {
-        const byRecords = yield* runScenario({
-          seeds: [101, 102, 103],
-          simulator: () => ({ ...faults, recordsPerSecondPerShard: 20 }),
-          writer: () => ({
-            distributionFactor: 16,
-            maxRequestBytes: 64 * 1024,
-            readStreamRecordLimit: true,
-            maxRetries: 3
-          })
-        })
-        const byBytes = yield* runScenario({
-          seeds: [111, 112],
-          simulator: () => ({ ...faults, bytesPerSecondPerShard: 16 * 1024 }),
-          writer: () => ({
-            distributionFactor: 16,
-            maxRequestBytes: 64 * 1024,
-            readStreamRecordLimit: true,
-            maxRetries: 3
-          })
-        })
-        for (const r of [...byRecords, ...byBytes]) {
-          assert.strictEqual(r.outcome, "failed", `seed ${r.seed} delivered everything`)
-          assert.isAbove(r.undelivered, 500, `seed ${r.seed}`)
-        }
-      }),
-    { timeout: 60_000 }
-  )
+const limitsUnderTheLoad = {
+  distributionFactor: 16,
+  maxRequestBytes: 64 * 1024,
+  readStreamRecordLimit: true
+} as const satisfies Partial<KinesisWriterOptions>
 
-  it.live(
-    "the worker-thread compressor on the live clock: 3 seeds, limits under the load, all faults on",
-    () =>
-      Effect.gen(function*() {
-        const reports = yield* runScenario({
-          seeds: [301, 302, 303],
-          live: true,
-          simulator: () => ({ ...faults, recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }),
-          writer: () => ({
-            distributionFactor: 16,
-            maxRequestBytes: 64 * 1024,
-            readStreamRecordLimit: true,
-            maxRetries: 4,
-            compressionWorkers: 1
+for (const aggregation of aggregations) {
+  describe(`writer invariants over a simulated 4-shard stream with faults, ${aggregation.name}`, () => {
+    const on = aggregation.name === "aggregation on"
+    // 4 × 250 records/s, 4 × 256 KiB/s: the first second cannot take the whole batch on an
+    // uneven key spread. Aggregated, the batch is ~33 Kinesis records of up to 32 KiB: a
+    // shard's bytes are what must fall short, at 4 × 64 KiB/s.
+    const underTheLoad = on
+      ? { bytesPerSecondPerShard: 64 * 1024 }
+      : { recordsPerSecondPerShard: 250, bytesPerSecondPerShard: 256 * 1024 }
+    // Each combination runs half the seeds the suite ran before it had two.
+    const offset = on ? 10 : 0
+
+    it.effect(
+      "10 seeds × 1,000 records, limits a little under the load, maxRetries 2–5: nothing lost unnamed, duplicates only from ambiguous calls",
+      () =>
+        Effect.gen(function*() {
+          const reports = yield* runScenario({
+            seeds: Array.from({ length: 10 }, (_, i) => offset + i + 1),
+            simulator: () => ({ ...faults, ...underTheLoad }),
+            writer: (seed) => ({ ...limitsUnderTheLoad, maxRetries: 2 + (seed % 4), ...aggregation.small })
           })
-        })
-        assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
-      }),
-    { timeout: 60_000 }
-  )
-})
+          // The scenario must exercise both endings and the ambiguous paths, or it proves little.
+          const delivered = reports.filter((r) => r.outcome === "delivered").length
+          assert.isAbove(delivered, 0, "no seed delivered everything")
+          assert.isBelow(delivered, reports.length, "no seed ran out of retries")
+          assert.isAbove(sum(reports, (r) => r.duplicates), 0, "no duplicate on any seed")
+          assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
+          assert.isAbove(sum(reports, (r) => r.largeOnStream), 0, "no large payload on any seed")
+          assertAggregated(on, reports)
+        }),
+      { timeout: 120_000 }
+    )
+
+    it.effect(
+      "Kinesis' real limits: the writer's defaults (2 seeds), and a hot partition key taking 1,500 records to one shard (2 seeds)",
+      () =>
+        Effect.gen(function*() {
+          const defaults = yield* runScenario({
+            seeds: on ? [203, 204] : [201, 202],
+            simulator: () => faults,
+            writer: () => aggregation.real
+          })
+          // distributionFactor 1: one key per attempt, so one shard takes an attempt's records;
+          // 1,500 do not fit its 1,000 records/s, and only retries in the next second deliver them.
+          // Aggregated, they travel as a few large records: the shard's bytes, not its record
+          // count, are what they strain.
+          const hot = yield* runScenario({
+            seeds: on ? [207, 208] : [205, 206],
+            records: 1_500,
+            simulator: () => faults,
+            writer: () => ({ distributionFactor: 1, maxRetries: 5, ...aggregation.real })
+          })
+          if (!on) { for (const r of hot) assert.isAtLeast(r.throttledRecords, 300, `seed ${r.seed}`) }
+          assertAggregated(on, [...defaults, ...hot])
+        }),
+      { timeout: 60_000 }
+    )
+
+    it.effect(
+      on
+        // 20 records/s would not throttle aggregates of hundreds of records: only bytes can.
+        ? "permanent throttling (16 KiB/s per shard): retries run out and WriteBatchError names every record not on the stream"
+        : "permanent throttling (20 records/s per shard, or 16 KiB/s): retries run out and WriteBatchError names every record not on the stream",
+      () =>
+        Effect.gen(function*() {
+          const byRecords = on ? [] : yield* runScenario({
+            seeds: [101, 102],
+            simulator: () => ({ ...faults, recordsPerSecondPerShard: 20 }),
+            writer: () => ({ ...limitsUnderTheLoad, maxRetries: 3 })
+          })
+          const byBytes = yield* runScenario({
+            seeds: on ? [112, 113] : [111],
+            simulator: () => ({ ...faults, bytesPerSecondPerShard: 16 * 1024 }),
+            writer: () => ({ ...limitsUnderTheLoad, maxRetries: 3, ...aggregation.small })
+          })
+          for (const r of [...byRecords, ...byBytes]) {
+            assert.strictEqual(r.outcome, "failed", `seed ${r.seed} delivered everything`)
+            assert.isAbove(r.undelivered, 500, `seed ${r.seed}`)
+          }
+          assertAggregated(on, byBytes)
+        }),
+      { timeout: 60_000 }
+    )
+
+    it.live(
+      `the worker-thread compressor on the live clock: ${on ? 1 : 2} seed(s), limits under the load, all faults on`,
+      () =>
+        Effect.gen(function*() {
+          const reports = yield* runScenario({
+            seeds: on ? [303] : [301, 302],
+            live: true,
+            simulator: () => ({ ...faults, ...underTheLoad }),
+            writer: () => ({ ...limitsUnderTheLoad, maxRetries: 4, compressionWorkers: 1, ...aggregation.small })
+          })
+          assert.isAbove(sum(reports, (r) => r.throttledRecords), 0, "no shard throttling on any seed")
+          assertAggregated(on, reports)
+        }),
+      { timeout: 60_000 }
+    )
+  })
+}

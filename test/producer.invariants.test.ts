@@ -9,7 +9,14 @@
  *   send's record; no record_id is named by two sends;
  * - every record on the stream belongs to a send that got a receipt, or to one that failed
  *   with `maybeDelivered`; a record refused with `ProducerClosedError` is not on the stream;
- * - a send fails only with `RecordUndeliveredError` or `ProducerClosedError`.
+ * - a send fails only with `RecordUndeliveredError` or `ProducerClosedError`;
+ * - every S3 object left is pointed to by a record on the stream or kept for a send that
+ *   failed with `maybeDelivered`; none is left for a record certainly not on the stream.
+ *
+ * Each holds with the writer's `aggregation` off and on (the producer then still sends each
+ * record as a Kinesis record of its own, so that each settles alone; the checks read every
+ * member of every Kinesis record all the same), and with shard-aware pacing (`pace`) off and
+ * on: four combinations of five seeds.
  *
  * Time is the TestClock's, one per seed, so that seeds run five at a time; the writer
  * compresses on the calling thread.
@@ -24,10 +31,27 @@ import { RecordGenerator } from "../src/testing.js"
 const FIBERS = 100
 const PER_FIBER = 2
 const STEP = 250
-const SEEDS = 20
+const SEEDS_PER_COMBINATION = 5
 const CONCURRENT_SEEDS = 5
 
-const runSeed = (seed: number) =>
+interface Combination {
+  readonly aggregation: boolean
+  readonly pace: boolean
+}
+
+const combinations: ReadonlyArray<Combination> = [
+  { aggregation: false, pace: false },
+  { aggregation: true, pace: false },
+  { aggregation: false, pace: true },
+  { aggregation: true, pace: true }
+]
+
+const nameOf = (c: Combination) => `aggregation ${c.aggregation ? "on" : "off"}, pacing ${c.pace ? "on" : "off"}`
+
+/** The close falls in the first 1.5 s, in the `stratum`th of as many equal parts as seeds per combination. */
+const CLOSE_WITHIN = 1_500
+
+const runSeed = (seed: number, combination: Combination, stratum: number) =>
   Effect.gen(function*() {
     const rand = RecordGenerator.prng(seed * 31 + 7)
     const inputs: Array<DataFileV1> = Array.from(
@@ -39,13 +63,17 @@ const runSeed = (seed: number) =>
           ...(rand() < 0.03 ? { serializedBytes: 3_000 } : {})
         })
     )
-    const closeAt = Math.floor(rand() * 1_500)
+    // Each combination's seeds close early and late alike: a close in the first few hundred
+    // milliseconds refuses sends not yet prepared, a later one finds them in calls or backoff.
+    const closeAt = Math.floor((stratum + rand()) * CLOSE_WITHIN / SEEDS_PER_COMBINATION)
     const shutdownTimeout = Math.floor(rand() * 600)
+    const memory = yield* LargePayloadStore.makeMemory()
     const layer = KinesisProducer.layer({
       linger: "50 millis",
       maxBufferedRecords: 100,
       recordTtl: "2 seconds",
-      shutdownTimeout
+      shutdownTimeout,
+      pace: combination.pace
     }).pipe(
       Layer.provideMerge(KinesisWriter.layer({
         streamName: "producer-invariants",
@@ -55,7 +83,8 @@ const runSeed = (seed: number) =>
         distributionFactor: 16,
         largePayloadThreshold: 2_048,
         compressionWorkers: 0,
-        maxRetries: 2
+        maxRetries: 2,
+        ...(combination.aggregation ? { aggregation: {} } : {})
       })),
       Layer.provideMerge(ShardSimulator.layer({
         shards: 4,
@@ -64,7 +93,7 @@ const runSeed = (seed: number) =>
         recordFailureRate: 0.02,
         callFaults: { throttling: 0.03, serverError: 0.03, timeout: 0.03, ambiguousWriteRate: 0.5 }
       })),
-      Layer.provideMerge(LargePayloadStore.layerMemory()),
+      Layer.provideMerge(Layer.succeed(LargePayloadStore, memory.service)),
       Layer.provideMerge(KinesisMetrics.layerNoop)
     )
     const scope = yield* Scope.make()
@@ -140,13 +169,20 @@ const runSeed = (seed: number) =>
     const definite = new Map<string, number>()
     const onStream = new Set<string>()
     const pathByRecordId = new Map<string, string>()
-    for (const w of yield* state.written) {
-      const decoded = RecordCodec.decodeRecordDataSync(w.data)
+    let aggregates = 0
+    const members = (yield* state.written).flatMap((w) => {
+      const decoded = RecordCodec.decodeRecordDataAllSync(w.data)
       if (Either.isLeft(decoded)) {
         violations.push(`undecodable record on ${w.shardId}`)
-        continue
+        return []
       }
-      const { filePath, recordId } = decoded.right.info
+      if (decoded.right.length > 1) aggregates++
+      return decoded.right.map((member) => ({ w, member }))
+    })
+    const pointedTo = new Set<string>()
+    for (const { member, w } of members) {
+      const { filePath, recordId } = member.info
+      if (member.entry._tag === "large") pointedTo.add(`${member.entry.pointer.bucket}/${member.entry.pointer.key}`)
       onStream.add(recordId)
       pathByRecordId.set(recordId, filePath)
       if (!calls[w.callIndex]!.ambiguous) definite.set(recordId, (definite.get(recordId) ?? 0) + 1)
@@ -181,36 +217,73 @@ const runSeed = (seed: number) =>
         }
       }
     })
-    return { seed, violations, delivered, undelivered, closed, closeAt, shutdownTimeout }
+    // The store: what is left is pointed to, or kept for a record that may be on the stream.
+    const objects = yield* memory.objects
+    const kept = new Set<string>()
+    outcomes.forEach((exits, i) => {
+      const exit = exits[0]
+      if (exit === undefined || Exit.isSuccess(exit) || exit.cause._tag !== "Fail") return
+      const error = exit.cause.error
+      if (error._tag !== "RecordUndeliveredError" || error.largePayload === undefined) return
+      const id = `${error.largePayload.bucket}/${error.largePayload.key}`
+      if (error.largePayload.deleted && objects.has(id)) {
+        violations.push(`input #${i}: its object is said deleted but is left`)
+      }
+      if (!error.largePayload.deleted && !error.maybeDelivered) {
+        violations.push(`input #${i} is certainly not on the stream but its object was kept`)
+      }
+      if (!error.largePayload.deleted) kept.add(id)
+    })
+    for (const id of objects.keys()) {
+      if (!pointedTo.has(id) && !kept.has(id)) {
+        violations.push(`object ${id} is pointed to by no record and kept by no error`)
+      }
+    }
+    return {
+      seed,
+      violations,
+      delivered,
+      undelivered,
+      closed,
+      aggregates,
+      objects: objects.size,
+      closeAt,
+      shutdownTimeout
+    }
   }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
 
 describe("producer invariants over a simulated 4-shard stream with faults", () => {
-  it.effect(
-    "20 seeds × 100 concurrent fibers, scope closed at a seeded moment: every send settles once, nothing lost or named twice",
-    () =>
-      Effect.gen(function*() {
-        // Each seed has its own TestClock, so seeds run side by side: most of a seed's time is
-        // the TestClock waiting (on the real clock) for its fibers to suspend.
-        const reports = yield* Effect.forEach(
-          Array.from({ length: SEEDS }, (_, i) => i + 1),
-          (seed) => Effect.provide(runSeed(seed), TestContext.TestContext),
-          { concurrency: CONCURRENT_SEEDS }
-        )
-        const broken = reports.filter((r) => r.violations.length > 0)
-        assert.deepStrictEqual(
-          broken.map((r) => `seed ${r.seed}: ${r.violations.slice(0, 5).join("; ")}`),
-          [],
-          `invariants broken for seed(s) ${broken.map((r) => r.seed).join(", ")}`
-        )
-        if (process.env["INVARIANTS_DEBUG"]) {
-          console.log(reports.map(({ violations: _violations, ...r }) => JSON.stringify(r)).join("\n"))
-        }
-        const sum = (f: (r: (typeof reports)[number]) => number) => reports.reduce((n, r) => n + f(r), 0)
-        // The scenario must reach every ending, or it proves little.
-        assert.isAbove(sum((r) => r.delivered), 0)
-        assert.isAbove(sum((r) => r.undelivered), 0, "no send failed undelivered on any seed")
-        assert.isAbove(sum((r) => r.closed), 0, "no send was refused at close on any seed")
-      }),
-    { timeout: 120_000 }
-  )
+  combinations.forEach((combination, c) => {
+    it.effect(
+      `${
+        nameOf(combination)
+      }: ${SEEDS_PER_COMBINATION} seeds × ${FIBERS} concurrent fibers, scope closed at a seeded moment: every send settles once, nothing lost or named twice`,
+      () =>
+        Effect.gen(function*() {
+          // Each seed has its own TestClock, so seeds run side by side: most of a seed's time is
+          // the TestClock waiting (on the real clock) for its fibers to suspend.
+          const reports = yield* Effect.forEach(
+            Array.from({ length: SEEDS_PER_COMBINATION }, (_, i) => i),
+            (i) => Effect.provide(runSeed(c * SEEDS_PER_COMBINATION + i + 1, combination, i), TestContext.TestContext),
+            { concurrency: CONCURRENT_SEEDS }
+          )
+          const broken = reports.filter((r) => r.violations.length > 0)
+          assert.deepStrictEqual(
+            broken.map((r) => `seed ${r.seed}: ${r.violations.slice(0, 5).join("; ")}`),
+            [],
+            `invariants broken for seed(s) ${broken.map((r) => r.seed).join(", ")} (${nameOf(combination)})`
+          )
+          if (process.env["INVARIANTS_DEBUG"]) {
+            console.log(reports.map(({ violations: _violations, ...r }) => JSON.stringify(r)).join("\n"))
+          }
+          const sum = (f: (r: (typeof reports)[number]) => number) => reports.reduce((n, r) => n + f(r), 0)
+          // The scenario must reach every ending, or it proves little.
+          assert.isAbove(sum((r) => r.delivered), 0)
+          assert.isAbove(sum((r) => r.undelivered), 0, "no send failed undelivered on any seed")
+          assert.isAbove(sum((r) => r.closed), 0, "no send was refused at close on any seed")
+          assert.isAbove(sum((r) => r.objects), 0, "no large payload on any seed")
+        }),
+      { timeout: 120_000 }
+    )
+  })
 })
