@@ -47,7 +47,7 @@ import type {
   PrepareError,
   RecordLimitGuard
 } from "./prepare.js"
-import { build, entryInfo, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
+import { build, cleanUpAfter, entryInfo, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
 
 /**
  * Logical records per chunk: how often the aggregates filled so far go to the compressor
@@ -215,7 +215,12 @@ export const serializeBatchAggregated = (
       chunks.push({ prepared: chunkPrepared(context, alone, payloads, compressed, attemptDigits) })
     }
     return { aggregated: true as const, entries, chunks, largePayloads }
-  }).pipe(Effect.onError(() => deleteBestEffort(context.store, attempted, context.config)))
+  }).pipe(
+    // As in the plain phase 1: the objects a failed build wrote are deleted, and those that
+    // could not be are named in its error.
+    Effect.catchAll((error) => cleanUpAfter(context, attempted, error)),
+    Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, context.config))
+  )
 }
 
 /** A large payload of a chunk, to upload, and the group member its pointer's envelope replaces. */

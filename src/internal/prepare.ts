@@ -349,8 +349,10 @@ const offloadOne = (
  * Deletes the objects of `attempted` (they belong to no record on the stream) and fails with
  * `error` naming those that could not be deleted. Each delete is bounded by `requestTimeout`
  * and can be interrupted, wherever this runs.
+ *
+ * @internal
  */
-const cleanUpAfter = (
+export const cleanUpAfter = (
   context: PrepareContext,
   attempted: ReadonlyArray<PayloadLocation>,
   error: PrepareError
