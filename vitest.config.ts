@@ -22,6 +22,10 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
+    // Two test files at a time on CI's two cores (vitest's default leaves one core to itself):
+    // no test may depend on having the machine to itself.
+    maxWorkers: 2,
+    minWorkers: 1,
     hookTimeout: 60_000,
     env: sdkNodeWarningOff,
     // Real kinesalite and s3rver on loopback ports for the whole run.
