@@ -17,7 +17,9 @@ export const SpanNames = {
   storeWrite: "LargePayloadStore.write",
   storeRead: "LargePayloadStore.read",
   storeDelete: "LargePayloadStore.delete",
-  decodeRecord: "RecordReader.decodeRecord"
+  decodeRecord: "RecordReader.decodeRecord",
+  producerCall: "KinesisProducer.call",
+  producerFlush: "KinesisProducer.flush"
 } as const
 
 export const Attributes = {

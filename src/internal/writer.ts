@@ -176,12 +176,12 @@ const sendAgainWith =
  * a chunk that cannot be built stops it, and every record not written is named with that
  * error. A retry sends what is pending.
  */
-const attemptWith =
-  (sender: Sender) =>
-  (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
+const attemptWith = (sender: Sender) => {
+  const sendAgain = sendAgainWith(sender)
+  return (batch: SerializedBatch | AggregatedBatch, delivery: BatchDelivery, bytes: ByteCounts) =>
   (n: number): Effect.Effect<AttemptOutcome> =>
     n > 0
-      ? sendAgainWith(sender)(delivery.pending, n, delivery.ledger)
+      ? sendAgain(delivery.pending, n, delivery.ledger)
       : sender.sendAttempt(
         ("aggregated" in batch
           ? Stream.fromIterable(batch.chunks).pipe(Stream.mapEffect((chunk) => chunk.prepared))
@@ -204,6 +204,7 @@ const attemptWith =
           return report.outcome
         })
       )
+}
 
 /** Reads the stream's record limit, checked where it is consumed: a whole number of KiB within Kinesis' range. */
 const readRecordLimit = (

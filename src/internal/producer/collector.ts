@@ -14,13 +14,10 @@ import type { AttemptOutcome } from "../delivery.js"
 import type { WriterEngine } from "../engine.js"
 import type { Pacer } from "../pacing.js"
 import type { PreparedRecord } from "../prepare.js"
+import { Attributes, SpanNames } from "../spans.js"
 import type { Send } from "./send.js"
 
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
-
-/** Span names and attributes of a call. */
-const Spans = { call: "KinesisProducer.call" } as const
-const Attributes = { streamName: "kinesis.stream_name", records: "kinesis.records" } as const
 
 /** What the collector needs of the other parts. */
 export interface CollectorParts {
@@ -134,7 +131,7 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
       // Paced: the receipts are checked against the shards predicted from the keys sent.
       const keys = pacer === undefined ? undefined : new Map(call.map((s) => [s.prepared!, sentKey(s)]))
       return sender.sendCall(call.map((s) => s.prepared!), call.map((s) => s.life!.attempts - 1)).pipe(
-        Effect.withSpan(Spans.call, {
+        Effect.withSpan(SpanNames.producerCall, {
           attributes: { [Attributes.streamName]: config.streamName, [Attributes.records]: call.length }
         }),
         Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r))),

@@ -24,6 +24,7 @@ import { admissionCharge } from "../core/recordSize.js"
 import type { WriterEngine } from "../engine.js"
 import type { Pacer } from "../pacing.js"
 import { makePacer } from "../pacing.js"
+import { Attributes, SpanNames } from "../spans.js"
 import type { Collector } from "./collector.js"
 import { makeCollector } from "./collector.js"
 import { makePreparation } from "./preparation.js"
@@ -32,9 +33,6 @@ import type { Refusal } from "./send.js"
 import type { Settlement } from "./settlement.js"
 import { makeSettlement } from "./settlement.js"
 import { makeSink } from "./sink.js"
-
-/** Span names of the public operations. */
-export const Spans = { flush: "KinesisProducer.flush" } as const
 
 /** Fibers that prepare records, so that one serializes while another waits for its gzip. */
 const PREPARERS = 2
@@ -170,7 +168,7 @@ export const makeProducer = (
         () => awaitSettled(settlement.settledSome, sends, 0),
         () => Effect.sync(() => flushing--)
       )
-    }).pipe(Effect.withSpan(Spans.flush, { attributes: { "kinesis.stream_name": streamName } }))
+    }).pipe(Effect.withSpan(SpanNames.producerFlush, { attributes: { [Attributes.streamName]: streamName } }))
 
     const sink = makeSink({ streamName, closedError, isClosed: () => closed, offer, cancel })
 

@@ -76,19 +76,25 @@ export const exitOf = (streamName: string, send: Send, settlement: Settlement<Re
     case "Refused":
       return Exit.failCause(settlement.error)
     case "Undelivered":
-      return Exit.fail(
-        new RecordUndeliveredError({
-          streamName,
-          record: send.record,
-          recordId: send.prepared!.recordId,
-          errorCode: settlement.failure.errorCode,
-          errorMessage: settlement.failure.errorMessage,
-          maybeDelivered: settlement.maybeDelivered,
-          largePayload: settlement.object === undefined
-            ? undefined
-            : { ...settlement.object.location, deleted: settlement.object.deleted },
-          attempts: settlement.attempts
-        })
-      )
+      return Exit.fail(undeliveredError(streamName, send, settlement))
   }
 }
+
+/** The error of a record that ended undelivered: what its sender and `onUndelivered` get. */
+export const undeliveredError = (
+  streamName: string,
+  send: Send,
+  settlement: Extract<Settlement<Refusal>, { readonly _tag: "Undelivered" }>
+): RecordUndeliveredError =>
+  new RecordUndeliveredError({
+    streamName,
+    record: send.record,
+    recordId: send.prepared!.recordId,
+    errorCode: settlement.failure.errorCode,
+    errorMessage: settlement.failure.errorMessage,
+    maybeDelivered: settlement.maybeDelivered,
+    largePayload: settlement.object === undefined
+      ? undefined
+      : { ...settlement.object.location, deleted: settlement.object.deleted },
+    attempts: settlement.attempts
+  })

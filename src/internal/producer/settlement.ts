@@ -6,16 +6,17 @@
  *
  * @internal
  */
-import { Cause, Clock, Effect, Exit, Option, Random } from "effect"
+import { Cause, Clock, Effect, Exit, Random } from "effect"
 import { LargePayloadStoreError, type RecordUndeliveredError } from "../../Errors.js"
 import type { ResolvedProducerOptions } from "../config.js"
 import { DueQueue } from "../core/dueQueue.js"
 import type { ObjectLocation, Step } from "../core/record.js"
+import { ErrorCodes } from "../core/record.js"
 import type { WriterEngine } from "../engine.js"
 import { prng } from "../prng.js"
 import { withRequestTimeout } from "../timeout.js"
 import type { Send } from "./send.js"
-import { exitOf } from "./send.js"
+import { exitOf, undeliveredError } from "./send.js"
 
 /** The retry timer's finest step: retries due closer together than this are woken together. */
 const RETRY_TICK_MILLIS = 10
@@ -119,22 +120,20 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
               parts.release(send)
               settled++
               latencies.push((now - send.life!.acceptedAt) / 1000)
-              const exit = exitOf(streamName, send, settlement)
-              send.settle(exit)
               if (step.delete !== undefined) {
                 ;(effects ??= []).push(deleteThen(send, step.delete))
               }
               if (settlement._tag !== "Undelivered") {
+                send.settle(exitOf(streamName, send, settlement))
                 continue
               }
-              if (settlement.failure.errorCode === "Expired") {
+              const error = undeliveredError(streamName, send, settlement)
+              send.settle(Exit.fail(error))
+              if (settlement.failure.errorCode === ErrorCodes.expired) {
                 expired++
               }
-              if (options.onUndelivered !== undefined && Exit.isFailure(exit)) {
-                const error = Cause.failureOption(exit.cause)
-                if (Option.isSome(error) && error.value._tag === "RecordUndeliveredError") {
-                  ;(effects ??= []).push(runHandler(error.value))
-                }
+              if (options.onUndelivered !== undefined) {
+                ;(effects ??= []).push(runHandler(error))
               }
             }
           }
@@ -166,12 +165,10 @@ export const makeSettlement = (parts: SettlementParts): Effect.Effect<Settlement
       yield* apply(steps)
       backoffSooner.unsafeClose()
       const next = backoff.nextDue
-      if (next === undefined || hurrying) yield* backoffSooner.await
+      if (next === undefined || hurrying) return yield* backoffSooner.await
       // Retries due within a few milliseconds of each other are woken together.
-      else {yield* Effect.timeoutOption(
-          backoffSooner.await,
-          Math.max(next - clock.unsafeCurrentTimeMillis(), RETRY_TICK_MILLIS)
-        )}
+      const wait = Math.max(next - clock.unsafeCurrentTimeMillis(), RETRY_TICK_MILLIS)
+      yield* Effect.timeoutOption(backoffSooner.await, wait)
     })
 
     const reap = reaper(outstanding, reapable, apply)
