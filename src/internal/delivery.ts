@@ -15,6 +15,7 @@ import type { ResolvedWriterConfig } from "./config.js"
 import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./core/limits.js"
 import { fitsPartitionKey, partitionKeyLength } from "./core/partitionKey.js"
+import { putPayloadUnits } from "./core/payloadUnits.js"
 import { EventLoopSlice } from "./eventLoop.js"
 import type { PreparedRecord } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
@@ -286,15 +287,13 @@ export const makeSender = (
         const suffix = typeof attempt === "number" ? String(attempt) : undefined
         const start = yield* Clock.currentTimeMillis
         if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
+        const entries = call.map((r, i) => ({
+          data: r.data,
+          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+        }))
         const result = yield* Effect.either(putRecords(
-          restore(kinesis.putRecords({
-            streamName: stream,
-            streamArn: config.streamArn,
-            records: call.map((r, i) => ({
-              data: r.data,
-              partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
-            }))
-          })).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
+          restore(kinesis.putRecords({ streamName: stream, streamArn: config.streamArn, records: entries }))
+            .pipe(Effect.flatMap(checkAnswer(stream, call.length)))
         ))
         const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
         if (result._tag === "Left") {
@@ -324,10 +323,12 @@ export const makeSender = (
         }
         const writtenRecords: Array<WrittenRecord> = []
         const failed: Array<FailedRecord> = []
+        let units = 0
         result.right.forEach((entry, i) => {
           const record = call[i]!
           if (isWritten(entry)) {
             writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
+            units += putPayloadUnits(record.data.length + Buffer.byteLength(entries[i]!.partitionKey, "utf8"))
             ledger?.writtenRecord(record)
           } else if (isRefused(entry)) {
             failed.push({
@@ -351,6 +352,7 @@ export const makeSender = (
           }
         })
         yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
+        yield* metrics.putPayloadUnits(stream, units)
         return { written: writtenRecords.length, writtenRecords, failed, calls: 1, callErrors: [] }
       })
     )
