@@ -543,7 +543,7 @@ export const producerDefaults = {
   maxBufferedBytes: 64 * 1024 * 1024,
   recordTtl: 30_000,
   shutdownTimeout: 10_000,
-  pace: false
+  pace: true
 } as const
 
 /** What a caller gives the producer, unchecked. */

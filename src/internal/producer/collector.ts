@@ -127,14 +127,14 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
         return parts.apply(steps)
       })
 
-    const sendAndSettle = (call: ReadonlyArray<Send>) => {
+    const sendAndSettle = (call: ReadonlyArray<Send>, sentAt: number) => {
       // Paced: the receipts are checked against the shards predicted from the keys sent.
       const keys = pacer === undefined ? undefined : new Map(call.map((s) => [s.prepared!, sentKey(s)]))
       return sender.sendCall(call.map((s) => s.prepared!), call.map((s) => s.life!.attempts - 1)).pipe(
         Effect.withSpan(SpanNames.producerCall, {
           attributes: { [Attributes.streamName]: config.streamName, [Attributes.records]: call.length }
         }),
-        Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r))),
+        Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r), sentAt)),
         // Once the service has answered, the answer is carried out whatever happens.
         Effect.flatMap((outcome) => Effect.uninterruptible(settleCall(call, outcome)))
       )
@@ -162,10 +162,12 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
           const taken = { full, scan, sent: call.length > 0 }
           return call.length === 0
             ? Effect.as(callSlots.release(1), taken)
-            : Effect.as(parts.fork(sendAndSettle(call).pipe(Effect.ensuring(callSlots.release(1)))), taken)
+            : Effect.as(parts.fork(sendAndSettle(call, now).pipe(Effect.ensuring(callSlots.release(1)))), taken)
         })
       )
-      if (scan === undefined || !scan.limited()) return
+      if (scan === undefined) return
+      yield* scan.done
+      if (!scan.limited()) return
       // Paced, with nothing sent, every ready record waits for its shard's tokens: until the first refill.
       if (!sent) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
       // Paced, the call took its shards' tokens: they gather again into one call, not a stream of tiny ones.
