@@ -19,7 +19,8 @@ export const SpanNames = {
   storeDelete: "LargePayloadStore.delete",
   decodeRecord: "RecordReader.decodeRecord",
   producerCall: "KinesisProducer.call",
-  producerFlush: "KinesisProducer.flush"
+  producerFlush: "KinesisProducer.flush",
+  producerSendStream: "KinesisProducer.sendStream"
 } as const
 
 export const Attributes = {
