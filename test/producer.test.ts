@@ -38,7 +38,9 @@ const producerLayer = (
   writer: Partial<KinesisWriterOptions> = {},
   extra: Parameters<typeof writerLayer>[2] = {}
 ) =>
-  KinesisProducer.layer(options).pipe(
+  // Unpaced unless a test says otherwise: these tests are about collection, calls and
+  // settlement, which pacing (test/pacing.test.ts, test/producer/sharing.test.ts) only delays.
+  KinesisProducer.layer({ pace: false, ...options }).pipe(
     Layer.provideMerge(writerLayer(script, { compressionWorkers: 0, ...writer }, extra))
   )
 
