@@ -17,8 +17,6 @@
  * - Unpaced: while the map is unknown (not loaded yet, every load so far failed) records go
  *   unpaced. The gauge `kinesis_producer_unpaced` is 1 meanwhile, and the first failed load of
  *   such a spell logs one line at Info (the others at Debug).
- *
- * @internal
  */
 import { Clock, Duration, Effect, Schedule } from "effect"
 import { KinesisError } from "../Errors.js"

@@ -2,8 +2,6 @@
  * The producer's sink: each element is a send that waits only for room (backpressure), not
  * for its outcome; the sink ends when every element it sent has settled, and fails naming
  * every element not delivered — also when its upstream fails, or it is interrupted.
- *
- * @internal
  */
 import { Cause, Effect, Exit, Option, Sink } from "effect"
 import type { ProducerClosedError } from "../../Errors.js"
