@@ -19,9 +19,10 @@ import {
   WriteBatchError
 } from "cygnus-kinesis-writer"
 import type { DataFileV1, RecordReceipt, UndeliveredRecord, WriteResult } from "cygnus-kinesis-writer"
-import { MetricsServer, MetricsServerError, PrometheusMetrics } from "cygnus-kinesis-writer/prometheus"
+import type { MetricsServerError } from "cygnus-kinesis-writer/prometheus"
+import { MetricsServer, PrometheusMetrics } from "cygnus-kinesis-writer/prometheus"
 import { RecordReader, StreamReader } from "cygnus-kinesis-writer/reader"
-import type { DecodeError } from "cygnus-kinesis-writer/reader"
+import type { DecodeError, LargePayloadStoreError } from "cygnus-kinesis-writer/reader"
 import { KinesisTest, LambdaEvent, LocalAws, RecordGenerator, ShardSimulator } from "cygnus-kinesis-writer/testing"
 import { Effect, Layer, Stream } from "effect"
 import { Registry } from "prom-client"
@@ -66,7 +67,9 @@ export const limits: { readonly records: number; readonly metric: string } = {
 }
 
 /** The reader: one record decoded, and the stream read. */
-export const decoded: Effect.Effect<string, DecodeError | unknown> = RecordReader.decodeRecord(new Uint8Array()).pipe(
+export const decoded: Effect.Effect<string, DecodeError | LargePayloadStoreError> = RecordReader.decodeRecord(
+  new Uint8Array()
+).pipe(
   Effect.map((one) => one.dataFile.filePath),
   Effect.provide(LargePayloadStore.layerMemory())
 )
