@@ -1,9 +1,9 @@
 // Checks the declarations `npm run build` emitted (with `stripInternal`) as a user's project
 // reads them:
-//   1. every dist/**/*.d.ts, and test/dts/consumer.ts (a program that imports each entry point
-//      by the package's name, resolved through package.json "exports" to dist/), compile under
-//      tsconfig.dts.json with skipLibCheck off: a declaration stripped while another still
-//      names it fails here;
+//   1. every dist/**/*.d.ts, test/dts/consumer.ts (a program that imports each entry point by
+//      the package's name, resolved through package.json "exports" to dist/) and the examples
+//      that import the package by its name compile under tsconfig.dts.json with skipLibCheck
+//      off: a declaration stripped while another still names it fails here;
 //   2. the consumer imports every entry point of "exports";
 //   3. each entry point's declarations declare every value it exports at run time: a value
 //      whose declaration was stripped still loads, but a user's TypeScript cannot name it.
@@ -67,6 +67,11 @@ if (diagnostics.length > 0) {
 }
 if (declarations.length === 0) problems.push("no declarations under dist/: run `npm run build` first")
 
+// What compiles must reach the package through dist/, never the sources.
+for (const f of ours) {
+  if (f.fileName.startsWith(`${root}src/`)) problems.push(`${f.fileName.slice(root.length)} is in the program: only dist/ may be`)
+}
+
 // 2. The consumer imports every entry point.
 if (consumer === undefined) problems.push("test/dts/consumer.ts is not in the program")
 else {
@@ -112,6 +117,8 @@ console.log(
     rootNames.length < config.fileNames.length
       ? ` (${config.fileNames.length - rootNames.length} in dist/ from removed sources skipped)`
       : ""
-  } and test/dts/consumer.ts compile (skipLibCheck off); ` +
+  }, test/dts/consumer.ts and ${
+    ours.filter((f) => f.fileName.startsWith(`${root}examples/`)).length
+  } examples compile (skipLibCheck off); ` +
     `${entries.map((e) => e.specifier).join(", ")} declare every value they export`
 )

@@ -1,63 +1,33 @@
 /**
- * A user's program over the four entry points, never run: `tsconfig.dts.json` compiles it
- * against the built package (`dist/`, reached by the package's own name through `exports`),
- * with `skipLibCheck` off, so a declaration that `stripInternal` removed while a public one
- * still names it fails here as it would in a user's project. (`tsconfig.json` compiles it
- * against `src/` as well, through its `paths`.)
+ * A user's program over the four entry points, never run: `tsconfig.dts.json` compiles it,
+ * beside the examples that import the package by its name, against the built package
+ * (`dist/`, reached through package.json "exports"), with `skipLibCheck` off, so a declaration
+ * that `stripInternal` removed while a public one still names it fails here as it would in a
+ * user's project. (`tsconfig.json` compiles it against `src/` as well, through its `paths`.)
+ * The examples build the writer and the producer; this names what they do not.
  */
 import { create } from "@bufbuild/protobuf"
-import {
-  DataFileV1Schema,
-  FileFormat,
-  Kinesis,
-  KinesisLimits,
-  KinesisMetrics,
-  KinesisProducer,
-  KinesisWriter,
-  LargePayloadStore,
-  MetricNames,
-  WriteBatchError
-} from "cygnus-kinesis-writer"
-import type { DataFileV1, RecordReceipt, UndeliveredRecord, WriteResult } from "cygnus-kinesis-writer"
+import { DataFileV1Schema, KinesisLimits, KinesisWriter, MetricNames, WriteBatchError } from "cygnus-kinesis-writer"
+import type { DataFileV1 } from "cygnus-kinesis-writer"
 import type { MetricsServerError } from "cygnus-kinesis-writer/prometheus"
 import { MetricsServer, PrometheusMetrics } from "cygnus-kinesis-writer/prometheus"
-import { RecordReader, StreamReader } from "cygnus-kinesis-writer/reader"
 import type { DecodeError, LargePayloadStoreError } from "cygnus-kinesis-writer/reader"
-import { KinesisTest, LambdaEvent, LocalAws, RecordGenerator, ShardSimulator } from "cygnus-kinesis-writer/testing"
+import { LargePayloadStore, RecordReader, StreamReader } from "cygnus-kinesis-writer/reader"
+import { KinesisTest, LambdaEvent, RecordGenerator, ShardSimulator } from "cygnus-kinesis-writer/testing"
 import { Effect, Layer, Stream } from "effect"
 import { Registry } from "prom-client"
 
-const registry = new Registry()
+const record: DataFileV1 = create(DataFileV1Schema, { filePath: "s3://b/k.parquet" })
 
-const WriterLive = KinesisWriter.layer({
-  streamName: "my-kinesis-stream",
-  logGroupId: "my-log-group-id",
-  schemaName: "my-schema-name",
-  accountId: "123456789012"
-}).pipe(
-  Layer.provide(Kinesis.layerClient()),
-  Layer.provide(LargePayloadStore.layerMemory()),
-  Layer.provide(Layer.merge(KinesisMetrics.layerPrometheus(registry), PrometheusMetrics.layer(registry)))
-)
-
-const record: DataFileV1 = create(DataFileV1Schema, { filePath: "s3://b/k.parquet", fileFormat: FileFormat.PARQUET })
-
-/** A batch through the writer; what did not arrive, named record by record. */
-export const written: Effect.Effect<WriteResult | ReadonlyArray<UndeliveredRecord>, unknown> = KinesisWriter.pipe(
+/** A batch through the writer, on a simulated stream; a batch that fails is told apart by its class. */
+export const written = KinesisWriter.pipe(
   Effect.flatMap((writer) => writer.writeBatch([record])),
-  Effect.catchIf(
-    (error): error is WriteBatchError => error instanceof WriteBatchError,
-    (error) => Effect.succeed(error.undelivered)
+  Effect.catchIf((error) => error instanceof WriteBatchError, (error) => Effect.succeed(error.message)),
+  Effect.provide(
+    KinesisWriter.layer({ streamName: "s", logGroupId: "lg", schemaName: "orders", accountId: "123456789012" })
   ),
-  Effect.provide(WriterLive)
-)
-
-/** A record through the producer. */
-export const sent: Effect.Effect<RecordReceipt, unknown> = KinesisProducer.pipe(
-  Effect.flatMap((producer) => producer.send(record)),
-  Effect.provide(KinesisProducer.layer()),
-  Effect.provide(WriterLive),
-  Effect.scoped
+  Effect.provide(ShardSimulator.layer({ shards: 2, seed: 1 })),
+  Effect.provide(Layer.merge(LargePayloadStore.layerMemory(), PrometheusMetrics.layer(new Registry())))
 )
 
 /** Numbers and names a user reads. */
@@ -78,9 +48,9 @@ export const tail = StreamReader.stream({ streamName: "s", from: "trim-horizon",
   Stream.provideLayer(Layer.merge(KinesisTest.layer(), LargePayloadStore.layerMemory()))
 )
 
-/** The testing entry: a simulated stream, local servers, a Lambda event. */
-export const simulated = Layer.merge(ShardSimulator.layer({ shards: 2, seed: 1 }), LocalAws.layer())
+/** The testing entry's Lambda events, and the Prometheus entry's metrics server. */
 export const event = LambdaEvent.fromDataFiles(RecordGenerator.makeDataFiles(2, { seed: 7 }))
-
-/** The Prometheus entry: the metrics server. */
-export const server: Layer.Layer<MetricsServer, MetricsServerError> = MetricsServer.layer({ registry, port: 0 })
+export const server: Layer.Layer<MetricsServer, MetricsServerError> = MetricsServer.layer({
+  registry: new Registry(),
+  port: 0
+})
