@@ -69,7 +69,9 @@ if (declarations.length === 0) problems.push("no declarations under dist/: run `
 
 // What compiles must reach the package through dist/, never the sources.
 for (const f of ours) {
-  if (f.fileName.startsWith(`${root}src/`)) problems.push(`${f.fileName.slice(root.length)} is in the program: only dist/ may be`)
+  if (f.fileName.startsWith(`${root}src/`)) {
+    problems.push(`${f.fileName.slice(root.length)} is in the program: only dist/ may be`)
+  }
 }
 
 // 2. The consumer imports every entry point.
@@ -94,7 +96,8 @@ for (const { specifier, types } of entries) {
   }
   const declared = new Set(
     checker.getExportsOfModule(moduleSymbol)
-      .filter((s) => ((s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s).flags & ts.SymbolFlags.Value) !== 0)
+      .map((s) => ({ name: s.name, target: s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s }))
+      .filter(({ target }) => (target.flags & ts.SymbolFlags.Value) !== 0)
       .map((s) => s.name)
   )
   const loaded = Object.keys(await import(specifier))
