@@ -3,8 +3,6 @@
  * `maxRequestBytes` of data plus keys), several in flight, and what happened to each record.
  * A call that fails whole fails each of its records with the call's error name; nothing is
  * dropped. A `DeliveryLedger`, when given, follows every record as calls start and finish.
- *
- * @internal
  */
 import { Clock, Effect, Option, Stream } from "effect"
 import { KinesisError } from "../Errors.js"

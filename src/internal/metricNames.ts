@@ -1,8 +1,6 @@
 /**
  * The metric names, help texts and histogram buckets, shared by the Prometheus and Effect
  * layers.
- *
- * @internal
  */
 
 /**

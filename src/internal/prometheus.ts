@@ -1,8 +1,6 @@
 /**
  * The metrics on a prom-client `Registry`. Loaded only by the layers that ask for it, so that
  * prom-client stays an optional peer dependency.
- *
- * @internal
  */
 import { Effect } from "effect"
 import { Counter, Gauge, Histogram, type Registry } from "prom-client"

@@ -1,7 +1,5 @@
 /**
  * Span names and attribute keys, so that traces read the same wherever they are made.
- *
- * @internal
  */
 export const SpanNames = {
   writeBatch: "KinesisWriter.writeBatch",

@@ -5,8 +5,6 @@
  * as plain numbers, strings and booleans (durations in milliseconds), or as a refusal naming
  * the setting and the value. `../config.ts` turns refusals into `ConfigError`s and
  * milliseconds into `Duration`s.
- *
- * @internal
  */
 import { availableParallelism } from "node:os"
 import { gzipBound } from "./gzipBound.js"

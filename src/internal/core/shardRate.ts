@@ -14,8 +14,6 @@
  *
  * Part of the delivery core: decisions only, no effects; the clock is the caller's, passed in
  * as milliseconds.
- *
- * @internal
  */
 import type { Admission, BucketLimits } from "./tokenBucket.js"
 import { TokenBucket } from "./tokenBucket.js"

@@ -17,8 +17,6 @@
  *
  * Part of the delivery core: decisions only, no effects; the clock is the caller's, passed
  * in as milliseconds.
- *
- * @internal
  */
 
 /** A shard's write limits and the share of a second a burst may take. */

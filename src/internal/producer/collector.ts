@@ -4,8 +4,6 @@
  * oldest ready record has waited `linger`, or something is urgent, and forks the call. Paced,
  * a call takes only records whose shard has tokens. A call's outcome goes to the core record
  * by record, and what the core decides goes to settlement.
- *
- * @internal
  */
 import { Clock, Effect } from "effect"
 import { KinesisLimits } from "../core/limits.js"

@@ -8,8 +8,6 @@
  * - settlement: the core's steps carried out, the retry timer, the reaper;
  * - shutdown, here: refuse new sends, deliver what is held within `shutdownTimeout`, then end
  *   every record still held and wait, bounded, for deletes and handlers.
- *
- * @internal
  */
 import type { Scope } from "effect"
 import { Cause, Duration, Effect, Exit, FiberSet } from "effect"

@@ -2,8 +2,6 @@
  * `sendStream`: a whole stream sent through the producer, as the sink sends it, but run here,
  * so that the stream's own failure and an interruption are seen: the run's one error names
  * the upstream's cause with every element sent and not delivered.
- *
- * @internal
  */
 import { Cause, Effect, Exit, Stream } from "effect"
 import { ProducerStreamError } from "../../Errors.js"

@@ -5,8 +5,6 @@
  * nor can it fail an interrupted run: then it detaches (`StreamSends.detach`), and the
  * elements it sent that end undelivered reach `onUndelivered` or the log. `sendStream`
  * names them in its error.
- *
- * @internal
  */
 import { Effect, Sink } from "effect"
 import { ProducerSinkError } from "../../Errors.js"

@@ -3,8 +3,6 @@
  * that waits only for room (backpressure), not for its outcome; outcomes are counted as they
  * come. A run that ends before its sends settle detaches: from then on, an element that ends
  * undelivered and that `onUndelivered` does not receive is logged, so none is lost silently.
- *
- * @internal
  */
 import { Cause, Effect, Exit, Option, Runtime } from "effect"
 import type { ProducerClosedError, UndeliveredElement } from "../../Errors.js"
