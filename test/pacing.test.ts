@@ -33,7 +33,14 @@ const quiet = Logger.withMinimumLogLevel(LogLevel.None)
  * (`maxRetries: 0`), so each record is put once and the figure is the share of records
  * refused on their first try (the unpaced producer's retries would be refused more).
  */
-const offerThreeTimesCapacity = (pace: boolean, seconds: number) =>
+const offerThreeTimesCapacity = (
+  pace: boolean,
+  seconds: number,
+  options: {
+    readonly metrics?: Layer.Layer<KinesisMetrics>
+    readonly bytesPerSecondPerShard?: number
+  } = {}
+) =>
   Effect.gen(function*() {
     const producer = yield* KinesisProducer
     const sim = yield* ShardSimulator.ShardSimulatorState
@@ -73,9 +80,15 @@ const offerThreeTimesCapacity = (pace: boolean, seconds: number) =>
             maxRetries: 0
           })
         ),
-        Layer.provideMerge(ShardSimulator.layer({ shards: 2, seed: 3 })),
+        Layer.provideMerge(ShardSimulator.layer({
+          shards: 2,
+          seed: 3,
+          ...(options.bytesPerSecondPerShard === undefined
+            ? {}
+            : { bytesPerSecondPerShard: options.bytesPerSecondPerShard })
+        })),
         Layer.provideMerge(LargePayloadStore.layerMemory()),
-        Layer.provideMerge(KinesisMetrics.layerNoop)
+        Layer.provideMerge(options.metrics ?? KinesisMetrics.layerNoop)
       )
     ),
     quiet
@@ -93,6 +106,45 @@ describe("pacing: on a simulated stream offered 3× its capacity", () => {
         assert.isBelow(paced.throttledPer1000, unpaced.throttledPer1000 / 4)
         // Pacing holds records back instead of losing them.
         assert.strictEqual(paced.delivered, paced.sends)
+      }),
+    { timeout: 120_000 }
+  )
+})
+
+describe("pacing: per-shard metrics", () => {
+  it.effect(
+    "on shards that take half of Kinesis' byte limit, each shard's series show the records refused for throughput, the pace learned below the limit, and the records waiting for it",
+    () =>
+      Effect.gen(function*() {
+        const registry = new Registry()
+        const half = 512 * 1024
+        const run = yield* offerThreeTimesCapacity(true, 4, {
+          metrics: KinesisMetrics.layerPrometheus(registry),
+          bytesPerSecondPerShard: half
+        })
+        // Retries are off: each record refused once failed, every other one was delivered.
+        assert.strictEqual(run.delivered, run.sends - run.throttled)
+        const series = async (name: string) => (await registry.getSingleMetric(name)!.get()).values
+        const values = yield* Effect.promise(() =>
+          Promise.all([
+            series("kinesis_shard_throttled_records_total"),
+            series("kinesis_producer_shard_rate_bytes_per_second"),
+            series("kinesis_producer_shard_waiting_records")
+          ])
+        )
+        const [throttled, rate, waiting] = values
+        const shards = ["shardId-000000000000", "shardId-000000000001"]
+        for (const shardId of shards) {
+          const of = (vs: typeof rate) =>
+            vs.filter((v) => v.labels["shard_id"] === shardId && v.labels["stream_name"] === "paced")
+          assert.strictEqual(of(rate).length, 1, `${shardId} has a pace`)
+          assert.isBelow(of(rate)[0]!.value, 1024 * 1024, `${shardId}'s pace is learned below Kinesis' limit`)
+          assert.isAbove(of(rate)[0]!.value, half / 4, `${shardId}'s pace is not starved`)
+          assert.strictEqual(of(waiting).length, 1, `${shardId} has a waiting gauge`)
+        }
+        const refused = throttled.reduce((n, v) => n + v.value, 0)
+        assert.isAbove(refused, 0, "the shards refused records while the pace was learned")
+        assert.strictEqual(refused, run.throttled, "every refusal is counted on its shard")
       }),
     { timeout: 120_000 }
   )

@@ -360,7 +360,9 @@ const shardPaces = (
           const effects: Array<Effect.Effect<void>> = []
           for (const [shardId, w] of written) {
             const pace = paceOf(shardId, now)
-            if (pace.accepted(w.records, w.bytes, now)) effects.push(showRate(shardId, pace, false))
+            if (pace.accepted(w.records, w.bytes, now) || !shown.has(shardId)) {
+              effects.push(showRate(shardId, pace, false))
+            }
           }
           for (const [shardId, records] of throttled) {
             const pace = paceOf(shardId, now)

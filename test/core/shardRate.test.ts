@@ -25,8 +25,16 @@ type Event =
   | { readonly _tag: "Throttled"; readonly gap: number; readonly records: number; readonly sentAgo: number }
 
 const event: fc.Arbitrary<Event> = fc.oneof(
-  fc.record({ _tag: fc.constant("Offer" as const), gap: fc.integer({ min: 0, max: 50 }), bytes: fc.integer({ min: 1, max: 200_000 }) }),
-  fc.record({ _tag: fc.constant("Accepted" as const), gap: fc.integer({ min: 0, max: 300 }), records: fc.integer({ min: 0, max: 200 }) }),
+  fc.record({
+    _tag: fc.constant("Offer" as const),
+    gap: fc.integer({ min: 0, max: 50 }),
+    bytes: fc.integer({ min: 1, max: 200_000 })
+  }),
+  fc.record({
+    _tag: fc.constant("Accepted" as const),
+    gap: fc.integer({ min: 0, max: 300 }),
+    records: fc.integer({ min: 0, max: 200 })
+  }),
   fc.record({
     _tag: fc.constant("Throttled" as const),
     gap: fc.integer({ min: 0, max: 600 }),
@@ -86,7 +94,11 @@ describe("core: a shard's adaptive pace", () => {
   describe("producers sharing a model shard", () => {
     it("one, two or four producers offered 1.5× the shard together fill ≥ 90% of it, ≤ 5% refused, on even shares", () => {
       for (const n of [1, 2, 4]) {
-        const run = shareShard({ capacity: 1_000, seconds: 20, demands: Array.from({ length: n }, () => () => 1_500 / n) })
+        const run = shareShard({
+          capacity: 1_000,
+          seconds: 20,
+          demands: Array.from({ length: n }, () => () => 1_500 / n)
+        })
         const settled = run.perProducer(2, 20)
         const total = settled.reduce((a, b) => a + b, 0)
         assert.isAtLeast(total / (1_000 * 18), 0.9, `goodput with ${n}`)

@@ -15,7 +15,20 @@
  * the records and the simulator.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schedule, Scope, TestClock } from "effect"
+import {
+  Clock,
+  Context,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Schedule,
+  Scope,
+  TestClock
+} from "effect"
 import type { Kinesis, RecordReceipt } from "../../src/index.js"
 import { KinesisMetrics, KinesisProducer, KinesisWriter, LargePayloadStore } from "../../src/index.js"
 import { RecordGenerator, ShardSimulator } from "../../src/testing.js"
@@ -95,12 +108,18 @@ describe("producers sharing a stream", () => {
         const b: Offer = { receipts: [], refused: [], sent: 0 }
 
         const scopeA = yield* Scope.make()
-        const producerA = yield* Effect.provide(KinesisProducer, yield* Layer.buildWithScope(producerLayer("a", sim), scopeA))
+        const producerA = yield* Effect.provide(
+          KinesisProducer,
+          yield* Layer.buildWithScope(producerLayer("a", sim), scopeA)
+        )
         const offerA = yield* Effect.fork(offer(producerA, 1, a))
         yield* advance(5)
 
         const scopeB = yield* Scope.make()
-        const producerB = yield* Effect.provide(KinesisProducer, yield* Layer.buildWithScope(producerLayer("b", sim), scopeB))
+        const producerB = yield* Effect.provide(
+          KinesisProducer,
+          yield* Layer.buildWithScope(producerLayer("b", sim), scopeB)
+        )
         const offerB = yield* Effect.fork(offer(producerB, 2, b))
         yield* advance(8)
         yield* Fiber.interrupt(offerB)

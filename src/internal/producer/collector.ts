@@ -132,7 +132,9 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
         Effect.withSpan(SpanNames.producerCall, {
           attributes: { [Attributes.streamName]: config.streamName, [Attributes.records]: call.length }
         }),
-        Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r), sentAt)),
+        Effect.tap((outcome) =>
+          pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r), sentAt)
+        ),
         // Once the service has answered, the answer is carried out whatever happens.
         Effect.flatMap((outcome) => Effect.uninterruptible(settleCall(call, outcome)))
       )
