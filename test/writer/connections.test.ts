@@ -118,7 +118,7 @@ describe("connections over TLS: the library's clients reuse them", () => {
       assertReused(server, CALLS)
     }))
 
-  it.scopedLive("the producer under 400 concurrent sends opens at most one TLS session per call in flight, plus one", () =>
+  it.scopedLive("the producer under 400 concurrent sends opens at most one TLS session per call in flight, plus one, plus one for pacing's ListShards", () =>
     Effect.gen(function*() {
       const server = yield* tlsKinesis
       const producer = KinesisProducer.layer({ linger: "1 millis" }).pipe(Layer.provide(writerOver(ourKinesis(server))))
@@ -128,7 +128,9 @@ describe("connections over TLS: the library's clients reuse them", () => {
           (record) => p.send(record),
           { concurrency: "unbounded", discard: true }
         )).pipe(Effect.provide(producer))
-      assert.isAtMost(server.tlsSessions(), server.peakInFlight() + 1)
+      // peakInFlight counts PutRecords calls; pacing's ListShards, made as the producer starts,
+      // may hold a session of its own while the first calls go.
+      assert.isAtMost(server.tlsSessions(), server.peakInFlight() + 2)
     }))
 })
 
