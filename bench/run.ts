@@ -6,7 +6,7 @@
  *
  *   npm run bench                                  # everything (~12 minutes at load 2-3; at most 22: every section has a time bound)
  *   npm run bench -- --smoke                       # every section at tiny sizes (~2 minutes): it runs, the figures mean nothing
- *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 tls profile micro
+ *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 p7 tls profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
  *   npm run bench -- --only p2 --p2-fidelity       # P2 also on kinesalite (one round; may pass the bound when loaded)
@@ -32,6 +32,8 @@ import type { P5Result } from "./p5Producer.js"
 import { runP5 } from "./p5Producer.js"
 import type { AggregationResult } from "./p6Aggregation.js"
 import { runAggregation } from "./p6Aggregation.js"
+import type { P7Result } from "./p7SharedStream.js"
+import { p7TargetRows, runP7 } from "./p7SharedStream.js"
 import { runProfile } from "./profile.js"
 import type { TlsResult } from "./tlsConnections.js"
 import { runTls } from "./tlsConnections.js"
@@ -41,7 +43,7 @@ import { runTls } from "./tlsConnections.js"
 // children it forks, unless the caller set the switch the SDK reads.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true"
 
-const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "p6", "tls", "profile"] as const
+const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "tls", "profile"] as const
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, "micro"] as const
 type Section = (typeof ALL_SECTIONS)[number]
 
@@ -64,6 +66,8 @@ const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }>
   p4: { full: 90, smoke: 30 },
   p5: { full: 240, smoke: 75 },
   p6: { full: 330, smoke: 90 },
+  // P7: 13 runs of a 12 s window plus its drain (~6 minutes); smoke 5 runs of 2 s (~40 s).
+  p7: { full: 480, smoke: 90 },
   tls: { full: 90, smoke: 30 },
   profile: { full: 30, smoke: 30 },
   micro: { full: 60, smoke: 20 }
@@ -208,6 +212,7 @@ let p3: P3Result | undefined
 let p4: P4Result | undefined
 let p5: P5Result | undefined
 let p6: AggregationResult | undefined
+let p7: P7Result | undefined
 let tls: TlsResult | undefined
 for (const section of order) {
   switch (section) {
@@ -244,6 +249,10 @@ for (const section of order) {
     case "p6":
       // P6 prints its own figures: aggregated vs not vs the hand loop, at 5, 20, 50 and 500 columns.
       p6 = await runSection(section, (signal) => runAggregation({ smoke, signal }))
+      break
+    case "p7":
+      // P7 prints its own tables: N producers sharing one simulated stream, in one process and across processes.
+      p7 = await runSection(section, (signal) => runP7({ smoke, signal }))
       break
     case "tls":
       // TLS prints its own table: calls/s and TLS sessions of the SDK's default client and ours.
@@ -388,6 +397,7 @@ if (p6 !== undefined) {
     ]
   )
 }
+for (const t of p7 === undefined ? [] : p7TargetRows(p7)) rows.push([t.label, t.measured, "", t.target, verdict(t.ok)])
 for (const b of tls?.byConcurrency ?? []) {
   rows.push([
     `TLS PutRecords calls/s, Kinesis.layerClient vs the SDK's default client, concurrency ${b.concurrency}`,
