@@ -502,7 +502,7 @@ const partB = async (
           : `(b) the same, one producer offered ${HEAVY}× each other's load (${took(started)}):\n`
       )
       printRuns(part)
-      rows.push(...part)
+      for (const row of part) rows.push(row)
       started = performance.now()
     }
   } finally {
