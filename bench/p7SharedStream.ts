@@ -54,6 +54,7 @@ const HEAVY = 3
 /** From the stacks ready to the window's start (then rounded up to a whole second). */
 const LEAD_MS = 500
 
+/** The issue's targets, for N = 1, 2 and 4, in one process and across processes. */
 export const P7Targets = { goodput: 0.9, throttled: 0.05, jain: 0.9, failedByThrottling: 0 } as const
 
 /** One run's producer settings. */
@@ -511,6 +512,7 @@ const partB = async (
   return rows
 }
 
+/** The section: (a), then (b); prints its tables and gives every run's row. `signal` stops it (children killed). */
 export const runP7 = async (
   options: { readonly smoke?: boolean; readonly signal?: AbortSignal | undefined } = {}
 ): Promise<P7Result> => {

@@ -66,8 +66,7 @@ const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }>
   p4: { full: 90, smoke: 30 },
   p5: { full: 240, smoke: 75 },
   p6: { full: 330, smoke: 90 },
-  // P7: 13 runs of a 12 s window plus its drain (~6 minutes); smoke 5 runs of 2 s (~40 s).
-  p7: { full: 480, smoke: 90 },
+  p7: { full: 480, smoke: 150 },
   tls: { full: 90, smoke: 30 },
   profile: { full: 30, smoke: 30 },
   micro: { full: 60, smoke: 20 }
