@@ -4,8 +4,8 @@
  * figures. A section that fails, or runs past its time bound, is stopped and reported, the
  * run goes on with the next one, and the exit code is 1.
  *
- *   npm run bench                                  # everything (~12 minutes at load 2-3; at most 22: every section has a time bound)
- *   npm run bench -- --smoke                       # every section at tiny sizes (~2 minutes): it runs, the figures mean nothing
+ *   npm run bench                                  # everything (~17 minutes at load 2-3; at most 30: every section has a time bound)
+ *   npm run bench -- --smoke                       # every section at tiny sizes (~3 minutes): it runs, the figures mean nothing
  *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 p7 tls profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
@@ -49,14 +49,14 @@ type Section = (typeof ALL_SECTIONS)[number]
 
 /**
  * Seconds each section may run, in a full run and in `--smoke`. At a load average of 2-3 on
- * the shared 2 cores (BENCHMARKS.md) a full default run takes ~12 minutes: P1 ~200 s, P2
- * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, TLS
- * ~10 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
+ * the shared 2 cores (BENCHMARKS.md) a full default run takes ~17 minutes: P1 ~200 s, P2
+ * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, P7
+ * ~320 s (13 runs of a 12 s window, each with its drain), TLS ~10 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
  * and pay their start-up. The full bounds, plus {@link GRACE_SECONDS} for each stopped
- * section, sum to 1,295 s, so that even a run where every section hangs ends within 22 minutes; what a
+ * section, sum to 1,780 s, so that even a run where every section hangs ends within 30 minutes; what a
  * section leaves unused of its bound goes to the next one. On a much busier machine the
  * longest sections hit their bounds (and say so) rather than stretch the run. A smoke run
- * takes about 2 minutes; its bounds are 2-3 times a section's smoke time, so that only a hang
+ * takes about 3 minutes (P7 ~60 s at load 6); its bounds are 2-3 times a section's smoke time, so that only a hang
  * hits them.
  */
 const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }> = {
