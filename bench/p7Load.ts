@@ -104,9 +104,9 @@ export const recordPool = (seed: number): ReadonlyArray<DataFileV1> =>
 
 /**
  * Readies `plan`'s offer to `producer` (see the top of this file): a few records sent through
- * it and settled, then its sender fibers, in the scope, wait for offers. The offer runs when the result is run with the window: it waits for
- * the window, offers, and waits for the sends, at most `drainMs` after the window. It fails
- * only on a defect of a sender.
+ * it and settled, then its sender fibers, in the scope, wait for offers. The effect it gives
+ * runs the offer in a window: it waits for the window, offers, and waits for the sends, at
+ * most `drainMs` after the window. It fails only on a defect of a sender.
  */
 export const makeOffer = (
   producer: KinesisProducer.Service,
@@ -180,7 +180,7 @@ export const makeOffer = (
                 ? Effect.failCause(exit.cause)
                 : Effect.void)),
           window.drainMs
-        ).pipe(Effect.option, Effect.orDie)
+        ).pipe(Effect.option)
         const unsettled = drained._tag === "None" ? n.open : 0
         yield* Fiber.interruptAll(fibers)
         return {

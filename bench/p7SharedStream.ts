@@ -72,7 +72,7 @@ interface RunFigures {
   readonly shape: Shape
   readonly producers: ReadonlyArray<ProducerFigures>
   readonly totals: Totals
-  /** From the window's end to the last send settled (or the drain's bound). */
+  /** From the window's end to the last send settled (or the drain's bound); across processes, to the last figures back. */
   readonly drainMs: number
 }
 
