@@ -321,7 +321,12 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
   const runtime = ManagedRuntime.make(
     // No time to deliver the buffer at the end: the figures are read before, the rest is dropped.
     // Unpaced, as at every commit P5 compares with: the bound under test is the buffer's, not the pace's.
-    KinesisProducer.layer({ maxBufferedBytes: MAX_BUFFERED_BYTES, linger: "100 millis", shutdownTimeout: 0, pace: false }).pipe(
+    KinesisProducer.layer({
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      linger: "100 millis",
+      shutdownTimeout: 0,
+      pace: false
+    }).pipe(
       Layer.provideMerge(KinesisWriter.layer({ ...WRITER_BASE })),
       Layer.provideMerge(simulated),
       Layer.provide(LargePayloadStore.layerMemory()),
