@@ -28,27 +28,16 @@ import { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { WriterDefaults } from "./config.js"
-import { KinesisLimits } from "./core/limits.js"
 import { hashKeyOf, ShardMap } from "./core/routing.js"
 import type { RateRules } from "./core/shardRate.js"
-import { DefaultRateRules, isThrottling, ShardRate } from "./core/shardRate.js"
+import { DefaultPacingLimits, DefaultRateRules, isThrottling, ShardRate } from "./core/shardRate.js"
 import type { BucketLimits } from "./core/tokenBucket.js"
 import { TokenBucket } from "./core/tokenBucket.js"
 import type { AttemptOutcome } from "./delivery.js"
 import type { PreparedRecord } from "./prepare.js"
 import { withRequestTimeout } from "./timeout.js"
 
-/**
- * A shard's limits as Kinesis sets them. A burst takes a fiftieth of a second's records (so
- * 98% of them refill steadily) and a tenth of its bytes (so a record of up to 100 KB never
- * waits for a quiet spell).
- */
-export const DefaultPacingLimits: BucketLimits = {
-  recordsPerSecond: KinesisLimits.shardRecordsPerSecond,
-  bytesPerSecond: KinesisLimits.shardBytesPerSecond,
-  burst: 0.02,
-  bytesBurst: 0.1
-}
+export { DefaultPacingLimits }
 
 /** Where the producer stands on the stream's shards. */
 export type MapState =
@@ -62,10 +51,15 @@ export interface Scan {
   readonly admit: (partitionKey: string, bytes: number) => boolean
   /** Whether some record was made to wait for its shard's tokens. */
   readonly limited: () => boolean
+  /** Whether every shard has made a record wait: nothing more can go in this scan. */
+  readonly saturated: () => boolean
   /** When the first waiting record's shard will have room for it (`Clock` millis), if any waited. */
   readonly nextAt: () => number
-  /** Once the scan is over: the records each shard made wait go to the shards' gauges. */
-  readonly done: Effect.Effect<void>
+  /**
+   * Once the scan is over, given the partition keys of the records still ready: those of each
+   * shard that made records wait go to its gauge (0 for a shard that made none wait).
+   */
+  readonly report: (stillReady: Iterable<string>) => Effect.Effect<void>
 }
 
 export interface Pacer {
@@ -145,7 +139,7 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
     let lastRefreshAt = Number.NEGATIVE_INFINITY
     const gapMillis = Math.max(
       1,
-      Math.min(Duration.toMillis(options.linger), Math.floor(new TokenBucket(limits, 0).burstMillis))
+      Math.min(Duration.toMillis(options.linger), Math.floor(new TokenBucket(limits, 0).burstMillis / 2))
     )
 
     const route = (partitionKey: string): string | undefined => {
@@ -157,7 +151,8 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
       return shardId
     }
 
-    const scan = (now: number): Scan => paces.scan(now, route)
+    const scan = (now: number): Scan =>
+      paces.scan(now, route, state._tag === "Known" ? state.map.shards.length : Number.POSITIVE_INFINITY)
 
     const unpaced = (value: boolean) => options.metrics?.producerUnpaced(stream, value) ?? Effect.void
 
@@ -267,7 +262,7 @@ export interface Answers {
 
 /** Each shard's pace, its metrics, and the scans over them. */
 interface ShardPaces {
-  readonly scan: (now: number, route: (partitionKey: string) => string | undefined) => Scan
+  readonly scan: (now: number, route: (partitionKey: string) => string | undefined, shards: number) => Scan
   readonly answers: () => Answers
   /** Forgets the shards not in `open` (closed by a split or a merge), and their series. */
   readonly keep: (open: ReadonlySet<string>) => Effect.Effect<void>
@@ -306,39 +301,47 @@ const shardPaces = (
     return metrics.shardPacedRate(stream, shardId, pace.recordsPerSecond, pace.bytesPerSecond)
   }
 
-  const scan = (now: number, route: (partitionKey: string) => string | undefined): Scan => {
-    const waiting = new Map<string, number>()
+  const scan = (now: number, route: (partitionKey: string) => string | undefined, shards: number): Scan => {
+    /** The shards that made a record wait in this scan. */
+    const waiting = new Set<string>()
     let nextAt = Number.POSITIVE_INFINITY
     return {
       admit: (partitionKey, bytes) => {
         const shardId = route(partitionKey)
         if (shardId === undefined) return true
-        const held = waiting.get(shardId)
-        if (held !== undefined) {
-          waiting.set(shardId, held + 1)
-          return false
-        }
+        if (waiting.has(shardId)) return false
         const admission = paceOf(shardId, now).offer(bytes, now)
         if (admission._tag === "Admitted") return true
-        waiting.set(shardId, 1)
+        waiting.add(shardId)
         nextAt = Math.min(nextAt, admission.until)
         return false
       },
       limited: () => waiting.size > 0,
+      saturated: () => waiting.size >= shards,
       nextAt: () => nextAt,
-      done: Effect.suspend(() => {
-        if (metrics === undefined || (waiting.size === 0 && waitingShown.size === 0)) return Effect.void
-        const changes: Array<Effect.Effect<void>> = []
-        for (const [shardId, records] of waiting) {
-          if (waitingShown.get(shardId) !== records) changes.push(metrics.shardWaiting(stream, shardId, records))
-        }
-        for (const shardId of waitingShown.keys()) {
-          if (!waiting.has(shardId)) changes.push(metrics.shardWaiting(stream, shardId, 0))
-        }
-        waitingShown.clear()
-        for (const [shardId, records] of waiting) waitingShown.set(shardId, records)
-        return Effect.all(changes, { discard: true })
-      })
+      report: (stillReady) =>
+        Effect.suspend(() => {
+          if (metrics === undefined || (waiting.size === 0 && waitingShown.size === 0)) return Effect.void
+          const counts = new Map<string, number>()
+          for (const shardId of waiting) counts.set(shardId, 0)
+          if (waiting.size > 0) {
+            for (const key of stillReady) {
+              const shardId = route(key)
+              const n = shardId === undefined ? undefined : counts.get(shardId)
+              if (n !== undefined) counts.set(shardId!, n + 1)
+            }
+          }
+          const changes: Array<Effect.Effect<void>> = []
+          for (const [shardId, records] of counts) {
+            if (waitingShown.get(shardId) !== records) changes.push(metrics.shardWaiting(stream, shardId, records))
+          }
+          for (const shardId of waitingShown.keys()) {
+            if (!counts.has(shardId)) changes.push(metrics.shardWaiting(stream, shardId, 0))
+          }
+          waitingShown.clear()
+          for (const [shardId, records] of counts) waitingShown.set(shardId, records)
+          return Effect.all(changes, { discard: true })
+        })
     }
   }
 

@@ -13,11 +13,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import type { RateRules } from "../../src/internal/core/shardRate.js"
-import { DefaultRateRules, isThrottling, ShardRate } from "../../src/internal/core/shardRate.js"
+import { DefaultPacingLimits, DefaultRateRules, isThrottling, ShardRate } from "../../src/internal/core/shardRate.js"
 import type { BucketLimits } from "../../src/internal/core/tokenBucket.js"
 
 const RUNS = { numRuns: 1_000, seed: 22 }
-const LIMITS: BucketLimits = { recordsPerSecond: 1_000, bytesPerSecond: 1_048_576, burst: 0.02, bytesBurst: 0.1 }
+const LIMITS: BucketLimits = DefaultPacingLimits
 
 type Event =
   | { readonly _tag: "Offer"; readonly gap: number; readonly bytes: number }

@@ -15,8 +15,21 @@
  * Part of the delivery core: decisions only, no effects; the clock is the caller's, passed in
  * as milliseconds.
  */
+import { KinesisLimits } from "./limits.js"
 import type { Admission, BucketLimits } from "./tokenBucket.js"
 import { TokenBucket } from "./tokenBucket.js"
+
+/**
+ * A shard's limits as Kinesis sets them. A burst takes a twentieth of a second's records (so
+ * 95% of them refill steadily, and a collector that comes round within 50 ms loses none) and
+ * a tenth of its bytes (so a record of up to 100 KB never waits for a quiet spell).
+ */
+export const DefaultPacingLimits: BucketLimits = {
+  recordsPerSecond: KinesisLimits.shardRecordsPerSecond,
+  bytesPerSecond: KinesisLimits.shardBytesPerSecond,
+  burst: 0.05,
+  bytesBurst: 0.1
+}
 
 /** How a shard's share moves. */
 export interface RateRules {

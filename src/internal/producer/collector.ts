@@ -16,6 +16,8 @@ import { Attributes, SpanNames } from "../spans.js"
 import type { Send } from "./send.js"
 
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
+/** How often the gauges of records waiting for their shards' pace are set, at most. */
+const REPORT_MILLIS = 500
 
 /** What the collector needs of the other parts. */
 export interface CollectorParts {
@@ -55,6 +57,7 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
     /** Waiting for a call, in the order they became ready, with their linger's start. */
     const ready = new Map<Send, number>()
     let readyBytes = 0
+    let reportedAt = Number.NEGATIVE_INFINITY
     /** Open while `ready` is not empty. */
     const nonEmpty = yield* Effect.makeLatch(false)
     /** Open while a call's worth is ready, or something is urgent. */
@@ -96,7 +99,11 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
           full = true
           break
         }
-        if (scan !== undefined && !scan.admit(nextKey(send), size)) continue
+        if (scan !== undefined && !scan.admit(nextKey(send), size)) {
+          // Every shard is spent: the rest of the ready records wait for the next round.
+          if (scan.saturated()) break
+          continue
+        }
         call.push(send)
         bytes += size
       }
@@ -166,7 +173,11 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
         })
       )
       if (scan === undefined) return
-      yield* scan.done
+      // The gauges of records waiting for their shards, at most every REPORT_MILLIS (a pass over what is ready).
+      if (now - reportedAt >= REPORT_MILLIS) {
+        reportedAt = now
+        yield* scan.report(Array.from(ready.keys(), nextKey))
+      }
       if (!scan.limited()) return
       // Paced, with nothing sent, every ready record waits for its shard's tokens: until the first refill.
       if (!sent) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
