@@ -3,7 +3,9 @@
  * between the producers that share it (additive increase, multiplicative decrease, as TCP and
  * Flink's AsyncSink do it):
  *
- * - The share paces a {@link TokenBucket} at that share of the shard's limits.
+ * - The share paces a {@link TokenBucket} so that it refills at that share of the shard's
+ *   limits (its burst on top: at the whole shard, a second after a quiet spell may carry a
+ *   burst more than the limit, which the shard refuses and the share learns from).
  * - Records the shard refused for throughput cut the share once per metering second, to what
  *   this producer actually used over the last second times `1 − throttled − margin` (the
  *   throttled share of its own records there, so a small overshoot costs a small cut and a
@@ -40,10 +42,11 @@ export interface RateRules {
   /** The fastest increase, share per second. */
   readonly maxIncreasePerSecond: number
   /**
-   * How much the increase favours a small share: it is multiplied by
-   * `1 − w + 2w(1 − share)`, so a producer at half the shard grows at the base rate, one at
-   * a tenth of it nearly `1 + 0.8w` times faster and one near the whole shard `1 − w` times
-   * as fast. Producers that share a shard unevenly so converge on even shares.
+   * How much the increase depends on the share: it is multiplied by `1 − w + w·f(share)`,
+   * `f(s) = (0.25 + s)·2(1 − s) / 0.75` (1 at half the shard). Near the whole shard it slows,
+   * so a producer alone probes the limit gently; at small shares it slows too, so that many
+   * producers on one shard (each with a small share) do not overshoot it together; between,
+   * a producer below half grows faster than one above, so uneven shares even out.
    */
   readonly headroomWeight: number
   /** Kept below the throttled share at a cut: the cut is to `used × (1 − throttled − margin)`. */
@@ -70,7 +73,7 @@ export const DefaultRateRules: RateRules = {
   margin: 0.03,
   minDecrease: 0.5,
   holdMillis: 1_000,
-  pauseMillis: 100,
+  pauseMillis: 200,
   minShare: 0.01
 }
 
@@ -135,9 +138,11 @@ class LastSecond {
 
 /** One producer's pace on one shard. */
 export class ShardRate {
-  /** The share of the shard's limits this producer paces itself to, in (0, 1]. */
+  /** The share of the shard's limits this producer paces itself to (its steady rate), in (0, 1]. */
   share = 1
   private readonly bucket: TokenBucket
+  /** The bucket's scale for a share of 1: what makes its steady refill the whole limit, its burst aside. */
+  private readonly fullScale: number
   private readonly recent = new LastSecond()
   private lastCutAt = Number.NEGATIVE_INFINITY
   private lastRaiseAt: number
@@ -151,6 +156,9 @@ export class ShardRate {
     now: number
   ) {
     this.bucket = new TokenBucket(limits, now)
+    this.fullScale = limits.recordsPerSecond /
+      (limits.recordsPerSecond - Math.floor(limits.recordsPerSecond * limits.burst))
+    this.bucket.scale(this.fullScale, now)
     this.lastRaiseAt = now
   }
 
@@ -190,7 +198,7 @@ export class ShardRate {
       this.rules.increasePerSecond + this.rules.increaseGrowth * sinceCut
     )
     const w = this.rules.headroomWeight
-    const favour = 1 - w + 2 * w * (1 - this.share)
+    const favour = 1 - w + w * ((0.25 + this.share) * 2 * (1 - this.share)) / 0.75
     return this.setShare(Math.min(1, this.share + (perSecond * favour * elapsed) / 1_000), now)
   }
 
@@ -217,7 +225,7 @@ export class ShardRate {
     const next = Math.min(1, Math.max(this.rules.minShare, share))
     if (next === this.share) return false
     this.share = next
-    this.bucket.scale(next, now)
+    this.bucket.scale(next * this.fullScale, now)
     return true
   }
 }
