@@ -292,7 +292,8 @@ export const makeSender = (
             streamArn: config.streamArn,
             records: call.map((r, i) => ({
               data: r.data,
-              partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+              partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i])),
+              explicitHashKey: r.explicitHashKey
             }))
           })).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
         ))

@@ -21,17 +21,18 @@
  * @internal
  */
 import { Clock, Duration, Effect, Schedule } from "effect"
-import { KinesisError } from "../Errors.js"
+import type { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { WriterDefaults } from "./config.js"
 import { KinesisLimits } from "./core/limits.js"
-import { hashKeyOf, ShardMap } from "./core/routing.js"
+import type { ShardMap } from "./core/routing.js"
+import { hashKeyOf } from "./core/routing.js"
 import type { BucketLimits } from "./core/tokenBucket.js"
 import { TokenBucket } from "./core/tokenBucket.js"
 import type { AttemptOutcome } from "./delivery.js"
 import type { PreparedRecord } from "./prepare.js"
-import { withRequestTimeout } from "./timeout.js"
+import { loadShardMap } from "./shardMapSource.js"
 
 /** A shard's limits as Kinesis sets them, a tenth of a second's worth per burst. */
 export const DefaultPacingLimits: BucketLimits = {
@@ -104,15 +105,6 @@ export const loadRetrySchedule: Schedule.Schedule<unknown, KinesisError> = Sched
   Schedule.jittered,
   Schedule.union(Schedule.spaced("30 seconds"))
 )
-
-const noShards = (streamName: string): KinesisError =>
-  new KinesisError({
-    operation: "ListShards",
-    streamName,
-    errorName: "NoOpenShards",
-    retryable: true,
-    cause: new Error("ListShards answered no open shard")
-  })
 
 export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
   Effect.sync(() => {
@@ -196,13 +188,7 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
           )
       })
 
-    const loadOnce = options.listShards.pipe(
-      withRequestTimeout(
-        timeout,
-        (facts) => new KinesisError({ operation: "ListShards", streamName: stream, ...facts })
-      ),
-      Effect.map((ranges) => new ShardMap(ranges)),
-      Effect.filterOrFail((map) => map.shards.length > 0, () => noShards(stream)),
+    const loadOnce = loadShardMap({ streamName: stream, listShards: options.listShards, requestTimeout: timeout }).pipe(
       Effect.tapError(loadFailed)
     )
 

@@ -30,6 +30,7 @@ import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
 import type { PrepareContext, PreparedRecord, PrepareError, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
+import { makeShardMapSource } from "./shardMapSource.js"
 import { Attributes, SpanNames } from "./spans.js"
 
 /** Builds the writer; see `KinesisWriter.make`. */
@@ -57,6 +58,14 @@ export const make = (
     )
     const sender = makeSender(config, kinesis, metrics, recordLimitBytes)
     const stream = config.streamName
+    // Aggregation groups records by the shard they are bound for: the stream's shard map,
+    // loaded when the first batch needs it (only with aggregation on).
+    const shardMaps = config.aggregation === undefined ? undefined : makeShardMapSource({
+      streamName: stream,
+      listShards: kinesis.listShards(stream, config.streamArn),
+      requestTimeout: config.requestTimeout
+    }, yield* Effect.scope)
+    const shardMap = shardMaps?.current ?? Effect.succeed(undefined)
     // Packing buffers the compressor is done with, reused by the next chunks (this writer's batches only).
     const packBuffers = new PackBuffers()
 
@@ -72,12 +81,13 @@ export const make = (
 
     const prepare = Effect.fn(SpanNames.prepare)(function*(records: ReadonlyArray<DataFileV1>) {
       yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
+      const aggregation = config.aggregation
       const batch = yield* Effect.flatMap(
         context,
         (ctx) =>
-          config.aggregation === undefined
+          aggregation === undefined
             ? prepareBatch(ctx, records)
-            : prepareBatchAggregated(ctx, records, config.aggregation)
+            : Effect.flatMap(shardMap, (shards) => prepareBatchAggregated(ctx, records, aggregation, shards))
       ).pipe(
         Effect.tapError(() => metrics.batchWriteFailure(stream))
       )
@@ -103,7 +113,7 @@ export const make = (
       const serialize: Effect.Effect<SerializedBatch | AggregatedBatch, PrepareError, Scope.Scope> =
         config.aggregation === undefined
           ? serializeBatch(ctx, records)
-          : serializeBatchAggregated(ctx, records, config.aggregation)
+          : serializeBatchAggregated(ctx, records, config.aggregation, yield* shardMap)
       const batch = yield* serialize.pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
       yield* metrics.largePayloads(stream, batch.largePayloads)
       const delivery = new BatchDelivery(batch.entries)
@@ -115,7 +125,12 @@ export const make = (
           Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
         )
       )
-      const run = delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry)
+      const attempts = attempt(batch, delivery, bytes)
+      // A receipt from a shard other than an aggregate's refreshes the map (a reshard).
+      const observed = shardMaps === undefined
+        ? attempts
+        : (n: number) => Effect.tap(attempts(n), shardMaps.observe)
+      const run = delivery.run(observed, options?.schedule ?? defaultSchedule, onRetry)
       // The deadline counts from the call; what phase 1 took is gone from it.
       const deliver = deadline === undefined ? run : Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const left = Duration.subtract(

@@ -458,7 +458,8 @@ export const fitStream = <D>(
  */
 export const aggregationDefaults = {
   maxRecords: 500,
-  maxBytes: 256 * 1024
+  maxBytes: 256 * 1024,
+  maxMemberBytes: 2 * 1024
 } as const
 
 const MAX_AGGREGATE_RECORDS = 100_000
@@ -468,6 +469,7 @@ const MIN_AGGREGATE_BYTES = 1024
 export interface AggregationSettings {
   readonly maxRecords: number
   readonly maxBytes: number
+  readonly maxMemberBytes: number
 }
 
 /** The checks of the aggregation's settings one by one, each given the name to report. */
@@ -487,7 +489,9 @@ export const aggregationChecks = {
       MIN_AGGREGATE_BYTES,
       Number.MAX_SAFE_INTEGER,
       `must be an integer of at least ${MIN_AGGREGATE_BYTES}`
-    )
+    ),
+  maxMemberBytes: (path: string | ReadonlyArray<string>, v: unknown) =>
+    checkInteger(path, v, 1, Number.MAX_SAFE_INTEGER, "must be a positive integer (bytes of a serialized record)")
 } as const
 
 /** Checks the `aggregation` option: `undefined` is off. */
@@ -496,7 +500,11 @@ export const resolveAggregation = (options: unknown): Checked<AggregationSetting
   if (typeof options !== "object" || options === null) {
     return refuse("aggregation", "must be an object ({} for the defaults) or undefined", options)
   }
-  const given = options as { readonly maxRecords?: unknown; readonly maxBytes?: unknown }
+  const given = options as {
+    readonly maxRecords?: unknown
+    readonly maxBytes?: unknown
+    readonly maxMemberBytes?: unknown
+  }
   const maxRecords = aggregationChecks.maxRecords(
     ["aggregation", "maxRecords"],
     given.maxRecords ?? aggregationDefaults.maxRecords
@@ -507,7 +515,12 @@ export const resolveAggregation = (options: unknown): Checked<AggregationSetting
     given.maxBytes ?? aggregationDefaults.maxBytes
   )
   if (!maxBytes.ok) return maxBytes
-  return accept({ maxRecords: maxRecords.value, maxBytes: maxBytes.value })
+  const maxMemberBytes = aggregationChecks.maxMemberBytes(
+    ["aggregation", "maxMemberBytes"],
+    given.maxMemberBytes ?? aggregationDefaults.maxMemberBytes
+  )
+  if (!maxMemberBytes.ok) return maxMemberBytes
+  return accept({ maxRecords: maxRecords.value, maxBytes: maxBytes.value, maxMemberBytes: maxMemberBytes.value })
 }
 
 /**
