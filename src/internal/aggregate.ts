@@ -55,6 +55,7 @@ import type {
 import {
   build,
   cleanUpAfter,
+  COMPRESSION_CHUNK,
   COMPRESSION_PART_BYTES,
   entryInfo,
   preparedBatch,
@@ -179,27 +180,34 @@ export const serializeBatchAggregated = (
     // the number of partition keys, and each chunk still starts its compression at once.
     const groups = new Map<number, Group>()
     // Payloads packed and not yet handed to the compressor, in packing order, and their bytes.
-    const waiting: Array<PayloadPlan> = []
+    let waiting: Array<PayloadPlan> = []
     let waitingBytes = 0
-    // Records decided alone since the last hand-over.
+    // What goes to the attempt next: records decided alone, and parts on their way through
+    // the compressor (and how many payloads those hold).
     let alone: Array<PreparedRecord> = []
+    let parts: Array<CompressedPart> = []
+    let partPayloads = 0
     const compress = chunkCompressor(context)
     const slice = new EventLoopSlice()
     const entries: Array<BatchEntry> = new Array(records.length)
     const chunks: Array<AggregatedChunk> = []
     let largePayloads = 0
-    // Hands what is packed to the compressor (when `take`), and what is ready to the attempt.
-    const handOver = (take: boolean, last: boolean) =>
-      Effect.gen(function*() {
-        const payloads = take ? waiting.splice(0) : []
-        if (take) waitingBytes = 0
-        const compressed = payloads.length === 0
-          ? Fiber.succeed<Array<Uint8Array>>([])
-          : yield* Effect.forkScoped(compress(packer.take(), last))
-        if (payloads.length === 0 && alone.length === 0) return
-        chunks.push({ prepared: chunkPrepared(context, alone, payloads, compressed, attemptDigits) })
-        alone = []
+    // The payloads packed so far go to the compressor.
+    const compressWaiting = (last: boolean) =>
+      Effect.map(Effect.forkScoped(compress(packer.take(), last)), (compressed) => {
+        parts.push({ payloads: waiting, compressed })
+        partPayloads += waiting.length
+        waiting = []
+        waitingBytes = 0
       })
+    // What is ready or on its way goes to the attempt, as one step of it.
+    const handOver = () => {
+      if (parts.length === 0 && alone.length === 0) return
+      chunks.push({ prepared: chunkPrepared(context, alone, parts, attemptDigits) })
+      alone = []
+      parts = []
+      partPayloads = 0
+    }
     for (let start = 0; start < records.length; start += AGGREGATION_CHUNK) {
       const end = Math.min(records.length, start + AGGREGATION_CHUNK)
       const offload: Array<Offloaded> = []
@@ -243,14 +251,17 @@ export const serializeBatchAggregated = (
         }
         if (!large && dataFileBytes.length >= aggregation.maxMemberBytes) {
           // Too large to be worth aggregating: packed now as a plain record, and its bytes
-          // dropped from the chunk's buffer; handed to the compressor by parts, as without
-          // aggregation.
+          // dropped from the chunk's buffer; as without aggregation, handed to the compressor
+          // by parts, and to the attempt a call's worth of records at a time.
           const size = packer.addEnvelope(encoded.envelope)
           encoder.rewind(mark)
           entries[index] = entry
           waiting.push({ members: [entry], partitionKeyPrefix, uncompressedSize: size })
           waitingBytes += size
-          if (waitingBytes >= COMPRESSION_PART_BYTES && waiting.length >= 2) yield* handOver(true, false)
+          if (waitingBytes >= COMPRESSION_PART_BYTES && waiting.length >= 2) {
+            yield* compressWaiting(false)
+            if (partPayloads >= COMPRESSION_CHUNK) handOver()
+          }
           continue
         }
         const member: Member = { entry, envelope: encoded.envelope, chunk: start, partitionKeyPrefix }
@@ -284,7 +295,8 @@ export const serializeBatchAggregated = (
       detachOpenMembers(groups, start)
       // Payloads go to the compressor two or more at a time: the compressor keeps a lone
       // payload on the calling thread. One aggregate filled in this chunk waits for the next.
-      yield* handOver(last || waiting.length >= 2, last)
+      if (waiting.length > 0 && (last || waiting.length >= 2)) yield* compressWaiting(last)
+      handOver()
     }
     return { aggregated: true as const, entries, chunks, largePayloads }
   }).pipe(
@@ -293,6 +305,12 @@ export const serializeBatchAggregated = (
     Effect.catchAll((error) => cleanUpAfter(context, attempted, error)),
     Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, context.config))
   )
+}
+
+/** Payloads packed together, in packing order, and their compression. */
+interface CompressedPart {
+  readonly payloads: ReadonlyArray<PayloadPlan>
+  readonly compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>
 }
 
 /** A large payload of a chunk, to upload, and the group member its pointer's envelope replaces. */
@@ -398,27 +416,30 @@ const detachOpenMembers = (groups: ReadonlyMap<number, Group>, start: number): v
 }
 
 /**
- * Phase 2 of a chunk: its records decided alone, then its aggregates once compressed, each
- * fitted to the stream's record limit.
+ * Phase 2 of a step of the attempt: its records decided alone, then its payloads once
+ * compressed, each fitted to the stream's record limit.
  */
 const chunkPrepared = (
   context: PrepareContext,
   alone: ReadonlyArray<PreparedRecord>,
-  payloads: ReadonlyArray<PayloadPlan>,
-  compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>,
+  parts: ReadonlyArray<CompressedPart>,
   attemptDigits: number
 ): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
-  Effect.flatMap(Fiber.join(compressed), (gz) => {
+  Effect.flatMap(Effect.forEach(parts, (part) => Fiber.join(part.compressed)), (gzs) => {
     const out: Array<PreparedRecord> = [...alone]
-    for (let i = 0; i < payloads.length; i++) {
-      const fitted = fitToRecordLimit(
-        toPrepared(payloads[i]!, gz[i]!),
-        context.recordLimitBytes,
-        attemptDigits,
-        context.config.compressionLevel
-      )
-      if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
-      for (const r of fitted.right) out.push(r)
+    for (let p = 0; p < parts.length; p++) {
+      const { payloads } = parts[p]!
+      const gz = gzs[p]!
+      for (let i = 0; i < payloads.length; i++) {
+        const fitted = fitToRecordLimit(
+          toPrepared(payloads[i]!, gz[i]!),
+          context.recordLimitBytes,
+          attemptDigits,
+          context.config.compressionLevel
+        )
+        if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
+        for (const r of fitted.right) out.push(r)
+      }
     }
     return Effect.succeed(out)
   })

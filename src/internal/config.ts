@@ -132,7 +132,7 @@ export interface AggregationOptions {
    * Only records whose serialized `DataFileV1` is smaller than this many bytes are aggregated;
    * a larger one travels alone, as without aggregation, where gzip of its own costs less CPU
    * than its share of an aggregate's and the aggregate would save few bytes. Positive integer.
-   * Default 2,048 (measured: see `AggregationDefaults`).
+   * Default 1,536 (measured: see `AggregationDefaults`).
    */
   readonly maxMemberBytes?: number | undefined
 }
