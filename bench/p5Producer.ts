@@ -114,13 +114,17 @@ const MiB = 2 ** 20
 const COLUMNS = 50
 const WRITTEN: PutRecordsResultEntry = { _tag: "Written", shardId: "shardId-000000000000", sequenceNumber: "1" }
 
-/** The producer over a writer over `kinesis`, with the in-memory store and no-op metrics. */
+/**
+ * The producer over a writer over `kinesis`, with the in-memory store and no-op metrics.
+ * Unpaced: these endpoints answer every record on one shard and serve no shard map, and P5
+ * measures the producer's own cost (P7 measures pacing).
+ */
 const producerRuntime = (
   kinesis: Layer.Layer<Kinesis>,
   producer: Parameters<typeof KinesisProducer.layer>[0] = {}
 ) =>
   ManagedRuntime.make(
-    KinesisProducer.layer(producer).pipe(
+    KinesisProducer.layer({ pace: false, ...producer }).pipe(
       Layer.provideMerge(KinesisWriter.layer({ ...WRITER_BASE })),
       Layer.provide(kinesis),
       Layer.provide(LargePayloadStore.layerMemory()),
@@ -316,7 +320,13 @@ const runMemory = async (smoke: boolean): Promise<P5Memory | undefined> => {
   })
   const runtime = ManagedRuntime.make(
     // No time to deliver the buffer at the end: the figures are read before, the rest is dropped.
-    KinesisProducer.layer({ maxBufferedBytes: MAX_BUFFERED_BYTES, linger: "100 millis", shutdownTimeout: 0 }).pipe(
+    // Unpaced, as at every commit P5 compares with: the bound under test is the buffer's, not the pace's.
+    KinesisProducer.layer({
+      maxBufferedBytes: MAX_BUFFERED_BYTES,
+      linger: "100 millis",
+      shutdownTimeout: 0,
+      pace: false
+    }).pipe(
       Layer.provideMerge(KinesisWriter.layer({ ...WRITER_BASE })),
       Layer.provideMerge(simulated),
       Layer.provide(LargePayloadStore.layerMemory()),

@@ -4,9 +4,9 @@
  * figures. A section that fails, or runs past its time bound, is stopped and reported, the
  * run goes on with the next one, and the exit code is 1.
  *
- *   npm run bench                                  # everything (~12 minutes at load 2-3; at most 22: every section has a time bound)
- *   npm run bench -- --smoke                       # every section at tiny sizes (~2 minutes): it runs, the figures mean nothing
- *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 tls profile micro
+ *   npm run bench                                  # everything (~17 minutes at load 2-3; at most 30: every section has a time bound)
+ *   npm run bench -- --smoke                       # every section at tiny sizes (~3 minutes): it runs, the figures mean nothing
+ *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 p7 tls profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
  *   npm run bench -- --only p2 --p2-delay-ms 200
  *   npm run bench -- --only p2 --p2-fidelity       # P2 also on kinesalite (one round; may pass the bound when loaded)
@@ -32,6 +32,8 @@ import type { P5Result } from "./p5Producer.js"
 import { runP5 } from "./p5Producer.js"
 import type { AggregationResult } from "./p6Aggregation.js"
 import { runAggregation } from "./p6Aggregation.js"
+import type { P7Result } from "./p7SharedStream.js"
+import { p7TargetRows, runP7 } from "./p7SharedStream.js"
 import { runProfile } from "./profile.js"
 import type { TlsResult } from "./tlsConnections.js"
 import { runTls } from "./tlsConnections.js"
@@ -41,20 +43,20 @@ import { runTls } from "./tlsConnections.js"
 // children it forks, unless the caller set the switch the SDK reads.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true"
 
-const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "p6", "tls", "profile"] as const
+const DEFAULT_SECTIONS = ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "tls", "profile"] as const
 const ALL_SECTIONS = [...DEFAULT_SECTIONS, "micro"] as const
 type Section = (typeof ALL_SECTIONS)[number]
 
 /**
  * Seconds each section may run, in a full run and in `--smoke`. At a load average of 2-3 on
- * the shared 2 cores (BENCHMARKS.md) a full default run takes ~12 minutes: P1 ~200 s, P2
- * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, TLS
- * ~10 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
+ * the shared 2 cores (BENCHMARKS.md) a full default run takes ~17 minutes: P1 ~200 s, P2
+ * ~60 s, P3 ~20 s, P4 ~70 s (36 s of it generating the input), P5 ~145 s, P6 ~190 s, P7
+ * ~320 s (13 runs of a 12 s window, each with its drain), TLS ~10 s, profile ~13 s; the comparisons run each path in fresh child processes of its own,
  * and pay their start-up. The full bounds, plus {@link GRACE_SECONDS} for each stopped
- * section, sum to 1,295 s, so that even a run where every section hangs ends within 22 minutes; what a
+ * section, sum to 1,780 s, so that even a run where every section hangs ends within 30 minutes; what a
  * section leaves unused of its bound goes to the next one. On a much busier machine the
  * longest sections hit their bounds (and say so) rather than stretch the run. A smoke run
- * takes about 2 minutes; its bounds are 2-3 times a section's smoke time, so that only a hang
+ * takes about 3 minutes (P7 ~60 s at load 6); its bounds are 2-3 times a section's smoke time, so that only a hang
  * hits them.
  */
 const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }> = {
@@ -64,6 +66,7 @@ const BOUNDS: Record<Section, { readonly full: number; readonly smoke: number }>
   p4: { full: 90, smoke: 30 },
   p5: { full: 240, smoke: 75 },
   p6: { full: 330, smoke: 90 },
+  p7: { full: 480, smoke: 150 },
   tls: { full: 90, smoke: 30 },
   profile: { full: 30, smoke: 30 },
   micro: { full: 60, smoke: 20 }
@@ -208,6 +211,7 @@ let p3: P3Result | undefined
 let p4: P4Result | undefined
 let p5: P5Result | undefined
 let p6: AggregationResult | undefined
+let p7: P7Result | undefined
 let tls: TlsResult | undefined
 for (const section of order) {
   switch (section) {
@@ -244,6 +248,10 @@ for (const section of order) {
     case "p6":
       // P6 prints its own figures: aggregated vs not vs the hand loop, at 5, 20, 50 and 500 columns.
       p6 = await runSection(section, (signal) => runAggregation({ smoke, signal }))
+      break
+    case "p7":
+      // P7 prints its own tables: N producers sharing one simulated stream, in one process and across processes.
+      p7 = await runSection(section, (signal) => runP7({ smoke, signal }))
       break
     case "tls":
       // TLS prints its own table: calls/s and TLS sessions of the SDK's default client and ours.
@@ -388,6 +396,7 @@ if (p6 !== undefined) {
     ]
   )
 }
+for (const t of p7 === undefined ? [] : p7TargetRows(p7)) rows.push([t.label, t.measured, "", t.target, verdict(t.ok)])
 for (const b of tls?.byConcurrency ?? []) {
   rows.push([
     `TLS PutRecords calls/s, Kinesis.layerClient vs the SDK's default client, concurrency ${b.concurrency}`,

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Data } from "effect"
+import { Cause, Data } from "effect"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import type { DataFileV1 } from "./gen/cygnus/v1/data_file_pb.js"
 
@@ -465,6 +465,23 @@ export class ProducerClosedError extends Data.TaggedError("ProducerClosedError")
 }
 
 /**
+ * One element of a stream sent to the producer that was not delivered: the record, as given,
+ * and the error its send ended with (`RecordUndeliveredError`, a build error, or
+ * `ProducerClosedError` for an element refused because the producer closed).
+ *
+ * @since 0.1.0
+ */
+export interface UndeliveredElement {
+  readonly record: DataFileV1
+  readonly error:
+    | RecordUndeliveredError
+    | ProducerClosedError
+    | SerializationError
+    | CompressionError
+    | LargePayloadStoreError
+}
+
+/**
  * The producer's sink ended with elements not delivered: each is named with its record and
  * the error its send failed with (`RecordUndeliveredError`, a build error, or
  * `ProducerClosedError` for the element refused when the producer closed, after which the
@@ -474,27 +491,100 @@ export class ProducerClosedError extends Data.TaggedError("ProducerClosedError")
  */
 export class ProducerSinkError extends Data.TaggedError("ProducerSinkError")<{
   readonly streamName: string
-  readonly undelivered: ReadonlyArray<{
-    readonly record: DataFileV1
-    readonly error:
-      | RecordUndeliveredError
-      | ProducerClosedError
-      | SerializationError
-      | CompressionError
-      | LargePayloadStoreError
-  }>
+  readonly undelivered: ReadonlyArray<UndeliveredElement>
   /** Elements delivered. */
   readonly delivered: number
 }> {
   override get message(): string {
-    const codes = new Map<string, number>()
-    for (const { error } of this.undelivered) {
-      const code = error._tag === "RecordUndeliveredError" ? error.errorCode : error._tag
-      codes.set(code, (codes.get(code) ?? 0) + 1)
-    }
-    const summary = [...codes].map(([code, n]) => `${code} ×${n}`).join(", ")
     return `${this.undelivered.length} of ${
       this.undelivered.length + this.delivered
-    } records not delivered to stream ${this.streamName} (${summary})`
+    } records not delivered to stream ${this.streamName} (${summarizeElements(this.undelivered)})`
   }
+}
+
+/**
+ * `KinesisProducer.sendStream` did not deliver its whole stream. One error for every way a
+ * run can end short, with what a caller needs to resend or dead-letter:
+ *
+ * - `upstream`: the stream's own failure (a typed failure or a defect), when it failed; the
+ *   elements it gave before failing were sent and settled, and are counted below.
+ * - `undelivered`: every element sent that settled without being delivered, with its error.
+ * - `interrupted`: the run was interrupted. It stops at once, without waiting for its sends:
+ *   `unsettled` names the elements sent whose outcome was not known yet. They stay with the
+ *   producer and settle as any `send` does; one that ends undelivered reaches `onUndelivered`,
+ *   or else a log line at Warning names it. The interrupted fiber's exit holds both the
+ *   interruption and this error.
+ *
+ * @example
+ * ```ts
+ * const published = producer.sendStream(records).pipe(
+ *   Effect.catchTag("ProducerStreamError", (e) =>
+ *     Effect.logError(e.message, e.undelivered.map((u) => u.record.filePath)))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class ProducerStreamError<E = unknown>
+  extends Data.TaggedError("ProducerStreamError")<ProducerStreamErrorFields<unknown>>
+{
+  /** The stream's own failure, when it failed (`undefined` when it ended, or was only interrupted). */
+  declare readonly upstream: Cause.Cause<E> | undefined
+
+  constructor(fields: ProducerStreamErrorFields<E>) {
+    super(fields)
+  }
+
+  override get message(): string {
+    const sent = this.delivered + this.undelivered.length + this.unsettled.length
+    const how = this.upstream !== undefined
+      ? `the upstream failed after ${sent} element(s) were sent${describeUpstream(this.upstream)}`
+      : this.interrupted
+      ? `interrupted after ${sent} element(s) were sent`
+      : `${sent} element(s) sent`
+    const undelivered = this.undelivered.length === 0
+      ? ""
+      : `; ${this.undelivered.length} not delivered to stream ${this.streamName} (${
+        summarizeElements(this.undelivered)
+      })`
+    const unsettled = this.unsettled.length === 0
+      ? ""
+      : `; ${this.unsettled.length} not settled yet (each that ends undelivered reaches onUndelivered or the log)`
+    return `${how}${undelivered}${unsettled}; ${this.delivered} delivered${this.interrupted ? " (interrupted)" : ""}`
+  }
+}
+
+/**
+ * The fields of a {@link ProducerStreamError}.
+ *
+ * @since 0.1.0
+ */
+export interface ProducerStreamErrorFields<E> {
+  readonly streamName: string
+  /** Elements sent and delivered. */
+  readonly delivered: number
+  /** Elements sent and settled without being delivered, in the order they settled. */
+  readonly undelivered: ReadonlyArray<UndeliveredElement>
+  /** When interrupted: elements sent whose outcome was not known yet, in the order they were sent. */
+  readonly unsettled: ReadonlyArray<DataFileV1>
+  /** The stream's own failure, when it failed. */
+  readonly upstream: Cause.Cause<E> | undefined
+  /** True when the run was interrupted. */
+  readonly interrupted: boolean
+}
+
+/** Counts by error code (Kinesis' or the library's) or, for a build error, by its tag. */
+const summarizeElements = (elements: ReadonlyArray<UndeliveredElement>): string => {
+  const codes = new Map<string, number>()
+  for (const { error } of elements) {
+    const code = error._tag === "RecordUndeliveredError" ? error.errorCode : error._tag
+    codes.set(code, (codes.get(code) ?? 0) + 1)
+  }
+  return [...codes].map(([code, n]) => `${code} ×${n}`).join(", ")
+}
+
+/** `: <message>` of the upstream's failure (the first one, squashed), on one line. */
+const describeUpstream = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause)
+  return causeSuffix(typeof error === "string" ? { message: error } : error, "")
 }

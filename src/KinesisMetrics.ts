@@ -16,6 +16,17 @@
  * | `kinesis_record_delivery_seconds` | histogram | from a producer `send` to its settlement |
  * | `kinesis_records_expired_total` | counter | producer records that outlived `recordTtl` |
  * | `kinesis_producer_unpaced` | gauge | 1 while a producer with `pace: true` sends records unpaced (its shard map unknown), else 0 |
+ * | `kinesis_put_payload_units_total` | counter | PUT payload units (25 KB, at least one a record) of the records the stream accepted |
+ *
+ * Per shard, labelled `shard_id` besides `stream_name` (the shard count bounds the label's values;
+ * `shardsGone` drops the series of closed shards):
+ *
+ * | metric | type | what it counts |
+ * |---|---|---|
+ * | `kinesis_shard_throttled_records_total` | counter | records the stream refused for throughput on the shard |
+ * | `kinesis_producer_shard_rate_records_per_second` | gauge | records per second a producer paces the shard to |
+ * | `kinesis_producer_shard_rate_bytes_per_second` | gauge | bytes per second a producer paces the shard to |
+ * | `kinesis_producer_shard_waiting_records` | gauge | records waiting for the shard's tokens |
  *
  * @since 0.1.0
  */
@@ -26,12 +37,13 @@ import { DELIVERY_BUCKETS, LATENCY_BUCKETS, MetricHelp, MetricNames } from "./in
 
 export { MetricNames } from "./internal/metricNames.js"
 
-const counter = (metric: CounterName) =>
+const counter = (metric: CounterName | "shardThrottled") =>
   Metric.counter(MetricNames[metric], { description: MetricHelp[metric], incremental: true })
 
 /**
  * The metrics of {@link KinesisMetrics.layerEffect}, untagged: tag one with
- * `Metric.tagged(metric, "stream_name", name)` to read a stream's value with `Metric.value`.
+ * `Metric.tagged(metric, "stream_name", name)` to read a stream's value with `Metric.value`
+ * (the per-shard ones with `"shard_id"` too).
  *
  * @since 0.1.0
  */
@@ -58,7 +70,12 @@ export const EffectMetrics = {
     MetricHelp.recordDelivery
   ),
   recordsExpired: counter("recordsExpired"),
-  producerUnpaced: Metric.gauge(MetricNames.producerUnpaced, { description: MetricHelp.producerUnpaced })
+  producerUnpaced: Metric.gauge(MetricNames.producerUnpaced, { description: MetricHelp.producerUnpaced }),
+  putPayloadUnits: counter("putPayloadUnits"),
+  shardThrottled: counter("shardThrottled"),
+  shardRateRecords: Metric.gauge(MetricNames.shardRateRecords, { description: MetricHelp.shardRateRecords }),
+  shardRateBytes: Metric.gauge(MetricNames.shardRateBytes, { description: MetricHelp.shardRateBytes }),
+  shardWaiting: Metric.gauge(MetricNames.shardWaiting, { description: MetricHelp.shardWaiting })
 } as const
 
 /**
@@ -124,12 +141,19 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
    * OpenTelemetry): monotonic counters and a seconds histogram, tagged `stream_name`.
    * Effect's metric registry is process-wide.
    *
+   * Effect's registry cannot drop a series: `shardsGone` sets the closed shards' gauges to 0
+   * (a closed shard takes nothing and nothing waits for it), and their series, with the
+   * throttled counter's, stay for the life of the process: one set for each shard closed by
+   * a split or merge the process lives through.
+   *
    * @since 0.1.0
    */
   static readonly layerEffect: Layer.Layer<KinesisMetrics> = Layer.sync(KinesisMetrics, () => {
     const m = EffectMetrics
     const tag = <M extends Metric.Metric<any, any, any>>(metric: M, streamName: string) =>
       Metric.tagged(metric, "stream_name", streamName) as M
+    const shard = <M extends Metric.Metric<any, any, any>>(metric: M, streamName: string, shardId: string) =>
+      Metric.tagged(tag(metric, streamName), "shard_id", shardId) as M
     return KinesisMetrics.of({
       putRecords: (o) =>
         Effect.gen(function*() {
@@ -150,7 +174,28 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
       recordSettled: (streamName, seconds) => Metric.update(tag(m.recordDelivery, streamName), seconds),
       recordsExpired: (streamName, count) =>
         count > 0 ? Metric.incrementBy(tag(m.recordsExpired, streamName), count) : Effect.void,
-      producerUnpaced: (streamName, unpaced) => Metric.set(tag(m.producerUnpaced, streamName), unpaced ? 1 : 0)
+      producerUnpaced: (streamName, unpaced) => Metric.set(tag(m.producerUnpaced, streamName), unpaced ? 1 : 0),
+      putPayloadUnits: (streamName, units) =>
+        units > 0 ? Metric.incrementBy(tag(m.putPayloadUnits, streamName), units) : Effect.void,
+      shardThrottled: (streamName, shardId, records) =>
+        records > 0 ? Metric.incrementBy(shard(m.shardThrottled, streamName, shardId), records) : Effect.void,
+      shardPacedRate: (streamName, shardId, recordsPerSecond, bytesPerSecond) =>
+        Effect.zipRight(
+          Metric.set(shard(m.shardRateRecords, streamName, shardId), recordsPerSecond),
+          Metric.set(shard(m.shardRateBytes, streamName, shardId), bytesPerSecond)
+        ),
+      shardWaiting: (streamName, shardId, records) => Metric.set(shard(m.shardWaiting, streamName, shardId), records),
+      shardsGone: (streamName, shardIds) =>
+        Effect.forEach(
+          shardIds,
+          (shardId) =>
+            Effect.forEach(
+              [m.shardRateRecords, m.shardRateBytes, m.shardWaiting],
+              (gauge) => Metric.set(shard(gauge, streamName, shardId), 0),
+              { discard: true }
+            ),
+          { discard: true }
+        )
     })
   })
 
@@ -168,7 +213,12 @@ export class KinesisMetrics extends Context.Tag("cygnus-kinesis-writer/KinesisMe
       producerBuffered: () => Effect.void,
       recordSettled: () => Effect.void,
       recordsExpired: () => Effect.void,
-      producerUnpaced: () => Effect.void
+      producerUnpaced: () => Effect.void,
+      putPayloadUnits: () => Effect.void,
+      shardThrottled: () => Effect.void,
+      shardPacedRate: () => Effect.void,
+      shardWaiting: () => Effect.void,
+      shardsGone: () => Effect.void
     })
   )
 }
@@ -197,5 +247,27 @@ export declare namespace KinesisMetrics {
     readonly recordsExpired: (streamName: string, count: number) => Effect.Effect<void>
     /** Whether a producer with `pace: true` sends records unpaced, its stream's shard map unknown (a gauge: 1 or 0). */
     readonly producerUnpaced: (streamName: string, unpaced: boolean) => Effect.Effect<void>
+    /**
+     * PUT payload units of the records one PutRecords call wrote: each record, data plus
+     * partition key, in whole 25 KB units, at least one (what a provisioned stream bills).
+     */
+    readonly putPayloadUnits: (streamName: string, units: number) => Effect.Effect<void>
+    /** Records the stream refused for throughput (`ProvisionedThroughputExceededException`) on a shard. */
+    readonly shardThrottled: (streamName: string, shardId: string, records: number) => Effect.Effect<void>
+    /** The rate a producer paces a shard to (gauges, set to these values). */
+    readonly shardPacedRate: (
+      streamName: string,
+      shardId: string,
+      recordsPerSecond: number,
+      bytesPerSecond: number
+    ) => Effect.Effect<void>
+    /** Records of a producer waiting for a shard's tokens (a gauge, set to this value). */
+    readonly shardWaiting: (streamName: string, shardId: string, records: number) => Effect.Effect<void>
+    /**
+     * Shards that closed (split or merge): their per-shard series go, so that the series
+     * follow the open shards. With `layerEffect`, whose registry cannot drop a series, their
+     * gauges are set to 0 instead.
+     */
+    readonly shardsGone: (streamName: string, shardIds: ReadonlyArray<string>) => Effect.Effect<void>
   }
 }

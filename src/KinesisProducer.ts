@@ -9,13 +9,14 @@
  *
  * @since 0.1.0
  */
-import type { Config, ConfigError, Scope, Sink } from "effect"
+import type { Config, ConfigError, Scope, Sink, Stream } from "effect"
 import { Context, Effect, Layer } from "effect"
 import type {
   CompressionError,
   LargePayloadStoreError,
   ProducerClosedError,
   ProducerSinkError,
+  ProducerStreamError,
   RecordUndeliveredError,
   SerializationError
 } from "./Errors.js"
@@ -83,6 +84,18 @@ export interface RecordReceipt {
 }
 
 /**
+ * What `sendStream` succeeds with: every element of the stream was delivered.
+ *
+ * @since 0.1.0
+ */
+export interface SendStreamResult {
+  /** Elements delivered: every element of the stream. */
+  readonly delivered: number
+  /** Of those, the elements that took more than one PutRecords attempt. */
+  readonly retriedRecords: number
+}
+
+/**
  * What a `send` fails with: the record was not delivered (`RecordUndeliveredError`), could
  * not be built (`SerializationError`, e.g. an empty `file_path`; `LargePayloadStoreError`
  * when S3 refused its payload; `CompressionError`), or the producer is closed
@@ -109,7 +122,7 @@ export type SendError =
  *   const receipt = yield* producer.send(record)
  *   yield* Effect.forEach(many, producer.send, { concurrency: "unbounded", discard: true })
  *   yield* producer.flush
- *   yield* Stream.fromIterable(more).pipe(Stream.run(producer.sink))
+ *   const { delivered } = yield* producer.sendStream(Stream.fromIterable(more))
  * })
  * ```
  *
@@ -228,7 +241,41 @@ export declare namespace KinesisProducer {
      * `onUndelivered` is configured, which receives them too, as for `send`). Once the
      * producer is closed, the sink stops pulling at the first element refused (named in the
      * error; the rest stay in the stream, as leftovers).
+     *
+     * A sink cannot see its upstream fail: `Stream.run` then fails with the upstream's error
+     * alone, and an interrupted run returns nothing. The sink's elements still settle in the
+     * producer; those that end undelivered reach `onUndelivered`, or else a log line at
+     * Warning. To have them named in the run's error, use {@link Service.sendStream}.
      */
     readonly sink: Sink.Sink<void, DataFileV1, DataFileV1, ProducerSinkError>
+    /**
+     * Sends every element of a stream, as the sink does (it pulls nothing while the buffer is
+     * full), waits until every element sent has settled, and succeeds with the counts when
+     * all were delivered. Otherwise it fails with one `ProducerStreamError`, whatever ended
+     * the run: the stream's own failure (`upstream`, its `Cause`), elements not delivered
+     * (`undelivered`, each with its error), or the producer closing (the element refused is
+     * named; nothing more is pulled). Elements that end undelivered also reach
+     * `onUndelivered`, as for `send`.
+     *
+     * Interrupted, it stops at once: it does not wait for the elements already sent, which
+     * cannot be withdrawn. They settle in the producer as any `send` does, and one that ends
+     * undelivered reaches `onUndelivered`, or else a log line at Warning. The fiber's exit
+     * holds the interruption and a `ProducerStreamError` (`interrupted: true`) naming the
+     * elements not delivered so far and those not settled yet (`unsettled`).
+     *
+     * @example
+     * ```ts
+     * const program = Effect.gen(function*() {
+     *   const producer = yield* KinesisProducer
+     *   const { delivered } = yield* producer.sendStream(manifests).pipe(
+     *     Effect.catchTag("ProducerStreamError", (e) =>
+     *       Effect.as(Effect.logError(e.message, e.undelivered.map((u) => u.record.filePath)), 0))
+     *   )
+     * })
+     * ```
+     */
+    readonly sendStream: <E, R>(
+      stream: Stream.Stream<DataFileV1, E, R>
+    ) => Effect.Effect<SendStreamResult, ProducerStreamError<E>, R>
   }
 }

@@ -15,7 +15,7 @@ const read = (path: string) => readFileSync(`${root}${path}`, "utf8")
 describe("README examples that run", () => {
   for (
     const path of [
-      "examples/observability.ts", // run by test/observability.test.ts
+      "examples/observability.ts", // run by test/observability/observability.test.ts
       "examples/localAws.ts", // run below
       "test/readme/lambdaHandler.test.ts" // a test itself
     ]

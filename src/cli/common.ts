@@ -1,8 +1,6 @@
 /**
  * What every command of `cygnus-kinesis` shares: the AWS options, the layers built from
  * them, the errors a command ends with and the exit status each gives.
- *
- * @internal
  */
 import { KinesisClient } from "@aws-sdk/client-kinesis"
 import { S3Client } from "@aws-sdk/client-s3"

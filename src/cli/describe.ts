@@ -2,8 +2,6 @@
  * `cygnus-kinesis describe`: a stream's shards (open and closed, hash ranges), mode,
  * retention and record size limit, and how the writer's partition keys spread over the open
  * shards with a `distributionFactor`.
- *
- * @internal
  */
 import { DescribeStreamSummaryCommand } from "@aws-sdk/client-kinesis"
 import * as Command from "@effect/cli/Command"

@@ -1,8 +1,6 @@
 /**
  * `cygnus-kinesis inspect`: decodes one record's Data, or every record of a Lambda Kinesis
  * event, resolving S3 pointers; exits 1 naming each record that could not be decoded.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

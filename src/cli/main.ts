@@ -3,8 +3,6 @@
  * `cygnus-kinesis`: tail, inspect, send and describe a stream of `DataFileV1` records, over
  * the library's own layers. Errors are one line and an exit status: 2 for a command line
  * that cannot run, 1 for a command that ran and failed; `--verbose` adds the full cause.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"

@@ -1,8 +1,6 @@
 /**
  * Where a command writes: records to stdout, one JSON object per line or a block per record;
  * on a terminal, a status line kept at the bottom and redrawn after every block.
- *
- * @internal
  */
 import * as Options from "@effect/cli/Options"
 import { Effect, Option } from "effect"

@@ -1,8 +1,6 @@
 /**
  * How a decoded record is shown: one JSON object (`--format json`, `inspect`) or a block of
  * text for a person (`--format pretty`).
- *
- * @internal
  */
 import { toJson } from "@bufbuild/protobuf"
 import { DataFileV1Schema } from "../gen/cygnus/v1/data_file_pb.js"

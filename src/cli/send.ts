@@ -2,8 +2,6 @@
  * `cygnus-kinesis send`: `DataFileV1` records given as JSON lines (protobuf-JSON form) sent
  * through a `KinesisProducer`; a progress line on a terminal, a summary at the end, records
  * not delivered written to a dead-letter file with their error.
- *
- * @internal
  */
 import { fromJsonString, toJson } from "@bufbuild/protobuf"
 import * as Command from "@effect/cli/Command"

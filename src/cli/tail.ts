@@ -3,8 +3,6 @@
  * block per record with a live line of rate and lag per shard; an undecodable record is shown
  * with its sequence number and reason and the tail goes on; Ctrl-C prints where each shard
  * stood.
- *
- * @internal
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

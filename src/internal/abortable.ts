@@ -3,8 +3,6 @@
  * waits for it to settle, unlike `Effect.tryPromise`, which returns at once on interruption
  * while the aborted request may still be in flight. What runs after an interrupted call (the
  * delete of an object whose upload was aborted) then never runs before it.
- *
- * @internal
  */
 import { Effect } from "effect"
 

@@ -21,8 +21,6 @@
  * that could happen, so this is a guard, not a path).
  *
  * Nothing here runs when aggregation is off: `prepare.ts`'s hot loop is untouched.
- *
- * @internal
  */
 import type { Scope } from "effect"
 import { Effect, Either, Fiber } from "effect"

@@ -1,8 +1,6 @@
 /**
  * What the AWS SDK v3 and Node's network stack tell us about a failed call, read the same
  * way for Kinesis and S3, and the one predicate that decides whether trying again may help.
- *
- * @internal
  */
 import { KinesisError, LargePayloadStoreError } from "../Errors.js"
 

@@ -1,8 +1,6 @@
 /**
  * The retry schedule: exponential from `base`, jittered (×0.8–1.2), each delay
  * capped at `cap`, at most `maxRetries` retries.
- *
- * @internal
  */
 import { Duration, Effect, Random, Schedule } from "effect"
 import { retryDelayMillis } from "./core/retry.js"

@@ -2,8 +2,6 @@
  * The delivery of one batch across attempts: only what failed retryably is sent again, on
  * the retry schedule; what failed for good is set aside; the ledger knows at every moment
  * which records are written, in flight, or possibly written.
- *
- * @internal
  */
 import { Effect, Schedule, ScheduleDecision } from "effect"
 import type { CompressionError, KinesisError, SerializationError, UndeliveredRecord } from "../Errors.js"

@@ -10,8 +10,6 @@
  *
  * The `*Sync` functions return an `Either` and are what the writer's hot loop calls; the
  * `Effect` functions wrap them for everyone else.
- *
- * @internal
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf"
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"

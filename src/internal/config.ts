@@ -4,8 +4,6 @@
  * grammar, one wording of errors). A bad value fails with a `ConfigError.InvalidData` whose
  * path is the option (or the environment variable it was read from) and whose message is one
  * line naming it and the value; the same settings can be read through Effect `Config`.
- *
- * @internal
  */
 import { Config, ConfigError, Duration, Effect, Either, Option } from "effect"
 import type { KinesisProducerOptions } from "../KinesisProducer.js"

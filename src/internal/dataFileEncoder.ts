@@ -11,8 +11,6 @@
  * of range, a map key that is not an int32) is left to `toBinary`: `encode` answers
  * `undefined`, and the caller serializes the record as before, with the same bytes or the
  * same error.
- *
- * @internal
  */
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
 import { isWellFormed } from "./core/options.js"

@@ -3,8 +3,6 @@
  * `maxRequestBytes` of data plus keys), several in flight, and what happened to each record.
  * A call that fails whole fails each of its records with the call's error name; nothing is
  * dropped. A `DeliveryLedger`, when given, follows every record as calls start and finish.
- *
- * @internal
  */
 import { Clock, Effect, Option, Stream } from "effect"
 import { KinesisError } from "../Errors.js"
@@ -15,6 +13,7 @@ import type { ResolvedWriterConfig } from "./config.js"
 import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./core/limits.js"
 import { fitsPartitionKey, partitionKeyLength } from "./core/partitionKey.js"
+import { putPayloadUnits } from "./core/payloadUnits.js"
 import { EventLoopSlice } from "./eventLoop.js"
 import type { PreparedRecord } from "./prepare.js"
 import { Attributes, SpanNames } from "./spans.js"
@@ -286,16 +285,14 @@ export const makeSender = (
         const suffix = typeof attempt === "number" ? String(attempt) : undefined
         const start = yield* Clock.currentTimeMillis
         if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
+        const entries = call.map((r, i) => ({
+          data: r.data,
+          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i])),
+          explicitHashKey: r.explicitHashKey
+        }))
         const result = yield* Effect.either(putRecords(
-          restore(kinesis.putRecords({
-            streamName: stream,
-            streamArn: config.streamArn,
-            records: call.map((r, i) => ({
-              data: r.data,
-              partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i])),
-              explicitHashKey: r.explicitHashKey
-            }))
-          })).pipe(Effect.flatMap(checkAnswer(stream, call.length)))
+          restore(kinesis.putRecords({ streamName: stream, streamArn: config.streamArn, records: entries }))
+            .pipe(Effect.flatMap(checkAnswer(stream, call.length)))
         ))
         const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
         if (result._tag === "Left") {
@@ -325,10 +322,12 @@ export const makeSender = (
         }
         const writtenRecords: Array<WrittenRecord> = []
         const failed: Array<FailedRecord> = []
+        let units = 0
         result.right.forEach((entry, i) => {
           const record = call[i]!
           if (isWritten(entry)) {
             writtenRecords.push({ record, shardId: entry.shardId, sequenceNumber: entry.sequenceNumber })
+            units += putPayloadUnits(record.data.length + Buffer.byteLength(entries[i]!.partitionKey, "utf8"))
             ledger?.writtenRecord(record)
           } else if (isRefused(entry)) {
             failed.push({
@@ -352,6 +351,7 @@ export const makeSender = (
           }
         })
         yield* metrics.putRecords({ streamName: stream, seconds, failedRecords: failed.length, callFailed: false })
+        yield* metrics.putPayloadUnits(stream, units)
         return { written: writtenRecords.length, writtenRecords, failed, calls: 1, callErrors: [] }
       })
     )

@@ -2,8 +2,6 @@
  * What a writer is built of, for the doors that run on it: the producer finds the writer's
  * settings, services and sender here instead of through the writer's public service, which
  * keeps them out of the public surface.
- *
- * @internal
  */
 import type { Effect } from "effect"
 import type { Kinesis } from "../Kinesis.js"

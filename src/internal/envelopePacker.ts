@@ -8,8 +8,6 @@
  * The info fields that are the same for a whole batch (creation time, account, log group,
  * schema) are encoded once. Given a {@link PackBuffers}, the packer writes into buffers the
  * compressor has given back rather than into new ones (see there why).
- *
- * @internal
  */
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire"
 import type { DataFileInfoFields } from "./codec.js"
@@ -39,8 +37,6 @@ export interface PackedPayloads {
  * filling a new 16 MiB buffer took 10–90 ms on the benchmark machine, a reused one 0.6 ms).
  * A new buffer per chunk, and its doublings from 64 KiB in the first chunk of every batch,
  * made the copy into the packed buffer most of the writer's own time per record.
- *
- * @internal
  */
 export class PackBuffers {
   private readonly spare: Array<ArrayBuffer> = []

@@ -1,8 +1,6 @@
 /**
  * Keeping the event loop turning: the writer runs on the caller's thread, beside its timers
  * and I/O, and never holds it for long (RELIABILITY.md › Invariants).
- *
- * @internal
  */
 import { Effect } from "effect"
 

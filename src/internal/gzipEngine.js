@@ -15,8 +15,6 @@
  * drives (`init`, `writeSync`, `close`). Those are checked once — they must exist, and a
  * sample must come out byte for byte as `gzipSync` gives it — and on a runtime where they do
  * not, every payload goes through `zlib.gzipSync`.
- *
- * @internal
  */
 import * as Zlib from "node:zlib"
 import { gzipOptions } from "./gzipOptions.js"

@@ -10,8 +10,6 @@
  * look-ahead, 512 B to 32 KiB). A window at least as long as the input changes nothing in
  * the output: the bytes are the same as with the default window, and any gzip reader reads
  * them (gzip streams carry no window size).
- *
- * @internal
  */
 
 /** zlib's look-ahead (MIN_LOOKAHEAD = MAX_MATCH + MIN_MATCH + 1). */

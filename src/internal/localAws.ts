@@ -8,8 +8,6 @@
  * limit, answered with a bare 413 the SDK names "Unknown"); DescribeStreamSummary has no
  * MaxRecordSizeInKiB; ListShards never paginates; its default limit is 10 open shards for
  * the whole server (raised here).
- *
- * @internal
  */
 // The typings of two untyped packages, for whatever compiles this file (tsc drops the reference from declarations).
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference

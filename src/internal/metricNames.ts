@@ -1,8 +1,6 @@
 /**
  * The metric names, help texts and histogram buckets, shared by the Prometheus and Effect
  * layers.
- *
- * @internal
  */
 
 /**
@@ -21,7 +19,12 @@ export const MetricNames = {
   producerBufferedBytes: "kinesis_producer_buffered_bytes",
   recordDelivery: "kinesis_record_delivery_seconds",
   recordsExpired: "kinesis_records_expired_total",
-  producerUnpaced: "kinesis_producer_unpaced"
+  producerUnpaced: "kinesis_producer_unpaced",
+  putPayloadUnits: "kinesis_put_payload_units_total",
+  shardThrottled: "kinesis_shard_throttled_records_total",
+  shardRateRecords: "kinesis_producer_shard_rate_records_per_second",
+  shardRateBytes: "kinesis_producer_shard_rate_bytes_per_second",
+  shardWaiting: "kinesis_producer_shard_waiting_records"
 } as const
 
 /**
@@ -47,6 +50,10 @@ export type CounterName =
   | "largePayloads"
   | "batchWriteFailures"
   | "recordsExpired"
+  | "putPayloadUnits"
+
+/** The metrics labelled `shard_id` besides `stream_name`. */
+export type ShardMetricName = "shardThrottled" | "shardRateRecords" | "shardRateBytes" | "shardWaiting"
 
 /**
  * What each metric counts, as its help text.
@@ -64,5 +71,10 @@ export const MetricHelp: Record<keyof typeof MetricNames, string> = {
   producerBufferedBytes: "Bytes (data plus partition key) of the records the producer accepted and has not settled",
   recordDelivery: "Seconds from a producer send to its settlement",
   recordsExpired: "Producer records that outlived recordTtl",
-  producerUnpaced: "1 while a producer with pace: true sends records unpaced, its stream's shard map unknown; else 0"
+  producerUnpaced: "1 while a producer with pace: true sends records unpaced, its stream's shard map unknown; else 0",
+  putPayloadUnits: "PUT payload units (25 KB each, at least one a record) of the records the stream accepted",
+  shardThrottled: "Records the stream refused for throughput on the shard",
+  shardRateRecords: "Records per second a producer paces the shard to",
+  shardRateBytes: "Bytes (data plus partition key) per second a producer paces the shard to",
+  shardWaiting: "Records of a producer waiting for the shard's tokens"
 }

@@ -3,8 +3,6 @@
  * whose build failed, and of records that are certainly not delivered. Best effort: each
  * delete is bounded by the writer's `requestTimeout`, and what could not be deleted is
  * reported, never retried for ever.
- *
- * @internal
  */
 import { Cause, Effect, Exit, Option } from "effect"
 import type { LargePayloadStoreError } from "../Errors.js"

@@ -1,14 +1,17 @@
 /**
- * Shard-aware pacing for the producer (opt-in, `pace: true`): the stream's shard map from
- * ListShards, and a token bucket per shard (both in `core/`), so that the collector puts
- * into a call only records whose shard has room and throttling becomes rare instead of
- * retried.
+ * Shard-aware pacing for the producer (`pace`, on by default): the stream's shard map from
+ * ListShards, and per shard a pace this producer learns from the stream's answers (both in
+ * `core/`), so that many producers share a stream without coordination and throttling is
+ * rare instead of retried.
  *
- * - Routing and buckets: `core/routing.ts` (the MD5 hash key, the open shard holding it) and
- *   `core/tokenBucket.ts` (each shard's records and bytes per second, in any one-second
- *   window). The defaults leave a burst a tenth of a second's limits.
+ * - Routing: `core/routing.ts` (the MD5 hash key, the open shard holding it).
+ * - Pace: `core/shardRate.ts`, a share of each shard's limits (records and bytes per second)
+ *   that records refused for throughput cut and answers raise (additive increase,
+ *   multiplicative decrease), over `core/tokenBucket.ts`, which keeps the records sent within
+ *   that share in every one-second window.
  * - Order: within one scan of the ready records, a shard that made a record wait makes every
  *   later record of that shard wait too, so the oldest record of a shard is the next to go.
+ *   Waiting for a shard's pace is not an attempt: the record has not been sent.
  * - Refresh: the map is loaded when the producer starts and again when a receipt names a
  *   shard other than the predicted one (a split, a merge: the closed shard's range moved to
  *   its children), at most once per `refreshInterval`. One load is bounded by the writer's
@@ -17,29 +20,25 @@
  * - Unpaced: while the map is unknown (not loaded yet, every load so far failed) records go
  *   unpaced. The gauge `kinesis_producer_unpaced` is 1 meanwhile, and the first failed load of
  *   such a spell logs one line at Info (the others at Debug).
- *
- * @internal
+ * - Per shard, the metrics say the records the shard refused for throughput, the pace it is
+ *   held to and the records waiting for it; a shard that closes loses its series.
  */
 import { Clock, Duration, Effect, Schedule } from "effect"
 import type { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { WriterDefaults } from "./config.js"
-import { KinesisLimits } from "./core/limits.js"
 import type { ShardMap } from "./core/routing.js"
 import { hashKeyOf } from "./core/routing.js"
+import type { RateRules } from "./core/shardRate.js"
+import { DefaultPacingLimits, DefaultRateRules, isThrottling, ShardRate } from "./core/shardRate.js"
 import type { BucketLimits } from "./core/tokenBucket.js"
 import { TokenBucket } from "./core/tokenBucket.js"
 import type { AttemptOutcome } from "./delivery.js"
 import type { PreparedRecord } from "./prepare.js"
 import { loadShardMap } from "./shardMapSource.js"
 
-/** A shard's limits as Kinesis sets them, a tenth of a second's worth per burst. */
-export const DefaultPacingLimits: BucketLimits = {
-  recordsPerSecond: KinesisLimits.shardRecordsPerSecond,
-  bytesPerSecond: KinesisLimits.shardBytesPerSecond,
-  burst: 0.1
-}
+export { DefaultPacingLimits }
 
 /** Where the producer stands on the stream's shards. */
 export type MapState =
@@ -53,8 +52,15 @@ export interface Scan {
   readonly admit: (partitionKey: string, bytes: number) => boolean
   /** Whether some record was made to wait for its shard's tokens. */
   readonly limited: () => boolean
+  /** Whether every shard has made a record wait: nothing more can go in this scan. */
+  readonly saturated: () => boolean
   /** When the first waiting record's shard will have room for it (`Clock` millis), if any waited. */
   readonly nextAt: () => number
+  /**
+   * Once the scan is over, given the partition keys of the records still ready: those of each
+   * shard that made records wait go to its gauge (0 for a shard that made none wait).
+   */
+  readonly report: (stillReady: Iterable<string>) => Effect.Effect<void>
 }
 
 export interface Pacer {
@@ -64,12 +70,14 @@ export interface Pacer {
   /** After a token-limited call, the pause before the next one, so that tokens gather into full calls, not a stream of tiny ones. */
   readonly gapMillis: number
   /**
-   * After a call: a receipt on a shard other than the one predicted (or no map yet) starts a
-   * refresh in the background, at most once per refresh interval.
+   * After a call sent at `sentAt`: each shard's pace learns what the shard took and refused
+   * for throughput; a receipt on a shard other than the one predicted (or no map yet) starts
+   * a refresh in the background, at most once per refresh interval.
    */
   readonly observe: (
     outcome: AttemptOutcome,
-    keyOf: (record: PreparedRecord) => string | undefined
+    keyOf: (record: PreparedRecord) => string | undefined,
+    sentAt: number
   ) => Effect.Effect<void>
   /**
    * Loads the shard map now. A load that fails or does not answer within `requestTimeout` is
@@ -91,6 +99,8 @@ export interface PacerOptions {
   /** Where `kinesis_producer_unpaced` goes. Without it, only the log line says that records go unpaced. */
   readonly metrics?: KinesisMetrics.Service | undefined
   readonly limits?: BucketLimits | undefined
+  /** How each shard's pace moves. Default {@link DefaultRateRules}. */
+  readonly rateRules?: RateRules | undefined
   /** The least time between two refreshes on a surprise. Default 5 s. */
   readonly refreshInterval?: Duration.DurationInput | undefined
   /** When a failed load is tried again. Default: 1 s doubling, jittered, at most 30 s apart, for ever. */
@@ -115,13 +125,13 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
     let state: MapState = { _tag: "Unknown" }
     /** Whether this spell of going unpaced has been logged. */
     let announced = false
-    const buckets = new Map<string, TokenBucket>()
+    const paces = shardPaces(stream, limits, options.rateRules ?? DefaultRateRules, options.metrics)
     const routes = new Map<string, string | undefined>()
     let refreshing = false
     let lastRefreshAt = Number.NEGATIVE_INFINITY
     const gapMillis = Math.max(
       1,
-      Math.min(Duration.toMillis(options.linger), Math.floor(new TokenBucket(limits, 0).fillMillis))
+      Math.min(Duration.toMillis(options.linger), Math.floor(new TokenBucket(limits, 0).burstMillis / 2))
     )
 
     const route = (partitionKey: string): string | undefined => {
@@ -133,33 +143,8 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
       return shardId
     }
 
-    const bucketOf = (shardId: string, now: number) => {
-      let bucket = buckets.get(shardId)
-      if (bucket === undefined) {
-        bucket = new TokenBucket(limits, now)
-        buckets.set(shardId, bucket)
-      }
-      return bucket
-    }
-
-    const scan = (now: number): Scan => {
-      const waiting = new Set<string>()
-      let nextAt = Number.POSITIVE_INFINITY
-      return {
-        admit: (partitionKey, bytes) => {
-          const shardId = route(partitionKey)
-          if (shardId === undefined) return true
-          if (waiting.has(shardId)) return false
-          const admission = bucketOf(shardId, now).offer(bytes, now)
-          if (admission._tag === "Admitted") return true
-          waiting.add(shardId)
-          nextAt = Math.min(nextAt, admission.until)
-          return false
-        },
-        limited: () => waiting.size > 0,
-        nextAt: () => nextAt
-      }
-    }
+    const scan = (now: number): Scan =>
+      paces.scan(now, route, state._tag === "Known" ? state.map.shards.length : Number.POSITIVE_INFINITY)
 
     const unpaced = (value: boolean) => options.metrics?.producerUnpaced(stream, value) ?? Effect.void
 
@@ -169,11 +154,13 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
         state = { _tag: "Known", map }
         announced = false
         routes.clear()
-        const open = new Set(map.shards.map((s) => s.shardId))
-        for (const shardId of buckets.keys()) if (!open.has(shardId)) buckets.delete(shardId)
-        return wasUnknown
-          ? Effect.zipRight(unpaced(false), Effect.logDebug("the stream's shards are known: records are paced"))
-          : Effect.void
+        const gone = paces.keep(new Set(map.shards.map((s) => s.shardId)))
+        return Effect.zipRight(
+          gone,
+          wasUnknown
+            ? Effect.zipRight(unpaced(false), Effect.logDebug("the stream's shards are known: records are paced"))
+            : Effect.void
+        )
       })
 
     /** A load that failed: the one log line of a spell unpaced at Info, every other at Debug. */
@@ -210,16 +197,28 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
         return options.fork(refresh)
       })
 
-    const observe = (outcome: AttemptOutcome, keyOf: (record: PreparedRecord) => string | undefined) =>
+    const observe = (
+      outcome: AttemptOutcome,
+      keyOf: (record: PreparedRecord) => string | undefined,
+      sentAt: number
+    ) =>
       Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
         let surprised = state._tag === "Unknown"
+        const answers = paces.answers()
         for (const w of outcome.writtenRecords) {
-          if (surprised) break
           const key = keyOf(w.record)
-          const predicted = key === undefined ? undefined : route(key)
-          if (predicted !== w.shardId) surprised = true
+          answers.written(w.shardId, w.record.data.length + (key === undefined ? 0 : Buffer.byteLength(key)))
+          if (!surprised && (key === undefined || route(key) !== w.shardId)) surprised = true
         }
-        if (surprised) yield* startRefresh(yield* Clock.currentTimeMillis)
+        for (const f of outcome.failed) {
+          if (!isThrottling(f.errorCode)) continue
+          const key = keyOf(f.record)
+          const shardId = key === undefined ? undefined : route(key)
+          if (shardId !== undefined) answers.throttled(shardId)
+        }
+        yield* answers.learn(sentAt, now)
+        if (surprised) yield* startRefresh(now)
       })
 
     return {
@@ -236,3 +235,144 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
       })
     }
   })
+
+/** What one call's answers said of each shard, gathered before the paces learn it. */
+export interface Answers {
+  /** The shard took a record of `bytes` (data plus key). */
+  readonly written: (shardId: string, bytes: number) => void
+  /** The shard refused a record for throughput. */
+  readonly throttled: (shardId: string) => void
+  /** Each shard's pace learns what the call (sent at `sentAt`) met; the metrics say what changed. */
+  readonly learn: (sentAt: number, now: number) => Effect.Effect<void>
+}
+
+/** Each shard's pace, its metrics, and the scans over them. */
+interface ShardPaces {
+  readonly scan: (now: number, route: (partitionKey: string) => string | undefined, shards: number) => Scan
+  readonly answers: () => Answers
+  /** Forgets the shards not in `open` (closed by a split or a merge), and their series. */
+  readonly keep: (open: ReadonlySet<string>) => Effect.Effect<void>
+}
+
+/** A share moves this much before its gauge is set again (every cut sets it). */
+const RATE_GAUGE_STEP = 0.01
+
+const shardPaces = (
+  stream: string,
+  limits: BucketLimits,
+  rules: RateRules,
+  metrics: KinesisMetrics.Service | undefined
+): ShardPaces => {
+  const paces = new Map<string, ShardRate>()
+  /** The share each shard's gauge shows. */
+  const shown = new Map<string, number>()
+  /** The records each shard made wait at the last scan that had any wait. */
+  const waitingShown = new Map<string, number>()
+
+  const paceOf = (shardId: string, now: number) => {
+    let pace = paces.get(shardId)
+    if (pace === undefined) {
+      pace = new ShardRate(limits, rules, now)
+      paces.set(shardId, pace)
+    }
+    return pace
+  }
+
+  const showRate = (shardId: string, pace: ShardRate, force: boolean): Effect.Effect<void> => {
+    const last = shown.get(shardId)
+    if (metrics === undefined || (!force && last !== undefined && Math.abs(pace.share - last) < RATE_GAUGE_STEP)) {
+      return Effect.void
+    }
+    shown.set(shardId, pace.share)
+    return metrics.shardPacedRate(stream, shardId, pace.recordsPerSecond, pace.bytesPerSecond)
+  }
+
+  const scan = (now: number, route: (partitionKey: string) => string | undefined, shards: number): Scan => {
+    /** The shards that made a record wait in this scan. */
+    const waiting = new Set<string>()
+    let nextAt = Number.POSITIVE_INFINITY
+    return {
+      admit: (partitionKey, bytes) => {
+        const shardId = route(partitionKey)
+        if (shardId === undefined) return true
+        if (waiting.has(shardId)) return false
+        const admission = paceOf(shardId, now).offer(bytes, now)
+        if (admission._tag === "Admitted") return true
+        waiting.add(shardId)
+        nextAt = Math.min(nextAt, admission.until)
+        return false
+      },
+      limited: () => waiting.size > 0,
+      saturated: () => waiting.size >= shards,
+      nextAt: () => nextAt,
+      report: (stillReady) =>
+        Effect.suspend(() => {
+          if (metrics === undefined || (waiting.size === 0 && waitingShown.size === 0)) return Effect.void
+          const counts = new Map<string, number>()
+          for (const shardId of waiting) counts.set(shardId, 0)
+          if (waiting.size > 0) {
+            for (const key of stillReady) {
+              const shardId = route(key)
+              const n = shardId === undefined ? undefined : counts.get(shardId)
+              if (n !== undefined) counts.set(shardId!, n + 1)
+            }
+          }
+          const changes: Array<Effect.Effect<void>> = []
+          for (const [shardId, records] of counts) {
+            if (waitingShown.get(shardId) !== records) changes.push(metrics.shardWaiting(stream, shardId, records))
+          }
+          for (const shardId of waitingShown.keys()) {
+            if (!counts.has(shardId)) changes.push(metrics.shardWaiting(stream, shardId, 0))
+          }
+          waitingShown.clear()
+          for (const [shardId, records] of counts) waitingShown.set(shardId, records)
+          return Effect.all(changes, { discard: true })
+        })
+    }
+  }
+
+  const answers = (): Answers => {
+    const written = new Map<string, { records: number; bytes: number }>()
+    const throttled = new Map<string, number>()
+    return {
+      written: (shardId, bytes) => {
+        const w = written.get(shardId)
+        if (w === undefined) written.set(shardId, { records: 1, bytes })
+        else {
+          w.records++
+          w.bytes += bytes
+        }
+      },
+      throttled: (shardId) => throttled.set(shardId, (throttled.get(shardId) ?? 0) + 1),
+      learn: (sentAt, now) =>
+        Effect.suspend(() => {
+          const effects: Array<Effect.Effect<void>> = []
+          for (const [shardId, w] of written) {
+            const pace = paceOf(shardId, now)
+            if (pace.accepted(w.records, w.bytes, now) || !shown.has(shardId)) {
+              effects.push(showRate(shardId, pace, false))
+            }
+          }
+          for (const [shardId, records] of throttled) {
+            const pace = paceOf(shardId, now)
+            if (metrics !== undefined) effects.push(metrics.shardThrottled(stream, shardId, records))
+            if (pace.throttled(records, sentAt, now)) effects.push(showRate(shardId, pace, true))
+          }
+          return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
+        })
+    }
+  }
+
+  const keep = (open: ReadonlySet<string>) =>
+    Effect.suspend(() => {
+      const gone = [...paces.keys()].filter((shardId) => !open.has(shardId))
+      for (const shardId of gone) {
+        paces.delete(shardId)
+        shown.delete(shardId)
+        waitingShown.delete(shardId)
+      }
+      return gone.length === 0 || metrics === undefined ? Effect.void : metrics.shardsGone(stream, gone)
+    })
+
+  return { scan, answers, keep }
+}

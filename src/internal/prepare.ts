@@ -13,8 +13,6 @@
  *    the calls and not kept, so a large batch never holds every compressed payload at once.
  *
  * Retries reuse what is built here: nothing is serialized, compressed or uploaded twice.
- *
- * @internal
  */
 import { create } from "@bufbuild/protobuf"
 import type { Scope } from "effect"
@@ -101,8 +99,6 @@ export type PrepareError = SerializationError | CompressionError | LargePayloadS
 
 /**
  * What the builder needs besides the records.
- *
- * @internal
  */
 export interface PrepareContext {
   readonly config: ResolvedWriterConfig

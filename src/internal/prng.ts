@@ -1,7 +1,5 @@
 /**
  * A seeded pseudo-random generator (mulberry32): numbers in [0, 1).
- *
- * @internal
  */
 export const prng = (seed: number): () => number => {
   let state = seed >>> 0

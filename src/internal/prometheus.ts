@@ -1,33 +1,30 @@
 /**
  * The metrics on a prom-client `Registry`. Loaded only by the layers that ask for it, so that
  * prom-client stays an optional peer dependency.
- *
- * @internal
  */
 import { Effect } from "effect"
 import { Counter, Gauge, Histogram, type Registry } from "prom-client"
 import { KinesisMetrics } from "../KinesisMetrics.js"
-import type { CounterName } from "./metricNames.js"
+import type { CounterName, ShardMetricName } from "./metricNames.js"
 import { DELIVERY_BUCKETS, LATENCY_BUCKETS, MetricHelp, MetricNames } from "./metricNames.js"
 
 interface MetricConfig {
   readonly name: string
   readonly help: string
-  readonly labelNames: Array<"stream_name">
+  readonly labelNames: Array<"stream_name" | "shard_id">
   readonly registers: Array<Registry>
 }
 
 /** The metrics service over `registry`, creating each metric once per registry. */
 export const make = (registry: Registry): KinesisMetrics.Service => {
   /** The registry's metric of that name, or a new one made by `create` and registered. */
-  const existing = <M>(metric: keyof typeof MetricNames, create: (config: MetricConfig) => M): M =>
+  const existing = <M>(
+    metric: keyof typeof MetricNames,
+    create: (config: MetricConfig) => M,
+    labelNames: MetricConfig["labelNames"] = ["stream_name"]
+  ): M =>
     (registry.getSingleMetric(MetricNames[metric]) as M | undefined) ??
-      create({
-        name: MetricNames[metric],
-        help: MetricHelp[metric],
-        labelNames: ["stream_name"],
-        registers: [registry]
-      })
+      create({ name: MetricNames[metric], help: MetricHelp[metric], labelNames, registers: [registry] })
   const counter = (metric: CounterName) => existing(metric, (c) => new Counter(c))
   const gauge = (metric: "producerBufferedRecords" | "producerBufferedBytes" | "producerUnpaced") =>
     existing(metric, (c) => new Gauge(c))
@@ -44,6 +41,14 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
   const expired = counter("recordsExpired")
   const unpacedGauge = gauge("producerUnpaced")
   const delivery = histogram("recordDelivery", DELIVERY_BUCKETS)
+  const payloadUnits = counter("putPayloadUnits")
+  const shardLabels = ["stream_name", "shard_id"] satisfies MetricConfig["labelNames"]
+  const shardGauge = (metric: Exclude<ShardMetricName, "shardThrottled">) =>
+    existing(metric, (c) => new Gauge(c), shardLabels)
+  const shardThrottled = existing("shardThrottled", (c) => new Counter(c), shardLabels)
+  const shardRateRecords = shardGauge("shardRateRecords")
+  const shardRateBytes = shardGauge("shardRateBytes")
+  const shardWaiting = shardGauge("shardWaiting")
   return KinesisMetrics.of({
     putRecords: (o) =>
       Effect.sync(() => {
@@ -70,6 +75,29 @@ export const make = (registry: Registry): KinesisMetrics.Service => {
         if (count > 0) expired.inc({ stream_name: streamName }, count)
       }),
     producerUnpaced: (streamName, unpaced) =>
-      Effect.sync(() => unpacedGauge.set({ stream_name: streamName }, unpaced ? 1 : 0))
+      Effect.sync(() => unpacedGauge.set({ stream_name: streamName }, unpaced ? 1 : 0)),
+    putPayloadUnits: (streamName, units) =>
+      Effect.sync(() => {
+        if (units > 0) payloadUnits.inc({ stream_name: streamName }, units)
+      }),
+    shardThrottled: (streamName, shardId, records) =>
+      Effect.sync(() => {
+        if (records > 0) shardThrottled.inc({ stream_name: streamName, shard_id: shardId }, records)
+      }),
+    shardPacedRate: (streamName, shardId, recordsPerSecond, bytesPerSecond) =>
+      Effect.sync(() => {
+        const labels = { stream_name: streamName, shard_id: shardId }
+        shardRateRecords.set(labels, recordsPerSecond)
+        shardRateBytes.set(labels, bytesPerSecond)
+      }),
+    shardWaiting: (streamName, shardId, records) =>
+      Effect.sync(() => shardWaiting.set({ stream_name: streamName, shard_id: shardId }, records)),
+    shardsGone: (streamName, shardIds) =>
+      Effect.sync(() => {
+        for (const shardId of shardIds) {
+          const labels = { stream_name: streamName, shard_id: shardId }
+          for (const metric of [shardThrottled, shardRateRecords, shardRateBytes, shardWaiting]) metric.remove(labels)
+        }
+      })
   })
 }

@@ -14,8 +14,6 @@
  * - a receipt on a shard other than the one an aggregate was built for (a split or a merge
  *   since the load) refreshes the map in the background, at most once per
  *   {@link REFRESH_INTERVAL}; batches meanwhile use the map they have.
- *
- * @internal
  */
 import type { Scope } from "effect"
 import { Clock, Deferred, Duration, Effect } from "effect"

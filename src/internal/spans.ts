@@ -1,7 +1,5 @@
 /**
  * Span names and attribute keys, so that traces read the same wherever they are made.
- *
- * @internal
  */
 export const SpanNames = {
   writeBatch: "KinesisWriter.writeBatch",
@@ -19,7 +17,8 @@ export const SpanNames = {
   storeDelete: "LargePayloadStore.delete",
   decodeRecord: "RecordReader.decodeRecord",
   producerCall: "KinesisProducer.call",
-  producerFlush: "KinesisProducer.flush"
+  producerFlush: "KinesisProducer.flush",
+  producerSendStream: "KinesisProducer.sendStream"
 } as const
 
 export const Attributes = {

@@ -1,8 +1,6 @@
 /**
  * One bound for every request to AWS: a call with no answer within `duration` is
  * interrupted (which aborts its HTTP request) and fails as a retryable `TimeoutError`.
- *
- * @internal
  */
 import { Duration, Effect } from "effect"
 

@@ -1,8 +1,6 @@
 /**
  * The writer's machinery: `make` builds the service from validated options and the three
  * services it needs, resolved once. See ARCHITECTURE.md for the data flow of a batch.
- *
- * @internal
  */
 import type { ConfigError, Scope } from "effect"
 import { Cause, Clock, Duration, Effect, Exit, Option, Stream } from "effect"

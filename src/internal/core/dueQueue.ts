@@ -2,8 +2,6 @@
  * Items each due at a time, taken in the order they fall due: a binary min-heap on the due
  * time, so that one timer serves any number of waits (a fiber sleeping per item holds a
  * suspension, a timer and a continuation for the whole wait).
- *
- * @internal
  */
 export class DueQueue<A> {
   private readonly items: Array<A> = []

@@ -4,8 +4,6 @@
  * An arrival is charged what it is expected to hold, and its charge moves to what it really
  * holds once that is known. A record larger than the whole byte bound is admitted when
  * nothing else is held, so that nothing waits for ever.
- *
- * @internal
  */
 
 /** An arrival admitted, with the bytes it was charged. */

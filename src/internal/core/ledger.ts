@@ -2,8 +2,6 @@
  * Where each record of a batch stands, by its index in the batch: what a batch that is
  * interrupted or runs out of retries reports from. Kept in two byte arrays for speed (a batch
  * may hold hundreds of thousands of records), behind methods that name the states.
- *
- * @internal
  */
 
 /**

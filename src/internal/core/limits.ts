@@ -1,8 +1,6 @@
 /**
  * Kinesis Data Streams' fixed numbers, in one place for the writer, the shard simulator and
  * the tests.
- *
- * @internal
  */
 export const KinesisLimits = {
   /** Records in one PutRecords call. */

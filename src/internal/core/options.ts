@@ -5,8 +5,6 @@
  * as plain numbers, strings and booleans (durations in milliseconds), or as a refusal naming
  * the setting and the value. `../config.ts` turns refusals into `ConfigError`s and
  * milliseconds into `Duration`s.
- *
- * @internal
  */
 import { availableParallelism } from "node:os"
 import { gzipBound } from "./gzipBound.js"
@@ -564,7 +562,7 @@ export const producerDefaults = {
   maxBufferedBytes: 64 * 1024 * 1024,
   recordTtl: 30_000,
   shutdownTimeout: 10_000,
-  pace: false
+  pace: true
 } as const
 
 /** What a caller gives the producer, unchecked. */

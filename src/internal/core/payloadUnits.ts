@@ -6,8 +6,6 @@
  * - on-demand streams bill the bytes written with each record rounded up to a whole 1 KB.
  *
  * Part of the delivery core: decisions only, no effects.
- *
- * @internal
  */
 
 /** Bytes of one PUT payload unit (25 KB). */

@@ -4,8 +4,6 @@
  * preparation ended, a call started, a call's outcome, a retry fell due, the TTL passed,
  * shutdown) and does what each transition returns (settle the send, delete the object,
  * schedule the retry). See ARCHITECTURE.md, "The delivery core".
- *
- * @internal
  */
 import type { RetryPolicy } from "./retry.js"
 import { retryDelayMillis } from "./retry.js"

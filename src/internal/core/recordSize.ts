@@ -2,8 +2,6 @@
  * What a record will hold once prepared, estimated before it is serialized: the producer
  * charges a record this much of `maxBufferedBytes` when it accepts it, and what it really
  * holds (its serialized and its compressed bytes) once prepared.
- *
- * @internal
  */
 import type { DataFileV1 } from "../../gen/cygnus/v1/data_file_pb.js"
 

@@ -3,8 +3,6 @@
  * `file_path`, or text that is not well-formed UTF-16. A lone surrogate cannot be written in
  * UTF-8: protobuf writes U+FFFD in its place, so the consumer would read a different path or
  * partition value than the one the producer gave.
- *
- * @internal
  */
 import { isWellFormed, show } from "./options.js"
 

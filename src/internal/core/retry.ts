@@ -2,8 +2,6 @@
  * The retry delay, one formula for both doors: exponential from `base`, jittered ×0.8–1.2,
  * each delay capped at `cap` (the cap after the jitter, so it is hard). The random number is
  * given, so that the caller owns the randomness and a test can pin it.
- *
- * @internal
  */
 
 /** What decides a retry's delay and whether there is one. */

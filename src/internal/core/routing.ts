@@ -9,8 +9,6 @@
  *
  * Part of the delivery core: decisions only, no effects; nothing here imports `effect` or
  * the AWS SDK.
- *
- * @internal
  */
 import { createHash } from "node:crypto"
 

@@ -17,8 +17,6 @@
  *
  * Part of the delivery core: decisions only, no effects; the clock is the caller's, passed
  * in as milliseconds.
- *
- * @internal
  */
 
 /** A shard's write limits and the share of a second a burst may take. */
@@ -29,6 +27,12 @@ export interface BucketLimits {
   readonly bytesPerSecond: number
   /** The share of a second's limits one burst may take, in (0, 1); the rest refills over the second. */
   readonly burst: number
+  /**
+   * The share of a second's bytes one burst may take, when it differs from `burst`: a record
+   * larger than a burst waits for a quiet spell, so the bytes' burst is kept above the usual
+   * record's size. Default `burst`.
+   */
+  readonly bytesBurst?: number | undefined
 }
 
 /** What a bucket says of one record. */
@@ -44,16 +48,24 @@ const admitted: Admission = { _tag: "Admitted" }
 class Level {
   /** The level, in thousandths; negative while in debt. */
   value: number
-  private readonly limit: number
-  private readonly burst: number
+  private limit = 0
+  private burst = 0
   /** Refill per millisecond, in thousandths. */
-  readonly rate: number
-  constructor(perSecond: number, burstShare: number) {
-    const burst = Math.floor(perSecond * burstShare)
+  rate = 0
+  constructor(private readonly perSecond: number, private readonly burstShare: number) {
+    this.scale(1)
+    this.value = this.limit
+  }
+
+  /** Sets the limit to `share` of its full value (at least 1 a second); the level keeps what it holds, up to the new limit. */
+  scale(share: number) {
+    const perSecond = Math.max(1, Math.floor(this.perSecond * share))
+    // At least one unit a burst (when there is more than one a second), so that a slow pace still sends several records a call.
+    const burst = Math.max(Math.min(1, perSecond - 1), Math.floor(perSecond * this.burstShare))
     this.limit = perSecond * 1000
     this.burst = burst * 1000
     this.rate = perSecond - burst
-    this.value = this.limit
+    this.value = Math.min(this.value, this.limit)
   }
 
   /** Milliseconds for an empty level to reach a full burst. */
@@ -86,12 +98,27 @@ export class TokenBucket {
   private readonly bytes: Level
   constructor(limits: BucketLimits, private at: number) {
     this.records = new Level(limits.recordsPerSecond, limits.burst)
-    this.bytes = new Level(limits.bytesPerSecond, limits.burst)
+    this.bytes = new Level(limits.bytesPerSecond, limits.bytesBurst ?? limits.burst)
+  }
+
+  /**
+   * From `now` on, both limits are `share` (in (0, 1]) of the bucket's full limits; what it
+   * has refilled until `now` it keeps, up to the new limits.
+   */
+  scale(share: number, now: number): void {
+    this.refill(now)
+    this.records.scale(share)
+    this.bytes.scale(share)
   }
 
   /** The time an empty bucket takes to refill a full burst, in millis. */
   get fillMillis(): number {
     return Math.max(this.records.fillMillis, this.bytes.fillMillis)
+  }
+
+  /** The time an empty bucket takes to refill a burst of the limit that refills one soonest, in millis. */
+  get burstMillis(): number {
+    return Math.min(this.records.fillMillis, this.bytes.fillMillis)
   }
 
   private refill(now: number) {

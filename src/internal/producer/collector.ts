@@ -4,8 +4,6 @@
  * oldest ready record has waited `linger`, or something is urgent, and forks the call. Paced,
  * a call takes only records whose shard has tokens. A call's outcome goes to the core record
  * by record, and what the core decides goes to settlement.
- *
- * @internal
  */
 import { Clock, Effect } from "effect"
 import { KinesisLimits } from "../core/limits.js"
@@ -18,6 +16,8 @@ import { Attributes, SpanNames } from "../spans.js"
 import type { Send } from "./send.js"
 
 const MAX_CALL_RECORDS = KinesisLimits.maxRecordsPerCall
+/** How often the gauges of records waiting for their shards' pace are set, at most. */
+const REPORT_MILLIS = 500
 
 /** What the collector needs of the other parts. */
 export interface CollectorParts {
@@ -57,6 +57,7 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
     /** Waiting for a call, in the order they became ready, with their linger's start. */
     const ready = new Map<Send, number>()
     let readyBytes = 0
+    let reportedAt = Number.NEGATIVE_INFINITY
     /** Open while `ready` is not empty. */
     const nonEmpty = yield* Effect.makeLatch(false)
     /** Open while a call's worth is ready, or something is urgent. */
@@ -98,7 +99,11 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
           full = true
           break
         }
-        if (scan !== undefined && !scan.admit(nextKey(send), size)) continue
+        if (scan !== undefined && !scan.admit(nextKey(send), size)) {
+          // Every shard is spent: the rest of the ready records wait for the next round.
+          if (scan.saturated()) break
+          continue
+        }
         call.push(send)
         bytes += size
       }
@@ -127,14 +132,16 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
         return parts.apply(steps)
       })
 
-    const sendAndSettle = (call: ReadonlyArray<Send>) => {
+    const sendAndSettle = (call: ReadonlyArray<Send>, sentAt: number) => {
       // Paced: the receipts are checked against the shards predicted from the keys sent.
       const keys = pacer === undefined ? undefined : new Map(call.map((s) => [s.prepared!, sentKey(s)]))
       return sender.sendCall(call.map((s) => s.prepared!), call.map((s) => s.life!.attempts - 1)).pipe(
         Effect.withSpan(SpanNames.producerCall, {
           attributes: { [Attributes.streamName]: config.streamName, [Attributes.records]: call.length }
         }),
-        Effect.tap((outcome) => pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r))),
+        Effect.tap((outcome) =>
+          pacer === undefined ? Effect.void : pacer.observe(outcome, (r) => keys?.get(r), sentAt)
+        ),
         // Once the service has answered, the answer is carried out whatever happens.
         Effect.flatMap((outcome) => Effect.uninterruptible(settleCall(call, outcome)))
       )
@@ -162,10 +169,16 @@ export const makeCollector = (parts: CollectorParts): Effect.Effect<Collector> =
           const taken = { full, scan, sent: call.length > 0 }
           return call.length === 0
             ? Effect.as(callSlots.release(1), taken)
-            : Effect.as(parts.fork(sendAndSettle(call).pipe(Effect.ensuring(callSlots.release(1)))), taken)
+            : Effect.as(parts.fork(sendAndSettle(call, now).pipe(Effect.ensuring(callSlots.release(1)))), taken)
         })
       )
-      if (scan === undefined || !scan.limited()) return
+      if (scan === undefined) return
+      // The gauges of records waiting for their shards, at most every REPORT_MILLIS (a pass over what is ready).
+      if (now - reportedAt >= REPORT_MILLIS) {
+        reportedAt = now
+        yield* scan.report(Array.from(ready.keys(), nextKey))
+      }
+      if (!scan.limited()) return
       // Paced, with nothing sent, every ready record waits for its shard's tokens: until the first refill.
       if (!sent) yield* Effect.sleep(Math.max(1, scan.nextAt() - now))
       // Paced, the call took its shards' tokens: they gather again into one call, not a stream of tiny ones.

@@ -5,8 +5,6 @@
  * record is prepared on its own account (`prepareEach`): a record refused fails its own send
  * only, and the uploads of large payloads run apart from the preparer, so that records that
  * need no upload never wait for them.
- *
- * @internal
  */
 import { Cause, Effect } from "effect"
 import { CompressionError, LargePayloadStoreError, SerializationError } from "../../Errors.js"

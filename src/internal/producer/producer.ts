@@ -8,8 +8,6 @@
  * - settlement: the core's steps carried out, the retry timer, the reaper;
  * - shutdown, here: refuse new sends, deliver what is held within `shutdownTimeout`, then end
  *   every record still held and wait, bounded, for deletes and handlers.
- *
- * @internal
  */
 import type { Scope } from "effect"
 import { Cause, Duration, Effect, Exit, FiberSet } from "effect"
@@ -30,9 +28,11 @@ import { makeCollector } from "./collector.js"
 import { makePreparation } from "./preparation.js"
 import { Send } from "./send.js"
 import type { Refusal } from "./send.js"
+import { makeSendStream } from "./sendStream.js"
 import type { Settlement } from "./settlement.js"
 import { makeSettlement } from "./settlement.js"
 import { makeSink } from "./sink.js"
+import type { StreamParts } from "./streamSends.js"
 
 /** Fibers that prepare records, so that one serializes while another waits for its gzip. */
 const PREPARERS = 2
@@ -170,7 +170,8 @@ export const makeProducer = (
       )
     }).pipe(Effect.withSpan(SpanNames.producerFlush, { attributes: { [Attributes.streamName]: streamName } }))
 
-    const sink = makeSink({ streamName, closedError, isClosed: () => closed, offer, cancel })
+    const handlesUndelivered = options.onUndelivered !== undefined
+    const streams: StreamParts = { streamName, closedError, isClosed: () => closed, offer, handlesUndelivered }
 
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
@@ -183,7 +184,7 @@ export const makeProducer = (
       })
     )
 
-    return { streamName, send, flush, sink }
+    return { streamName, send, flush, sink: makeSink(streams), sendStream: makeSendStream(streams) }
   })
 
 /** What every record of this producer shares: its TTL and retry policy. */

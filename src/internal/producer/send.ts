@@ -2,8 +2,6 @@
  * One `send`: the caller's record, the core's account of its life, and whom its outcome goes
  * to. A plain object with a callback, not a `Deferred` and a fiber: a send is one
  * `Effect.async` whose callback this is, so a record costs its sender one suspension.
- *
- * @internal
  */
 import type { Cause, Fiber } from "effect"
 import { Exit } from "effect"

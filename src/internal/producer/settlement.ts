@@ -3,8 +3,6 @@
  * settled and its room given back, a retry put on the one retry timer, an S3 object deleted
  * (bounded by `requestTimeout`, interruptible, in a fiber of its own) before its record
  * settles — and it runs the retry timer and the reaper that expires records at their TTL.
- *
- * @internal
  */
 import { Cause, Clock, Effect, Exit, Random } from "effect"
 import { LargePayloadStoreError, type RecordUndeliveredError } from "../../Errors.js"

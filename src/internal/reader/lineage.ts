@@ -3,8 +3,6 @@
  * ListShards answers and with shards that ended. A shard made by a reshard starts only when
  * each of its parents is done (read to its end, or not listed any more: trimmed away), so
  * every record of a partition key comes after the records its parent held.
- *
- * @internal
  */
 import type { ShardIteratorStart, ShardRange } from "../../Kinesis.js"
 import type { From, Position } from "../../StreamReader.js"

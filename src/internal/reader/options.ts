@@ -1,8 +1,6 @@
 /**
  * The `StreamReader`'s options checked, with their defaults: a bad value is a
  * `ConfigError.InvalidData` naming the option, what it must be, and what it was.
- *
- * @internal
  */
 import { ConfigError, Duration, Effect, Either } from "effect"
 import type { From, StreamOptions, StreamTarget } from "../../StreamReader.js"

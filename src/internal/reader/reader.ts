@@ -4,8 +4,6 @@
  * every `DISCOVERY_INTERVAL`); the readers hand their records to one bounded queue, which is
  * the stream. A full queue makes every reader wait, so what is held is bounded whatever the
  * backlog: the queue's answers, and one answer per reader.
- *
- * @internal
  */
 import type { Duration, Scope } from "effect"
 import { Chunk, Effect, Queue, Stream, Take } from "effect"

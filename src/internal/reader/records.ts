@@ -2,8 +2,6 @@
  * The records of one GetRecords answer as the reader's elements: one per logical record (each
  * member of an aggregate), decoded or failed, each with the position to resume from; and the
  * window that drops repeats of a `record_id`.
- *
- * @internal
  */
 import type { Duration } from "effect"
 import { Effect, Either } from "effect"

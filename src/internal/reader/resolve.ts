@@ -2,8 +2,6 @@
  * A decoded Kinesis record's entry to its data file: inline, or fetched from the
  * `LargePayloadStore` and verified against the size and sha256 its pointer announced. Shared
  * by `RecordReader` and the `StreamReader`.
- *
- * @internal
  */
 import { Effect } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"

@@ -4,8 +4,6 @@
  * At most one call per `MIN_CALL_INTERVAL` (Kinesis allows 5 a second per shard); throttling
  * and transient failures retried on a backoff; an expired iterator re-acquired after the last
  * record read.
- *
- * @internal
  */
 import { Duration, Effect, Schedule } from "effect"
 import { KinesisError } from "../../Errors.js"
