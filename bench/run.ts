@@ -4,7 +4,7 @@
  * figures. A section that fails, or runs past its time bound, is stopped and reported, the
  * run goes on with the next one, and the exit code is 1.
  *
- *   npm run bench                                  # everything (~17 minutes at load 2-3; at most 30: every section has a time bound)
+ *   npm run bench                                  # everything (~19 minutes at load 2-3; at most 33: every section has a time bound)
  *   npm run bench -- --smoke                       # every section at tiny sizes (~3 minutes): it runs, the figures mean nothing
  *   npm run bench -- --only p1,profile             # some sections: p1 p2 p3 p4 p5 p6 p7 tls profile micro
  *   npm run bench -- --only p3 --p3-distribution-factor 16
