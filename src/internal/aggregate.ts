@@ -128,21 +128,38 @@ interface Group {
 }
 
 /**
- * The group of each distribution bucket (each partition-key prefix), made once per bucket:
- * with a shard map, the index of the open shard that the record's first attempt's partition
- * key goes to; without one (or for a key that falls in a gap of the map), `-1 - bucket`, a
- * group of that key alone.
+ * The open groups of a batch. With a shard map, a record joins the group of the open shard
+ * that its first attempt's partition key goes to, and the group's aggregates carry the
+ * shard's explicit hash key; without one (or for a key that falls in a gap of the map), the
+ * group of its partition key. Each distribution bucket's group is found once.
  */
-const groupRoutes = (shards: ShardMap<ShardRange> | undefined) => {
-  const keys: Array<number | undefined> = []
-  return (bucket: number, partitionKeyPrefix: string): number => {
-    let key = keys[bucket]
-    if (key === undefined) {
-      const shard = shards === undefined ? -1 : shards.indexOf(hashKeyOf(`${partitionKeyPrefix}0`))
-      key = shard >= 0 ? shard : -1 - bucket
-      keys[bucket] = key
+class Groups {
+  /** By group key: a shard's index, or `-1 - bucket` for a partition key's group. */
+  readonly byKey = new Map<number, Group>()
+  private readonly ofBucket: Array<Group | undefined> = []
+
+  constructor(private readonly shards: ShardMap<ShardRange> | undefined) {}
+
+  add(bucket: number, member: Member): void {
+    let group = this.ofBucket[bucket]
+    if (group === undefined) {
+      const shards = this.shards
+      const index = shards === undefined ? -1 : shards.indexOf(hashKeyOf(`${member.partitionKeyPrefix}0`))
+      const key = index >= 0 ? index : -1 - bucket
+      group = this.byKey.get(key)
+      if (group === undefined) {
+        // The aggregates of a shard's group carry a hash key of the shard's range, which
+        // routes them there on every attempt: the attempt suffix of their partition key,
+        // which moves a plain record to another shard on a retry, does not move them. A
+        // group is one shard's share of the batch: moving it whole would only load another
+        // shard with it, so it waits for its own shard's next second.
+        const shard = index >= 0 ? shards?.shards[index] : undefined
+        group = { explicitHashKey: shard === undefined ? undefined : explicitHashKeyOf(shard), members: [] }
+        this.byKey.set(key, group)
+      }
+      this.ofBucket[bucket] = group
     }
-    return key
+    group.members.push(member)
   }
 }
 
@@ -171,12 +188,11 @@ export const serializeBatchAggregated = (
     const encoder = new DataFileEncoder({ ...config, creationTime: context.creationTime })
     // The partition-key prefix of each distribution bucket, made once.
     const prefixes: Array<string | undefined> = []
-    const routeOf = groupRoutes(shards)
     // The groups stay open across chunks: a chunk packs the aggregates its groups filled
     // (maxRecords or maxBytes), and the rest of each group waits for the next chunk's records;
     // the last chunk packs everything. Aggregates are as full as the options allow whatever
     // the number of partition keys, and each chunk still starts its compression at once.
-    const groups = new Map<number, Group>()
+    const groups = new Groups(shards)
     // Payloads packed and not yet handed to the compressor, in packing order, and their bytes.
     let waiting: Array<PayloadPlan> = []
     let waitingBytes = 0
@@ -263,21 +279,7 @@ export const serializeBatchAggregated = (
           continue
         }
         const member: Member = { entry, envelope: encoded.envelope, chunk: start, partitionKeyPrefix }
-        const key = routeOf(bucket, partitionKeyPrefix)
-        let group = groups.get(key)
-        if (group === undefined) {
-          // The aggregates of a shard's group carry a hash key of the shard's range, which
-          // routes them there on every attempt: the attempt suffix of their partition key,
-          // which moves a plain record to another shard on a retry, does not move them. A
-          // group is one shard's share of the batch: moving it whole would only load another
-          // shard with it, so it waits for its own shard's next second.
-          group = {
-            explicitHashKey: key >= 0 ? explicitHashKeyOf(shards!.shards[key]!) : undefined,
-            members: []
-          }
-          groups.set(key, group)
-        }
-        group.members.push(member)
+        groups.add(bucket, member)
         if (large) offload.push({ slot: { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }, member })
       }
       // The chunk's large payloads, uploaded before it is packed: their pointers join their groups.
@@ -286,11 +288,11 @@ export const serializeBatchAggregated = (
         yield* uploadLarge(context, guard, offload, attempted)
       }
       const last = end === records.length
-      for (const plan of packGroups(packer, groups, aggregation, last)) {
+      for (const plan of packGroups(packer, groups.byKey, aggregation, last)) {
         for (const m of plan.members) entries[m.index] = m
         waiting.push(plan)
       }
-      detachOpenMembers(groups, start)
+      detachOpenMembers(groups.byKey, start)
       // Payloads go to the compressor two or more at a time: the compressor keeps a lone
       // payload on the calling thread. One aggregate filled in this chunk waits for the next.
       if (waiting.length > 0 && (last || waiting.length >= 2)) yield* compressWaiting(last)

@@ -6,8 +6,9 @@
  *
  * The writer's holder of the map ({@link makeShardMapSource}), for aggregation only:
  *
- * - loaded when first needed, and that first batch waits for it (at most `requestTimeout`):
- *   a short-lived writer (a Lambda) gets per-shard aggregates from its first batch;
+ * - loaded when first needed, and that first batch waits for it (at most `requestTimeout`,
+ *   and half the batch's deadline: see `writer.ts`): a short-lived writer (a Lambda) gets
+ *   per-shard aggregates from its first batch;
  * - a load that fails never fails a batch: the batch groups records by exact partition key,
  *   as without a map, the failure is logged at Debug, and the map is tried again in the
  *   background at most once per {@link RETRY_INTERVAL};
@@ -16,7 +17,7 @@
  *   {@link REFRESH_INTERVAL}; batches meanwhile use the map they have.
  */
 import type { Scope } from "effect"
-import { Clock, Deferred, Duration, Effect } from "effect"
+import { Clock, Deferred, Duration, Effect, FiberId } from "effect"
 import { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
 import { ShardMap } from "./core/routing.js"
@@ -122,21 +123,21 @@ export const makeShardMapSource = (load: ShardMapLoad, scope: Scope.Scope): Shar
       )
     })
 
-  const first = Effect.gen(function*() {
-    const done = yield* Deferred.make<void>()
-    state = { _tag: "Loading", done }
-    yield* Effect.forkIn(Effect.ensuring(loadOnce, Deferred.succeed(done, undefined)), scope)
-    return done
-  })
-
   const known = Effect.sync(() => knownOf(state))
 
   const current: Effect.Effect<ShardMap<ShardRange> | undefined> = Effect.suspend(() => {
     switch (state._tag) {
       case "Known":
         return Effect.succeed(state.map)
-      case "Unloaded":
-        return Effect.flatMap(first, (done) => Effect.zipRight(Deferred.await(done), known))
+      case "Unloaded": {
+        // Loading from here on, in this same step: a batch that asks meanwhile waits for this load.
+        const done = Deferred.unsafeMake<void>(FiberId.none)
+        state = { _tag: "Loading", done }
+        return Effect.forkIn(Effect.ensuring(loadOnce, Deferred.succeed(done, undefined)), scope).pipe(
+          Effect.zipRight(Deferred.await(done)),
+          Effect.zipRight(known)
+        )
+      }
       case "Loading":
         return Effect.zipRight(Deferred.await(state.done), known)
       case "Failed": {

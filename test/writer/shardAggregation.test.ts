@@ -7,7 +7,7 @@
  */
 import { ListShardsCommand } from "@aws-sdk/client-kinesis"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc, Layer, LogLevel, Schedule, TestClock } from "effect"
+import { Effect, Either, FastCheck as fc, Fiber, Layer, LogLevel, Schedule, TestClock } from "effect"
 import * as Zlib from "node:zlib"
 import type { KinesisWriterOptions, ShardRange } from "../../src/index.js"
 import {
@@ -246,6 +246,22 @@ describe("aggregation by predicted shard: the writer", () => {
       assert.strictEqual(yield* recorder.listShardsCalls, 2)
     }).pipe(Effect.provide(writerLayer(undefined, on, { shards: answer })))
   })
+
+  it.effect("a ListShards that never answers holds a batch with a deadline half its deadline, then it groups by key", () =>
+    Effect.gen(function*() {
+      const batch = RecordGenerator.makeDataFiles(100, { columns: 5, seed: 2207 })
+      const fiber = yield* Effect.fork((yield* KinesisWriter).writeBatch(batch, { deadline: "2 seconds" }))
+      yield* TestClock.adjust("1 second")
+      const result = yield* Fiber.join(fiber)
+      assert.strictEqual(result.records, 100)
+      const records = (yield* (yield* KinesisTestRecorder).calls).flatMap((c) => c.request.records)
+      assert.isNotEmpty(records)
+      for (const r of records) {
+        assert.isUndefined(r.explicitHashKey)
+        const keys = new Set(logicalOf(r.data).map((l) => firstKeyOf(l.filePath)))
+        assert.deepStrictEqual([...keys], [r.partitionKey])
+      }
+    }).pipe(Effect.provide(writerLayer(undefined, on, { shards: Effect.never }))))
 
   it.effect("by default a record of maxMemberBytes - 1 serialized bytes is aggregated, one of maxMemberBytes is not", () =>
     Effect.gen(function*() {
