@@ -11,14 +11,15 @@
  * partition key is predicted to go to, given the stream's shard map, and each aggregate
  * carries an explicit hash key of its shard's range; without a map, by partition key. Only
  * records smaller than `maxMemberBytes` are aggregated: a larger one is packed at once as a
- * plain record, as without aggregation. Groups stay open across chunks: each chunk packs the
- * aggregates its groups filled (at most `maxRecords` records and `maxBytes` bytes before
- * gzip), concatenating the members' encoded envelopes, and hands them to the `Compressor`,
- * which gzips them beside the serialization of the next chunks; the last chunk packs what is
- * left, and the calling thread, done with serializing, gzips part of it itself. A group of
- * one is a plain `DataFileEntryRecord`, as without aggregation. After gzip each aggregate is checked against the stream's record
- * limit and split in halves if it does not fit (the layer refuses a `maxBytes` for which
- * that could happen, so this is a guard, not a path).
+ * plain record, as without aggregation. Groups stay open across chunks: each chunk packs
+ * the aggregates its groups filled (at most `maxRecords` records and `maxBytes` bytes
+ * before gzip), concatenating the members' encoded envelopes, and hands them to the
+ * `Compressor`, which gzips them beside the serialization of the next chunks; the last
+ * chunk packs what is left, and the calling thread, done with serializing, gzips part of it
+ * itself. A group of one is a plain `DataFileEntryRecord`, as without aggregation. After
+ * gzip each aggregate is checked against the stream's record limit and split in halves if
+ * it does not fit (the layer refuses a `maxBytes` for which that could happen, so this is a
+ * guard, not a path).
  *
  * Nothing here runs when aggregation is off: `prepare.ts`'s hot loop is untouched.
  */
