@@ -341,6 +341,21 @@ const measure = async <N extends EncoderName>(
   return figures
 }
 
+/** A column count's line of the crossover, from the CPU µs per record of each writer. */
+const crossoverOf = (
+  columns: number,
+  pool: ReadonlyArray<DataFileV1>,
+  writer: EncoderFigures,
+  aggregated: EncoderFigures,
+  all: EncoderFigures
+): CrossoverFigures => ({
+  columns,
+  serializedBytes: serializedBytes(pool),
+  writer: 1e6 / writer.cpuMicros,
+  aggregated: 1e6 / aggregated.cpuMicros,
+  aggregatedAll: 1e6 / all.cpuMicros
+})
+
 /** Mean serialized `DataFileV1` of a pool, bytes. */
 const serializedBytes = (pool: ReadonlyArray<DataFileV1>): number =>
   pool.reduce((n, r) => n + toBinary(DataFileV1Schema, r).length, 0) / pool.length
@@ -475,15 +490,7 @@ export const runAggregation = async (
       } s`
     )
     byColumns.push({ columns, loop, writer, aggregated, goodput: goodputs })
-    if (all !== undefined) {
-      crossover.push({
-        columns,
-        serializedBytes: serializedBytes(pool),
-        writer: 1e6 / writer.cpuMicros,
-        aggregated: 1e6 / aggregated.cpuMicros,
-        aggregatedAll: 1e6 / all.cpuMicros
-      })
-    }
+    if (all !== undefined) crossover.push(crossoverOf(columns, pool, writer, aggregated, all))
   }
   for (const columns of CROSSOVER_ONLY) {
     options.signal?.throwIfAborted()
@@ -501,13 +508,7 @@ export const runAggregation = async (
       ...common,
       processes: 1
     })
-    crossover.push({
-      columns,
-      serializedBytes: serializedBytes(pool),
-      writer: 1e6 / writer.cpuMicros,
-      aggregated: 1e6 / aggregated.cpuMicros,
-      aggregatedAll: 1e6 / all.cpuMicros
-    })
+    crossover.push(crossoverOf(columns, pool, writer, aggregated, all))
   }
   crossover.sort((a, b) => a.columns - b.columns)
   return report(smoke, byColumns, crossover, started)
