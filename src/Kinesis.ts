@@ -29,13 +29,26 @@ import { toKinesisError } from "./internal/awsError.js"
 import { Attributes, SpanNames } from "./internal/spans.js"
 
 /**
- * One record of a PutRecords call.
+ * One record of a PutRecords call. Kinesis routes it by the MD5 of its partition key, or, when
+ * it has one, by its explicit hash key: the shard whose hash-key range holds that key takes it.
+ *
+ * @example
+ * ```ts
+ * // The first shard of any stream: its range starts at 0.
+ * const entry: PutRecordsEntry = { data: new Uint8Array([1]), partitionKey: "k", explicitHashKey: "0" }
+ * ```
  *
  * @since 0.1.0
  */
 export interface PutRecordsEntry {
   readonly data: Uint8Array
   readonly partitionKey: string
+  /**
+   * The hash key that routes the record instead of its partition key's (`ExplicitHashKey`):
+   * the decimal text of an integer in [0, 2^128), as the API takes it. Kinesis refuses the
+   * call when it is anything else.
+   */
+  readonly explicitHashKey?: string | undefined
 }
 
 /**
@@ -196,7 +209,11 @@ export class Kinesis extends Context.Tag("cygnus-kinesis-writer/Kinesis")<Kinesi
                 ...(request.streamArn === undefined
                   ? { StreamName: request.streamName }
                   : { StreamARN: request.streamArn }),
-                Records: request.records.map((r) => ({ Data: r.data, PartitionKey: r.partitionKey }))
+                Records: request.records.map((r) =>
+                  r.explicitHashKey === undefined
+                    ? { Data: r.data, PartitionKey: r.partitionKey }
+                    : { Data: r.data, PartitionKey: r.partitionKey, ExplicitHashKey: r.explicitHashKey }
+                )
               }),
               { abortSignal: signal }
             ),

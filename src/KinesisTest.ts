@@ -20,7 +20,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import { KinesisError } from "./Errors.js"
-import { evenShards, hashKeyOf, ShardMap } from "./internal/core/routing.js"
+import { evenShards, routingHashKey, ShardMap } from "./internal/core/routing.js"
 import type { PutRecordsRequest, PutRecordsResultEntry, ShardRange, StreamSummary } from "./Kinesis.js"
 import { Kinesis } from "./Kinesis.js"
 
@@ -68,7 +68,7 @@ const defaultMap = new ShardMap(defaultShards)
 
 /**
  * Writes every record of the call on the shard of {@link defaultShards} whose hash-key range
- * holds the MD5 of its key, as Kinesis routes it.
+ * holds its explicit hash key, or else the MD5 of its partition key, as Kinesis routes it.
  *
  * @since 0.1.0
  */
@@ -76,7 +76,7 @@ export const acceptAll = (call: PutRecordsCall): Effect.Effect<ReadonlyArray<Put
   Effect.sync(() =>
     call.request.records.map((r, i): PutRecordsResultEntry => ({
       _tag: "Written",
-      shardId: defaultMap.shardOf(hashKeyOf(r.partitionKey))!,
+      shardId: defaultMap.shardOf(routingHashKey(r))!,
       sequenceNumber: `${call.index}-${i}`
     }))
   )

@@ -4,8 +4,8 @@
  * and seeded, reproducible faults.
  *
  * - Routing: the MD5 of a record's partition key (UTF-8), read as an unsigned 128-bit
- *   big-endian integer, is its hash key; the record goes to the shard whose hash-key range
- *   holds it. The N shards split [0, 2^128) evenly, as CreateStream does: shard i starts at
+ *   big-endian integer, is its hash key, unless the record names one (`explicitHashKey`); the
+ *   record goes to the shard whose hash-key range holds it. The N shards split [0, 2^128) evenly, as CreateStream does: shard i starts at
  *   `floor(i · 2^128 / N)`.
  * - Write limits per shard: `recordsPerSecondPerShard` records (1,000) and
  *   `bytesPerSecondPerShard` bytes of data plus partition key (1 MiB) per second, counted in a
@@ -15,8 +15,8 @@
  *   succeeds, and uses no capacity.
  * - ListShards answers the shard map above, every shard open.
  * - Request validation as Kinesis does it, before anything else: 1–500 records per call,
- *   partition keys of 1–256 characters, at most 1 MiB per record (data plus key) and 10 MiB
- *   per call; otherwise the call fails whole with a non-retryable `ValidationException`.
+ *   partition keys of 1–256 characters, explicit hash keys in [0, 2^128) written in decimal,
+ *   at most 1 MiB per record (data plus key) and 10 MiB per call; otherwise the call fails whole with a non-retryable `ValidationException`.
  * - Seeded faults (mulberry32 from `seed`; never `Math.random`): per record, an
  *   `InternalFailure` with probability `recordFailureRate`; per call, with the probabilities
  *   of `callFaults`, a throttled call (`LimitExceededException` or `ThrottlingException`,
@@ -59,6 +59,8 @@ import {
   evenStartingHashKeys,
   hashKeyOf,
   lastStartAtMost,
+  parseExplicitHashKey,
+  routingHashKey,
   shardIdOf,
   ShardMap
 } from "./internal/core/routing.js"
@@ -172,6 +174,8 @@ export interface SimulatedRecord {
   /** Increasing within a shard, as Kinesis' sequence numbers are. */
   readonly sequenceNumber: string
   readonly partitionKey: string
+  /** The hash key the record named, which routed it instead of its partition key's. */
+  readonly explicitHashKey?: string | undefined
   /** The caller's bytes, as sent (not copied). */
   readonly data: Uint8Array
   /** When it was written: `Clock` epoch milliseconds. */
@@ -413,6 +417,9 @@ const validateRequest = (request: PutRecordsRequest): string | undefined => {
     if (keyLength < 1 || keyLength > Defaults.maxPartitionKeyLength) {
       return `Records.${i}.PartitionKey must have length between 1 and ${Defaults.maxPartitionKeyLength}, got ${keyLength}`
     }
+    if (record.explicitHashKey !== undefined && parseExplicitHashKey(record.explicitHashKey) === undefined) {
+      return `Records.${i}.ExplicitHashKey must be a decimal integer in [0, 2^128 - 1], got ${record.explicitHashKey}`
+    }
     const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
     if (bytes > Defaults.maxRecordBytes) {
       return `Records.${i} is ${bytes} bytes, over the record limit of ${Defaults.maxRecordBytes}`
@@ -600,7 +607,7 @@ class SimulatedStream {
       totals.failed++
       return { _tag: "Failed", errorCode: "InternalFailure", errorMessage: "Internal service failure." }
     }
-    const shard = this.shards[this.map.indexOf(hashKeyOf(record.partitionKey))]!
+    const shard = this.shards[this.map.indexOf(routingHashKey(record))]!
     const bytes = record.data.length + Buffer.byteLength(record.partitionKey, "utf8")
     if (!this.admit(shard, bytes, now)) {
       shard.throttled++
@@ -621,6 +628,7 @@ class SimulatedStream {
         shardId: shard.shardId,
         sequenceNumber,
         partitionKey: record.partitionKey,
+        ...(record.explicitHashKey === undefined ? {} : { explicitHashKey: record.explicitHashKey }),
         data: record.data,
         at: now,
         callIndex

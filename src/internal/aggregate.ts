@@ -1,22 +1,25 @@
 /**
  * Opt-in aggregation (writer option `aggregation`; ARCHITECTURE.md, "Aggregation"): phase 1
- * of a batch when the records that share a partition key travel together, one Kinesis record
- * whose Data is `gzip(DataFileEntryRecordBatch)` per group.
+ * of a batch when the records bound for one shard travel together, one Kinesis record whose
+ * Data is `gzip(DataFileEntryRecordBatch)` per group.
  *
  * The batch is read in chunks of {@link AGGREGATION_CHUNK} records. Each record's envelope
  * is written once, straight from the record (`DataFileEncoder`: the bytes `toBinary` gives,
  * without its writer), and decided as in `prepare.ts` (over the threshold or too large for
  * the stream: S3; otherwise inline); a chunk's large payloads are uploaded before it is
- * packed, so that their pointers join their group. Records are grouped by partition-key
- * prefix (the attempt suffix is the same for every member: an aggregate retries as a unit).
- * Groups stay open across chunks: each chunk packs the aggregates its groups filled (at most
- * `maxRecords` records and `maxBytes` bytes before gzip), concatenating the members' encoded
- * envelopes, and hands them to the `Compressor`, which gzips them beside the serialization
- * of the next chunks; the last chunk packs what is left, and the calling thread, done with
- * serializing, gzips part of it itself. A group of one is a plain `DataFileEntryRecord`, as
- * without aggregation. After gzip each aggregate is checked against the stream's record
- * limit and split in halves if it does not fit (the layer refuses a `maxBytes` for which
- * that could happen, so this is a guard, not a path).
+ * packed, so that their pointers join their group. Records are grouped by the shard their
+ * partition key is predicted to go to, given the stream's shard map, and each aggregate
+ * carries an explicit hash key of its shard's range; without a map, by partition key. Only
+ * records smaller than `maxMemberBytes` are aggregated: a larger one is packed at once as a
+ * plain record, as without aggregation. Groups stay open across chunks: each chunk packs
+ * the aggregates its groups filled (at most `maxRecords` records and `maxBytes` bytes
+ * before gzip), concatenating the members' encoded envelopes, and hands them to the
+ * `Compressor`, which gzips them beside the serialization of the next chunks; the last
+ * chunk packs what is left, and the calling thread, done with serializing, gzips part of it
+ * itself. A group of one is a plain `DataFileEntryRecord`, as without aggregation. After
+ * gzip each aggregate is checked against the stream's record limit and split in halves if
+ * it does not fit (the layer refuses a `maxBytes` for which that could happen, so this is a
+ * guard, not a path).
  *
  * Nothing here runs when aggregation is off: `prepare.ts`'s hot loop is untouched.
  */
@@ -26,11 +29,14 @@ import { randomUUID } from "node:crypto"
 import { Compressor } from "../Compressor.js"
 import { CompressionError, SerializationError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import type { ShardRange } from "../Kinesis.js"
 import type { PayloadLocation } from "../LargePayloadStore.js"
 import { encodeEntryRecordSync, gunzipSync, gzipSync, serializeDataFileSync } from "./codec.js"
 import type { ResolvedAggregation } from "./config.js"
 import { gzipBound } from "./core/gzipBound.js"
 import { distributionBucket, partitionKeyPrefix as partitionKeyPrefixOf } from "./core/partitionKey.js"
+import type { ShardMap } from "./core/routing.js"
+import { explicitHashKeyOf, hashKeyOf } from "./core/routing.js"
 import { DataFileEncoder } from "./dataFileEncoder.js"
 import type { PackedPayloads } from "./envelopePacker.js"
 import { EnvelopePacker, varintSize } from "./envelopePacker.js"
@@ -45,7 +51,16 @@ import type {
   PrepareError,
   RecordLimitGuard
 } from "./prepare.js"
-import { build, cleanUpAfter, entryInfo, preparedBatch, recordLimitGuard, upload } from "./prepare.js"
+import {
+  build,
+  cleanUpAfter,
+  COMPRESSION_CHUNK,
+  COMPRESSION_PART_BYTES,
+  entryInfo,
+  preparedBatch,
+  recordLimitGuard,
+  upload
+} from "./prepare.js"
 
 /**
  * Logical records per chunk: how often the aggregates filled so far go to the compressor
@@ -63,6 +78,8 @@ const MEMBER_FRAMING = 6
 interface PayloadPlan {
   readonly members: ReadonlyArray<BatchEntry>
   readonly partitionKeyPrefix: string
+  /** The aggregate's shard, as an explicit hash key; absent for a record alone, or without a shard map. */
+  readonly explicitHashKey?: string | undefined
   readonly uncompressedSize: number
 }
 
@@ -99,33 +116,74 @@ interface Member {
   envelope: Uint8Array
   /** The first index of the chunk whose buffer `envelope` is a view of; -1 once it has its own bytes. */
   chunk: number
+  /** Its own partition key's prefix: an aggregate travels under its first member's. */
+  readonly partitionKeyPrefix: string
 }
 
-/** The records of a chunk that share a partition key, in batch order. */
+/** The records bound for one shard (or, without a shard map, that share a partition key), in batch order. */
 interface Group {
-  readonly partitionKeyPrefix: string
+  /** The explicit hash key of the group's shard; absent when grouped by partition key. */
+  readonly explicitHashKey: string | undefined
   /** In batch order; those of earlier chunks first. */
   members: Array<Member>
 }
 
 /**
- * Phase 1 with aggregation: serializes, offloads, groups by partition key and packs each
- * chunk, starting its compression. Fails before anything is sent, naming the record, and
- * deletes the objects already written.
+ * The open groups of a batch. With a shard map, a record joins the group of the open shard
+ * that its first attempt's partition key goes to, and the group's aggregates carry the
+ * shard's explicit hash key; without one (or for a key that falls in a gap of the map), the
+ * group of its partition key. Each distribution bucket's group is found once.
+ */
+class Groups {
+  /** By group key: a shard's index, or `-1 - bucket` for a partition key's group. */
+  readonly byKey = new Map<number, Group>()
+  private readonly ofBucket: Array<Group | undefined> = []
+
+  constructor(private readonly shards: ShardMap<ShardRange> | undefined) {}
+
+  add(bucket: number, member: Member): void {
+    let group = this.ofBucket[bucket]
+    if (group === undefined) {
+      const shards = this.shards
+      const index = shards === undefined ? -1 : shards.indexOf(hashKeyOf(`${member.partitionKeyPrefix}0`))
+      const key = index >= 0 ? index : -1 - bucket
+      group = this.byKey.get(key)
+      if (group === undefined) {
+        // The aggregates of a shard's group carry a hash key of the shard's range, which
+        // routes them there on every attempt: the attempt suffix of their partition key,
+        // which moves a plain record to another shard on a retry, does not move them. A
+        // group is one shard's share of the batch: moving it whole would only load another
+        // shard with it, so it waits for its own shard's next second.
+        const shard = index >= 0 ? shards?.shards[index] : undefined
+        group = { explicitHashKey: shard === undefined ? undefined : explicitHashKeyOf(shard), members: [] }
+        this.byKey.set(key, group)
+      }
+      this.ofBucket[bucket] = group
+    }
+    group.members.push(member)
+  }
+}
+
+/**
+ * Phase 1 with aggregation: serializes, offloads, groups by predicted shard (given `shards`,
+ * the stream's shard map) or by partition key, and packs each chunk, starting its
+ * compression. Fails before anything is sent, naming the record, and deletes the objects
+ * already written.
  *
  * @internal
  */
 export const serializeBatchAggregated = (
   context: PrepareContext,
   records: ReadonlyArray<DataFileV1>,
-  aggregation: ResolvedAggregation
+  aggregation: ResolvedAggregation,
+  shards?: ShardMap<ShardRange> | undefined
 ): Effect.Effect<AggregatedBatch, PrepareError, Scope.Scope> => {
   const attempted: Array<PayloadLocation> = []
   return Effect.gen(function*() {
     const { config } = context
     const attemptDigits = String(config.maxRetries).length
     const guard = recordLimitGuard(context)
-    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime })
+    const packer = new EnvelopePacker({ ...config, creationTime: context.creationTime }, undefined, context.packBuffers)
     // A chunk's serialized records live in one buffer until the chunk is packed (its large
     // payloads are uploaded before that): the buffer is reused by the next chunk.
     const encoder = new DataFileEncoder({ ...config, creationTime: context.creationTime })
@@ -135,17 +193,38 @@ export const serializeBatchAggregated = (
     // (maxRecords or maxBytes), and the rest of each group waits for the next chunk's records;
     // the last chunk packs everything. Aggregates are as full as the options allow whatever
     // the number of partition keys, and each chunk still starts its compression at once.
-    const groups = new Map<number, Group>()
-    // Aggregates packed and not yet handed to the compressor, in packing order.
-    const waiting: Array<PayloadPlan> = []
+    const groups = new Groups(shards)
+    // Payloads packed and not yet handed to the compressor, in packing order, and their bytes.
+    let waiting: Array<PayloadPlan> = []
+    let waitingBytes = 0
+    // What goes to the attempt next: records decided alone, and parts on their way through
+    // the compressor (and how many payloads those hold).
+    let alone: Array<PreparedRecord> = []
+    let parts: Array<CompressedPart> = []
+    let partPayloads = 0
     const compress = chunkCompressor(context)
     const slice = new EventLoopSlice()
     const entries: Array<BatchEntry> = new Array(records.length)
     const chunks: Array<AggregatedChunk> = []
     let largePayloads = 0
+    // The payloads packed so far go to the compressor.
+    const compressWaiting = (last: boolean) =>
+      Effect.map(Effect.forkScoped(compress(packer.take(), last)), (compressed) => {
+        parts.push({ payloads: waiting, compressed })
+        partPayloads += waiting.length
+        waiting = []
+        waitingBytes = 0
+      })
+    // What is ready or on its way goes to the attempt, as one step of it.
+    const handOver = () => {
+      if (parts.length === 0 && alone.length === 0) return
+      chunks.push({ prepared: chunkPrepared(context, alone, parts, attemptDigits) })
+      alone = []
+      parts = []
+      partPayloads = 0
+    }
     for (let start = 0; start < records.length; start += AGGREGATION_CHUNK) {
       const end = Math.min(records.length, start + AGGREGATION_CHUNK)
-      const alone: Array<PreparedRecord> = []
       const offload: Array<Offloaded> = []
       // A new buffer for the chunk's records: those still in an open group keep theirs alive.
       encoder.renew()
@@ -153,6 +232,7 @@ export const serializeBatchAggregated = (
         if (slice.spent()) yield* slice.yield
         const record = records[index]!
         const recordId = randomUUID()
+        const mark = encoder.mark
         let encoded = encoder.encodeEnvelope(record, recordId)
         if (encoded === undefined) {
           // What the encoder leaves to protobuf-es: the same bytes, or the same error.
@@ -178,18 +258,29 @@ export const serializeBatchAggregated = (
             if (guard.fits(built.data.length, keyBytes)) {
               entries[index] = built
               alone.push(built)
+              encoder.rewind(mark)
               continue
             }
             large = true
           }
         }
-        const member: Member = { entry, envelope: encoded.envelope, chunk: start }
-        let group = groups.get(bucket)
-        if (group === undefined) {
-          group = { partitionKeyPrefix, members: [] }
-          groups.set(bucket, group)
+        if (!large && dataFileBytes.length >= aggregation.maxMemberBytes) {
+          // Too large to be worth aggregating: packed now as a plain record, and its bytes
+          // dropped from the chunk's buffer; as without aggregation, handed to the compressor
+          // by parts, and to the attempt a call's worth of records at a time.
+          const size = packer.addEnvelope(encoded.envelope)
+          encoder.rewind(mark)
+          entries[index] = entry
+          waiting.push({ members: [entry], partitionKeyPrefix, uncompressedSize: size })
+          waitingBytes += size
+          if (waitingBytes >= COMPRESSION_PART_BYTES && waiting.length >= 2) {
+            yield* compressWaiting(false)
+            if (partPayloads >= COMPRESSION_CHUNK) handOver()
+          }
+          continue
         }
-        group.members.push(member)
+        const member: Member = { entry, envelope: encoded.envelope, chunk: start, partitionKeyPrefix }
+        groups.add(bucket, member)
         if (large) offload.push({ slot: { _tag: "Offload", entry, partitionKeyPrefix, dataFileBytes }, member })
       }
       // The chunk's large payloads, uploaded before it is packed: their pointers join their groups.
@@ -198,19 +289,15 @@ export const serializeBatchAggregated = (
         yield* uploadLarge(context, guard, offload, attempted)
       }
       const last = end === records.length
-      for (const plan of packGroups(packer, groups, aggregation, last)) {
+      for (const plan of packGroups(packer, groups.byKey, aggregation, last)) {
         for (const m of plan.members) entries[m.index] = m
         waiting.push(plan)
       }
-      detachOpenMembers(groups, start)
-      // Aggregates go to the compressor two or more at a time: the compressor keeps a lone
+      detachOpenMembers(groups.byKey, start)
+      // Payloads go to the compressor two or more at a time: the compressor keeps a lone
       // payload on the calling thread. One aggregate filled in this chunk waits for the next.
-      const payloads = last || waiting.length >= 2 ? waiting.splice(0) : []
-      const compressed = payloads.length === 0
-        ? Fiber.succeed<Array<Uint8Array>>([])
-        : yield* Effect.forkScoped(compress(packer.take(), last))
-      if (payloads.length === 0 && alone.length === 0) continue
-      chunks.push({ prepared: chunkPrepared(context, alone, payloads, compressed, attemptDigits) })
+      if (waiting.length > 0 && (last || waiting.length >= 2)) yield* compressWaiting(last)
+      handOver()
     }
     return { aggregated: true as const, entries, chunks, largePayloads }
   }).pipe(
@@ -219,6 +306,12 @@ export const serializeBatchAggregated = (
     Effect.catchAll((error) => cleanUpAfter(context, attempted, error)),
     Effect.onInterrupt(() => deleteBestEffort(context.store, attempted, context.config))
   )
+}
+
+/** Payloads packed together, in packing order, and their compression. */
+interface CompressedPart {
+  readonly payloads: ReadonlyArray<PayloadPlan>
+  readonly compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>
 }
 
 /** A large payload of a chunk, to upload, and the group member its pointer's envelope replaces. */
@@ -324,27 +417,30 @@ const detachOpenMembers = (groups: ReadonlyMap<number, Group>, start: number): v
 }
 
 /**
- * Phase 2 of a chunk: its records decided alone, then its aggregates once compressed, each
- * fitted to the stream's record limit.
+ * Phase 2 of a step of the attempt: its records decided alone, then its payloads once
+ * compressed, each fitted to the stream's record limit.
  */
 const chunkPrepared = (
   context: PrepareContext,
   alone: ReadonlyArray<PreparedRecord>,
-  payloads: ReadonlyArray<PayloadPlan>,
-  compressed: Fiber.Fiber<Array<Uint8Array>, CompressionError>,
+  parts: ReadonlyArray<CompressedPart>,
   attemptDigits: number
 ): Effect.Effect<Array<PreparedRecord>, CompressionError> =>
-  Effect.flatMap(Fiber.join(compressed), (gz) => {
+  Effect.flatMap(Effect.forEach(parts, (part) => Fiber.join(part.compressed)), (gzs) => {
     const out: Array<PreparedRecord> = [...alone]
-    for (let i = 0; i < payloads.length; i++) {
-      const fitted = fitToRecordLimit(
-        toPrepared(payloads[i]!, gz[i]!),
-        context.recordLimitBytes,
-        attemptDigits,
-        context.config.compressionLevel
-      )
-      if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
-      for (const r of fitted.right) out.push(r)
+    for (let p = 0; p < parts.length; p++) {
+      const { payloads } = parts[p]!
+      const gz = gzs[p]!
+      for (let i = 0; i < payloads.length; i++) {
+        const fitted = fitToRecordLimit(
+          toPrepared(payloads[i]!, gz[i]!),
+          context.recordLimitBytes,
+          attemptDigits,
+          context.config.compressionLevel
+        )
+        if (Either.isLeft(fitted)) return Effect.fail(fitted.left)
+        for (const r of fitted.right) out.push(r)
+      }
     }
     return Effect.succeed(out)
   })
@@ -358,10 +454,11 @@ const chunkPrepared = (
 export const prepareBatchAggregated = (
   context: PrepareContext,
   records: ReadonlyArray<DataFileV1>,
-  aggregation: ResolvedAggregation
+  aggregation: ResolvedAggregation,
+  shards?: ShardMap<ShardRange> | undefined
 ): Effect.Effect<PreparedBatch, PrepareError> =>
   Effect.gen(function*() {
-    const batch = yield* serializeBatchAggregated(context, records, aggregation)
+    const batch = yield* serializeBatchAggregated(context, records, aggregation, shards)
     const prepared = (yield* Effect.forEach(batch.chunks, (chunk) => chunk.prepared)).flat()
     return preparedBatch(prepared, batch.largePayloads)
   }).pipe(Effect.scoped)
@@ -379,8 +476,9 @@ const packGroups = (
   last: boolean
 ): Array<PayloadPlan> => {
   const plans: Array<PayloadPlan> = []
-  const flush = (partitionKeyPrefix: string, members: ReadonlyArray<Member>, from: number, to: number) => {
+  const flush = (group: Group, from: number, to: number) => {
     if (to === from) return
+    const members = group.members
     let size = 0
     if (to - from === 1) {
       size = packer.addEnvelope(members[from]!.envelope)
@@ -390,24 +488,31 @@ const packGroups = (
     }
     const entries: Array<BatchEntry> = new Array(to - from)
     for (let i = from; i < to; i++) entries[i - from] = members[i]!.entry
-    plans.push({ members: entries, partitionKeyPrefix, uncompressedSize: size })
+    // A record alone travels as a plain record does: under its own key, routed by it.
+    const explicitHashKey = to - from === 1 ? undefined : group.explicitHashKey
+    plans.push({
+      members: entries,
+      partitionKeyPrefix: members[from]!.partitionKeyPrefix,
+      ...(explicitHashKey === undefined ? {} : { explicitHashKey }),
+      uncompressedSize: size
+    })
   }
   for (const group of groups.values()) {
-    const { members, partitionKeyPrefix } = group
+    const members = group.members
     let from = 0
     let bytes = 0
     for (let i = 0; i < members.length; i++) {
       const length = members[i]!.envelope.length
       const size = 1 + varintSize(length) + length
       if (i > from && (i - from === maxRecords || bytes + size > maxBytes)) {
-        flush(partitionKeyPrefix, members, from, i)
+        flush(group, from, i)
         from = i
         bytes = 0
       }
       bytes += size
     }
     if (last) {
-      flush(partitionKeyPrefix, members, from, members.length)
+      flush(group, from, members.length)
       group.members = []
     } else if (from > 0) {
       group.members = members.slice(from)
@@ -418,8 +523,15 @@ const packGroups = (
 
 const toPrepared = (plan: PayloadPlan, data: Uint8Array): PreparedRecord => {
   const first = plan.members[0]!
+  const routed = plan.explicitHashKey === undefined ? {} : { explicitHashKey: plan.explicitHashKey }
   return plan.members.length === 1
-    ? { ...first, data, uncompressedSize: plan.uncompressedSize, partitionKeyPrefix: plan.partitionKeyPrefix }
+    ? {
+      ...first,
+      data,
+      uncompressedSize: plan.uncompressedSize,
+      partitionKeyPrefix: plan.partitionKeyPrefix,
+      ...routed
+    }
     : {
       index: first.index,
       record: first.record,
@@ -427,6 +539,7 @@ const toPrepared = (plan: PayloadPlan, data: Uint8Array): PreparedRecord => {
       data,
       uncompressedSize: plan.uncompressedSize,
       partitionKeyPrefix: plan.partitionKeyPrefix,
+      ...routed,
       members: plan.members
     }
 }
@@ -491,9 +604,11 @@ export const fitToRecordLimit = (
       ),
       (data) =>
         fitToRecordLimit(
+          // The parts stay on the aggregate's shard, under its key.
           toPrepared({
             members: members.slice(from, to),
             partitionKeyPrefix: record.partitionKeyPrefix,
+            explicitHashKey: record.explicitHashKey,
             uncompressedSize: payload.length
           }, data),
           recordLimitBytes,

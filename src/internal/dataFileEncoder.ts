@@ -78,6 +78,19 @@ export class DataFileEncoder {
     this.pos = 0
   }
 
+  /** Where the next record goes: what {@link rewind} goes back to. */
+  get mark(): number {
+    return this.pos
+  }
+
+  /**
+   * Goes back to `mark`: the records written since are dropped, and their views overwritten by
+   * the next ones (for a record copied out at once, whose bytes need not stay in the buffer).
+   */
+  rewind(mark: number): void {
+    this.pos = mark
+  }
+
   /** The record's bytes as `toBinary` writes them, or `undefined` when `toBinary` must do it. */
   encode(record: DataFileV1): Uint8Array | undefined {
     const start = this.pos

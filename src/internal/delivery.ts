@@ -287,7 +287,8 @@ export const makeSender = (
         if (ledger !== undefined) { for (const r of call) ledger.sendingRecord(r) }
         const entries = call.map((r, i) => ({
           data: r.data,
-          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i]))
+          partitionKey: r.partitionKeyPrefix + (suffix ?? String((attempt as ReadonlyArray<number>)[i])),
+          explicitHashKey: r.explicitHashKey
         }))
         const result = yield* Effect.either(putRecords(
           restore(kinesis.putRecords({ streamName: stream, streamArn: config.streamArn, records: entries }))

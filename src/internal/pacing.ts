@@ -24,18 +24,19 @@
  *   held to and the records waiting for it; a shard that closes loses its series.
  */
 import { Clock, Duration, Effect, Schedule } from "effect"
-import { KinesisError } from "../Errors.js"
+import type { KinesisError } from "../Errors.js"
 import type { ShardRange } from "../Kinesis.js"
 import type { KinesisMetrics } from "../KinesisMetrics.js"
 import { WriterDefaults } from "./config.js"
-import { hashKeyOf, ShardMap } from "./core/routing.js"
+import type { ShardMap } from "./core/routing.js"
+import { hashKeyOf } from "./core/routing.js"
 import type { RateRules } from "./core/shardRate.js"
 import { DefaultPacingLimits, DefaultRateRules, isThrottling, ShardRate } from "./core/shardRate.js"
 import type { BucketLimits } from "./core/tokenBucket.js"
 import { TokenBucket } from "./core/tokenBucket.js"
 import type { AttemptOutcome } from "./delivery.js"
 import type { PreparedRecord } from "./prepare.js"
-import { withRequestTimeout } from "./timeout.js"
+import { loadShardMap } from "./shardMapSource.js"
 
 export { DefaultPacingLimits }
 
@@ -115,15 +116,6 @@ export const loadRetrySchedule: Schedule.Schedule<unknown, KinesisError> = Sched
   Schedule.union(Schedule.spaced("30 seconds"))
 )
 
-const noShards = (streamName: string): KinesisError =>
-  new KinesisError({
-    operation: "ListShards",
-    streamName,
-    errorName: "NoOpenShards",
-    retryable: true,
-    cause: new Error("ListShards answered no open shard")
-  })
-
 export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
   Effect.sync(() => {
     const limits = options.limits ?? DefaultPacingLimits
@@ -183,13 +175,7 @@ export const makePacer = (options: PacerOptions): Effect.Effect<Pacer> =>
           )
       })
 
-    const loadOnce = options.listShards.pipe(
-      withRequestTimeout(
-        timeout,
-        (facts) => new KinesisError({ operation: "ListShards", streamName: stream, ...facts })
-      ),
-      Effect.map((ranges) => new ShardMap(ranges)),
-      Effect.filterOrFail((map) => map.shards.length > 0, () => noShards(stream)),
+    const loadOnce = loadShardMap({ streamName: stream, listShards: options.listShards, requestTimeout: timeout }).pipe(
       Effect.tapError(loadFailed)
     )
 

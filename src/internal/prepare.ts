@@ -66,6 +66,12 @@ export interface PreparedRecord extends BatchEntry {
   /** The partition key without its attempt suffix. */
   readonly partitionKeyPrefix: string
   /**
+   * The hash key that routes it instead of its partition key, on every attempt (decimal, as
+   * PutRecords takes it): an aggregate of one shard's records carries a key of that shard's
+   * range. Absent for a record routed by its partition key.
+   */
+  readonly explicitHashKey?: string | undefined
+  /**
    * The logical records of an aggregate (writer option `aggregation`), in order; `index`,
    * `record` and `recordId` are then the first's. Absent for a record that is not aggregated.
    */

@@ -8,6 +8,7 @@ import { Compressor } from "../Compressor.js"
 import type { WriteBatchError } from "../Errors.js"
 import { KinesisError } from "../Errors.js"
 import type { DataFileV1 } from "../gen/cygnus/v1/data_file_pb.js"
+import type { ShardRange } from "../Kinesis.js"
 import { Kinesis } from "../Kinesis.js"
 import { KinesisMetrics } from "../KinesisMetrics.js"
 import type { KinesisWriter, WriteBatchOptions, WriteResult } from "../KinesisWriter.js"
@@ -20,6 +21,7 @@ import type { KinesisWriterOptions, ResolvedWriterConfig } from "./config.js"
 import { fitStreamLimits, resolveWriterConfig } from "./config.js"
 import type { DeliveryLedger } from "./core/ledger.js"
 import { KinesisLimits } from "./core/limits.js"
+import type { ShardMap } from "./core/routing.js"
 import type { AttemptOutcome, Sender } from "./delivery.js"
 import { InvalidResponse, makeSender, slices } from "./delivery.js"
 import { registerEngine } from "./engine.js"
@@ -28,6 +30,8 @@ import type { DeleteReport } from "./orphans.js"
 import { deleteBestEffort, deleteProgress, locationId } from "./orphans.js"
 import type { PrepareContext, PreparedRecord, PrepareError, SerializedBatch } from "./prepare.js"
 import { compressChunk, prepareBatch, serializeBatch } from "./prepare.js"
+import type { ShardMapSource } from "./shardMapSource.js"
+import { makeShardMapSource } from "./shardMapSource.js"
 import { Attributes, SpanNames } from "./spans.js"
 
 /** Builds the writer; see `KinesisWriter.make`. */
@@ -55,6 +59,9 @@ export const make = (
     )
     const sender = makeSender(config, kinesis, metrics, recordLimitBytes)
     const stream = config.streamName
+    // Aggregation groups records by the shard they are bound for: the stream's shard map,
+    // loaded when the first batch needs it (only with aggregation on).
+    const shardMaps = config.aggregation === undefined ? undefined : shardMapsOf(kinesis, config, yield* Effect.scope)
     // Packing buffers the compressor is done with, reused by the next chunks (this writer's batches only).
     const packBuffers = new PackBuffers()
 
@@ -70,12 +77,16 @@ export const make = (
 
     const prepare = Effect.fn(SpanNames.prepare)(function*(records: ReadonlyArray<DataFileV1>) {
       yield* Effect.annotateCurrentSpan({ [Attributes.streamName]: stream, [Attributes.records]: records.length })
+      const aggregation = config.aggregation
       const batch = yield* Effect.flatMap(
         context,
         (ctx) =>
-          config.aggregation === undefined
+          aggregation === undefined
             ? prepareBatch(ctx, records)
-            : prepareBatchAggregated(ctx, records, config.aggregation)
+            : Effect.flatMap(
+              shardMapWithin(shardMaps),
+              (shards) => prepareBatchAggregated(ctx, records, aggregation, shards)
+            )
       ).pipe(
         Effect.tapError(() => metrics.batchWriteFailure(stream))
       )
@@ -101,7 +112,7 @@ export const make = (
       const serialize: Effect.Effect<SerializedBatch | AggregatedBatch, PrepareError, Scope.Scope> =
         config.aggregation === undefined
           ? serializeBatch(ctx, records)
-          : serializeBatchAggregated(ctx, records, config.aggregation)
+          : serializeBatchAggregated(ctx, records, config.aggregation, yield* shardMapWithin(shardMaps, deadline))
       const batch = yield* serialize.pipe(Effect.tapError(() => metrics.batchWriteFailure(stream)))
       yield* metrics.largePayloads(stream, batch.largePayloads)
       const delivery = new BatchDelivery(batch.entries)
@@ -113,7 +124,12 @@ export const make = (
           Effect.annotateLogs({ stream, records: delivery.pending.length, attempt: delivery.attempts })
         )
       )
-      const run = delivery.run(attempt(batch, delivery, bytes), options?.schedule ?? defaultSchedule, onRetry)
+      const attempts = attempt(batch, delivery, bytes)
+      // A receipt from a shard other than an aggregate's refreshes the map (a reshard).
+      const observed = shardMaps === undefined
+        ? attempts
+        : (n: number) => Effect.tap(attempts(n), shardMaps.observe)
+      const run = delivery.run(observed, options?.schedule ?? defaultSchedule, onRetry)
       // The deadline counts from the call; what phase 1 took is gone from it.
       const deliver = deadline === undefined ? run : Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const left = Duration.subtract(
@@ -162,6 +178,33 @@ export const make = (
       prepareContext: context
     })
   })
+
+/** The writer's shard map, for aggregation by predicted shard. */
+const shardMapsOf = (kinesis: Kinesis.Service, config: ResolvedWriterConfig, scope: Scope.Scope): ShardMapSource =>
+  makeShardMapSource({
+    streamName: config.streamName,
+    listShards: kinesis.listShards(config.streamName, config.streamArn),
+    requestTimeout: config.requestTimeout
+  }, scope)
+
+/**
+ * The shard map for a batch, if known. The first load is waited for at most half a caller's
+ * deadline, so that the rest is left for delivery: past it, the batch groups by partition key,
+ * and the load goes on for the next ones.
+ */
+const shardMapWithin = (
+  shardMaps: ShardMapSource | undefined,
+  deadline?: Duration.Duration
+): Effect.Effect<ShardMap<ShardRange> | undefined> =>
+  shardMaps === undefined
+    ? Effect.succeed(undefined)
+    : deadline === undefined
+    ? shardMaps.current
+    : Effect.timeoutTo(shardMaps.current, {
+      duration: Duration.times(deadline, 0.5),
+      onSuccess: (map) => map,
+      onTimeout: () => undefined
+    })
 
 /** A retry: the records pending, in slices of a call's worth. */
 const sendAgainWith =

@@ -13,7 +13,14 @@ import type { DataFileInfo } from "../../src/gen/cygnus/v1/data_file_entry_pb.js
 import type { DataFileV1 } from "../../src/gen/cygnus/v1/data_file_pb.js"
 import { DataFileV1Schema } from "../../src/gen/cygnus/v1/data_file_pb.js"
 import type { KinesisWriterOptions } from "../../src/index.js"
-import { KinesisMetrics, KinesisWriter, LargePayloadStore, RecordReader } from "../../src/index.js"
+import {
+  AggregationDefaults,
+  KinesisError,
+  KinesisMetrics,
+  KinesisWriter,
+  LargePayloadStore,
+  RecordReader
+} from "../../src/index.js"
 import { fitToRecordLimit } from "../../src/internal/aggregate.js"
 import * as RecordCodec from "../../src/internal/codec.js"
 import { distributionBucket } from "../../src/internal/core/partitionKey.js"
@@ -27,6 +34,17 @@ import { baseOptions, writerLayer } from "../support/writerLayers.js"
 
 const RUNS = { numRuns: 200 }
 const on = { aggregation: {} } as const satisfies Partial<KinesisWriterOptions>
+/** ListShards denied: the writer does not know the shard map, and groups records by partition key. */
+const noShardMap = {
+  shards: Effect.fail(
+    new KinesisError({
+      operation: "ListShards",
+      streamName: "test-stream",
+      errorName: "AccessDeniedException",
+      retryable: false
+    })
+  )
+}
 const noDelay = { schedule: Schedule.recurs(3) }
 
 /** Every Kinesis record of every recorded call: key, Data and its logical records. */
@@ -184,7 +202,7 @@ describe("aggregation: the writer", () => {
       for (const r of (yield* sent).flat()) assert.isFalse(RecordCodec.isAggregateSync(Zlib.gunzipSync(r.data)))
     }).pipe(Effect.provide(writerLayer())))
 
-  it.effect("records that share a partition key become one Kinesis record; results stay per logical record", () =>
+  it.effect("without the shard map, records that share a partition key become one Kinesis record; results stay per logical record", () =>
     Effect.gen(function*() {
       const batch = RecordGenerator.makeDataFiles(300, { columns: 5 })
       const writer = yield* KinesisWriter
@@ -210,7 +228,7 @@ describe("aggregation: the writer", () => {
         if (r.entry._tag !== "standard") return assert.fail("expected inline")
         assert.isTrue(equals(DataFileV1Schema, r.entry.dataFile, batch[i]!))
       })
-    }).pipe(Effect.provide(writerLayer(undefined, on))))
+    }).pipe(Effect.provide(writerLayer(undefined, on, noShardMap))))
 
   it.effect("maxRecords and maxBytes bound every aggregate; a group of one is a plain record", () =>
     Effect.gen(function*() {
@@ -233,7 +251,7 @@ describe("aggregation: the writer", () => {
     }))
 
   it.live(
-    "a batch of many chunks: groups stay open across chunks, aggregates fill to maxRecords, each key's records in batch order",
+    "without the shard map, a batch of many chunks: groups stay open across chunks, aggregates fill to maxRecords, each key's records in batch order",
     () =>
       Effect.gen(function*() {
         const batch = RecordGenerator.makeDataFiles(9_000, { columns: 5 })
@@ -268,7 +286,7 @@ describe("aggregation: the writer", () => {
         assert.strictEqual(seen.size, 9_000)
       }).pipe(
         // The worker pool (the calling thread shares the last chunk's gzip with it).
-        Effect.provide(writerLayer(undefined, { compressionWorkers: 1, aggregation: { maxRecords: 300 } }))
+        Effect.provide(writerLayer(undefined, { compressionWorkers: 1, aggregation: { maxRecords: 300 } }, noShardMap))
       ),
     60_000
   )
@@ -372,11 +390,12 @@ describe("aggregation: configuration", () => {
       assert.include(error.message, shown)
     })
 
-  it.effect("maxRecords under 2, or not an integer, fails the layer naming it", () =>
+  it.effect("maxRecords under 2, or not an integer, a maxBytes or maxMemberBytes out of range, fails the layer naming it", () =>
     Effect.gen(function*() {
       yield* fails({ aggregation: { maxRecords: 1 } }, "maxRecords", "1")
       yield* fails({ aggregation: { maxRecords: 2.5 } }, "maxRecords", "2.5")
       yield* fails({ aggregation: { maxBytes: 100 } }, "maxBytes", "100")
+      yield* fails({ aggregation: { maxMemberBytes: 0 } }, "maxMemberBytes", "0")
     }))
 
   it.effect("a maxBytes the stream's record limit cannot hold fails the layer, naming the largest that fits", () =>
@@ -404,10 +423,18 @@ describe("aggregation: configuration", () => {
           ))
         )
       assert.isUndefined(yield* read({}))
-      assert.deepStrictEqual(yield* read({ KINESIS_AGGREGATION: "true" }), { maxRecords: 500, maxBytes: 262_144 })
+      assert.deepStrictEqual(yield* read({ KINESIS_AGGREGATION: "true" }), {
+        maxRecords: 500,
+        maxBytes: 262_144,
+        maxMemberBytes: AggregationDefaults.maxMemberBytes
+      })
       assert.deepStrictEqual(
-        yield* read({ KINESIS_AGGREGATION: "true", KINESIS_AGGREGATION_MAX_RECORDS: "50" }),
-        { maxRecords: 50, maxBytes: 262_144 }
+        yield* read({
+          KINESIS_AGGREGATION: "true",
+          KINESIS_AGGREGATION_MAX_RECORDS: "50",
+          KINESIS_AGGREGATION_MAX_MEMBER_BYTES: "10000"
+        }),
+        { maxRecords: 50, maxBytes: 262_144, maxMemberBytes: 10_000 }
       )
     }))
 })

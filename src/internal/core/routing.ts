@@ -28,6 +28,37 @@ export interface HashKeyRange {
 export const hashKeyOf = (partitionKey: string): bigint =>
   BigInt(`0x${createHash("md5").update(partitionKey, "utf8").digest("hex")}`)
 
+/** The text Kinesis takes for an explicit hash key: a decimal integer of at most 39 digits, no sign, no leading zero. */
+const EXPLICIT_HASH_KEY = /^(0|[1-9][0-9]{0,38})$/
+
+/**
+ * The hash key an `ExplicitHashKey` names, or `undefined` when Kinesis would refuse it: not
+ * decimal digits, or not in [0, 2^128).
+ */
+export const parseExplicitHashKey = (text: string): bigint | undefined => {
+  if (!EXPLICIT_HASH_KEY.test(text)) return undefined
+  const key = BigInt(text)
+  return key < HASH_KEY_SPACE ? key : undefined
+}
+
+/**
+ * The hash key that routes a record: its `ExplicitHashKey` when it has one (which must be
+ * valid: see {@link parseExplicitHashKey}), else the MD5 of its partition key.
+ */
+export const routingHashKey = (record: {
+  readonly partitionKey: string
+  readonly explicitHashKey?: string | undefined
+}): bigint => record.explicitHashKey === undefined ? hashKeyOf(record.partitionKey) : BigInt(record.explicitHashKey)
+
+/**
+ * The explicit hash key that sends a record to `shard`, as Kinesis takes it (decimal): the
+ * middle of the shard's range. Any key of the range would do while the map holds; the middle
+ * is the farthest from both ends, so that a reshard that moves a boundary of the range (and
+ * that the map does not show yet) is the least likely to move the record to a neighbour.
+ */
+export const explicitHashKeyOf = (shard: HashKeyRange): string =>
+  (shard.startingHashKey + (shard.endingHashKey - shard.startingHashKey) / 2n).toString()
+
 /** The shard id Kinesis gives shard `index`: `shardId-` and 12 digits. */
 export const shardIdOf = (index: number): string => `shardId-${String(index).padStart(12, "0")}`
 
