@@ -38,8 +38,6 @@ import type { AttemptOutcome } from "./delivery.js"
 import type { PreparedRecord } from "./prepare.js"
 import { loadShardMap } from "./shardMapSource.js"
 
-export { DefaultPacingLimits }
-
 /** Where the producer stands on the stream's shards. */
 export type MapState =
   /** Not loaded yet, or every load so far failed: records go unpaced. */

@@ -111,11 +111,6 @@ export class TokenBucket {
     this.bytes.scale(share)
   }
 
-  /** The time an empty bucket takes to refill a full burst, in millis. */
-  get fillMillis(): number {
-    return Math.max(this.records.fillMillis, this.bytes.fillMillis)
-  }
-
   /** The time an empty bucket takes to refill a burst of the limit that refills one soonest, in millis. */
   get burstMillis(): number {
     return Math.min(this.records.fillMillis, this.bytes.fillMillis)
